@@ -1,0 +1,70 @@
+"""What the transaction layer tells the transaction user (RFC 3261 §17: the TU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.sip.message import Request, Response
+from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestReceived:
+    """A new request passed validation; answer it with ``TransactionLayer.respond``."""
+
+    request: Request
+    transaction: ServerTransaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckReceived:
+    """An ACK for a 2xx (RFC 3261 §13.3.1.4, §17.1.1.3): it belongs to the dialog, not to the
+    INVITE transaction. ``transaction`` is the accepted INVITE it acknowledges, if still known."""
+
+    request: Request
+    peer: Peer
+    transaction: ServerTransaction | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelReceived:
+    """A CANCEL matched a pending INVITE (RFC 3261 §9.2); the layer already answered the CANCEL
+    with 200 and the INVITE with 487."""
+
+    request: Request
+    transaction: ServerTransaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseReceived:
+    """A response to one of our requests. ``transaction`` is None for a 2xx to an INVITE whose
+    transaction is gone (a late retransmission or another fork, RFC 6026 §7.2)."""
+
+    response: Response
+    transaction: ClientTransaction | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionTimedOut:
+    """Timer B or F fired (no final response: the TU sees a 408, RFC 3261 §8.1.3.1), or Timer H
+    or L fired on a server transaction (no ACK for our final response, §13.3.1.4)."""
+
+    transaction: ClientTransaction | ServerTransaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransportFailed:
+    """The transport could not deliver for this transaction (RFC 3261 §17.1.4, §17.2.4)."""
+
+    transaction: ClientTransaction | ServerTransaction
+    reason: str
+
+
+Event = (
+    RequestReceived
+    | AckReceived
+    | CancelReceived
+    | ResponseReceived
+    | TransactionTimedOut
+    | TransportFailed
+)

@@ -1,0 +1,172 @@
+"""Lexical pieces of the SIP grammar (RFC 3261 §25.1) shared by URIs and header values."""
+
+from __future__ import annotations
+
+import re
+
+from bot.sip.errors import SipParseError
+
+# RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_HEX = "0123456789abcdefABCDEF"
+
+Params = tuple[tuple[str, str | None], ...]
+"""Ordered ``;name=value`` parameters; names lower-cased, a ``None`` value for a bare name."""
+
+
+def is_token(text: str) -> bool:
+    return _TOKEN_RE.match(text) is not None
+
+
+def require_token(text: str, what: str) -> str:
+    if _TOKEN_RE.match(text) is None:
+        raise SipParseError(f"{what} is not a token: {text!r}")
+    return text
+
+
+def unescape(text: str, what: str) -> str:
+    """Decode %HH escapes (RFC 3261 §19.1.2, RFC 3986 §2.1); a stray % is an error."""
+    if "%" not in text:
+        return text
+    out = bytearray()
+    raw = text.encode("utf-8", "surrogateescape")
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 0x25:
+            pair = raw[i + 1 : i + 3].decode("latin-1")
+            if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
+                raise SipParseError(f"bad %-escape in {what}: {text!r}")
+            out.append(int(pair, 16))
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def escape(text: str, safe: frozenset[str]) -> str:
+    """%-escape every character outside ``safe`` (RFC 3261 §19.1.2)."""
+    if all(ch in safe for ch in text):
+        return text
+    return "".join(
+        ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
+        for ch in text
+    )
+
+
+def quote(text: str) -> str:
+    """A quoted-string (RFC 3261 §25.1) holding ``text``."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def read_quoted(text: str, start: int) -> tuple[str, int]:
+    """Read the quoted-string starting at ``text[start] == '"'``; return (content, end index)."""
+    out = []
+    i = start + 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                break
+            out.append(text[i + 1])
+            i += 2
+        elif ch == '"':
+            return "".join(out), i + 1
+        else:
+            out.append(ch)
+            i += 1
+    raise SipParseError(f"unterminated quoted string: {text!r}")
+
+
+def split_outside_quotes(text: str, sep: str, *, brackets: bool = True) -> list[str]:
+    """Split on ``sep`` where it is outside quoted strings (and, optionally, ``<...>``).
+
+    RFC 3261 §7.3.1: list headers are comma-separated, but commas inside a quoted display name
+    or an angle-bracketed URI do not separate values.
+    """
+    if '"' not in text and not (brackets and "<" in text):
+        return text.split(sep)
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            _, i = read_quoted(text, i)
+            continue
+        if brackets and ch == "<":
+            depth += 1
+        elif brackets and ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_params(text: str, what: str) -> Params:
+    """Parse ``;name[=value]`` pairs (RFC 3261 §25.1 generic-param); ``text`` starts after the
+    first ``;``. Values may be tokens, hosts (IPv6 references) or quoted strings; LWS around
+    ``;`` and ``=`` is allowed (§7.3.1)."""
+    params: list[tuple[str, str | None]] = []
+    for part in split_outside_quotes(text, ";", brackets=False):
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if not name or not is_token(name):
+            raise SipParseError(f"bad parameter {part.strip()!r} in {what}")
+        if not eq:
+            params.append((name.lower(), None))
+            continue
+        value = value.strip()
+        if value.startswith('"'):
+            content, end = read_quoted(value, 0)
+            if end != len(value):
+                raise SipParseError(f"junk after quoted parameter {name!r} in {what}")
+            params.append((name.lower(), quote(content)))
+        elif value and (is_token(value) or _is_host_value(value)):
+            params.append((name.lower(), value))
+        else:
+            raise SipParseError(f"bad value for parameter {name!r} in {what}: {value!r}")
+    return tuple(params)
+
+
+def _is_host_value(value: str) -> bool:
+    # gen-value = token / host / quoted-string; a host adds IPv6 references (RFC 5118 §4.5)
+    if value.startswith("["):
+        return value.endswith("]") and all(c in _HEX or c in ":." for c in value[1:-1])
+    return all(c in _HEX or c in ":." for c in value)
+
+
+def format_params(params: Params) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+
+
+def get_param(params: Params, name: str) -> str | None:
+    for k, v in params:
+        if k == name:
+            return v
+    return None
+
+
+def has_param(params: Params, name: str) -> bool:
+    return any(k == name for k, _ in params)
+
+
+def replace_param(params: Params, name: str, value: str | None) -> Params:
+    """``params`` with ``name`` set to ``value`` (appended when absent)."""
+    if has_param(params, name):
+        return tuple((k, value if k == name else v) for k, v in params)
+    return (*params, (name, value))
+
+
+def unquote_param(value: str | None) -> str | None:
+    if value is not None and value.startswith('"'):
+        return read_quoted(value, 0)[0]
+    return value

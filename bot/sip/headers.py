@@ -1,0 +1,294 @@
+"""Header fields: an ordered, case-insensitive container and the typed values the core reads.
+
+RFC 3261 §7.3: names are case-insensitive and have compact forms (§7.3.3, §20); several header
+field rows with the same name equal one row with comma-separated values (§7.3.1), except for
+the authentication headers whose values contain commas themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bot.sip.errors import SipParseError
+from bot.sip.grammar import (
+    Params,
+    format_params,
+    get_param,
+    is_token,
+    parse_params,
+    quote,
+    read_quoted,
+    split_outside_quotes,
+)
+from bot.sip.uri import SipUri, Uri, parse_hostport, parse_uri
+
+# RFC 3261 §7.3.3 and §20, RFC 3265 §7.2 (o, u), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x),
+# RFC 3841 (a, j, d), RFC 4474 (y): compact form -> canonical lower-case name
+COMPACT_FORMS = {
+    "i": "call-id", "m": "contact", "v": "via", "f": "from", "t": "to", "l": "content-length",
+    "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding",
+    "o": "event", "u": "allow-events", "r": "refer-to", "b": "referred-by",
+    "x": "session-expires", "a": "accept-contact", "j": "reject-contact",
+    "d": "request-disposition", "y": "identity",
+}  # fmt: skip
+
+# Headers whose rows are comma-separated lists (RFC 3261 §7.3.1 and the grammar of §25.1).
+LIST_HEADERS = frozenset({
+    "accept", "accept-encoding", "accept-language", "alert-info", "allow", "allow-events",
+    "call-info", "contact", "content-encoding", "content-language", "error-info", "in-reply-to",
+    "path", "proxy-require", "record-route", "require", "route", "service-route", "supported",
+    "unsupported", "via", "warning", "p-asserted-identity", "p-preferred-identity",
+})  # fmt: skip
+
+_key_cache: dict[str, str] = {}
+
+
+def header_key(name: str) -> str:
+    """Canonical lookup key of a header name: lower-case, compact form expanded."""
+    key = _key_cache.get(name)
+    if key is None:
+        lower = name.lower()
+        key = COMPACT_FORMS.get(lower, lower)
+        if len(_key_cache) < 4096:
+            _key_cache[name] = key
+    return key
+
+
+class Headers:
+    """Header fields in wire order. Lookups ignore case and compact forms."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[tuple[str, str, str]] | None = None):
+        # each row: (key, name as written, value with folding undone)
+        self._rows: list[tuple[str, str, str]] = rows if rows is not None else []
+
+    @classmethod
+    def of(cls, *pairs: tuple[str, str]) -> Headers:
+        return cls([(header_key(n), n, v) for n, v in pairs])
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for _, name, value in self._rows:
+            yield name, value
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = header_key(name)
+        return any(row[0] == key for row in self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(k, v) for k, _, v in self._rows] == [(k, v) for k, _, v in other._rows]
+
+    def __repr__(self) -> str:
+        return f"Headers({[(n, v) for _, n, v in self._rows]!r})"
+
+    def copy(self) -> Headers:
+        return Headers(list(self._rows))
+
+    def get(self, name: str) -> str | None:
+        """The first row's value, or None."""
+        key = header_key(name)
+        for row in self._rows:
+            if row[0] == key:
+                return row[2]
+        return None
+
+    def rows(self, name: str) -> list[str]:
+        """Every row's value, unsplit."""
+        key = header_key(name)
+        return [row[2] for row in self._rows if row[0] == key]
+
+    def values(self, name: str) -> list[str]:
+        """All values: rows of list headers split on commas outside quotes and ``<>``."""
+        key = header_key(name)
+        rows = [row[2] for row in self._rows if row[0] == key]
+        if key not in LIST_HEADERS:
+            return rows
+        out: list[str] = []
+        for value in rows:
+            out.extend(part.strip() for part in split_outside_quotes(value, ","))
+        return out
+
+    def add(self, name: str, value: str) -> None:
+        self._rows.append((header_key(name), name, value))
+
+    def prepend(self, name: str, value: str) -> None:
+        self._rows.insert(0, (header_key(name), name, value))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every row of ``name`` by one row, where the first one stood."""
+        key = header_key(name)
+        for i, row in enumerate(self._rows):
+            if row[0] == key:
+                self._rows[i] = (key, name, value)
+                self._rows[i + 1 :] = [r for r in self._rows[i + 1 :] if r[0] != key]
+                return
+        self._rows.append((key, name, value))
+
+    def remove(self, name: str) -> None:
+        key = header_key(name)
+        self._rows = [row for row in self._rows if row[0] != key]
+
+    def remove_first(self, name: str) -> None:
+        """Remove the first value of a list header (e.g. the top Via, RFC 3261 §8.1.3.3)."""
+        key = header_key(name)
+        for i, row in enumerate(self._rows):
+            if row[0] != key:
+                continue
+            parts = split_outside_quotes(row[2], ",")
+            if len(parts) > 1 and key in LIST_HEADERS:
+                self._rows[i] = (key, row[1], ",".join(parts[1:]).strip())
+            else:
+                del self._rows[i]
+            return
+
+
+# --- typed header values -------------------------------------------------------------------
+
+_VIA_RE = re.compile(
+    r"\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*(\d{1,5}))?\s*(?:;(.*))?\Z",
+    re.DOTALL,
+)
+BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Via:
+    """One Via value (RFC 3261 §20.42, §18.2.2; ``rport``/``received`` from RFC 3581)."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = ()
+
+    @classmethod
+    def parse(cls, value: str) -> Via:
+        m = _VIA_RE.match(value)
+        if m is None:
+            raise SipParseError(f"malformed Via: {value!r}")
+        transport, host, port, params = m.groups()
+        host, parsed_port = parse_hostport(host + (f":{port}" if port else ""), "Via")
+        return cls(
+            transport=transport.upper(),
+            host=host,
+            port=parsed_port,
+            params=parse_params(params, "Via") if params is not None else (),
+        )
+
+    def __str__(self) -> str:
+        port = f":{self.port}" if self.port is not None else ""
+        return f"SIP/2.0/{self.transport} {self.host}{port}{format_params(self.params)}"
+
+    def param(self, name: str) -> str | None:
+        return get_param(self.params, name)
+
+    @property
+    def branch(self) -> str | None:
+        return self.param("branch")
+
+    @property
+    def rfc3261_branch(self) -> str | None:
+        """The branch if it carries the RFC 3261 magic cookie and something after it."""
+        branch = self.branch
+        if branch and branch.startswith(BRANCH_MAGIC) and len(branch) > len(BRANCH_MAGIC):
+            return branch
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Address:
+    """A name-addr or addr-spec with header parameters: From, To, Contact, Route…
+    (RFC 3261 §20.10, §20.20, §20.39, §25.1)."""
+
+    uri: Uri
+    display_name: str | None = None
+    params: Params = ()
+
+    @classmethod
+    def parse(cls, value: str) -> Address:
+        text = value.strip()
+        if not text:
+            raise SipParseError("empty address")
+        display: str | None = None
+        rest = text
+        if text.startswith('"'):
+            display, end = read_quoted(text, 0)
+            rest = text[end:].lstrip()
+            if not rest.startswith("<"):
+                raise SipParseError(f"quoted display name without <URI>: {value!r}")
+        lt = rest.find("<")
+        if lt >= 0:
+            if display is None and lt > 0:
+                # display-name = *(token LWS) (RFC 3261 §25.1): tokens only, no commas etc.
+                words = rest[:lt].split()
+                if not all(is_token(w) for w in words):
+                    raise SipParseError(f"display name is not tokens: {rest[:lt]!r}")
+                display = " ".join(words)
+            gt = rest.find(">", lt)
+            if gt < 0:
+                raise SipParseError(f"unclosed <URI> in {value!r}")
+            uri = parse_uri(rest[lt + 1 : gt])
+            tail = rest[gt + 1 :].strip()
+        else:
+            # addr-spec: the URI ends at the first ";" - its parameters are header
+            # parameters, and it may not carry ",", ";" or "?" of its own (RFC 3261 §20).
+            spec, semi, params_text = rest.partition(";")
+            spec = spec.strip()
+            if "?" in spec or "," in spec:
+                raise SipParseError(f"URI with '?' or ',' must be in <>: {value!r}")
+            uri = parse_uri(spec)
+            tail = f";{params_text}" if semi else ""
+        params: Params = ()
+        if tail:
+            if not tail.startswith(";"):
+                raise SipParseError(f"junk after address: {value!r}")
+            params = parse_params(tail[1:], "address")
+        return cls(uri=uri, display_name=display, params=params)
+
+    def __str__(self) -> str:
+        name = f"{quote(self.display_name)} " if self.display_name is not None else ""
+        return f"{name}<{self.uri}>{format_params(self.params)}"
+
+    def param(self, name: str) -> str | None:
+        return get_param(self.params, name)
+
+    @property
+    def tag(self) -> str | None:
+        return self.param("tag")
+
+    @property
+    def sip_uri(self) -> SipUri:
+        if not isinstance(self.uri, SipUri):
+            raise SipParseError(f"not a SIP URI: {self.uri}")
+        return self.uri
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    """CSeq (RFC 3261 §8.1.1.5, §20.16): a 32-bit unsigned sequence number and a method."""
+
+    seq: int
+    method: str
+
+    @classmethod
+    def parse(cls, value: str) -> CSeq:
+        number, _, method = value.strip().partition(" ")
+        method = method.strip()
+        # "The sequence number value MUST be expressible as a 32-bit unsigned integer"
+        if not number.isdigit() or len(number) > 10 or int(number) > 0xFFFFFFFF:
+            raise SipParseError(f"bad CSeq number: {value!r}")
+        if not is_token(method):
+            raise SipParseError(f"bad CSeq method: {value!r}")
+        return cls(int(number), method)
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"

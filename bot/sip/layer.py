@@ -1,0 +1,472 @@
+"""The transaction layer: bytes in, bytes out, events up, one deadline (RFC 3261 §17, §18).
+
+Sans-IO in the style of aioquic: every input takes ``now`` (seconds, any monotonic clock);
+what must go on the wire accumulates in :meth:`datagrams_to_send`; what the transaction user
+must hear accumulates in :meth:`next_event`; :meth:`next_deadline` is the one timer to arm.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+from bot.sip.errors import SipParseError
+from bot.sip.events import (
+    AckReceived,
+    CancelReceived,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from bot.sip.grammar import replace_param
+from bot.sip.headers import Headers, Via
+from bot.sip.message import Request, Response, make_response, parse_message
+from bot.sip.transaction import (
+    ClientTransaction,
+    Ev,
+    Peer,
+    ServerTransaction,
+    State,
+    TimerConfig,
+    Transaction,
+    response_event,
+)
+from bot.sip.validation import UasPolicy, check_request
+
+MAX_MESSAGE_SIZE = 65_535
+"""Largest message accepted, in octets: the largest UDP payload; larger requests get 413."""
+
+
+@dataclass(slots=True)
+class _Stats:
+    received: int = 0
+    dropped: int = 0
+    retransmissions_absorbed: int = 0
+    retransmissions_sent: int = 0
+
+
+class TransactionLayer:
+    def __init__(
+        self,
+        *,
+        timers: TimerConfig | None = None,
+        policy: UasPolicy | None = None,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+    ):
+        self.timers = timers or TimerConfig()
+        self.policy = policy or UasPolicy()
+        self.max_message_size = max_message_size
+        self.stats = _Stats()
+        self._server: dict[tuple[object, ...], ServerTransaction] = {}
+        self._client: dict[tuple[object, ...], ClientTransaction] = {}
+        self._accepted: dict[tuple[str, int, str | None], ServerTransaction] = {}
+        self._heap: list[tuple[float, int, Transaction, str]] = []
+        self._seq = itertools.count()
+        self._events: deque[Event] = deque()
+        self._out: list[tuple[bytes, Peer]] = []
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Peer]]:
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            deadline, _, tx, letter = heap[0]
+            if tx.timers.get(letter) == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale: the timer was cancelled or re-armed
+        return None
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._server) + len(self._client)
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def receive(self, data: bytes, peer: Peer, now: float) -> None:
+        """Bytes of one message (a datagram, or one framed stream message) from ``peer``."""
+        self.stats.received += 1
+        try:
+            message = parse_message(data, datagram=not peer.reliable)
+        except SipParseError as exc:
+            self._reject_unparseable(exc, peer)
+            return
+        if isinstance(message, Response):
+            self._receive_response(message, now)
+            return
+        if len(data) > self.max_message_size:
+            self._send_stateless(make_response(message, 413), peer)
+            return
+        self._receive_request(message, peer, now)
+
+    def handle_timer(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, tx, letter = heapq.heappop(heap)
+            if tx.timers.get(letter) != deadline:
+                continue
+            del tx.timers[letter]
+            if isinstance(tx, ClientTransaction):
+                self._client_timer(tx, letter, now)
+            else:
+                self._server_timer(tx, letter, now)
+
+    def transport_failed(self, peer: Peer, reason: str) -> None:
+        """The transport cannot reach ``peer``: every transaction bound to it ends."""
+        for table in (self._client, self._server):
+            for tx in [t for t in table.values() if t.peer == peer]:
+                tx.move(Ev.TRANSPORT_ERROR)
+                self._forget(tx)
+                self._events.append(TransportFailed(transaction=tx, reason=reason))
+
+    # --- client side (RFC 3261 §17.1) ------------------------------------------------------
+
+    def send_request(self, request: Request, peer: Peer, now: float) -> ClientTransaction:
+        """Start a client transaction; the top Via must carry an RFC 3261 branch."""
+        if request.method == "ACK":
+            raise ValueError("ACK is not sent in a transaction: use send_ack()")
+        branch = request.via.rfc3261_branch
+        if branch is None:
+            raise ValueError("request needs a Via branch starting with z9hG4bK")
+        tx = ClientTransaction((branch, request.method), request, peer)
+        tx.wire = request.serialize()
+        self._client[tx.key] = tx
+        self._out.append((tx.wire, peer))
+        t1 = self.timers.t1
+        if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
+            tx.interval = t1
+            self._arm(tx, "A" if tx.is_invite else "E", now + t1)
+        self._arm(tx, "B" if tx.is_invite else "F", now + 64 * t1)
+        return tx
+
+    def send_ack(self, ack: Request, peer: Peer, transaction: ClientTransaction | None) -> None:
+        """Send the TU's ACK for a 2xx (RFC 3261 §13.2.2.4); it is re-sent for every
+        retransmission of that 2xx while the transaction is Accepted."""
+        wire = ack.serialize()
+        if transaction is not None:
+            transaction.ack = wire
+        self._out.append((wire, peer))
+
+    def cancel(self, transaction: ClientTransaction, now: float) -> ClientTransaction | None:
+        """CANCEL a pending INVITE (RFC 3261 §9.1); None when there is nothing to cancel."""
+        if not transaction.is_invite or transaction.state not in (State.CALLING, State.PROCEEDING):
+            return None
+        invite = transaction.request
+        headers = Headers()
+        headers.add("Via", str(invite.via))
+        for name in ("from", "to", "call-id"):
+            headers.add(name.title(), invite.headers.get(name) or "")
+        headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
+        for route in invite.headers.values("route"):
+            headers.add("Route", route)
+        headers.add("Max-Forwards", "70")
+        return self.send_request(Request("CANCEL", invite.uri, headers), transaction.peer, now)
+
+    def _receive_response(self, response: Response, now: float) -> None:
+        via = response.via
+        tx = self._client.get((via.branch, response.cseq.method))  # §17.1.3
+        if tx is None:
+            if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+                self._events.append(ResponseReceived(response=response, transaction=None))
+            else:
+                self.stats.dropped += 1
+            return
+        event = response_event(response.status)
+        before = tx.state
+        if before is State.ACCEPTED and tx.ack is not None and self._same_dialog(tx, response):
+            self._out.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
+            self.stats.retransmissions_sent += 1
+            return
+        tx.move(event)
+        if tx.is_invite:
+            self._invite_client_response(tx, before, response, now)
+        else:
+            self._non_invite_client_response(tx, before, response, now)
+
+    def _invite_client_response(
+        self, tx: ClientTransaction, before: State, response: Response, now: float
+    ) -> None:
+        tx.timers.pop("A", None)
+        if tx.state is State.PROCEEDING:
+            tx.timers.pop("B", None)  # §17.1.1.2: in Proceeding only the TU may give up
+            self._events.append(ResponseReceived(response=response, transaction=tx))
+        elif tx.state is State.COMPLETED:
+            # §17.1.1.3: the transaction itself ACKs a non-2xx final response
+            if tx.ack is None:
+                tx.ack = _ack_for_failure(tx.request, response).serialize()
+                tx.last_response = response
+                tx.timers.pop("B", None)
+                self._arm(tx, "D", now + (0 if tx.peer.reliable else 32.0))
+                self._events.append(ResponseReceived(response=response, transaction=tx))
+            self._out.append((tx.ack, tx.peer))
+        elif tx.state is State.ACCEPTED:
+            if before is not State.ACCEPTED:
+                tx.timers.pop("B", None)
+                tx.last_response = response
+                self._arm(tx, "M", now + 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
+            self._events.append(ResponseReceived(response=response, transaction=tx))
+
+    def _non_invite_client_response(
+        self, tx: ClientTransaction, before: State, response: Response, now: float
+    ) -> None:
+        if before is State.COMPLETED:
+            return  # §17.1.2.2: retransmitted final responses are absorbed
+        if tx.state is State.PROCEEDING:
+            if "E" in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
+                tx.interval = self.timers.t2
+            self._events.append(ResponseReceived(response=response, transaction=tx))
+            return
+        tx.timers.pop("E", None)
+        tx.timers.pop("F", None)
+        tx.last_response = response
+        self._arm(tx, "K", now + (0 if tx.peer.reliable else self.timers.t4))
+        self._events.append(ResponseReceived(response=response, transaction=tx))
+
+    def _client_timer(self, tx: ClientTransaction, letter: str, now: float) -> None:
+        if letter in ("A", "E"):
+            tx.move(Ev.TIMER_RETRANSMIT)
+            if tx.state in (State.CALLING, State.TRYING, State.PROCEEDING):
+                self._out.append((tx.wire, tx.peer))
+                self.stats.retransmissions_sent += 1
+                # Timer A doubles without bound; Timer E doubles up to T2 (§17.1.1.2, §17.1.2.2)
+                if letter == "A":
+                    tx.interval *= 2
+                elif tx.state is State.PROCEEDING:
+                    tx.interval = self.timers.t2
+                else:
+                    tx.interval = min(tx.interval * 2, self.timers.t2)
+                self._arm(tx, letter, now + tx.interval)
+        elif letter in ("B", "F"):
+            tx.move(Ev.TIMER_TIMEOUT)
+            if tx.state is State.TERMINATED:
+                self._forget(tx)
+                self._events.append(TransactionTimedOut(transaction=tx))
+        else:  # D, K, M: the transaction may now be forgotten
+            tx.move(Ev.TIMER_CLEANUP)
+            self._forget(tx)
+
+    @staticmethod
+    def _same_dialog(tx: ClientTransaction, response: Response) -> bool:
+        first = tx.last_response
+        return first is not None and first.to.tag == response.to.tag
+
+    # --- server side (RFC 3261 §17.2) ------------------------------------------------------
+
+    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
+        """Send the TU's response through its server transaction."""
+        tx = transaction
+        if tx.state is State.TERMINATED:
+            return
+        tx.move(response_event(response.status))
+        tx.last_response = response
+        tx.wire = response.serialize()
+        self._out.append((tx.wire, self._response_peer(tx)))
+        if response.status < 200:
+            return
+        t1 = self.timers.t1
+        unreliable = not tx.peer.reliable
+        if not tx.is_invite:
+            self._arm(tx, "J", now + (64 * t1 if unreliable else 0))  # §17.2.2 Timer J
+        elif tx.state is State.ACCEPTED:
+            # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
+            self._arm(tx, "L", now + 64 * t1)
+            key = (tx.request.call_id, tx.request.cseq.seq, tx.request.from_.tag)
+            self._accepted[key] = tx
+            if unreliable:
+                tx.interval = t1
+                self._arm(tx, "G", now + t1)
+        else:
+            self._arm(tx, "H", now + 64 * t1)  # §17.2.1 Timers G and H
+            if unreliable:
+                tx.interval = t1
+                self._arm(tx, "G", now + t1)
+
+    def send_stateless(self, message: Request | Response, peer: Peer) -> None:
+        """Send outside any transaction (a 2xx ACK without its transaction, a keep-alive
+        answer…)."""
+        self._out.append((message.serialize(), peer))
+
+    def _receive_request(self, request: Request, peer: Peer, now: float) -> None:
+        try:
+            via = request.via
+            _apply_rport(request, via, peer)
+            key = _server_key(request, request.via)
+        except SipParseError as exc:
+            self._send_stateless(make_response(request, 400, exc.response_reason()), peer)
+            return
+        tx = self._server.get(key)
+        if tx is not None:
+            self._server_retransmission(tx, request, peer, now)
+            return
+        if request.method == "ACK":
+            self._ack_without_transaction(request, peer, now)
+            return
+        tx = ServerTransaction(key, request, peer)
+        self._server[key] = tx
+        if tx.is_invite:
+            # §17.2.1: 100 Trying at once, so the client stops retransmitting
+            self.respond(tx, make_response(request, 100), now)
+        error = check_request(request, self.policy)
+        if error is not None:
+            self.respond(tx, error, now)
+            return
+        if request.method == "CANCEL":
+            self._receive_cancel(tx, now)
+            return
+        self._events.append(RequestReceived(request=request, transaction=tx))
+
+    def _server_retransmission(
+        self, tx: ServerTransaction, request: Request, peer: Peer, now: float
+    ) -> None:
+        if request.method == "ACK":
+            if tx.state is State.ACCEPTED:  # an RFC 2543 ACK for our 2xx
+                self._ack_without_transaction(request, peer, now)
+                return
+            if tx.state in (State.COMPLETED, State.CONFIRMED):
+                tx.move(Ev.ACK)
+                tx.timers.pop("G", None)
+                tx.timers.pop("H", None)
+                # §17.2.1: Timer I = T4 (unreliable) or 0 (reliable), absorbing ACK copies
+                self._arm(tx, "I", now + (0 if tx.peer.reliable else self.timers.t4))
+            return
+        self.stats.retransmissions_absorbed += 1
+        tx.move(Ev.RETRANSMISSION)
+        if tx.wire:  # Trying has nothing to repeat; any later state repeats its last response
+            self._out.append((tx.wire, self._response_peer(tx)))
+
+    def _ack_without_transaction(self, ack: Request, peer: Peer, now: float) -> None:
+        key = (ack.call_id, ack.cseq.seq, ack.from_.tag)
+        tx = self._accepted.get(key)
+        if tx is not None and tx.state is State.ACCEPTED:
+            tx.move(Ev.ACK)
+            tx.timers.pop("G", None)
+            tx.acked = True
+            self._accepted.pop(key, None)
+        self._events.append(AckReceived(request=ack, peer=peer, transaction=tx))
+
+    def _receive_cancel(self, cancel_tx: ServerTransaction, now: float) -> None:
+        cancel = cancel_tx.request
+        invite_key = (*cancel_tx.key[:-1], "INVITE")  # §9.2: match as if it were the INVITE
+        invite_tx = self._server.get(invite_key)
+        if invite_tx is None:
+            self.respond(cancel_tx, make_response(cancel, 481), now)
+            return
+        self.respond(cancel_tx, make_response(cancel, 200), now)
+        if invite_tx.state is State.PROCEEDING:
+            to_tag = _response_to_tag(invite_tx)
+            self.respond(invite_tx, make_response(invite_tx.request, 487, to_tag=to_tag), now)
+            self._events.append(CancelReceived(request=cancel, transaction=invite_tx))
+
+    def _server_timer(self, tx: ServerTransaction, letter: str, now: float) -> None:
+        if letter == "G":
+            tx.move(Ev.TIMER_RETRANSMIT)
+            self._out.append((tx.wire, self._response_peer(tx)))
+            self.stats.retransmissions_sent += 1
+            tx.interval = min(tx.interval * 2, self.timers.t2)
+            self._arm(tx, "G", now + tx.interval)
+        elif letter == "H":
+            tx.move(Ev.TIMER_TIMEOUT)
+            self._forget(tx)
+            self._events.append(TransactionTimedOut(transaction=tx))
+        else:  # I, J, L
+            tx.move(Ev.TIMER_CLEANUP)
+            self._forget(tx)
+            if letter == "L" and not tx.acked:
+                self._events.append(TransactionTimedOut(transaction=tx))
+
+    def _response_peer(self, tx: ServerTransaction) -> Peer:
+        """Where responses go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+        if tx.peer.reliable:
+            return tx.peer  # back over the connection the request came on
+        via = tx.request.via
+        host = via.param("received") or via.host
+        rport = via.param("rport")
+        port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
+        return Peer(tx.peer.transport, host.strip("[]"), port)
+
+    # --- shared ----------------------------------------------------------------------------
+
+    def _arm(self, tx: Transaction, letter: str, deadline: float) -> None:
+        tx.timers[letter] = deadline
+        heapq.heappush(self._heap, (deadline, next(self._seq), tx, letter))
+
+    def _forget(self, tx: Transaction) -> None:
+        if isinstance(tx, ClientTransaction):
+            self._client.pop(tx.key, None)
+        else:
+            self._server.pop(tx.key, None)
+            if tx.is_invite:
+                req = tx.request
+                self._accepted.pop((req.call_id, req.cseq.seq, req.from_.tag), None)
+
+    def _send_stateless(self, response: Response, peer: Peer) -> None:
+        self._out.append((response.serialize(), peer))
+
+    def _reject_unparseable(self, exc: SipParseError, peer: Peer) -> None:
+        partial = exc.partial
+        # A response needs the request's Via (§8.2.6.2); without one there is no one to tell.
+        if exc.status is None or not isinstance(partial, Request) or "via" not in partial.headers:
+            self.stats.dropped += 1
+            return
+        self._send_stateless(make_response(partial, exc.status, exc.response_reason()), peer)
+
+
+def _server_key(request: Request, via: Via) -> tuple[object, ...]:
+    """Server transaction key (RFC 3261 §17.2.3); ACK and CANCEL are keyed by their own method
+    except that ACK matches its INVITE."""
+    method = "INVITE" if request.method == "ACK" else request.method
+    branch = via.rfc3261_branch
+    if branch is not None:
+        return ("3261", branch, via.host, via.port, method)
+    # RFC 2543 fallback: Request-URI, From tag, Call-ID, CSeq number and top Via
+    return (
+        "2543", str(request.uri), request.from_.tag, request.call_id, request.cseq.seq,
+        str(via), method,
+    )  # fmt: skip
+
+
+def _apply_rport(request: Request, via: Via, peer: Peer) -> None:
+    """RFC 3261 §18.2.1 ``received`` and RFC 3581 §4 ``rport`` on the top Via."""
+    params = via.params
+    if via.host.strip("[]") != peer.host:
+        params = replace_param(params, "received", peer.host)
+    if via.param("rport") is None and any(k == "rport" for k, _ in params):
+        params = replace_param(params, "rport", str(peer.port))
+    if params is not via.params:
+        top = Via(transport=via.transport, host=via.host, port=via.port, params=params)
+        request.headers.remove_first("via")
+        request.headers.prepend("Via", str(top))
+
+
+def _response_to_tag(tx: ServerTransaction) -> str | None:
+    last = tx.last_response
+    if last is None:
+        return None
+    try:
+        return last.to.tag
+    except SipParseError:
+        return None
+
+
+def _ack_for_failure(request: Request, response: Response) -> Request:
+    """The ACK a client INVITE transaction sends for a 300-699 (RFC 3261 §17.1.1.3)."""
+    headers = Headers()
+    headers.add("Via", str(request.via))
+    headers.add("From", request.headers.get("from") or "")
+    headers.add("To", response.headers.get("to") or "")
+    headers.add("Call-ID", request.call_id)
+    headers.add("CSeq", f"{request.cseq.seq} ACK")
+    for route in request.headers.values("route"):
+        headers.add("Route", route)
+    headers.add("Max-Forwards", "70")
+    return Request("ACK", request.uri, headers)

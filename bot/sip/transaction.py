@@ -1,0 +1,222 @@
+"""The four transaction state machines of RFC 3261 §17, with the RFC 6026 Accepted state.
+
+Each machine is a table ``(state, event) -> state``; a move the table does not list raises
+:class:`ProtocolStateError`. Timers are deadlines (seconds on the caller's clock) kept in
+``timers``; :class:`bot.sip.layer.TransactionLayer` owns the clock, the wire and the events.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from bot.sip.errors import ProtocolStateError
+from bot.sip.message import Request, Response
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerConfig:
+    """RFC 3261 §17.1.1.1 and Table 4 base values, in seconds."""
+
+    t1: float = 0.5
+    """Round-trip estimate; retransmissions start at T1 and transactions give up after 64*T1."""
+    t2: float = 4.0
+    """Cap on the retransmission interval of non-INVITE requests and INVITE responses."""
+    t4: float = 5.0
+    """How long a message may stay in the network (Timers I and K)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a message comes from or goes to: transport (UDP, TCP, TLS), host and port."""
+
+    transport: str
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "UDP"
+
+
+class State(enum.Enum):
+    TRYING = "Trying"
+    CALLING = "Calling"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    ACCEPTED = "Accepted"
+    TERMINATED = "Terminated"
+
+
+class Ev(enum.Enum):
+    """Inputs of the machines: responses by class, requests, timers, transport errors."""
+
+    PROVISIONAL = "1xx"
+    SUCCESS = "2xx"
+    FAILURE = "300-699"
+    RETRANSMISSION = "request retransmission"
+    ACK = "ACK"
+    TIMER_RETRANSMIT = "retransmit timer (A/E/G)"
+    TIMER_TIMEOUT = "timeout timer (B/F/H)"
+    TIMER_CLEANUP = "clean-up timer (D/I/J/K/L/M)"
+    TRANSPORT_ERROR = "transport error"
+
+
+S, E = State, Ev
+_ANY_TERMINATES = {(s, E.TRANSPORT_ERROR): S.TERMINATED for s in State if s is not S.TERMINATED}
+
+# RFC 3261 §17.1.1.2, Figure 5, as amended by RFC 6026 §7.2 (Accepted, Timer M)
+INVITE_CLIENT = {
+    (S.CALLING, E.TIMER_RETRANSMIT): S.CALLING,
+    (S.CALLING, E.TIMER_TIMEOUT): S.TERMINATED,
+    (S.CALLING, E.PROVISIONAL): S.PROCEEDING,
+    (S.CALLING, E.SUCCESS): S.ACCEPTED,
+    (S.CALLING, E.FAILURE): S.COMPLETED,
+    (S.PROCEEDING, E.PROVISIONAL): S.PROCEEDING,
+    (S.PROCEEDING, E.SUCCESS): S.ACCEPTED,
+    (S.PROCEEDING, E.FAILURE): S.COMPLETED,
+    (S.PROCEEDING, E.TIMER_RETRANSMIT): S.PROCEEDING,  # a stale Timer A after a 1xx: ignored
+    (S.PROCEEDING, E.TIMER_TIMEOUT): S.PROCEEDING,  # Timer B no longer applies
+    (S.COMPLETED, E.FAILURE): S.COMPLETED,
+    (S.COMPLETED, E.TIMER_CLEANUP): S.TERMINATED,
+    (S.ACCEPTED, E.SUCCESS): S.ACCEPTED,
+    (S.ACCEPTED, E.TIMER_CLEANUP): S.TERMINATED,
+    **_ANY_TERMINATES,
+}
+# RFC 3261 §17.1.2.2, Figure 6
+NON_INVITE_CLIENT = {
+    (S.TRYING, E.TIMER_RETRANSMIT): S.TRYING,
+    (S.TRYING, E.TIMER_TIMEOUT): S.TERMINATED,
+    (S.TRYING, E.PROVISIONAL): S.PROCEEDING,
+    (S.TRYING, E.SUCCESS): S.COMPLETED,
+    (S.TRYING, E.FAILURE): S.COMPLETED,
+    (S.PROCEEDING, E.TIMER_RETRANSMIT): S.PROCEEDING,
+    (S.PROCEEDING, E.TIMER_TIMEOUT): S.TERMINATED,
+    (S.PROCEEDING, E.PROVISIONAL): S.PROCEEDING,
+    (S.PROCEEDING, E.SUCCESS): S.COMPLETED,
+    (S.PROCEEDING, E.FAILURE): S.COMPLETED,
+    (S.COMPLETED, E.PROVISIONAL): S.COMPLETED,
+    (S.COMPLETED, E.SUCCESS): S.COMPLETED,
+    (S.COMPLETED, E.FAILURE): S.COMPLETED,
+    (S.COMPLETED, E.TIMER_CLEANUP): S.TERMINATED,
+    **_ANY_TERMINATES,
+}
+# RFC 3261 §17.2.1, Figure 7, as amended by RFC 6026 §7.1 (Accepted, Timer L)
+INVITE_SERVER = {
+    (S.PROCEEDING, E.RETRANSMISSION): S.PROCEEDING,
+    (S.PROCEEDING, E.PROVISIONAL): S.PROCEEDING,
+    (S.PROCEEDING, E.SUCCESS): S.ACCEPTED,
+    (S.PROCEEDING, E.FAILURE): S.COMPLETED,
+    (S.ACCEPTED, E.RETRANSMISSION): S.ACCEPTED,
+    (S.ACCEPTED, E.SUCCESS): S.ACCEPTED,
+    (S.ACCEPTED, E.TIMER_RETRANSMIT): S.ACCEPTED,
+    (S.ACCEPTED, E.ACK): S.ACCEPTED,
+    (S.ACCEPTED, E.TIMER_CLEANUP): S.TERMINATED,
+    (S.COMPLETED, E.RETRANSMISSION): S.COMPLETED,
+    (S.COMPLETED, E.TIMER_RETRANSMIT): S.COMPLETED,
+    (S.COMPLETED, E.TIMER_TIMEOUT): S.TERMINATED,
+    (S.COMPLETED, E.ACK): S.CONFIRMED,
+    (S.CONFIRMED, E.ACK): S.CONFIRMED,
+    (S.CONFIRMED, E.RETRANSMISSION): S.CONFIRMED,
+    (S.CONFIRMED, E.TIMER_CLEANUP): S.TERMINATED,
+    **_ANY_TERMINATES,
+}
+# RFC 3261 §17.2.2, Figure 8
+NON_INVITE_SERVER = {
+    (S.TRYING, E.RETRANSMISSION): S.TRYING,
+    (S.TRYING, E.PROVISIONAL): S.PROCEEDING,
+    (S.TRYING, E.SUCCESS): S.COMPLETED,
+    (S.TRYING, E.FAILURE): S.COMPLETED,
+    (S.PROCEEDING, E.RETRANSMISSION): S.PROCEEDING,
+    (S.PROCEEDING, E.PROVISIONAL): S.PROCEEDING,
+    (S.PROCEEDING, E.SUCCESS): S.COMPLETED,
+    (S.PROCEEDING, E.FAILURE): S.COMPLETED,
+    (S.COMPLETED, E.RETRANSMISSION): S.COMPLETED,
+    (S.COMPLETED, E.TIMER_CLEANUP): S.TERMINATED,
+    **_ANY_TERMINATES,
+}
+
+
+def response_event(status: int) -> Ev:
+    if status < 200:
+        return Ev.PROVISIONAL
+    return Ev.SUCCESS if status < 300 else Ev.FAILURE
+
+
+class Transaction:
+    """State shared by all four machines."""
+
+    __slots__ = ("key", "request", "peer", "state", "timers", "interval", "wire", "_table", "name")
+
+    def __init__(
+        self,
+        key: tuple[object, ...],
+        request: Request,
+        peer: Peer,
+        table: dict[tuple[State, Ev], State],
+        initial: State,
+        name: str,
+    ):
+        self.key = key
+        self.request = request
+        self.peer = peer
+        self.state = initial
+        self.timers: dict[str, float] = {}
+        """Armed timers by letter (``"A"``, ``"F"``…): absolute deadlines in seconds."""
+        self.interval = 0.0
+        """Current retransmission interval (Timers A, E, G), in seconds."""
+        self.wire = b""
+        """The bytes retransmitted: the request (client) or the last response (server)."""
+        self._table = table
+        self.name = name
+
+    def move(self, event: Ev) -> State:
+        """Apply ``event``; raise :class:`ProtocolStateError` for a move the RFC does not allow."""
+        new = self._table.get((self.state, event))
+        if new is None:
+            raise ProtocolStateError(self.name, self.state.value, event.value)
+        self.state = new
+        if new is State.TERMINATED:
+            self.timers.clear()
+        return new
+
+    @property
+    def is_invite(self) -> bool:
+        return self.request.method == "INVITE"
+
+
+class ClientTransaction(Transaction):
+    __slots__ = ("last_response", "ack")
+
+    def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
+        invite = request.method == "INVITE"
+        super().__init__(
+            key,
+            request,
+            peer,
+            INVITE_CLIENT if invite else NON_INVITE_CLIENT,
+            State.CALLING if invite else State.TRYING,
+            "INVITE client transaction" if invite else "non-INVITE client transaction",
+        )
+        self.last_response: Response | None = None
+        self.ack: bytes | None = None
+        """ACK sent by the transaction (non-2xx, §17.1.1.3) or by the TU for a 2xx."""
+
+
+class ServerTransaction(Transaction):
+    __slots__ = ("last_response", "acked")
+
+    def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
+        invite = request.method == "INVITE"
+        super().__init__(
+            key,
+            request,
+            peer,
+            INVITE_SERVER if invite else NON_INVITE_SERVER,
+            State.PROCEEDING if invite else State.TRYING,
+            "INVITE server transaction" if invite else "non-INVITE server transaction",
+        )
+        self.last_response: Response | None = None
+        self.acked = False
+        """An ACK arrived for our 2xx (RFC 3261 §13.3.1.4)."""
