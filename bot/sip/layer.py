@@ -118,7 +118,7 @@ class TransactionLayer:
             del tx.timers[letter]
             if isinstance(tx, ClientTransaction):
                 self._client_timer(tx, letter, now)
-            else:
+            elif isinstance(tx, ServerTransaction):
                 self._server_timer(tx, letter, now)
 
     def transport_failed(self, peer: Peer, reason: str) -> None:
@@ -430,9 +430,14 @@ def _server_key(request: Request, via: Via) -> tuple[object, ...]:
         return ("3261", branch, via.host, via.port, method)
     # RFC 2543 fallback: Request-URI, From tag, Call-ID, CSeq number and top Via
     return (
-        "2543", str(request.uri), request.from_.tag, request.call_id, request.cseq.seq,
-        str(via), method,
-    )  # fmt: skip
+        "2543",
+        str(request.uri),
+        request.from_.tag,
+        request.call_id,
+        request.cseq.seq,
+        str(via),
+        method,
+    )
 
 
 def _apply_rport(request: Request, via: Via, peer: Peer) -> None:

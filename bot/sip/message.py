@@ -33,8 +33,8 @@ REASONS = {
     488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
     500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway",
     503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
-    513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
-    606: "Not Acceptable",
+    513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
+    604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }  # fmt: skip
 
 
@@ -264,13 +264,17 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
         start_error.partial = message
         raise start_error
     if bad_line is not None:
-        raise SipParseError(f"malformed header line {bad_line!r}", status=status_hint, partial=message)
+        raise SipParseError(
+            f"malformed header line {bad_line!r}", status=status_hint, partial=message
+        )
     if duplicate == "content-length":
         # two Content-Lengths leave the framing unknowable: drop it (RFC 4475 §3.3.9)
         raise SipParseError("more than one Content-Length header", status=None, partial=message)
     message.body = _body(message, data, body_start, datagram, status_hint)
     if duplicate is not None:
-        raise SipParseError(f"more than one {duplicate} header", status=status_hint, partial=message)
+        raise SipParseError(
+            f"more than one {duplicate} header", status=status_hint, partial=message
+        )
     try:
         if isinstance(message, Request):
             _check_request(message)
@@ -351,8 +355,7 @@ def _check_response(response: Response) -> None:
         if name not in response.headers:
             raise SipParseError(f"response without {name}", status=None, partial=response)
     try:
-        response.cseq
-        response.via
+        _ = (response.cseq, response.via)
     except SipParseError as exc:
         exc.status = None
         raise

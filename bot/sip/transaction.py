@@ -64,10 +64,13 @@ class Ev(enum.Enum):
 
 
 S, E = State, Ev
-_ANY_TERMINATES = {(s, E.TRANSPORT_ERROR): S.TERMINATED for s in State if s is not S.TERMINATED}
+Table = dict[tuple[State, Ev], State]
+_ANY_TERMINATES: Table = {
+    (s, E.TRANSPORT_ERROR): S.TERMINATED for s in State if s is not S.TERMINATED
+}
 
 # RFC 3261 §17.1.1.2, Figure 5, as amended by RFC 6026 §7.2 (Accepted, Timer M)
-INVITE_CLIENT = {
+INVITE_CLIENT: Table = {
     (S.CALLING, E.TIMER_RETRANSMIT): S.CALLING,
     (S.CALLING, E.TIMER_TIMEOUT): S.TERMINATED,
     (S.CALLING, E.PROVISIONAL): S.PROCEEDING,
@@ -85,7 +88,7 @@ INVITE_CLIENT = {
     **_ANY_TERMINATES,
 }
 # RFC 3261 §17.1.2.2, Figure 6
-NON_INVITE_CLIENT = {
+NON_INVITE_CLIENT: Table = {
     (S.TRYING, E.TIMER_RETRANSMIT): S.TRYING,
     (S.TRYING, E.TIMER_TIMEOUT): S.TERMINATED,
     (S.TRYING, E.PROVISIONAL): S.PROCEEDING,
@@ -103,7 +106,7 @@ NON_INVITE_CLIENT = {
     **_ANY_TERMINATES,
 }
 # RFC 3261 §17.2.1, Figure 7, as amended by RFC 6026 §7.1 (Accepted, Timer L)
-INVITE_SERVER = {
+INVITE_SERVER: Table = {
     (S.PROCEEDING, E.RETRANSMISSION): S.PROCEEDING,
     (S.PROCEEDING, E.PROVISIONAL): S.PROCEEDING,
     (S.PROCEEDING, E.SUCCESS): S.ACCEPTED,
@@ -123,7 +126,7 @@ INVITE_SERVER = {
     **_ANY_TERMINATES,
 }
 # RFC 3261 §17.2.2, Figure 8
-NON_INVITE_SERVER = {
+NON_INVITE_SERVER: Table = {
     (S.TRYING, E.RETRANSMISSION): S.TRYING,
     (S.TRYING, E.PROVISIONAL): S.PROCEEDING,
     (S.TRYING, E.SUCCESS): S.COMPLETED,
@@ -154,7 +157,7 @@ class Transaction:
         key: tuple[object, ...],
         request: Request,
         peer: Peer,
-        table: dict[tuple[State, Ev], State],
+        table: Table,
         initial: State,
         name: str,
     ):

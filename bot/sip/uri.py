@@ -61,7 +61,9 @@ class SipUri:
         if self.headers:
             out.append("?")
             out.append(
-                "&".join(f"{escape(k, HEADER_SAFE)}={escape(v, HEADER_SAFE)}" for k, v in self.headers)
+                "&".join(
+                    f"{escape(k, HEADER_SAFE)}={escape(v, HEADER_SAFE)}" for k, v in self.headers
+                )
             )
         return "".join(out)
 
@@ -166,7 +168,12 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
             pairs.append((unescape(name, "URI header"), unescape(value, "URI header")))
         headers = tuple(pairs)
     return SipUri(
-        scheme=scheme, user=user, password=password, host=host, port=port, params=params,
+        scheme=scheme,
+        user=user,
+        password=password,
+        host=host,
+        port=port,
+        params=params,
         headers=headers,
     )
 
@@ -179,7 +186,10 @@ def _parse_uri_params(raw: str, context: str) -> Params:
         if not name or (eq and not value) or not _PARAM_RAW.issuperset(item.replace("=", "", 1)):
             raise SipParseError(f"bad URI parameter {item!r} in {context!r}")
         params.append(
-            (unescape(name, "URI parameter").lower(), unescape(value, "URI parameter") if eq else None)
+            (
+                unescape(name, "URI parameter").lower(),
+                unescape(value, "URI parameter") if eq else None,
+            )
         )
     return tuple(params)
 

@@ -95,10 +95,8 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
 
 
 def _parse_all(request: Request) -> None:
-    request.vias
-    request.from_
-    request.to
-    request.contacts
+    """Parse every header the core relies on; a SipParseError means 400 (RFC 3261 §8.2.2)."""
+    _ = (request.vias, request.from_, request.to, request.contacts)
     for name in ("route", "record-route"):
         for value in request.headers.values(name):
             Address.parse(value)
