@@ -1,0 +1,1 @@
+"""The asyncio shell around the SIP core: sockets, TLS, DNS, and the endpoint pump."""

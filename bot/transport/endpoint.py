@@ -1,0 +1,450 @@
+"""The SIP endpoint: the sans-IO transaction layer wired to sockets and one timer.
+
+After any input (bytes, a timer, a transport failure) the endpoint runs its *pump*: hand the
+events to their owners, flush what the core queued, re-arm the single ``call_at`` timer at
+the core's next deadline (aioquic style). Requests become ``await endpoint.request(msg)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.sip.digest import DigestClient
+from bot.sip.events import (
+    AckReceived,
+    CancelReceived,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from bot.sip.headers import Address, Via
+from bot.sip.layer import TransactionLayer
+from bot.sip.message import Request, Response, make_response, new_branch
+from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, TimerConfig
+from bot.sip.uri import SipUri
+from bot.sip.validation import UasPolicy
+from bot.transport.resolver import Resolver, Target
+from bot.transport.sockets import StreamTransport, UdpTransport
+from bot.transport.tls import TlsConfig, client_context, server_context
+
+log = logging.getLogger(__name__)
+
+MTU_THRESHOLD = 1300
+"""RFC 3261 §18.1.1: a request larger than this (path MTU unknown) goes over TCP."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listen:
+    transport: str = "UDP"
+    """UDP, TCP or TLS."""
+    host: str = "127.0.0.1"
+    port: int = 5060
+    """0 picks a free port."""
+    advertise: str | None = None
+    """Host written in Via and Contact when ``host`` is a wildcard address."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointConfig:
+    listen: tuple[Listen, ...] = (Listen(),)
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    policy: UasPolicy = field(default_factory=UasPolicy)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    outbound_proxy: SipUri | None = None
+    """Every request we originate goes here first (RFC 3261 §8.1.2)."""
+    keepalive_interval: float = 30.0
+    """Seconds between CRLF pings on TCP/TLS connections we open (RFC 5626 §3.5.1); 0 = off."""
+    user_agent: str = "sipbot"
+
+
+class ServerRequest:
+    """A request handed to the application, with the means to answer it."""
+
+    __slots__ = ("request", "transaction", "_endpoint")
+
+    def __init__(self, request: Request, transaction: ServerTransaction, endpoint: SipEndpoint):
+        self.request = request
+        self.transaction = transaction
+        self._endpoint = endpoint
+
+    @property
+    def peer(self) -> Peer:
+        return self.transaction.peer
+
+    def respond(self, response: Response | int, reason: str | None = None) -> Response:
+        if isinstance(response, int):
+            response = make_response(self.request, response, reason)
+        self._endpoint.respond(self.transaction, response)
+        return response
+
+
+Handler = Callable[[ServerRequest], "Response | None | Awaitable[Response | None]"]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A final response, and whether we made it up ourselves (timeout, transport error)."""
+
+    response: Response
+    local: bool = False
+
+
+class SipEndpoint:
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        *,
+        handler: Handler | None = None,
+        resolver: Resolver | None = None,
+    ):
+        self.config = config or EndpointConfig()
+        self.layer = TransactionLayer(timers=self.config.timers, policy=self.config.policy)
+        self.handler = handler
+        self.on_ack: Callable[[Request], None] | None = None
+        self.on_cancel: Callable[[Request], None] | None = None
+        self.resolver = resolver or Resolver()
+        self._udp: UdpTransport | None = None
+        self._streams: dict[str, StreamTransport] = {}
+        self._addresses: dict[str, tuple[str, int]] = {}
+        self._waiting: dict[ClientTransaction, asyncio.Future[_Outcome]] = {}
+        self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
+        self._invites: dict[tuple[str, int], ClientTransaction] = {}
+        self._server_names: dict[Peer, str] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        tls = self.config.tls
+        for spec in self.config.listen:
+            if spec.transport == "UDP":
+                self._udp = await UdpTransport.open(
+                    spec.host, spec.port, self._on_message, self._on_failure
+                )
+                address = self._udp.local
+            else:
+                stream = StreamTransport(
+                    spec.transport,
+                    self._on_message,
+                    self._on_failure,
+                    server_ssl=server_context(tls) if spec.transport == "TLS" else None,
+                    client_ssl=client_context(tls) if spec.transport == "TLS" else None,
+                    keepalive_interval=self.config.keepalive_interval,
+                )
+                address = await stream.listen(spec.host, spec.port)
+                self._streams[spec.transport] = stream
+            self._addresses[spec.transport] = (spec.advertise or address[0], address[1])
+        log.info("sip.endpoint.started addresses=%s", self._addresses)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._udp is not None:
+            self._udp.close()
+        for stream in self._streams.values():
+            await stream.close()
+        for future in self._waiting.values():
+            if not future.done():
+                future.cancel()
+
+    async def __aenter__(self) -> SipEndpoint:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def address(self, transport: str = "UDP") -> tuple[str, int]:
+        """Host and port we are reachable on over ``transport``."""
+        return self._addresses[transport]
+
+    def add_stream_transport(self, kind: str) -> None:
+        """Allow outgoing TCP/TLS connections without listening (a pure client)."""
+        if kind not in self._streams:
+            tls = self.config.tls
+            self._streams[kind] = StreamTransport(
+                kind, self._on_message, self._on_failure,
+                client_ssl=client_context(tls) if kind == "TLS" else None,
+                keepalive_interval=self.config.keepalive_interval,
+            )  # fmt: skip
+
+    # --- building messages --------------------------------------------------------------------
+
+    def via(self, transport: str = "UDP") -> Via:
+        """A fresh top Via for a request we send over ``transport`` (RFC 3261 §8.1.1.7), asking
+        for ``rport`` (RFC 3581)."""
+        host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
+        return Via(
+            transport=transport, host=_uri_host(host), port=port,
+            params=(("branch", new_branch()), ("rport", None)),
+        )  # fmt: skip
+
+    def contact(self, user: str | None = None, transport: str = "UDP") -> Address:
+        host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
+        params = (("transport", transport.lower()),) if transport != "UDP" else ()
+        scheme = "sips" if transport == "TLS" else "sip"
+        return Address(uri=SipUri(scheme=scheme, user=user, host=_uri_host(host), port=port,
+                                  params=params))  # fmt: skip
+
+    # --- client side ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        request: Request,
+        *,
+        destination: Peer | Target | None = None,
+        credentials: DigestClient | None = None,
+        on_provisional: Callable[[Response], None] | None = None,
+    ) -> Response:
+        """Send ``request`` and return its final response.
+
+        A 401/407 is answered once with ``credentials`` (twice when the server says the nonce
+        was stale). Targets come from RFC 3263 unless ``destination`` is given; on a timeout, a
+        transport error or a 503 the next target is tried (§4.3). A timeout surfaces as 408 and
+        a transport error as 503, as RFC 3261 §8.1.3.1 prescribes.
+        """
+        targets = [destination] if destination is not None else await self.targets(request)
+        if not targets:
+            return make_response(request, 503, "Service Unavailable (no DNS targets)")
+        outcome = _Outcome(make_response(request, 503))
+        for target in targets:
+            if isinstance(target, Target):
+                self._server_names[target.peer] = target.server_name
+                peer = target.peer
+            else:
+                peer = target
+            outcome = await self._send_with_auth(request, peer, credentials, on_provisional)
+            if not (outcome.local or outcome.response.status == 503):
+                break
+        return outcome.response
+
+    async def _send_with_auth(
+        self,
+        request: Request,
+        peer: Peer,
+        credentials: DigestClient | None,
+        on_provisional: Callable[[Response], None] | None,
+    ) -> _Outcome:
+        for _ in range(3):  # first try, answer to a challenge, one more when the nonce was stale
+            outcome = await self._send_once(request, peer, on_provisional)
+            status = outcome.response.status
+            if status not in (401, 407) or credentials is None:
+                return outcome
+            retry = request.copy()
+            retry.headers.set("CSeq", f"{request.cseq.seq + 1} {request.method}")
+            if not credentials.authorize(retry, outcome.response):
+                return outcome
+            request = retry
+        return outcome
+
+    async def _send_once(
+        self, request: Request, peer: Peer, on_provisional: Callable[[Response], None] | None
+    ) -> _Outcome:
+        assert self._loop is not None
+        peer = self._fit_transport(request, peer)
+        # we originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7)
+        request.headers.remove("via")
+        request.headers.prepend("Via", str(self.via(peer.transport)))
+        if "max-forwards" not in request.headers:
+            request.headers.add("Max-Forwards", "70")
+        self._ensure_stream(peer.transport)
+        tx = self.layer.send_request(request, peer, self._loop.time())
+        future: asyncio.Future[_Outcome] = self._loop.create_future()
+        self._waiting[tx] = future
+        if on_provisional is not None:
+            self._provisional[tx] = on_provisional
+        self._pump()
+        try:
+            return await future
+        finally:
+            self._waiting.pop(tx, None)
+            self._provisional.pop(tx, None)
+
+    def _fit_transport(self, request: Request, peer: Peer) -> Peer:
+        # RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-controlled
+        # transport; the top Via then names it.
+        if peer.transport == "UDP" and len(request.serialize()) > MTU_THRESHOLD:
+            return Peer("TCP", peer.host, peer.port)
+        return peer
+
+    def send_ack(self, ack: Request, peer: Peer) -> None:
+        """Send the ACK for a 2xx to an INVITE we sent (RFC 3261 §13.2.2.4); the layer re-sends it
+        whenever that 2xx is retransmitted."""
+        assert self._loop is not None
+        ack.headers.remove("via")
+        ack.headers.prepend("Via", str(self.via(peer.transport)))
+        tx = self._invites.get((ack.call_id, ack.cseq.seq))
+        self.layer.send_ack(ack, peer, tx)
+        self._pump()
+
+    def cancel(self, invite: Request) -> None:
+        """CANCEL our pending INVITE (RFC 3261 §9.1)."""
+        assert self._loop is not None
+        for tx in self._waiting:
+            if tx.request is invite:
+                self.layer.cancel(tx, self._loop.time())
+                self._pump()
+                return
+
+    async def targets(self, request: Request) -> list[Target]:
+        """Where ``request`` goes: the outbound proxy, else the first Route, else the
+        Request-URI (RFC 3261 §8.1.2), located with RFC 3263."""
+        uri = self.config.outbound_proxy
+        if uri is None:
+            routes = request.headers.values("route")
+            first = Address.parse(routes[0]).uri if routes else request.uri
+            if not isinstance(first, SipUri):
+                return []
+            uri = first
+        return await self.resolver.resolve(uri)
+
+    # --- server side ---------------------------------------------------------------------------
+
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
+        assert self._loop is not None
+        if self.config.user_agent and "server" not in response.headers:
+            response.headers.add("Server", self.config.user_agent)
+        self.layer.respond(transaction, response, self._loop.time())
+        self._pump()
+
+    # --- the pump ------------------------------------------------------------------------------
+
+    def _on_message(self, data: bytes, peer: Peer) -> None:
+        assert self._loop is not None
+        self.layer.receive(data, peer, self._loop.time())
+        self._pump()
+
+    def _on_failure(self, peer: Peer, reason: str) -> None:
+        self.layer.transport_failed(peer, reason)
+        self._pump()
+
+    def _on_timer(self) -> None:
+        assert self._loop is not None
+        self._timer = None
+        self._timer_at = None
+        self.layer.handle_timer(self._loop.time())
+        self._pump()
+
+    def _pump(self) -> None:
+        layer = self.layer
+        while (event := layer.next_event()) is not None:
+            self._dispatch(event)
+        for data, peer in layer.datagrams_to_send():
+            self._send(data, peer)
+        deadline = layer.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
+            self._timer_at = deadline
+
+    def _send(self, data: bytes, peer: Peer) -> None:
+        if peer.transport == "UDP":
+            if self._udp is None:
+                self._on_failure(peer, "no UDP socket")
+            else:
+                self._udp.send(data, peer)
+            return
+        stream = self._streams.get(peer.transport)
+        if stream is None:
+            self._on_failure(peer, f"no {peer.transport} transport")
+            return
+        stream.send(data, peer, self._server_names.get(peer))
+
+    def _ensure_stream(self, kind: str) -> None:
+        if kind != "UDP":
+            self.add_stream_transport(kind)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._handle_request(event.request, event.transaction)
+        elif isinstance(event, ResponseReceived):
+            self._handle_response(event)
+        elif isinstance(event, TransactionTimedOut):
+            tx = event.transaction
+            if isinstance(tx, ClientTransaction):
+                self._finish(tx, _Outcome(make_response(tx.request, 408), local=True))
+            else:
+                log.warning("sip.transaction.no_ack call_id=%s", tx.request.call_id)
+        elif isinstance(event, TransportFailed):
+            tx = event.transaction
+            if isinstance(tx, ClientTransaction):
+                reason = f"Service Unavailable ({event.reason})"[:100]
+                self._finish(tx, _Outcome(make_response(tx.request, 503, reason), local=True))
+        elif isinstance(event, AckReceived):
+            if self.on_ack is not None:
+                self.on_ack(event.request)
+        elif isinstance(event, CancelReceived) and self.on_cancel is not None:
+            self.on_cancel(event.transaction.request)
+
+    def _handle_response(self, event: ResponseReceived) -> None:
+        tx, response = event.transaction, event.response
+        if tx is None:
+            log.debug("sip.response.stray status=%s", response.status)
+            return
+        if response.status < 200:
+            callback = self._provisional.get(tx)
+            if callback is not None:
+                callback(response)
+            return
+        if tx.is_invite and response.status < 300:
+            self._invites[(tx.request.call_id, tx.request.cseq.seq)] = tx
+            if len(self._invites) > 1024:
+                self._invites.pop(next(iter(self._invites)))
+        self._finish(tx, _Outcome(response))
+
+    def _finish(self, tx: ClientTransaction, outcome: _Outcome) -> None:
+        future = self._waiting.get(tx)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def _handle_request(self, request: Request, tx: ServerTransaction) -> None:
+        if self.handler is None:
+            self.respond(tx, make_response(request, 501))
+            return
+        server_request = ServerRequest(request, tx, self)
+        try:
+            result = self.handler(server_request)
+        except Exception:
+            log.exception(
+                "sip.handler.failed method=%s call_id=%s", request.method, request.call_id
+            )
+            self.respond(tx, make_response(request, 500))
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._run_handler(server_request, result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif isinstance(result, Response):
+            self.respond(tx, result)
+
+    async def _run_handler(
+        self, server_request: ServerRequest, result: Awaitable[Response | None]
+    ) -> None:
+        request = server_request.request
+        try:
+            response = await result
+        except Exception:
+            log.exception(
+                "sip.handler.failed method=%s call_id=%s", request.method, request.call_id
+            )
+            response = make_response(request, 500)
+        if response is not None:
+            self.respond(server_request.transaction, response)
+
+
+def _uri_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -1,0 +1,248 @@
+"""The asyncio sockets under the SIP core: UDP, and TCP/TLS with one connection per peer.
+
+They only move bytes: each received message goes to ``on_message(data, peer)``; a peer that
+cannot be reached is reported to ``on_failure(peer, reason)``. Everything SIP happens above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from typing import cast
+
+from bot.sip.errors import SipParseError
+from bot.sip.framing import KeepAlive, StreamFramer
+from bot.sip.message import Request, make_response
+from bot.sip.transaction import Peer
+
+log = logging.getLogger(__name__)
+OnMessage = Callable[[bytes, Peer], None]
+OnFailure = Callable[[Peer, str], None]
+
+
+def _peer(transport: str, address: tuple[object, ...]) -> Peer:
+    return Peer(transport, str(address[0]), int(str(address[1])))
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """One UDP socket: datagrams in, datagrams out (RFC 3261 §18.1.1, §18.2.1)."""
+
+    def __init__(self, on_message: OnMessage, on_failure: OnFailure):
+        self._on_message = on_message
+        self._on_failure = on_failure
+        self._transport: asyncio.DatagramTransport | None = None
+        self._last_sent_to: Peer | None = None
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, on_message: OnMessage, on_failure: OnFailure
+    ) -> UdpTransport:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(on_message, on_failure), local_addr=(host, port)
+        )
+        return protocol
+
+    @property
+    def local(self) -> tuple[str, int]:
+        assert self._transport is not None
+        address = self._transport.get_extra_info("sockname")
+        return str(address[0]), int(address[1])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if not data.strip(b"\r\n\x00 "):
+            return  # a keep-alive (RFC 5626 §3.5.1 style CRLFs, or NAT-refresh zeros)
+        self._on_message(data, _peer("UDP", addr))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable for our last datagram (Linux reports it on the next call)
+        if self._last_sent_to is not None:
+            self._on_failure(self._last_sent_to, f"ICMP error: {exc}")
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        if self._transport is None or self._transport.is_closing():
+            self._on_failure(peer, "UDP socket closed")
+            return
+        self._last_sent_to = peer
+        try:
+            self._transport.sendto(data, (peer.host, peer.port))
+        except OSError as exc:
+            self._on_failure(peer, f"send failed: {exc}")
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class StreamConnection(asyncio.Protocol):
+    """One TCP or TLS connection: framing, keep-alive, caps (RFC 3261 §18.3, RFC 5626 §4.4.1)."""
+
+    def __init__(self, owner: StreamTransport, *, outbound: bool):
+        self._owner = owner
+        self._outbound = outbound
+        self._framer = StreamFramer()
+        self._transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+        self._awaiting_pong = False
+        self._keepalive: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self.peer = _peer(self._owner.kind, transport.get_extra_info("peername"))
+        self._owner._register(self)
+        if self._outbound and self._owner.keepalive_interval:
+            self._schedule_keepalive()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None and self._transport is not None
+        try:
+            items = self._framer.feed(data)
+        except SipParseError as exc:
+            self._refuse(exc)
+            return
+        for item in items:
+            if item is KeepAlive.PING:
+                self._transport.write(KeepAlive.PONG.value)  # RFC 5626 §3.5.1
+            elif item is KeepAlive.PONG:
+                self._awaiting_pong = False
+            elif isinstance(item, bytes):
+                self._owner.on_message(item, self.peer)
+
+    def _refuse(self, exc: SipParseError) -> None:
+        """The stream's framing is broken: answer if we can, then close (RFC 3261 §18.3)."""
+        assert self._transport is not None
+        log.warning("sip.stream.framing_failed peer=%s reason=%s", self.peer, exc.reason)
+        if isinstance(exc.partial, Request) and exc.status is not None:
+            response = make_response(exc.partial, exc.status, exc.response_reason())
+            self._transport.write(response.serialize())
+        self._transport.close()
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self._owner._unregister(self, f"connection lost: {exc}" if exc else "connection closed")
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _schedule_keepalive(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._keepalive = loop.call_later(self._owner.keepalive_interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        if self._awaiting_pong:
+            # RFC 5626 §4.4.1: no pong since the last ping: the flow is dead
+            log.warning("sip.stream.keepalive_failed peer=%s", self.peer)
+            self.close()
+            return
+        self._awaiting_pong = True
+        self.write(KeepAlive.PING.value)
+        self._schedule_keepalive()
+
+
+class StreamTransport:
+    """A TCP or TLS listener and the outgoing connections, reused per peer (RFC 3261 §18.1.1,
+    §18.2.2: responses go back over the connection the request arrived on)."""
+
+    def __init__(
+        self,
+        kind: str,
+        on_message: OnMessage,
+        on_failure: OnFailure,
+        *,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        keepalive_interval: float = 0.0,
+        connect_timeout: float = 5.0,
+    ):
+        self.kind = kind
+        self.on_message = on_message
+        self._on_failure = on_failure
+        self._server_ssl = server_ssl
+        self._client_ssl = client_ssl
+        self.keepalive_interval = keepalive_interval
+        """Seconds between CRLF pings on connections we open; 0 turns them off."""
+        self._connect_timeout = connect_timeout
+        self._connections: dict[Peer, StreamConnection] = {}
+        self._pending: dict[Peer, asyncio.Task[StreamConnection | None]] = {}
+        self._server: asyncio.Server | None = None
+
+    async def listen(self, host: str, port: int) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: StreamConnection(self, outbound=False), host, port, ssl=self._server_ssl
+        )
+        address = self._server.sockets[0].getsockname()
+        return str(address[0]), int(address[1])
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def send(self, data: bytes, peer: Peer, server_name: str | None = None) -> None:
+        connection = self._connections.get(peer)
+        if connection is not None:
+            connection.write(data)
+            return
+        task = self._pending.get(peer)
+        if task is None:
+            task = asyncio.ensure_future(self._connect(peer, server_name))
+            self._pending[peer] = task
+        task.add_done_callback(lambda t: self._after_connect(t, data))
+
+    def _after_connect(self, task: asyncio.Task[StreamConnection | None], data: bytes) -> None:
+        if not task.cancelled() and task.result() is not None:
+            connection = task.result()
+            assert connection is not None
+            connection.write(data)
+
+    async def _connect(self, peer: Peer, server_name: str | None) -> StreamConnection | None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: StreamConnection(self, outbound=True),
+                    peer.host,
+                    peer.port,
+                    ssl=self._client_ssl if self.kind == "TLS" else None,
+                    server_hostname=(server_name or peer.host) if self.kind == "TLS" else None,
+                ),
+                self._connect_timeout,
+            )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.warning("sip.stream.connect_failed peer=%s reason=%s", peer, exc)
+            self._on_failure(peer, f"cannot connect: {exc}")
+            return None
+        finally:
+            self._pending.pop(peer, None)
+        return connection
+
+    def _register(self, connection: StreamConnection) -> None:
+        assert connection.peer is not None
+        self._connections[connection.peer] = connection
+
+    def _unregister(self, connection: StreamConnection, reason: str) -> None:
+        peer = connection.peer
+        if peer is not None and self._connections.get(peer) is connection:
+            del self._connections[peer]
+            self._on_failure(peer, reason)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._pending.values()):
+            task.cancel()
+        for connection in list(self._connections.values()):
+            connection.close()
+        if self._server is not None:
+            await self._server.wait_closed()
