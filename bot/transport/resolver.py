@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import dns.asyncresolver
 import dns.exception
@@ -114,7 +115,7 @@ class Resolver:
                 out.append(Target(Peer(kind, record.address, port), host))
         return out
 
-    async def _query(self, name: str, rdtype: str) -> list[object]:
+    async def _query(self, name: str, rdtype: str) -> list[Any]:
         try:
             answer = await self._resolver.resolve(name, rdtype, raise_on_no_answer=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers, dns.exception.Timeout):
