@@ -65,8 +65,8 @@ class StreamFramer:
             if length > self._max_body:
                 try:
                     partial = parse_message(bytes(buf[: end + 4]), datagram=False)
-                except SipParseError:
-                    partial = None
+                except SipParseError as exc:  # expected: the body is missing
+                    partial = exc.partial
                 raise SipParseError("body too large", status=413, partial=partial)
             self._need = end + 4 + length
         if len(buf) < self._need:
