@@ -95,7 +95,11 @@ class Link:
         end = self.now + seconds
         self.flush()
         while True:
-            deadlines = [d for d in (self.client.next_deadline(), self.server.next_deadline()) if d is not None]
+            deadlines = [
+                d
+                for d in (self.client.next_deadline(), self.server.next_deadline())
+                if d is not None
+            ]
             due = min(deadlines, default=None)
             if due is None or due > end:
                 break

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bot.sip import Headers, Request, Response, parse_uri
-from bot.sip.digest import Challenge, DigestClient, DigestServer, compute_response, parse_auth_params
+from bot.sip.digest import (
+    Challenge,
+    DigestClient,
+    DigestServer,
+    compute_response,
+    parse_auth_params,
+)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +154,9 @@ def test_client_retries_stale_once_but_not_a_plain_second_challenge() -> None:
     assert client.authorize(request(), challenge_response(server))
     # the same realm challenges again without stale: our credentials were refused
     assert not client.authorize(request(), challenge_response(server))
-    stale = Response(401, headers=Headers.of(("WWW-Authenticate", server.challenges(0, stale=True)[0])))
+    stale = Response(
+        401, headers=Headers.of(("WWW-Authenticate", server.challenges(0, stale=True)[0]))
+    )
     assert client.authorize(request(), stale)
 
 

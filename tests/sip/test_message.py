@@ -83,8 +83,8 @@ def test_bad_uris_raise_parse_errors(bad: str) -> None:
 
 
 def test_compact_forms_and_case_insensitive_lookup() -> None:
-    raw = MESSAGE.replace(b"Call-ID:", b"i:").replace(b"Content-Type:", b"c:").replace(
-        b"Via:", b"v:"
+    raw = (
+        MESSAGE.replace(b"Call-ID:", b"i:").replace(b"Content-Type:", b"c:").replace(b"Via:", b"v:")
     )
     request = parse_request(raw)
     assert request.call_id == "a84b4c76e66710@pc33.example.test"
@@ -115,7 +115,9 @@ def test_headers_keep_order_and_split_lists_outside_quotes_and_brackets() -> Non
 
 
 def test_line_folding_is_one_space() -> None:
-    raw = MESSAGE.replace(b"Max-Forwards: 70", b"Subject: first\r\n  second\r\n\tthird\r\nMax-Forwards: 70")
+    raw = MESSAGE.replace(
+        b"Max-Forwards: 70", b"Subject: first\r\n  second\r\n\tthird\r\nMax-Forwards: 70"
+    )
     assert parse_request(raw).headers.get("subject") == "first second third"
 
 
@@ -132,9 +134,13 @@ def test_name_addr_and_addr_spec() -> None:
 
 
 def test_via_with_lws_ipv6_and_rport() -> None:
-    via = Via.parse("SIP / 2.0 / tcp  [2001:db8::9:1]:6050 ; branch = z9hG4bKa ; rport ;received=[::1]")
+    via = Via.parse(
+        "SIP / 2.0 / tcp  [2001:db8::9:1]:6050 ; branch = z9hG4bKa ; rport ;received=[::1]"
+    )
     assert (via.transport, via.host, via.port) == ("TCP", "[2001:db8::9:1]", 6050)
-    assert via.branch == "z9hG4bKa" and via.param("rport") is None and via.param("received") == "[::1]"
+    assert (
+        via.branch == "z9hG4bKa" and via.param("rport") is None and via.param("received") == "[::1]"
+    )
     assert Via.parse(str(via)) == via
 
 
@@ -209,13 +215,19 @@ def test_malformed_messages_carry_the_status_to_answer(data: bytes, status: int 
 
 tokens = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~", min_size=1, max_size=12)
 hosts = st.from_regex(r"[a-z][a-z0-9]{0,8}(\.[a-z][a-z0-9]{0,8}){0,2}", fullmatch=True)
-users = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10)
-values = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30).map(str.strip)
+users = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10
+)
+values = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30).map(
+    str.strip
+)
 
 
 @st.composite
 def sip_uris(draw: st.DrawFn) -> SipUri:
-    params = draw(st.lists(st.tuples(tokens.map(str.lower), st.one_of(st.none(), tokens)), max_size=3))
+    params = draw(
+        st.lists(st.tuples(tokens.map(str.lower), st.one_of(st.none(), tokens)), max_size=3)
+    )
     return SipUri(
         scheme=draw(st.sampled_from(["sip", "sips"])),
         user=draw(st.one_of(st.none(), users)),
@@ -230,7 +242,10 @@ def requests(draw: st.DrawFn) -> Request:
     method = draw(st.sampled_from(["INVITE", "MESSAGE", "OPTIONS", "SERVICE", "X-CUSTOM"]))
     uri = draw(sip_uris())
     headers = Headers.of(
-        ("Via", f"SIP/2.0/UDP {draw(hosts)}:{draw(st.integers(1, 65535))};branch=z9hG4bK{draw(tokens)}"),
+        (
+            "Via",
+            f"SIP/2.0/UDP {draw(hosts)}:{draw(st.integers(1, 65535))};branch=z9hG4bK{draw(tokens)}",
+        ),
         ("From", f"<{draw(sip_uris())}>;tag={draw(tokens)}"),
         ("To", f"<{draw(sip_uris())}>"),
         ("Call-ID", draw(tokens)),
@@ -266,7 +281,7 @@ def test_mutated_messages_raise_only_parse_errors(data: st.DataObject) -> None:
     for _ in range(data.draw(st.integers(1, 8))):
         position = data.draw(st.integers(0, len(raw) - 1))
         action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
-        byte = data.draw(st.sampled_from(list(b";:,<>\"\\ \r\n%@[]=0\x00\xff")))
+        byte = data.draw(st.sampled_from(list(b';:,<>"\\ \r\n%@[]=0\x00\xff')))
         if action == "flip":
             raw[position] = byte
         elif action == "insert":

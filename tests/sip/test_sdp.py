@@ -89,7 +89,10 @@ def test_negotiated_audio_from_our_offer_and_their_answer() -> None:
     result = answer_audio(offer, "127.0.0.9", 7000)
     assert result is not None
     session = negotiated_audio(offer, result[0])
-    assert session is not None and (session.remote_address, session.remote_port) == ("127.0.0.9", 7000)
+    assert session is not None and (session.remote_address, session.remote_port) == (
+        "127.0.0.9",
+        7000,
+    )
 
 
 def test_direction_is_mirrored() -> None:
@@ -112,12 +115,18 @@ def test_lync_im_offer_is_answered_with_a_message_stream() -> None:
 
 
 def test_im_answer_needs_a_message_stream() -> None:
-    assert answer_message(SessionDescription.parse(BARESIP_OFFER), "127.0.0.1", 5060, "sip:b@x") is None
+    assert (
+        answer_message(SessionDescription.parse(BARESIP_OFFER), "127.0.0.1", 5060, "sip:b@x")
+        is None
+    )
     offer = message_offer("127.0.0.1", 5060, "sip:bot@example.test")
     assert answer_message(offer, "127.0.0.2", 5060, "sip:alice@example.test") is not None
 
 
-@pytest.mark.parametrize("body", [b"", b"x=1\r\n", b"v=0\r\ns=-\r\n", b"v=0\r\no=- 1 1 IN IP4 a\r\nm=audio x RTP/AVP 0\r\n"])
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"x=1\r\n", b"v=0\r\ns=-\r\n", b"v=0\r\no=- 1 1 IN IP4 a\r\nm=audio x RTP/AVP 0\r\n"],
+)
 def test_bad_sdp_is_488(body: bytes) -> None:
     with pytest.raises(SipParseError) as info:
         SessionDescription.parse(body).media  # noqa: B018

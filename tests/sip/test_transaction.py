@@ -358,7 +358,9 @@ def test_every_transaction_completes_once_over_a_lossy_reordering_duplicating_li
         link.advance(0.25)
     link.advance(64 * T1)
     # every request reached the application exactly once...
-    assert sorted(e.request.call_id for e in received(link)) == sorted(t.request.call_id for t in sent)
+    assert sorted(e.request.call_id for e in received(link)) == sorted(
+        t.request.call_id for t in sent
+    )
     # ...and every client transaction got its one final answer, and all are cleaned up
     answered = [r.call_id for r in finals(link)]
     assert sorted(set(answered)) == sorted(t.request.call_id for t in sent)
