@@ -10,15 +10,19 @@ VIA = Via.parse("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKnew")
 
 
 def invite() -> Request:
-    return Request("INVITE", parse_uri("sip:bob@example.test"), Headers.of(
-        ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"),
-        ("From", '"Alice" <sip:alice@example.test>;tag=a1'),
-        ("To", "<sip:bob@example.test>"),
-        ("Call-ID", "dlg-1"),
-        ("CSeq", "10 INVITE"),
-        ("Contact", "<sip:alice@192.0.2.1:5060>"),
-        ("Record-Route", "<sip:p1.example.test;lr>, <sip:p2.example.test;lr>"),
-    ))  # fmt: skip
+    return Request(
+        "INVITE",
+        parse_uri("sip:bob@example.test"),
+        Headers.of(
+            ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"),
+            ("From", '"Alice" <sip:alice@example.test>;tag=a1'),
+            ("To", "<sip:bob@example.test>"),
+            ("Call-ID", "dlg-1"),
+            ("CSeq", "10 INVITE"),
+            ("Contact", "<sip:alice@192.0.2.1:5060>"),
+            ("Record-Route", "<sip:p1.example.test;lr>, <sip:p2.example.test;lr>"),
+        ),
+    )
 
 
 def ok(request: Request) -> Response:
@@ -96,20 +100,34 @@ def test_table_routes_requests_refreshes_targets_and_refuses_old_cseq() -> None:
 
 
 def test_subscribe_dialog_from_2xx_and_from_an_early_notify() -> None:
-    subscribe = Request("SUBSCRIBE", parse_uri("sip:conf@example.test"), Headers.of(
-        ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKs"),
-        ("From", "<sip:bot@example.test>;tag=s1"), ("To", "<sip:conf@example.test>"),
-        ("Call-ID", "sub-1"), ("CSeq", "1 SUBSCRIBE"), ("Event", "conference"),
-        ("Contact", "<sip:bot@192.0.2.1>"),
-    ))  # fmt: skip
+    subscribe = Request(
+        "SUBSCRIBE",
+        parse_uri("sip:conf@example.test"),
+        Headers.of(
+            ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKs"),
+            ("From", "<sip:bot@example.test>;tag=s1"),
+            ("To", "<sip:conf@example.test>"),
+            ("Call-ID", "sub-1"),
+            ("CSeq", "1 SUBSCRIBE"),
+            ("Event", "conference"),
+            ("Contact", "<sip:bot@192.0.2.1>"),
+        ),
+    )
     accepted = make_response(subscribe, 202, to_tag="n1")
     accepted.headers.add("Contact", "<sip:focus@192.0.2.3>")
     dialog = Dialog.as_uac(subscribe, accepted)
     assert dialog.usage == "SUBSCRIBE" and dialog.id == ("sub-1", "s1", "n1")
-    notify = Request("NOTIFY", parse_uri("sip:bot@192.0.2.1"), Headers.of(
-        ("Via", "SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKn"),
-        ("From", "<sip:conf@example.test>;tag=n1"), ("To", "<sip:bot@example.test>;tag=s1"),
-        ("Call-ID", "sub-1"), ("CSeq", "1 NOTIFY"), ("Contact", "<sip:focus@192.0.2.3>"),
-    ))  # fmt: skip
+    notify = Request(
+        "NOTIFY",
+        parse_uri("sip:bot@192.0.2.1"),
+        Headers.of(
+            ("Via", "SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKn"),
+            ("From", "<sip:conf@example.test>;tag=n1"),
+            ("To", "<sip:bot@example.test>;tag=s1"),
+            ("Call-ID", "sub-1"),
+            ("CSeq", "1 NOTIFY"),
+            ("Contact", "<sip:focus@192.0.2.3>"),
+        ),
+    )
     early = Dialog.from_notify(subscribe, notify)
     assert early.id == dialog.id and early.remote_seq == 1 and early.local_seq == 1

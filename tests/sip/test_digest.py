@@ -18,25 +18,51 @@ from bot.sip.digest import (
     ("algorithm", "realm", "password", "nonce", "cnonce", "expected"),
     [
         # RFC 2617 §3.5
-        ("MD5", "testrealm@host.com", "Circle Of Life", "dcd98b7102dd2f0e8b11d0f600bfb0c093",
-         "0a4f113b", "6629fae49393a05397450978507c4ef1"),
+        (
+            "MD5",
+            "testrealm@host.com",
+            "Circle Of Life",
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "0a4f113b",
+            "6629fae49393a05397450978507c4ef1",
+        ),
         # RFC 7616 §3.9.1, MD5 and SHA-256
-        ("MD5", "http-auth@example.org", "Circle of Life",
-         "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
-         "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", "8ca523f5e9506fed4657c9700eebdbec"),
-        ("SHA-256", "http-auth@example.org", "Circle of Life",
-         "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
-         "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
-         "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+        (
+            "MD5",
+            "http-auth@example.org",
+            "Circle of Life",
+            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            "8ca523f5e9506fed4657c9700eebdbec",
+        ),
+        (
+            "SHA-256",
+            "http-auth@example.org",
+            "Circle of Life",
+            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_published_vectors(
     algorithm: str, realm: str, password: str, nonce: str, cnonce: str, expected: str
 ) -> None:
-    assert compute_response(
-        algorithm=algorithm, username="Mufasa", realm=realm, password=password, method="GET",
-        uri="/dir/index.html", nonce=nonce, nc="00000001", cnonce=cnonce, qop="auth",
-    ) == expected  # fmt: skip
+    assert (
+        compute_response(
+            algorithm=algorithm,
+            username="Mufasa",
+            realm=realm,
+            password=password,
+            method="GET",
+            uri="/dir/index.html",
+            nonce=nonce,
+            nc="00000001",
+            cnonce=cnonce,
+            qop="auth",
+        )
+        == expected
+    )
 
 
 def test_sha256_cross_checked_against_hashlib() -> None:
@@ -48,17 +74,34 @@ def test_sha256_cross_checked_against_hashlib() -> None:
     ha1 = h("alice:example.test:pw")
     ha2 = h("REGISTER:sip:example.test")
     expected = h(f"{ha1}:n1:0000000a:c1:auth:{ha2}")
-    assert compute_response(
-        algorithm="SHA-256", username="alice", realm="example.test", password="pw",
-        method="REGISTER", uri="sip:example.test", nonce="n1", nc="0000000a", cnonce="c1",
-        qop="auth",
-    ) == expected  # fmt: skip
+    assert (
+        compute_response(
+            algorithm="SHA-256",
+            username="alice",
+            realm="example.test",
+            password="pw",
+            method="REGISTER",
+            uri="sip:example.test",
+            nonce="n1",
+            nc="0000000a",
+            cnonce="c1",
+            qop="auth",
+        )
+        == expected
+    )
     sess_ha1 = h(f"{ha1}:n1:c1")
     assert compute_response(
-        algorithm="SHA-256-sess", username="alice", realm="example.test", password="pw",
-        method="REGISTER", uri="sip:example.test", nonce="n1", nc="0000000a", cnonce="c1",
+        algorithm="SHA-256-sess",
+        username="alice",
+        realm="example.test",
+        password="pw",
+        method="REGISTER",
+        uri="sip:example.test",
+        nonce="n1",
+        nc="0000000a",
+        cnonce="c1",
         qop="auth",
-    ) == h(f"{sess_ha1}:n1:0000000a:c1:auth:{ha2}")  # fmt: skip
+    ) == h(f"{sess_ha1}:n1:0000000a:c1:auth:{ha2}")
 
 
 def test_challenge_parsing_keeps_commas_inside_quotes() -> None:
@@ -75,10 +118,14 @@ def request(method: str = "REGISTER", body: bytes = b"") -> Request:
     return Request(
         method,
         parse_uri("sip:example.test"),
-        Headers.of(("From", "<sip:alice@example.test>;tag=1"), ("To", "<sip:alice@example.test>"),
-                   ("Call-ID", "c"), ("CSeq", f"1 {method}")),
+        Headers.of(
+            ("From", "<sip:alice@example.test>;tag=1"),
+            ("To", "<sip:alice@example.test>"),
+            ("Call-ID", "c"),
+            ("CSeq", f"1 {method}"),
+        ),
         body,
-    )  # fmt: skip
+    )
 
 
 def challenge_response(server: DigestServer, now: float = 0.0, *, status: int = 401) -> Response:
@@ -109,8 +156,12 @@ def test_replayed_credentials_are_refused_and_rising_nc_is_accepted() -> None:
     replay = server.verify(first, PASSWORDS.get, 2.0)
     assert not replay.ok and replay.reason == "nonce count replayed"
     second = request()
-    second.headers.add("Authorization", client.credentials(Challenge.parse(
-        challenge.headers.get("www-authenticate") or ""), second))  # fmt: skip
+    second.headers.add(
+        "Authorization",
+        client.credentials(
+            Challenge.parse(challenge.headers.get("www-authenticate") or ""), second
+        ),
+    )
     assert "nc=00000002" in (second.headers.get("authorization") or "")
     assert server.verify(second, PASSWORDS.get, 3.0).ok
 
@@ -168,8 +219,10 @@ def test_auth_int_hashes_the_body() -> None:
     assert "qop=auth-int" in (message.headers.get("authorization") or "")
     assert server.verify(message, PASSWORDS.get, 1.0).ok
     message.body = b"HELLO"
-    message.headers.set("Authorization", (message.headers.get("authorization") or "").replace(
-        "nc=00000001", "nc=00000002"))  # fmt: skip
+    message.headers.set(
+        "Authorization",
+        (message.headers.get("authorization") or "").replace("nc=00000001", "nc=00000002"),
+    )
     assert not server.verify(message, PASSWORDS.get, 1.0).ok
 
 
@@ -193,13 +246,23 @@ def test_several_challenges_pick_the_strongest_per_realm_and_answer_every_realm(
 
 
 def test_md5_sess_without_qop() -> None:
-    response = Response(401, headers=Headers.of(
-        ("WWW-Authenticate", 'Digest realm="r", nonce="n", algorithm=MD5-sess')))  # fmt: skip
+    response = Response(
+        401,
+        headers=Headers.of(("WWW-Authenticate", 'Digest realm="r", nonce="n", algorithm=MD5-sess')),
+    )
     message = request()
     client = DigestClient("alice", "pw", cnonce=lambda: "cc")
     assert client.authorize(message, response)
     value = message.headers.get("authorization") or ""
     assert "nc=" not in value and 'cnonce="cc"' in value
-    expected = compute_response(algorithm="MD5-sess", username="alice", realm="r", password="pw",
-                                method="REGISTER", uri="sip:example.test", nonce="n", cnonce="cc")  # fmt: skip
+    expected = compute_response(
+        algorithm="MD5-sess",
+        username="alice",
+        realm="r",
+        password="pw",
+        method="REGISTER",
+        uri="sip:example.test",
+        nonce="n",
+        cnonce="cc",
+    )
     assert f'response="{expected}"' in value

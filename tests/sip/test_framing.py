@@ -7,8 +7,10 @@ import pytest
 from bot.sip import SipParseError
 from bot.sip.framing import KeepAlive, StreamFramer
 
-ONE = (b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\n"
-       b"To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 5\r\n\r\nhello")  # fmt: skip
+ONE = (
+    b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\n"
+    b"To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 5\r\n\r\nhello"
+)
 
 
 def test_messages_cut_at_any_byte_boundary() -> None:
@@ -25,11 +27,14 @@ def test_pong_is_recognised() -> None:
     assert framer.feed(b"\r\n" + ONE) == [KeepAlive.PONG, ONE]
 
 
-@pytest.mark.parametrize(("data", "status"), [
-    (b"OPTIONS sip:a@b SIP/2.0\r\n" + b"X: " + b"y" * 20000, 413),
-    (ONE.replace(b"Content-Length: 5", b"Content-Length: 999999999"), 413),
-    (ONE.replace(b"Content-Length: 5", b"Content-Length: -5"), 400),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"OPTIONS sip:a@b SIP/2.0\r\n" + b"X: " + b"y" * 20000, 413),
+        (ONE.replace(b"Content-Length: 5", b"Content-Length: 999999999"), 413),
+        (ONE.replace(b"Content-Length: 5", b"Content-Length: -5"), 400),
+    ],
+)
 def test_caps_and_bad_lengths_break_the_stream(data: bytes, status: int) -> None:
     with pytest.raises(SipParseError) as info:
         StreamFramer(max_header=16384, max_body=1 << 20).feed(data)

@@ -35,13 +35,21 @@ def parse_request(data: bytes) -> Request:
 
 URI_TABLE = [
     ("sip:alice@example.test", dict(user="alice", host="example.test", port=None)),
-    ("SIP:Alice@EXAMPLE.test:5070", dict(scheme="sip", user="Alice", host="example.test", port=5070)),
-    ("sips:bob:secret@[2001:db8::1]:5061;transport=tcp",
-     dict(scheme="sips", user="bob", password="secret", host="[2001:db8::1]", port=5061)),
+    (
+        "SIP:Alice@EXAMPLE.test:5070",
+        dict(scheme="sip", user="Alice", host="example.test", port=5070),
+    ),
+    (
+        "sips:bob:secret@[2001:db8::1]:5061;transport=tcp",
+        dict(scheme="sips", user="bob", password="secret", host="[2001:db8::1]", port=5061),
+    ),
     ("sip:%61lice@example.test;lr;maddr=239.255.255.1", dict(user="alice")),
     ("sip:example.test?subject=project%20x&priority=urgent", dict(user=None)),
-    ("sip:+1-212-555-1212:1234@gateway.com;user=phone", dict(user="+1-212-555-1212", password="1234")),
-]  # fmt: skip
+    (
+        "sip:+1-212-555-1212:1234@gateway.com;user=phone",
+        dict(user="+1-212-555-1212", password="1234"),
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "fields"), URI_TABLE)
@@ -71,9 +79,19 @@ def test_tel_and_other_schemes() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["sip:", "sip:alice@", "sip:alice@exa mple.test", "sip:a@b:99999", "sip:a@[::1", "<sip:a@b>",
-     "sip:al%zzice@b", "1sip:a@b", "sip:a@b;=x", "sip:a@2001:db8::1"],
-)  # fmt: skip
+    [
+        "sip:",
+        "sip:alice@",
+        "sip:alice@exa mple.test",
+        "sip:a@b:99999",
+        "sip:a@[::1",
+        "<sip:a@b>",
+        "sip:al%zzice@b",
+        "1sip:a@b",
+        "sip:a@b;=x",
+        "sip:a@2001:db8::1",
+    ],
+)
 def test_bad_uris_raise_parse_errors(bad: str) -> None:
     with pytest.raises(SipParseError):
         parse_uri(bad)
@@ -91,10 +109,20 @@ def test_compact_forms_and_case_insensitive_lookup() -> None:
     assert request.headers.get("CALL-id") == request.call_id
     assert request.content_type == "text/plain"
     assert request.via.branch == "z9hG4bK776asdhds"
-    for letter, name in [("m", "contact"), ("f", "from"), ("t", "to"), ("l", "content-length"),
-                         ("k", "supported"), ("s", "subject"), ("e", "content-encoding"),
-                         ("o", "event"), ("u", "allow-events"), ("r", "refer-to"),
-                         ("b", "referred-by"), ("x", "session-expires")]:  # fmt: skip
+    for letter, name in [
+        ("m", "contact"),
+        ("f", "from"),
+        ("t", "to"),
+        ("l", "content-length"),
+        ("k", "supported"),
+        ("s", "subject"),
+        ("e", "content-encoding"),
+        ("o", "event"),
+        ("u", "allow-events"),
+        ("r", "refer-to"),
+        ("b", "referred-by"),
+        ("x", "session-expires"),
+    ]:
         assert Headers.of((letter, "v")).get(name) == "v"
 
 
@@ -252,8 +280,22 @@ def requests(draw: st.DrawFn) -> Request:
         ("CSeq", f"{draw(st.integers(0, 2**32 - 1))} {method}"),
     )
     for name, value in draw(st.lists(st.tuples(tokens, values), max_size=4)):
-        if name.lower() not in ("content-length", "l", "cseq", "call-id", "i", "from", "f", "to",
-                                "t", "via", "v", "max-forwards", "content-type", "c"):  # fmt: skip
+        if name.lower() not in (
+            "content-length",
+            "l",
+            "cseq",
+            "call-id",
+            "i",
+            "from",
+            "f",
+            "to",
+            "t",
+            "via",
+            "v",
+            "max-forwards",
+            "content-type",
+            "c",
+        ):
             headers.add(f"X-{name}", value)
     body = draw(st.binary(max_size=200))
     return Request(method, uri, headers, body)

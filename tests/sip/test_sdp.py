@@ -50,8 +50,12 @@ def test_answer_keeps_the_offerers_codec_order_and_rejects_other_streams() -> No
 
 
 def test_codec_preference_of_our_policy_limits_the_answer() -> None:
-    result = answer_audio(SessionDescription.parse(BARESIP_OFFER), "127.0.0.2", 4000,
-                          AudioPolicy(codecs=("PCMU",), telephone_event=False))  # fmt: skip
+    result = answer_audio(
+        SessionDescription.parse(BARESIP_OFFER),
+        "127.0.0.2",
+        4000,
+        AudioPolicy(codecs=("PCMU",), telephone_event=False),
+    )
     assert result is not None and result[1].codec == "PCMU" and result[1].telephone_event is None
 
 
@@ -74,10 +78,16 @@ def test_srtp_offer_answered_with_our_own_key() -> None:
     assert answer.media[0].attribute("crypto") == str(session.local_crypto)
 
 
-@pytest.mark.parametrize(("srtp", "secure_offer", "accepted"), [
-    ("required", False, False), ("required", True, True), ("off", True, False),
-    ("optional", True, True), ("optional", False, True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("srtp", "secure_offer", "accepted"),
+    [
+        ("required", False, False),
+        ("required", True, True),
+        ("off", True, False),
+        ("optional", True, True),
+        ("optional", False, True),
+    ],
+)
 def test_srtp_policy(srtp: str, secure_offer: bool, accepted: bool) -> None:
     offer = audio_offer("127.0.0.1", 5000, crypto=Crypto.generate() if secure_offer else None)
     result = answer_audio(offer, "127.0.0.2", 6000, AudioPolicy(srtp=srtp))
@@ -102,13 +112,18 @@ def test_direction_is_mirrored() -> None:
 
 
 def test_lync_im_offer_is_answered_with_a_message_stream() -> None:
-    result = answer_message(SessionDescription.parse(LYNC_OFFER), "127.0.0.1", 5060,
-                            "sip:bot@example.test")  # fmt: skip
+    result = answer_message(
+        SessionDescription.parse(LYNC_OFFER), "127.0.0.1", 5060, "sip:bot@example.test"
+    )
     assert result is not None
     answer, session = result
     media = answer.media[0]
     assert (media.kind, media.port, media.proto, media.formats) == (
-        "message", 5060, "sip", ("sip:bot@example.test",))  # fmt: skip
+        "message",
+        5060,
+        "sip",
+        ("sip:bot@example.test",),
+    )
     assert "text/plain" in (media.attribute("accept-types") or "")
     assert "image/gif" not in session.accept_types
     assert b"m=message 5060 sip sip:bot@example.test\r\n" in answer.serialize()

@@ -141,8 +141,13 @@ def test_timer_a_doubles_without_cap_and_timer_b_gives_up() -> None:
     link.advance(40)
     times = [s.at for s in link.sent("INVITE")]
     assert [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)] == [
-        0.5, 1.0, 2.0, 4.0, 8.0, 16.0,
-    ]  # fmt: skip
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+    ]
     assert [e for e in link.client_events if isinstance(e, TransactionTimedOut)]
 
 

@@ -153,11 +153,15 @@ async def test_digest_challenge_is_answered_once() -> None:
     async with server, client:
         host, port = server.address()
         peer = Peer("UDP", host, port)
-        good = await client.request(options(host, port, "auth-1"), destination=peer,
-                                    credentials=DigestClient("alice", "pw"))  # fmt: skip
+        good = await client.request(
+            options(host, port, "auth-1"), destination=peer, credentials=DigestClient("alice", "pw")
+        )
         assert good.status == 200
-        bad = await client.request(options(host, port, "auth-2"), destination=peer,
-                                   credentials=DigestClient("alice", "nope"))  # fmt: skip
+        bad = await client.request(
+            options(host, port, "auth-2"),
+            destination=peer,
+            credentials=DigestClient("alice", "nope"),
+        )
         assert bad.status == 401  # tried once, then gave up: no loop of challenges
 
 
@@ -257,8 +261,10 @@ async def tls_pair(
     client_tls: TlsConfig,
     handler: Callable[[ServerRequest], Response],
 ) -> tuple[SipEndpoint, SipEndpoint]:
-    server = SipEndpoint(EndpointConfig(listen=(Listen(transport="TLS", port=0),), tls=server_tls, timers=FAST),
-                         handler=handler)  # fmt: skip
+    server = SipEndpoint(
+        EndpointConfig(listen=(Listen(transport="TLS", port=0),), tls=server_tls, timers=FAST),
+        handler=handler,
+    )
     client = SipEndpoint(EndpointConfig(listen=(Listen(port=0),), tls=client_tls, timers=FAST))
     await server.start()
     await client.start()
@@ -297,8 +303,9 @@ async def test_tls_peer_with_an_untrusted_certificate_is_refused(
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
     recorder = Recorder()
-    server, client = await tls_pair(tmp_path, TlsConfig(certfile=certfile, keyfile=keyfile),
-                                    TlsConfig(cafile=cafile), recorder)  # fmt: skip
+    server, client = await tls_pair(
+        tmp_path, TlsConfig(certfile=certfile, keyfile=keyfile), TlsConfig(cafile=cafile), recorder
+    )
     try:
         host, port = server.address("TLS")
         response = await client.request(options(host, port), destination=Peer("TLS", host, port))
@@ -313,8 +320,12 @@ async def test_tls_wrong_host_name_is_refused(ca: trustme.CA, tmp_path: Path) ->
     certfile, keyfile = write_pair(ca, tmp_path, "other", "other.example.test")
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
-    server, client = await tls_pair(tmp_path, TlsConfig(certfile=certfile, keyfile=keyfile),
-                                    TlsConfig(cafile=cafile), Recorder())  # fmt: skip
+    server, client = await tls_pair(
+        tmp_path,
+        TlsConfig(certfile=certfile, keyfile=keyfile),
+        TlsConfig(cafile=cafile),
+        Recorder(),
+    )
     try:
         host, port = server.address("TLS")
         response = await client.request(options(host, port), destination=Peer("TLS", host, port))
@@ -344,9 +355,13 @@ async def test_mutual_tls_requires_and_accepts_a_client_certificate(
         )
         assert refused.status in (408, 503)
         assert recorder.seen == []
-        trusted = SipEndpoint(EndpointConfig(
-            listen=(Listen(port=0),), timers=FAST,
-            tls=TlsConfig(cafile=cafile, certfile=client_cert, keyfile=client_key)))  # fmt: skip
+        trusted = SipEndpoint(
+            EndpointConfig(
+                listen=(Listen(port=0),),
+                timers=FAST,
+                tls=TlsConfig(cafile=cafile, certfile=client_cert, keyfile=client_key),
+            )
+        )
         async with trusted:
             response = await trusted.request(
                 options(host, port, "mtls"), destination=Peer("TLS", host, port)
