@@ -152,26 +152,40 @@ class DigestClient:
     password: str
     cnonce: Callable[[], str] = field(default=lambda: secrets.token_hex(8))
     _nc: dict[str, int] = field(default_factory=dict)
-    _answered: set[tuple[str, str]] = field(default_factory=set)
+    _last: dict[tuple[str, bool], Challenge] = field(default_factory=dict)
 
     def authorize(self, request: Request, response: Response) -> bool:
         """Add credentials to ``request`` (the retry, with its CSeq already raised) for every
-        realm challenged in ``response``. False when retrying cannot help: nothing we can
-        answer, or a realm that refused these credentials before without ``stale=true``."""
+        realm challenged in ``response``; False when none of its challenges can be answered.
+        Whether retrying makes sense at all is the caller's call (RFC 3261 §22.2: a second
+        challenge to a fresh answer means the credentials are wrong, unless ``stale=true``)."""
         challenges = self.challenges(response)
         if not challenges:
             return False
-        for challenge in challenges:
-            key = (challenge.realm, "proxy" if challenge.proxy else "www")
-            if key in self._answered and not challenge.stale:
-                return False  # same realm asks again: wrong credentials (RFC 3261 §22.2)
         for name in ("authorization", "proxy-authorization"):
             request.headers.remove(name)
         for challenge in challenges:
-            self._answered.add((challenge.realm, "proxy" if challenge.proxy else "www"))
-            header = "Proxy-Authorization" if challenge.proxy else "Authorization"
-            request.headers.add(header, self.credentials(challenge, request))
+            self._last[(challenge.realm, challenge.proxy)] = challenge
+            self._add(request, challenge)
         return True
+
+    def preauthorize(self, request: Request) -> bool:
+        """Answer the last challenges again before being asked, with a rising nonce count
+        (RFC 7616 §3.4, RFC 3261 §22.3); False when there is nothing to reuse."""
+        if not self._last:
+            return False
+        for challenge in self._last.values():
+            self._add(request, challenge)
+        return True
+
+    @staticmethod
+    def is_stale(response: Response) -> bool:
+        """The server refused only the nonce, not the credentials (RFC 7616 §3.3)."""
+        return any(c.stale for c in DigestClient.challenges(response))
+
+    def _add(self, request: Request, challenge: Challenge) -> None:
+        header = "Proxy-Authorization" if challenge.proxy else "Authorization"
+        request.headers.add(header, self.credentials(challenge, request))
 
     @staticmethod
     def challenges(response: Response) -> list[Challenge]:

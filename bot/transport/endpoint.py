@@ -212,7 +212,7 @@ class SipEndpoint:
         """Send ``request`` and return its final response.
 
         A 401/407 is answered once with ``credentials`` (twice when the server says the nonce
-        was stale). Targets come from RFC 3263 unless ``destination`` is given; on a timeout, a
+        was stale); later requests reuse the last challenge with a rising nonce count. Targets come from RFC 3263 unless ``destination`` is given; on a timeout, a
         transport error or a 503 the next target is tried (§4.3). A timeout surfaces as 408 and
         a transport error as 503, as RFC 3261 §8.1.3.1 prescribes.
         """
@@ -238,15 +238,21 @@ class SipEndpoint:
         credentials: DigestClient | None,
         on_provisional: Callable[[Response], None] | None,
     ) -> _Outcome:
-        for _ in range(3):  # first try, answer to a challenge, one more when the nonce was stale
+        answered = False
+        if credentials is not None:
+            credentials.preauthorize(request)
+        # a first try, an answer to a fresh challenge, and one more only for a stale nonce
+        for _ in range(3):
             outcome = await self._send_once(request, peer, on_provisional)
-            status = outcome.response.status
-            if status not in (401, 407) or credentials is None:
+            if outcome.response.status not in (401, 407) or credentials is None:
                 return outcome
+            if answered and not credentials.is_stale(outcome.response):
+                return outcome  # RFC 3261 §22.2: our credentials were refused
             retry = request.copy()
             retry.headers.set("CSeq", f"{request.cseq.seq + 1} {request.method}")
             if not credentials.authorize(retry, outcome.response):
                 return outcome
+            answered = True
             request = retry
         return outcome
 

@@ -199,16 +199,22 @@ def test_expired_nonce_is_stale_and_forged_nonce_is_not_ours() -> None:
     assert server.verify(forged, PASSWORDS.get, 1.0).reason == "nonce not ours"
 
 
-def test_client_retries_stale_once_but_not_a_plain_second_challenge() -> None:
+def test_preauthorize_reuses_the_last_challenge_with_a_rising_count_and_stale_is_seen() -> None:
     server = DigestServer("example.test")
     client = DigestClient("alice", "wonderland")
-    assert client.authorize(request(), challenge_response(server))
-    # the same realm challenges again without stale: our credentials were refused
-    assert not client.authorize(request(), challenge_response(server))
+    assert not client.preauthorize(request())  # nothing to reuse yet
+    first = request()
+    assert client.authorize(first, challenge_response(server))
+    assert server.verify(first, PASSWORDS.get, 1.0).ok
+    again = request()
+    assert client.preauthorize(again)
+    assert "nc=00000002" in (again.headers.get("authorization") or "")
+    assert server.verify(again, PASSWORDS.get, 2.0).ok
+    assert not DigestClient.is_stale(challenge_response(server))
     stale = Response(
         401, headers=Headers.of(("WWW-Authenticate", server.challenges(0, stale=True)[0]))
     )
-    assert client.authorize(request(), stale)
+    assert DigestClient.is_stale(stale)
 
 
 def test_auth_int_hashes_the_body() -> None:
