@@ -32,6 +32,9 @@ class CancelReceived:
     with 200 and the INVITE with 487."""
 
     request: Request
+    """The CANCEL."""
+    invite: Request
+    """The INVITE it cancelled."""
     transaction: ServerTransaction
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 
 from bot.sip.errors import SipParseError
-from bot.sip.message import parse_message
+from bot.sip.message import Message, parse_message
 
 MAX_HEADER_BYTES = 16 * 1024
 """Largest header block accepted on a stream, in octets; real SIP headers stay under 4 KiB."""
@@ -63,6 +63,7 @@ class StreamFramer:
                 raise SipParseError("header block too large", status=413)
             length = _content_length(bytes(buf[:end]))
             if length > self._max_body:
+                partial: Message | None
                 try:
                     partial = parse_message(bytes(buf[: end + 4]), datagram=False)
                 except SipParseError as exc:  # expected: the body is missing

@@ -80,7 +80,10 @@ class Headers:
         if not isinstance(name, str):
             return False
         key = header_key(name)
-        return any(row[0] == key for row in self._rows)
+        for row in self._rows:
+            if row[0] == key:
+                return True
+        return False
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -114,8 +117,22 @@ class Headers:
             return rows
         out: list[str] = []
         for value in rows:
-            out.extend(part.strip() for part in split_outside_quotes(value, ","))
+            if "," in value:
+                out.extend(part.strip() for part in split_outside_quotes(value, ","))
+            else:
+                out.append(value)
         return out
+
+    def first_value(self, name: str) -> str | None:
+        """The first value of a list header (the top Via, the first Route), or None."""
+        key = header_key(name)
+        for row in self._rows:
+            if row[0] == key:
+                value = row[2]
+                if "," in value and key in LIST_HEADERS:
+                    return split_outside_quotes(value, ",")[0].strip()
+                return value
+        return None
 
     def add(self, name: str, value: str) -> None:
         self._rows.append((header_key(name), name, value))
@@ -204,6 +221,11 @@ class Via:
         return None
 
 
+# ``["quoted name"] <uri> [;params]``, the shape nearly every From/To/Contact has
+_COMMON_ADDRESS_RE = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"\s*)?<([^<>\s]*)>\s*(;.*)?\Z', re.DOTALL)
+_UNQUOTE_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Address:
     """A name-addr or addr-spec with header parameters: From, To, Contact, Route…
@@ -215,6 +237,18 @@ class Address:
 
     @classmethod
     def parse(cls, value: str) -> Address:
+        m = _COMMON_ADDRESS_RE.match(value)
+        if m is not None:
+            display, uri, tail = m.groups()
+            return cls(
+                uri=parse_uri(uri),
+                display_name=_UNQUOTE_RE.sub(r"\1", display) if display is not None else None,
+                params=parse_params(tail[1:], "address") if tail else (),
+            )
+        return cls._parse_general(value)
+
+    @classmethod
+    def _parse_general(cls, value: str) -> Address:
         text = value.strip()
         if not text:
             raise SipParseError("empty address")

@@ -12,7 +12,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
-from bot.sip.errors import SipParseError
+from bot.sip.errors import ProtocolStateError, SipParseError
 from bot.sip.events import (
     AckReceived,
     CancelReceived,
@@ -270,18 +270,20 @@ class TransactionLayer:
         tx.move(response_event(response.status))
         tx.last_response = response
         tx.wire = response.serialize()
-        self._out.append((tx.wire, self._response_peer(tx)))
+        self._out.append((tx.wire, tx.reply_to))
         if response.status < 200:
             return
         t1 = self.timers.t1
         unreliable = not tx.peer.reliable
         if not tx.is_invite:
             self._arm(tx, "J", now + (64 * t1 if unreliable else 0))  # §17.2.2 Timer J
+            tx.release()
         elif tx.state is State.ACCEPTED:
             # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
             self._arm(tx, "L", now + 64 * t1)
-            key = (tx.request.call_id, tx.request.cseq.seq, tx.request.from_.tag)
-            self._accepted[key] = tx
+            invite = _kept(tx)
+            tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
+            self._accepted[tx.dialog_key] = tx
             if unreliable:
                 tx.interval = t1
                 self._arm(tx, "G", now + t1)
@@ -311,7 +313,7 @@ class TransactionLayer:
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
             return
-        tx = ServerTransaction(key, request, peer)
+        tx = ServerTransaction(key, request, peer, _reply_to(request, peer))
         self._server[key] = tx
         if tx.is_invite:
             # §17.2.1: 100 Trying at once, so the client stops retransmitting
@@ -342,7 +344,7 @@ class TransactionLayer:
         self.stats.retransmissions_absorbed += 1
         tx.move(Ev.RETRANSMISSION)
         if tx.wire:  # Trying has nothing to repeat; any later state repeats its last response
-            self._out.append((tx.wire, self._response_peer(tx)))
+            self._out.append((tx.wire, tx.reply_to))
 
     def _ack_without_transaction(self, ack: Request, peer: Peer, now: float) -> None:
         key = (ack.call_id, ack.cseq.seq, ack.from_.tag)
@@ -355,7 +357,7 @@ class TransactionLayer:
         self._events.append(AckReceived(request=ack, peer=peer, transaction=tx))
 
     def _receive_cancel(self, cancel_tx: ServerTransaction, now: float) -> None:
-        cancel = cancel_tx.request
+        cancel = _kept(cancel_tx)
         invite_key = (*cancel_tx.key[:-1], "INVITE")  # §9.2: match as if it were the INVITE
         invite_tx = self._server.get(invite_key)
         if invite_tx is None:
@@ -364,13 +366,16 @@ class TransactionLayer:
         self.respond(cancel_tx, make_response(cancel, 200), now)
         if invite_tx.state is State.PROCEEDING:
             to_tag = _response_to_tag(invite_tx)
-            self.respond(invite_tx, make_response(invite_tx.request, 487, to_tag=to_tag), now)
-            self._events.append(CancelReceived(request=cancel, transaction=invite_tx))
+            invite = _kept(invite_tx)
+            self.respond(invite_tx, make_response(invite, 487, to_tag=to_tag), now)
+            self._events.append(
+                CancelReceived(request=cancel, invite=invite, transaction=invite_tx)
+            )
 
     def _server_timer(self, tx: ServerTransaction, letter: str, now: float) -> None:
         if letter == "G":
             tx.move(Ev.TIMER_RETRANSMIT)
-            self._out.append((tx.wire, self._response_peer(tx)))
+            self._out.append((tx.wire, tx.reply_to))
             self.stats.retransmissions_sent += 1
             tx.interval = min(tx.interval * 2, self.timers.t2)
             self._arm(tx, "G", now + tx.interval)
@@ -384,16 +389,6 @@ class TransactionLayer:
             if letter == "L" and not tx.acked:
                 self._events.append(TransactionTimedOut(transaction=tx))
 
-    def _response_peer(self, tx: ServerTransaction) -> Peer:
-        """Where responses go (RFC 3261 §18.2.2, RFC 3581 §4)."""
-        if tx.peer.reliable:
-            return tx.peer  # back over the connection the request came on
-        via = tx.request.via
-        host = via.param("received") or via.host
-        rport = via.param("rport")
-        port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
-        return Peer(tx.peer.transport, host.strip("[]"), port)
-
     # --- shared ----------------------------------------------------------------------------
 
     def _arm(self, tx: Transaction, letter: str, deadline: float) -> None:
@@ -403,11 +398,10 @@ class TransactionLayer:
     def _forget(self, tx: Transaction) -> None:
         if isinstance(tx, ClientTransaction):
             self._client.pop(tx.key, None)
-        else:
+        elif isinstance(tx, ServerTransaction):
             self._server.pop(tx.key, None)
-            if tx.is_invite:
-                req = tx.request
-                self._accepted.pop((req.call_id, req.cseq.seq, req.from_.tag), None)
+            if tx.dialog_key is not None:
+                self._accepted.pop(tx.dialog_key, None)
 
     def _send_stateless(self, response: Response, peer: Peer) -> None:
         self._out.append((response.serialize(), peer))
@@ -438,6 +432,24 @@ def _server_key(request: Request, via: Via) -> tuple[object, ...]:
         str(via),
         method,
     )
+
+
+def _reply_to(request: Request, peer: Peer) -> Peer:
+    """Where responses go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+    if peer.reliable:
+        return peer  # back over the connection the request came on
+    via = request.via
+    host = via.param("received") or via.host
+    rport = via.param("rport")
+    port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
+    return Peer(peer.transport, host.strip("[]"), port)
+
+
+def _kept(tx: ServerTransaction) -> Request:
+    """The request of a transaction that keeps it (INVITE, or one not yet answered)."""
+    if tx.request is None:
+        raise ProtocolStateError(tx.name, tx.state.value, "read the released request")
+    return tx.request
 
 
 def _apply_rport(request: Request, via: Via, peer: Peer) -> None:

@@ -13,6 +13,7 @@ from bot.sip.uri import AbsoluteUri, Uri, parse_uri
 _T = TypeVar("_T")
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_valid_names: dict[str, str] = {}  # header names seen before -> their key (they are tokens)
 # Header fields that may appear at most once (RFC 3261 §7.3.1: not comma-separated lists).
 SINGLE_HEADERS = frozenset(
     {"call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type"}
@@ -80,10 +81,10 @@ class Message:
     @property
     def via(self) -> Via:
         """The top Via (RFC 3261 §8.1.1.7, §17.2.3)."""
-        raw = self.headers.values("via")
-        if not raw:
+        raw = self.headers.first_value("via")
+        if raw is None:
             raise SipParseError("missing Via header", partial=self)
-        return self._parsed("via0", raw[0], Via.parse)  # type: ignore[return-value]
+        return self._parsed("via0", raw, Via.parse)  # type: ignore[return-value]
 
     @property
     def from_(self) -> Address:
@@ -246,20 +247,23 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
     lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
     message, start_error = _start_line(lines[0])
     rows: list[tuple[str, str, str]] = []
-    seen: set[str] = set()
+    present: set[str] = set()
     duplicate: str | None = None
     bad_line: str | None = None
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or _TOKEN_RE.match(name) is None:
-            bad_line = bad_line or line
-            continue
-        key = header_key(name)
-        if key in SINGLE_HEADERS:
-            if key in seen:
-                duplicate = duplicate or key
-            seen.add(key)
+        key = _valid_names.get(name)
+        if key is None:
+            if not colon or _TOKEN_RE.match(name) is None:
+                bad_line = bad_line or line
+                continue
+            key = header_key(name)
+            if len(_valid_names) < 4096:
+                _valid_names[name] = key
+        if key in present and key in SINGLE_HEADERS:
+            duplicate = duplicate or key
+        present.add(key)
         rows.append((key, name, value.strip(" \t")))
     message.headers = Headers(rows)
     is_request = isinstance(message, Request)
@@ -281,7 +285,7 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
         )
     try:
         if isinstance(message, Request):
-            _check_request(message)
+            _check_request(message, present)
         else:
             _check_response(message)
     except SipParseError as exc:
@@ -337,10 +341,10 @@ def _body(message: Message, data: bytes, start: int, datagram: bool, status: int
     return data[start : start + length]
 
 
-def _check_request(request: Request) -> None:
+def _check_request(request: Request, present: set[str]) -> None:
     headers = request.headers
     for name in MANDATORY_REQUEST_HEADERS:
-        if name not in headers:
+        if name not in present:
             raise SipParseError(f"missing {name} header", partial=request)
     cseq = request.cseq  # raises with the right message
     # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method

@@ -150,19 +150,19 @@ def response_event(status: int) -> Ev:
 class Transaction:
     """State shared by all four machines."""
 
-    __slots__ = ("key", "request", "peer", "state", "timers", "interval", "wire", "_table", "name")
+    __slots__ = ("key", "method", "peer", "state", "timers", "interval", "wire", "_table", "name")
 
     def __init__(
         self,
         key: tuple[object, ...],
-        request: Request,
+        method: str,
         peer: Peer,
         table: Table,
         initial: State,
         name: str,
     ):
         self.key = key
-        self.request = request
+        self.method = method
         self.peer = peer
         self.state = initial
         self.timers: dict[str, float] = {}
@@ -186,40 +186,54 @@ class Transaction:
 
     @property
     def is_invite(self) -> bool:
-        return self.request.method == "INVITE"
+        return self.method == "INVITE"
 
 
 class ClientTransaction(Transaction):
-    __slots__ = ("last_response", "ack")
+    __slots__ = ("request", "last_response", "ack")
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
         invite = request.method == "INVITE"
         super().__init__(
             key,
-            request,
+            request.method,
             peer,
             INVITE_CLIENT if invite else NON_INVITE_CLIENT,
             State.CALLING if invite else State.TRYING,
             "INVITE client transaction" if invite else "non-INVITE client transaction",
         )
+        self.request = request
         self.last_response: Response | None = None
         self.ack: bytes | None = None
         """ACK sent by the transaction (non-2xx, §17.1.1.3) or by the TU for a 2xx."""
 
 
 class ServerTransaction(Transaction):
-    __slots__ = ("last_response", "acked")
+    __slots__ = ("request", "reply_to", "last_response", "acked", "dialog_key")
 
-    def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
+    def __init__(self, key: tuple[object, ...], request: Request, peer: Peer, reply_to: Peer):
         invite = request.method == "INVITE"
         super().__init__(
             key,
-            request,
+            request.method,
             peer,
             INVITE_SERVER if invite else NON_INVITE_SERVER,
             State.PROCEEDING if invite else State.TRYING,
             "INVITE server transaction" if invite else "non-INVITE server transaction",
         )
+        self.request: Request | None = request
+        """The request; dropped (None) once a non-INVITE transaction has its final response,
+        when only ``wire`` is needed to absorb retransmissions. At thousands of transactions
+        a second held for Timer J (32 s), keeping every parsed request would cost gigabytes."""
+        self.reply_to = reply_to
+        """Where responses go (RFC 3261 §18.2.2), worked out once from the top Via."""
         self.last_response: Response | None = None
         self.acked = False
         """An ACK arrived for our 2xx (RFC 3261 §13.3.1.4)."""
+        self.dialog_key: tuple[str, int, str | None] | None = None
+        """(Call-ID, CSeq number, From tag) of an accepted INVITE: how its 2xx ACK is found."""
+
+    def release(self) -> None:
+        """Keep only what absorbing retransmissions needs (non-INVITE, after the final)."""
+        self.request = None
+        self.last_response = None

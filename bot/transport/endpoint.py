@@ -212,9 +212,10 @@ class SipEndpoint:
         """Send ``request`` and return its final response.
 
         A 401/407 is answered once with ``credentials`` (twice when the server says the nonce
-        was stale); later requests reuse the last challenge with a rising nonce count. Targets come from RFC 3263 unless ``destination`` is given; on a timeout, a
-        transport error or a 503 the next target is tried (§4.3). A timeout surfaces as 408 and
-        a transport error as 503, as RFC 3261 §8.1.3.1 prescribes.
+        was stale); later requests reuse the last challenge with a rising nonce count. Targets
+        come from RFC 3263 unless ``destination`` is given; on a timeout, a transport error or
+        a 503 the next target is tried (§4.3). A timeout surfaces as 408 and a transport error
+        as 503, as RFC 3261 §8.1.3.1 prescribes.
         """
         targets = [destination] if destination is not None else await self.targets(request)
         if not targets:
@@ -384,7 +385,7 @@ class SipEndpoint:
             if isinstance(tx, ClientTransaction):
                 self._finish(tx, _Outcome(make_response(tx.request, 408), local=True))
             else:
-                log.warning("sip.transaction.no_ack call_id=%s", tx.request.call_id)
+                log.warning("sip.transaction.no_ack key=%s", tx.key)
         elif isinstance(event, TransportFailed):
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
@@ -394,7 +395,7 @@ class SipEndpoint:
             if self.on_ack is not None:
                 self.on_ack(event.request)
         elif isinstance(event, CancelReceived) and self.on_cancel is not None:
-            self.on_cancel(event.transaction.request)
+            self.on_cancel(event.invite)
 
     def _handle_response(self, event: ResponseReceived) -> None:
         tx, response = event.transaction, event.response

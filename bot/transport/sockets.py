@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import cast
@@ -26,57 +27,79 @@ def _peer(transport: str, address: tuple[object, ...]) -> Peer:
     return Peer(transport, str(address[0]), int(str(address[1])))
 
 
-class UdpTransport(asyncio.DatagramProtocol):
-    """One UDP socket: datagrams in, datagrams out (RFC 3261 §18.1.1, §18.2.1)."""
+MAX_DATAGRAMS_PER_WAKEUP = 64
+"""UDP datagrams read per readiness event: one event loop turn then serves a burst."""
 
-    def __init__(self, on_message: OnMessage, on_failure: OnFailure):
+
+class UdpTransport:
+    """One UDP socket: datagrams in, datagrams out (RFC 3261 §18.1.1, §18.2.1).
+
+    It reads the socket itself (``loop.add_reader``) so that one wake-up drains a burst of
+    datagrams, where asyncio's datagram transport reads one per loop turn. A datagram the
+    kernel cannot take right now is dropped like any lost datagram: the transaction layer
+    retransmits.
+    """
+
+    def __init__(self, sock: socket.socket, on_message: OnMessage, on_failure: OnFailure):
+        self._sock = sock
         self._on_message = on_message
         self._on_failure = on_failure
-        self._transport: asyncio.DatagramTransport | None = None
         self._last_sent_to: Peer | None = None
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
+        self.send_drops = 0
+        """Datagrams the kernel refused (its buffer was full)."""
 
     @classmethod
     async def open(
         cls, host: str, port: int, on_message: OnMessage, on_failure: OnFailure
     ) -> UdpTransport:
-        loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_datagram_endpoint(
-            lambda: cls(on_message, on_failure), local_addr=(host, port)
-        )
-        return protocol
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock, on_message, on_failure)
 
     @property
     def local(self) -> tuple[str, int]:
-        assert self._transport is not None
-        address = self._transport.get_extra_info("sockname")
+        address = self._sock.getsockname()
         return str(address[0]), int(address[1])
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        if not data.strip(b"\r\n\x00 "):
-            return  # a keep-alive (RFC 5626 §3.5.1 style CRLFs, or NAT-refresh zeros)
-        self._on_message(data, _peer("UDP", addr))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable for our last datagram (Linux reports it on the next call)
-        if self._last_sent_to is not None:
-            self._on_failure(self._last_sent_to, f"ICMP error: {exc}")
+    def _readable(self) -> None:
+        for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
+            try:
+                data, addr = self._sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP port unreachable for our last datagram (Linux reports it here)
+                if self._last_sent_to is not None:
+                    self._on_failure(self._last_sent_to, f"ICMP error: {exc}")
+                return
+            if not data.strip(b"\r\n\x00 "):
+                continue  # a keep-alive (RFC 5626 §3.5.1 style CRLFs, or NAT-refresh zeros)
+            self._on_message(data, _peer("UDP", addr))
 
     def send(self, data: bytes, peer: Peer) -> None:
-        if self._transport is None or self._transport.is_closing():
+        if self._sock.fileno() < 0:
             self._on_failure(peer, "UDP socket closed")
             return
         self._last_sent_to = peer
         try:
-            self._transport.sendto(data, (peer.host, peer.port))
+            self._sock.sendto(data, (peer.host, peer.port))
+        except (BlockingIOError, InterruptedError):
+            self.send_drops += 1
         except OSError as exc:
             self._on_failure(peer, f"send failed: {exc}")
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
 
 
 class StreamConnection(asyncio.Protocol):
