@@ -27,7 +27,16 @@ class StreamFramer:
     must be closed: its framing can no longer be trusted.
     """
 
-    def __init__(self, *, max_header: int = MAX_HEADER_BYTES, max_body: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        *,
+        outbound: bool = False,
+        max_header: int = MAX_HEADER_BYTES,
+        max_body: int = MAX_BODY_BYTES,
+    ):
+        self._outbound = outbound
+        """We opened the flow: we send pings, so a lone CRLF is the pong (RFC 5626 §4.4.1);
+        on a flow the peer opened, a CRLF may be the first half of its ping."""
         self._buffer = bytearray()
         self._max_header = max_header
         self._max_body = max_body
@@ -50,7 +59,7 @@ class StreamFramer:
                 del buf[:4]
                 return KeepAlive.PING
             if buf.startswith(b"\r\n"):
-                if len(buf) < 4 and not bytes(buf).strip(b"\r\n"):
+                if len(buf) < 4 and not self._outbound and not bytes(buf).strip(b"\r\n"):
                     return None  # wait: this may be the first half of a ping
                 del buf[:2]
                 return KeepAlive.PONG

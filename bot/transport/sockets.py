@@ -108,7 +108,7 @@ class StreamConnection(asyncio.Protocol):
     def __init__(self, owner: StreamTransport, *, outbound: bool):
         self._owner = owner
         self._outbound = outbound
-        self._framer = StreamFramer()
+        self._framer = StreamFramer(outbound=outbound)
         self._transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
         self._awaiting_pong = False

@@ -27,6 +27,13 @@ def test_pong_is_recognised() -> None:
     assert framer.feed(b"\r\n" + ONE) == [KeepAlive.PONG, ONE]
 
 
+def test_lone_crlf_is_a_pong_on_our_flows_and_half_a_ping_on_theirs() -> None:
+    assert StreamFramer(outbound=True).feed(b"\r\n") == [KeepAlive.PONG]
+    theirs = StreamFramer(outbound=False)
+    assert theirs.feed(b"\r\n") == []
+    assert theirs.feed(b"\r\n") == [KeepAlive.PING]
+
+
 @pytest.mark.parametrize(
     ("data", "status"),
     [

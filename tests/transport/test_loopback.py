@@ -385,3 +385,27 @@ def test_parse_of_our_own_wire() -> None:
     request = options("127.0.0.1", 5060)
     request.headers.add("Via", "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx")
     assert parse_message(request.serialize()) == request
+
+
+async def test_client_connections_send_keepalive_pings_and_drop_dead_flows() -> None:
+    """RFC 5626 §3.5.1/§4.4.1: we ping flows we opened; a flow that stops answering is closed."""
+    pings = 0
+    closed = asyncio.Event()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal pings
+        while data := await reader.read(4096):
+            for _ in range(data.count(b"\r\n\r\n")):
+                pings += 1
+                if pings <= 2:  # answer two pings, then play dead
+                    writer.write(b"\r\n")
+        closed.set()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = EndpointConfig(listen=(Listen(port=0),), timers=FAST, keepalive_interval=0.05)
+    async with server, SipEndpoint(config) as client:
+        client.add_stream_transport("TCP")
+        client._streams["TCP"].send(b"\r\n\r\n", Peer("TCP", "127.0.0.1", port))  # opens it
+        await asyncio.wait_for(closed.wait(), 5)
+    assert pings >= 3  # answered, answered, unanswered: then we closed the flow
