@@ -1,0 +1,120 @@
+"""From a person's text to a reply: normalise, ACL, rate limit, feature flags, the handler."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from bot.commands.context import CommandContext, Sender
+from bot.commands.ratelimit import RateLimiter
+from bot.commands.registry import CommandSpec, Registry
+from bot.config import Config
+
+log = structlog.get_logger("bot.commands")
+_SPACES = re.compile(r"\s+")
+_END_PUNCTUATION = ".,;:!?¡¿…\"'()[]{}"
+
+
+class UsageError(Exception):
+    """Raised by a handler for arguments it cannot use: the user gets the usage line, plus
+    the message when there is one."""
+
+
+def normalise(text: str) -> str:
+    """Spaces collapsed, punctuation at the ends dropped: ``  My  Meetings? `` is
+    ``My Meetings``."""
+    return _SPACES.sub(" ", text).strip().strip(_END_PUNCTUATION).strip()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        services: Any,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.registry = registry
+        self.services = services
+        self._clock = clock
+        limit = config.im.rate_limit
+        self._limiter = RateLimiter(limit.rate, limit.burst)
+        self._memory: dict[str, dict[str, Any]] = {}
+
+    def is_admin(self, sender: Sender) -> bool:
+        return sender.address in self.config.acl.admins
+
+    def enabled(self, spec: CommandSpec) -> bool:
+        return spec.feature is None or bool(getattr(self.config.features, spec.feature, False))
+
+    def visible(self, spec: CommandSpec, sender: Sender) -> bool:
+        """What ``help`` shows this sender: enabled (or not hidden) and permitted."""
+        if spec.admin_only and not self.is_admin(sender):
+            return False
+        return self.enabled(spec) or not self.config.features.hide_disabled
+
+    async def dispatch(self, sender: Sender, text: str, *, call_id: str = "") -> str:
+        started = self._clock()
+        reply, command, outcome = await self._answer(sender, text)
+        log.info(
+            "im.command.answered", call_id=call_id, sender=sender.address, command=command,
+            outcome=outcome, ms=round((self._clock() - started) * 1000, 1),
+        )  # fmt: skip
+        return reply
+
+    async def _answer(self, sender: Sender, text: str) -> tuple[str, str, str]:
+        cleaned = normalise(text)
+        if not cleaned:
+            return "Send 'help' to see what I can do.", "", "empty"
+        if sender.domain.lower() not in {d.lower() for d in self.config.acl.allowed_domains}:
+            return (f"Sorry, I only answer users of {', '.join(self.config.acl.allowed_domains)}.",
+                    "", "refused-domain")  # fmt: skip
+        if not self._limiter.allow(sender.address, self._clock()):
+            return ("You are sending commands faster than I can answer. Please wait a few "
+                    "seconds and try again.", "", "rate-limited")  # fmt: skip
+        lowered = cleaned.lower()
+        found = self.registry.match(lowered)
+        if found is None:
+            return self._unknown(cleaned, sender), "", "unknown"
+        spec, args = found
+        if len(lowered) == len(cleaned):  # keep the case of the arguments as typed
+            args = cleaned[len(cleaned) - len(args) :] if args else ""
+        if not self.enabled(spec):
+            if self.config.features.hide_disabled:
+                return self._unknown(cleaned, sender), spec.name, "unknown"
+            return f"'{spec.name}' is turned off here.", spec.name, "disabled"
+        if spec.admin_only and not self.is_admin(sender):
+            return f"Sorry, '{spec.name}' is for administrators only.", spec.name, "refused-admin"
+        if args and not spec.takes_args:
+            return f"'{spec.name}' takes nothing after it. Usage: {spec.usage}", spec.name, "usage"
+        context = CommandContext(
+            sender=sender, args=args, config=self.config, registry=self.registry,
+            services=self.services, memory=self._memory.setdefault(sender.address, {}),
+            is_admin=self.is_admin(sender),
+        )  # fmt: skip
+        try:
+            return await spec.handler(context), spec.name, "ok"
+        except UsageError as exc:
+            hint = f"{exc} " if str(exc) else ""
+            return f"{hint}Usage: {spec.usage} (for example: {spec.example})", spec.name, "usage"
+        except Exception:
+            log.exception("im.command.failed", sender=sender.address, command=spec.name)
+            return (f"Sorry, something went wrong while running '{spec.name}'. It has been "
+                    "logged; please try again later.", spec.name, "error")  # fmt: skip
+
+    def _unknown(self, text: str, sender: Sender) -> str:
+        words = [
+            word for spec in self.registry if self.visible(spec, sender) and self.enabled(spec)
+            for word in spec.words
+        ]  # fmt: skip
+        guess = difflib.get_close_matches(text.lower(), words, n=1, cutoff=0.5)
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        hint = f" Did you mean '{guess[0]}'?" if guess else ""
+        return f"I don't know '{shown}'.{hint} Send 'help' to see what I can do."

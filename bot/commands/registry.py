@@ -1,0 +1,101 @@
+"""Commands declared with a decorator into a typed registry (errbot / opsdroid style)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.commands.context import CommandContext
+
+Handler = Callable[[CommandContext], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandSpec:
+    name: str
+    """What the user types, lower case, words separated by one space (``my meetings``)."""
+    aliases: tuple[str, ...]
+    usage: str
+    """The usage line shown for mistakes: ``meeting <number|id>``."""
+    summary: str
+    """First line of the handler's docstring: the line in ``help``."""
+    details: str
+    """The rest of the docstring: shown by ``help <command>``."""
+    example: str
+    feature: str | None
+    """The ``features`` flag that switches it on and off."""
+    admin_only: bool
+    takes_args: bool
+    handler: Handler
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._specs: dict[str, CommandSpec] = {}
+
+    def add(self, spec: CommandSpec) -> None:
+        for word in spec.words:
+            owner = self._lookup_exact(word)
+            if owner is not None and owner.name != spec.name:
+                raise ValueError(f"command word {word!r} already belongs to {owner.name!r}")
+        self._specs[spec.name] = spec
+
+    def _lookup_exact(self, word: str) -> CommandSpec | None:
+        for spec in self._specs.values():
+            if word in spec.words:
+                return spec
+        return None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._specs.values(), key=lambda s: s.name))
+
+    def get(self, name: str) -> CommandSpec | None:
+        return self._lookup_exact(name)
+
+    def match(self, text: str) -> tuple[CommandSpec, str] | None:
+        """The command ``text`` starts with (longest name wins) and the rest as arguments."""
+        best: tuple[CommandSpec, str] | None = None
+        best_len = -1
+        for spec in self._specs.values():
+            for word in spec.words:
+                if (text == word or text.startswith(word + " ")) and len(word) > best_len:
+                    best, best_len = (spec, text[len(word) :].strip()), len(word)
+        return best
+
+    def words(self) -> list[str]:
+        return [word for spec in self._specs.values() for word in spec.words]
+
+
+REGISTRY = Registry()
+"""Where ``@command`` puts what it declares; the bot's own handlers and plug-ins alike."""
+
+
+def command(
+    name: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    usage: str | None = None,
+    example: str | None = None,
+    feature: str | None = None,
+    admin_only: bool = False,
+    takes_args: bool = False,
+    registry: Registry | None = None,
+) -> Callable[[Handler], Handler]:
+    """Declare an IM command; help comes from the handler's docstring."""
+
+    def declare(handler: Handler) -> Handler:
+        doc = inspect.getdoc(handler) or name
+        summary, _, details = doc.partition("\n")
+        (registry or REGISTRY).add(CommandSpec(
+            name=name, aliases=aliases, usage=usage or name, summary=summary.strip(),
+            details=details.strip(), example=example or name, feature=feature,
+            admin_only=admin_only, takes_args=takes_args, handler=handler,
+        ))  # fmt: skip
+        return handler
+
+    return declare

@@ -1,0 +1,1 @@
+"""Conferences: the summary model and the backends that hold them."""

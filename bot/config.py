@@ -1,0 +1,262 @@
+"""config.yaml: the schema (pydantic), loading with line numbers, ``${ENV_VAR}`` secrets.
+
+The defaults below *are* the embedded defaults: ``sipbot run`` with no config file runs on them,
+and the shipped ``config.yaml`` spells them out (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListenConfig(_Section):
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    host: str = "127.0.0.1"
+    port: int = Field(5060, ge=0, le=65535)
+
+
+class TlsSettings(_Section):
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    cafile: Path | None = None
+    verify: bool = True
+    require_client_cert: bool = False
+
+
+class TimersConfig(_Section):
+    t1: float = Field(0.5, gt=0)
+    t2: float = Field(4.0, gt=0)
+    t4: float = Field(5.0, gt=0)
+
+
+class SipConfig(_Section):
+    mode: Literal["embedded", "external"] = "embedded"
+    domain: str = "example.test"
+    user: str = "bot"
+    display_name: str = "sipbot"
+    listen: tuple[ListenConfig, ...] = (
+        ListenConfig(transport="udp"),
+        ListenConfig(transport="tcp"),
+    )
+    advertise: str | None = None
+    tls: TlsSettings = TlsSettings()
+    trusted_proxies: tuple[str, ...] = ()
+    timers: TimersConfig = TimersConfig()
+
+    @property
+    def identity(self) -> str:
+        return f"sip:{self.user}@{self.domain}"
+
+
+class UserConfig(_Section):
+    password: str
+    display_name: str | None = None
+
+
+def _demo_users() -> dict[str, UserConfig]:
+    return {
+        "alice": UserConfig(password="alice-demo", display_name="Alice"),
+        "bob": UserConfig(password="bob-demo", display_name="Bob"),
+    }
+
+
+class RegistrarConfig(_Section):
+    users: dict[str, UserConfig] = Field(default_factory=_demo_users)
+    realm: str | None = None
+    min_expires: int = Field(60, ge=1)
+    max_expires: int = Field(3600, ge=1)
+    default_expires: int = Field(600, ge=1)
+    digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)
+    server: str | None = None
+    username: str | None = None
+    password: str | None = None
+    expires: int = Field(600, ge=60)
+    keepalive: float = Field(30.0, gt=0)
+    retry_min: float = Field(1.0, gt=0)
+    retry_max: float = Field(60.0, gt=0)
+
+    @field_validator("users")
+    @classmethod
+    def _user_names(cls, users: dict[str, UserConfig]) -> dict[str, UserConfig]:
+        for name in users:
+            if not re.fullmatch(r"[A-Za-z0-9._+-]+", name):
+                raise ValueError(f"user name {name!r} may hold only letters, digits and ._+-")
+        return users
+
+
+class FeaturesConfig(_Section):
+    help: bool = True
+    my_meetings: bool = True
+    meeting: bool = True
+    status: bool = True
+    hide_disabled: bool = False
+
+
+class AclConfig(_Section):
+    allowed_domains: tuple[str, ...] = ("example.test",)
+    admins: tuple[str, ...] = ()
+
+
+class RateLimitConfig(_Section):
+    rate: float = Field(5.0, gt=0)
+    burst: int = Field(10, ge=1)
+
+
+class ImConfig(_Section):
+    session_idle_timeout: float = Field(300.0, gt=0)
+    rate_limit: RateLimitConfig = RateLimitConfig()
+
+
+class ConferencesConfig(_Section):
+    backend: Literal["store"] = "store"
+    database_url: str = "sqlite+aiosqlite:///sipbot.db"
+    demo_data: bool = True
+    time_zone: str = "UTC"
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(_Section):
+    sip: SipConfig = SipConfig()
+    registrar: RegistrarConfig = RegistrarConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    acl: AclConfig = AclConfig()
+    im: ImConfig = ImConfig()
+    conferences: ConferencesConfig = ConferencesConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def realm(self) -> str:
+        return self.registrar.realm or self.sip.domain
+
+
+class ConfigError(Exception):
+    """An invalid config file; ``messages`` each name the file, line, key path and problem."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+def load_config(path: Path | None) -> Config:
+    """The config in ``path``, or the embedded defaults when ``path`` is None."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "config.yaml") -> Config:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{where}: not valid YAML: {problem}"]) from exc
+    lines = _lines(root)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}:1: the top level must be a mapping of sections"])
+    errors: list[str] = []
+    data = _expand_env(data, (), lines, source, errors)
+    if errors:
+        raise ConfigError(errors)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_describe(e, lines, source) for e in exc.errors()]) from exc
+
+
+def _lines(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Line number (1-based) of every key path in the YAML document."""
+    out: dict[tuple[Any, ...], int] = {}
+    if node is None:
+        return out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            out[child] = key.start_mark.line + 1
+            out.update({k: v for k, v in _lines(value, child).items() if k != child})
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            out.update(_lines(item, (*path, index)))
+    return out
+
+
+def _line_of(path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get(())
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(error: Any, lines: dict[tuple[Any, ...], int], source: str) -> str:
+    path = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    line = _line_of(path, lines)
+    where = f"{source}:{line}" if line else source
+    if error["type"] == "extra_forbidden":
+        return f"{where}: {_dotted(path)}: unknown key (check its spelling in config.yaml)"
+    if error["type"] == "missing":
+        return f"{where}: {_dotted(path)}: required, but missing"
+    value = error.get("input")
+    shown = f", got {value!r}" if not isinstance(value, dict | list) else ""
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {_dotted(path)}: {message}{shown}"
+
+
+def _expand_env(
+    value: Any,
+    path: tuple[Any, ...],
+    lines: dict[tuple[Any, ...], int],
+    source: str,
+    errors: list[str],
+) -> Any:
+    """Replace ``${NAME}`` by the environment variable NAME; a missing one is an error."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*path, k), lines, source, errors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*path, i), lines, source, errors) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                errors.append(
+                    f"{source}:{_line_of(path, lines)}: {_dotted(path)}: environment variable "
+                    f"{name} is not set"
+                )
+                return ""
+            return os.environ[name]
+
+        return _ENV_RE.sub(substitute, value)
+    return value

@@ -1,0 +1,307 @@
+"""Instant messaging with people: pager-mode MESSAGE (RFC 3428) and IM sessions as Lync /
+Skype for Business clients open them (INVITE with ``m=message``, MS-SIPRE), each command
+answered in the mode it came in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from bot.commands.context import Sender
+from bot.config import Config
+from bot.im.bodies import UnsupportedBody, ms_text_format, text_of
+from bot.services.registrar import Registrar
+from bot.sip.dialog import Dialog, DialogTable
+from bot.sip.errors import SipParseError
+from bot.sip.headers import Address, Headers
+from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.sdp import SessionDescription, answer_message
+from bot.sip.transaction import Peer
+from bot.sip.uri import SipUri
+from bot.transport.endpoint import ServerRequest, SipEndpoint
+
+log = structlog.get_logger("bot.im")
+Answer = Callable[[Sender, str, str], Awaitable[str]]
+"""(sender, text, call_id) -> reply: the command dispatcher."""
+ACK_WAIT = 2.0
+"""Seconds to wait for the ACK of an IM session before sending into it anyway."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ImSession:
+    dialog: Dialog
+    peer: Peer
+    """The flow the INVITE came on: requests into the session go back that way."""
+    sender: Sender
+    answer_sdp: bytes
+    last_activity: float
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ImService:
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        config: Config,
+        answer: Answer,
+        registrar: Registrar | None,
+    ):
+        self.endpoint = endpoint
+        self.config = config
+        self.answer = answer
+        self.registrar = registrar
+        self.dialogs = DialogTable()
+        self.sessions: dict[tuple[str, str, str], ImSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        bot = config.sip
+        self.identity = Address(
+            uri=SipUri(user=bot.user, host=bot.domain), display_name=bot.display_name
+        )
+
+    def start(self) -> None:
+        self._sweeper = asyncio.ensure_future(self._sweep_idle())
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            await self._bye(session, "bot stopping")
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- incoming ----------------------------------------------------------------------------
+
+    async def handle(self, incoming: ServerRequest) -> Response | None:
+        """Requests the router gives us: MESSAGE, INVITE, and everything inside a session."""
+        request = incoming.request
+        if request.to.tag is not None:
+            return self._in_dialog(incoming)
+        if request.method == "MESSAGE":
+            return await self._pager(incoming)
+        if request.method == "INVITE":
+            return self._invite(incoming)
+        return make_response(request, 405)
+
+    def on_ack(self, ack: Request) -> None:
+        session = self._session_of(ack)
+        if session is not None:
+            session.acked.set()
+
+    def identify(self, incoming: ServerRequest) -> Sender | Response:
+        """Who sent this (RFC 3261 §22): the authenticated user when we are the registrar;
+        P-Asserted-Identity (RFC 3325) only from a trusted proxy; else the From."""
+        request = incoming.request
+        if self.registrar is not None:
+            auth = self.registrar.authenticate(request, self._loop.time())
+            if auth.response is not None:
+                return auth.response
+            assert auth.user is not None
+            return Sender(auth.user, self.config.sip.domain)
+        uri = request.from_.uri
+        asserted = request.headers.get("p-asserted-identity")
+        if asserted and incoming.peer.host in self.config.sip.trusted_proxies:
+            with contextlib.suppress(SipParseError):
+                uri = Address.parse(asserted.split(",")[0]).uri
+        if not isinstance(uri, SipUri) or uri.user is None:
+            return make_response(request, 403, "Forbidden (sender is not a SIP user)")
+        return Sender(uri.user, uri.host)
+
+    async def _pager(self, incoming: ServerRequest) -> Response | None:
+        request = incoming.request
+        sender = self.identify(incoming)
+        if isinstance(sender, Response):
+            return sender
+        try:
+            text = text_of(request.headers.get("content-type"), request.body)
+        except UnsupportedBody:
+            return _unsupported(request)
+        # RFC 3428 §7: the 200 goes out first; the reply is a new MESSAGE of its own
+        incoming.respond(200)
+        if text is not None:
+            self._spawn(self._reply_pager(sender, text, incoming))
+        return None
+
+    async def _reply_pager(self, sender: Sender, text: str, incoming: ServerRequest) -> None:
+        request = incoming.request
+        reply = await self.answer(sender, text, request.call_id)
+        targets = self._targets(sender, request, incoming.peer)
+        for uri, peer in targets:
+            message = self._new_message(uri, sender, reply)
+            response = await self.endpoint.request(message, destination=peer)
+            if 200 <= response.status < 300:
+                return
+            log.warning("im.reply.failed", sender=sender.address, status=response.status,
+                        target=str(uri))  # fmt: skip
+        if not targets:
+            log.warning("im.reply.no_target", sender=sender.address)
+
+    def _targets(
+        self, sender: Sender, request: Request, peer: Peer
+    ) -> list[tuple[SipUri, Peer | None]]:
+        """Where a pager reply goes: the sender's registered bindings (the flow each was
+        registered on); else the request's Contact over the flow it came on; in external mode
+        the sender's address-of-record, through the outbound proxy."""
+        out: list[tuple[SipUri, Peer | None]] = []
+        if self.registrar is not None:
+            for binding in self.registrar.lookup(sender.user, self._loop.time()):
+                out.append((binding.uri, binding.peer))
+            if out:
+                return out
+            contacts = request.contacts
+            if contacts and isinstance(contacts[0].uri, SipUri):
+                out.append((contacts[0].uri, peer))
+            return out
+        return [(SipUri(user=sender.user, host=sender.domain), None)]
+
+    def _new_message(self, uri: SipUri, sender: Sender, text: str) -> Request:
+        headers = Headers.of(
+            ("From", f"{self.identity};tag={new_tag()}"),
+            ("To", f"<sip:{sender.user}@{sender.domain}>"),
+            ("Call-ID", f"{new_tag()}{new_tag()}@{self.config.sip.domain}"),
+            ("CSeq", "1 MESSAGE"),
+            ("Content-Type", "text/plain;charset=UTF-8"),
+        )
+        return Request("MESSAGE", uri, headers, text.encode("utf-8"))
+
+    # --- IM sessions -------------------------------------------------------------------------
+
+    def _invite(self, incoming: ServerRequest) -> Response | None:
+        request = incoming.request
+        sender = self.identify(incoming)
+        if isinstance(sender, Response):
+            return sender
+        try:
+            offer = SessionDescription.parse(request.body) if request.body else None
+        except SipParseError:
+            offer = None
+        host, port = self.endpoint.address(incoming.peer.transport)
+        result = answer_message(offer, host, port, str(self.identity.uri)) if offer else None
+        if result is None:
+            response = make_response(request, 488, "Not Acceptable Here (IM sessions only)")
+            response.headers.add("Warning", '304 sipbot "only m=message sessions are accepted"')
+            return response
+        answer_sdp = result[0].serialize()
+        tag = new_tag()
+        dialog = Dialog.as_uas(request, tag)
+        session = ImSession(dialog=dialog, peer=incoming.peer, sender=sender,
+                            answer_sdp=answer_sdp, last_activity=self._loop.time())  # fmt: skip
+        self.dialogs.add(dialog)
+        self.sessions[dialog.id] = session
+        response = self._session_ok(request, session, tag)
+        # The first message may ride in ms-text-format: we read it here and say so with
+        # Supported: ms-text-format, so the client does not send it again (MS-SIPRE).
+        first = request.headers.get("ms-text-format")
+        text = ms_text_format(first) if first else None
+        if text is not None:
+            response.headers.add("Supported", "ms-text-format")
+            self._spawn(self._reply_in_session(session, text, request.call_id, wait_ack=True))
+        log.info("im.session.opened", call_id=request.call_id, sender=sender.address)
+        return response
+
+    def _session_ok(self, request: Request, session: ImSession, tag: str | None) -> Response:
+        response = make_response(request, 200, to_tag=tag)
+        response.headers.add("Contact", str(self.endpoint.contact(
+            self.config.sip.user, session.peer.transport)))  # fmt: skip
+        response.headers.add("Content-Type", "application/sdp")
+        response.body = session.answer_sdp
+        return response
+
+    def _in_dialog(self, incoming: ServerRequest) -> Response | None:
+        request = incoming.request
+        dialog, error = self.dialogs.route(request)
+        if error is not None or dialog is None:
+            return error or make_response(request, 481)
+        session = self.sessions.get(dialog.id)
+        if session is None:
+            return make_response(request, 481)
+        session.last_activity = self._loop.time()
+        if request.method == "BYE":
+            self._forget(session)
+            log.info("im.session.closed", call_id=request.call_id, by="user")
+            return make_response(request, 200)
+        if request.method == "INVITE":  # a session refresh: same answer (RFC 3264 §8)
+            return self._session_ok(request, session, None)
+        if request.method == "INFO":
+            return make_response(request, 200)  # typing (<KeyboardActivity>) and the like
+        if request.method != "MESSAGE":
+            return make_response(request, 405)
+        try:
+            text = text_of(request.headers.get("content-type"), request.body)
+        except UnsupportedBody:
+            return _unsupported(request)
+        incoming.respond(200)
+        if text is not None:
+            self._spawn(self._reply_in_session(session, text, request.call_id, wait_ack=False))
+        return None
+
+    async def _reply_in_session(
+        self, session: ImSession, text: str, call_id: str, *, wait_ack: bool
+    ) -> None:
+        reply = await self.answer(session.sender, text, call_id)
+        if wait_ack:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.acked.wait(), ACK_WAIT)
+        if session.dialog.id not in self.sessions:
+            return  # closed while we were thinking
+        message = session.dialog.create_request(
+            "MESSAGE", via=self.endpoint.via(session.peer.transport),
+            body=reply.encode("utf-8"), content_type="text/plain;charset=UTF-8",
+        )  # fmt: skip
+        response = await self.endpoint.request(message, destination=session.peer)
+        if response.status == 481:
+            self._forget(session)
+        elif response.status >= 300:
+            log.warning("im.reply.failed", call_id=call_id, status=response.status)
+
+    async def _bye(self, session: ImSession, reason: str) -> None:
+        self._forget(session)
+        bye = session.dialog.create_request("BYE", via=self.endpoint.via(session.peer.transport))
+        response = await self.endpoint.request(bye, destination=session.peer)
+        log.info("im.session.closed", call_id=session.dialog.call_id, by="bot", reason=reason,
+                 status=response.status)  # fmt: skip
+
+    async def _sweep_idle(self) -> None:
+        timeout = self.config.im.session_idle_timeout
+        while True:
+            await asyncio.sleep(min(timeout / 2, 5.0))
+            now = self._loop.time()
+            for session in [s for s in self.sessions.values() if now - s.last_activity > timeout]:
+                self._spawn(self._bye(session, "idle"))
+
+    def _forget(self, session: ImSession) -> None:
+        self.sessions.pop(session.dialog.id, None)
+        self.dialogs.remove(session.dialog)
+
+    def _session_of(self, request: Request) -> ImSession | None:
+        try:
+            dialog = self.dialogs.match_request(request)
+        except SipParseError:
+            return None
+        return self.sessions.get(dialog.id) if dialog is not None else None
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("im.task.failed", error=repr(task.exception()))
+
+    @property
+    def session_count(self) -> int:
+        return len(self.sessions)
+
+
+def _unsupported(request: Request) -> Response:
+    """RFC 3261 §21.4.13: 415 with what we do read."""
+    response = make_response(request, 415)
+    response.headers.add("Accept", "text/plain, text/html, multipart/alternative")
+    return response

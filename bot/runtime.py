@@ -1,0 +1,140 @@
+"""Wires the bot together: endpoint, registrar or registration, conferences, commands, IM."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from bot.commands.dispatcher import Dispatcher
+from bot.commands.registry import REGISTRY, Registry
+from bot.conferencing.store import ConferenceStore
+from bot.config import Config
+from bot.im.service import ImService
+from bot.services.registrar import Registrar
+from bot.services.registration import Registration
+from bot.sip.message import Response, make_response
+from bot.sip.transaction import TimerConfig
+from bot.sip.uri import SipUri, parse_uri
+from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
+from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
+from bot.transport.tls import TlsConfig
+from handlers import BUILTIN
+
+log = structlog.get_logger("bot.runtime")
+METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO"})
+
+
+@dataclass(slots=True)
+class Services:
+    """What command handlers may use (``ctx.services``)."""
+
+    conferences: ConferenceStore
+    zone: ZoneInfo
+    runtime: Runtime
+
+    def status(self) -> dict[str, Any]:
+        return self.runtime.status()
+
+
+def load_handlers(modules: tuple[str, ...] = BUILTIN) -> Registry:
+    """Import the handler modules: each registers its commands into the registry."""
+    for name in modules:
+        importlib.import_module(name)
+    return REGISTRY
+
+
+def endpoint_config(config: Config) -> EndpointConfig:
+    sip = config.sip
+    methods = METHODS | ({"REGISTER"} if sip.mode == "embedded" else set())
+    outbound: SipUri | None = None
+    if sip.mode == "external" and config.registrar.server:
+        parsed = parse_uri(config.registrar.server)
+        outbound = parsed if isinstance(parsed, SipUri) else None
+    return EndpointConfig(
+        listen=tuple(Listen(transport=item.transport.upper(), host=item.host, port=item.port,
+                            advertise=sip.advertise) for item in sip.listen),
+        timers=TimerConfig(t1=sip.timers.t1, t2=sip.timers.t2, t4=sip.timers.t4),
+        policy=UasPolicy(methods=frozenset(methods), content_types=DEFAULT_CONTENT_TYPES),
+        tls=TlsConfig(**sip.tls.model_dump()),
+        outbound_proxy=outbound,
+        user_agent="sipbot",
+    )  # fmt: skip
+
+
+class Runtime:
+    def __init__(self, config: Config, registry: Registry | None = None):
+        self.config = config
+        self.registry = registry if registry is not None else load_handlers()
+        self.started = time.monotonic()
+        self.endpoint = SipEndpoint(endpoint_config(config), handler=self._route)
+        self.registrar = Registrar(config) if config.sip.mode == "embedded" else None
+        self.registration: Registration | None = None
+        self.store = ConferenceStore(config.conferences.database_url)
+        self.services = Services(self.store, ZoneInfo(config.conferences.time_zone), self)
+        self.dispatcher = Dispatcher(config, self.registry, self.services)
+        self.im: ImService | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        if self.config.conferences.demo_data:
+            await self.store.seed_demo(self.config.sip.domain, datetime.now(UTC))
+        await self.endpoint.start()
+        self.im = ImService(self.endpoint, self.config, self._answer, self.registrar)
+        self.endpoint.on_ack = self.im.on_ack
+        self.im.start()
+        if self.config.sip.mode == "external":
+            self.registration = Registration(self.endpoint, self.config)
+            self.registration.start()
+        transports = sorted({item.transport.upper() for item in self.config.sip.listen})
+        listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]
+        log.info("bot.started", identity=self.config.sip.identity, mode=self.config.sip.mode,
+                 listen=listen)  # fmt: skip
+
+    async def stop(self) -> None:
+        if self.registration is not None:
+            await self.registration.stop()
+        if self.im is not None:
+            await self.im.close()
+        await self.endpoint.close()
+        await self.store.close()
+        log.info("bot.stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "uptime": f"{time.monotonic() - self.started:.0f} s",
+            "mode": self.config.sip.mode,
+            "registered users": self.registrar.registered_users if self.registrar else "-",
+            "registered with server": (self.registration.registered if self.registration
+                                       else "-"),
+            "IM sessions": self.im.session_count if self.im else 0,
+        }  # fmt: skip
+
+    async def _answer(self, sender: Any, text: str, call_id: str) -> str:
+        return await self.dispatcher.dispatch(sender, text, call_id=call_id)
+
+    async def _route(self, incoming: ServerRequest) -> Response | None:
+        request = incoming.request
+        if request.method == "REGISTER" and self.registrar is not None:
+            loop = asyncio.get_running_loop()
+            return self.registrar.register(request, incoming.peer, loop.time())
+        if request.method == "OPTIONS" and request.to.tag is None:
+            response = make_response(request, 200)  # RFC 3261 §11.2
+            response.headers.add("Allow", ", ".join(sorted(self.endpoint.layer.policy.methods)))
+            response.headers.add("Accept", "text/plain, text/html, application/sdp")
+            return response
+        assert self.im is not None
+        return await self.im.handle(incoming)

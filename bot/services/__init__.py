@@ -1,0 +1,1 @@
+"""Services between the SIP endpoint and the commands: registrar, registration, IM."""

@@ -1,0 +1,160 @@
+"""The embedded registrar (RFC 3261 §10.3) and the digest authentication of users.
+
+The bot is the registrar of its own domain: configured users REGISTER with digest, their
+bindings live in memory with expiry, and every request the bot sends to a user goes to the
+user's bindings. Requests from users to the bot are challenged too, so the sender is real.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from bot.config import Config
+from bot.sip.digest import DigestServer
+from bot.sip.headers import Address
+from bot.sip.message import Request, Response, make_response
+from bot.sip.transaction import Peer
+from bot.sip.uri import SipUri
+
+
+@dataclass(slots=True, kw_only=True)
+class Binding:
+    contact: Address
+    expires_at: float
+    call_id: str
+    cseq: int
+    peer: Peer
+    """The flow the REGISTER arrived on: requests to the user go back the same way (NAT)."""
+
+    @property
+    def uri(self) -> SipUri:
+        return self.contact.sip_uri
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The outcome of authenticating a request: the user, or the response to send instead."""
+
+    user: str | None
+    response: Response | None = None
+
+
+class Registrar:
+    def __init__(self, config: Config):
+        self.domain = config.sip.domain
+        self.settings = config.registrar
+        self._passwords = {name: user.password for name, user in config.registrar.users.items()}
+        self.digest = DigestServer(config.realm, algorithms=config.registrar.digest_algorithms)
+        self._bindings: dict[str, list[Binding]] = {}
+
+    def password_of(self, user: str) -> str | None:
+        return self._passwords.get(user)
+
+    def is_user(self, user: str) -> bool:
+        return any(hmac.compare_digest(user, name) for name in self._passwords)
+
+    # --- authentication ----------------------------------------------------------------------
+
+    def authenticate(self, request: Request, now: float) -> Authenticated:
+        """Check digest credentials (RFC 3261 §22.4). Both Authorization and
+        Proxy-Authorization are read: Linphone answers a registrar's challenge pre-emptively in
+        Proxy-Authorization. The challenge is a 401 from a UAS (§22.3)."""
+        for proxy in (False, True):
+            verdict = self.digest.verify(request, self.password_of, now, proxy=proxy)
+            if verdict.ok and verdict.username is not None:
+                return Authenticated(verdict.username)
+            if verdict.stale:
+                return Authenticated(None, self.challenge(request, now, stale=True))
+        return Authenticated(None, self.challenge(request, now))
+
+    def challenge(self, request: Request, now: float, *, stale: bool = False) -> Response:
+        response = make_response(request, 401)
+        for value in self.digest.challenges(now, stale=stale):
+            response.headers.add("WWW-Authenticate", value)
+        return response
+
+    # --- REGISTER (RFC 3261 §10.3) -----------------------------------------------------------
+
+    def register(self, request: Request, peer: Peer, now: float) -> Response:
+        uri = request.uri
+        if not isinstance(uri, SipUri) or uri.host != self.domain:
+            return make_response(request, 404, "Not Found (not a domain served here)")
+        auth = self.authenticate(request, now)  # step 3
+        if auth.response is not None:
+            return auth.response
+        to = request.to.uri
+        user = auth.user
+        # steps 4-5: a user registers only their own address-of-record, in our domain
+        if not isinstance(to, SipUri) or to.host != self.domain or to.user != user:
+            return make_response(request, 403, "Forbidden (you may register only yourself)")
+        assert user is not None
+        return self._update(request, user, peer, now)
+
+    def _update(self, request: Request, user: str, peer: Peer, now: float) -> Response:
+        bindings = [b for b in self._bindings.get(user, []) if b.expires_at > now]
+        raw_contacts = request.headers.values("contact")
+        header_expires = _int(request.headers.get("expires"))
+        call_id, cseq = request.call_id, request.cseq.seq
+        if any(c.strip() == "*" for c in raw_contacts):
+            # step 6: "*" removes every binding, only with Expires: 0 and no other Contact
+            if len(raw_contacts) != 1 or header_expires != 0:
+                return make_response(request, 400, "Bad Request (* needs Expires: 0 alone)")
+            if any(b.call_id == call_id and b.cseq >= cseq for b in bindings):
+                return make_response(request, 500, "Server Internal Error (out of order)")
+            bindings = []
+        for contact in request.contacts:
+            expires = _int(contact.param("expires"))
+            if expires is None:
+                expires = header_expires
+            if expires is None:
+                expires = self.settings.default_expires
+            if 0 < expires < self.settings.min_expires:
+                response = make_response(request, 423)  # step 7: Interval Too Brief
+                response.headers.add("Min-Expires", str(self.settings.min_expires))
+                return response
+            expires = min(expires, self.settings.max_expires)
+            same = [b for b in bindings if _same_contact(b.contact, contact)]
+            for existing in same:
+                if existing.call_id == call_id and existing.cseq >= cseq:
+                    return make_response(request, 500, "Server Internal Error (out of order)")
+                bindings.remove(existing)
+            if expires > 0:
+                bindings.append(Binding(
+                    contact=Address(uri=contact.uri), expires_at=now + expires,
+                    call_id=call_id, cseq=cseq, peer=peer,
+                ))  # fmt: skip
+        if bindings:
+            self._bindings[user] = bindings
+        else:
+            self._bindings.pop(user, None)
+        response = make_response(request, 200)  # step 8: every current binding, with expires
+        for binding in bindings:
+            remaining = max(0, int(binding.expires_at - now))
+            response.headers.add("Contact", f"<{binding.uri}>;expires={remaining}")
+        return response
+
+    # --- location ----------------------------------------------------------------------------
+
+    def lookup(self, user: str, now: float) -> list[Binding]:
+        """The user's live bindings, newest first."""
+        live = [b for b in self._bindings.get(user, []) if b.expires_at > now]
+        return sorted(live, key=lambda b: b.expires_at, reverse=True)
+
+    @property
+    def registered_users(self) -> int:
+        return len(self._bindings)
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+def _same_contact(a: Address, b: Address) -> bool:
+    # RFC 3261 §10.3 step 7 compares URIs by §19.1.4; scheme, user, host and port suffice here
+    ua, ub = a.uri, b.uri
+    if isinstance(ua, SipUri) and isinstance(ub, SipUri):
+        return (ua.scheme, ua.user, ua.host, ua.port) == (ub.scheme, ub.user, ub.host, ub.port)
+    return str(ua) == str(ub)

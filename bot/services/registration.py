@@ -1,0 +1,124 @@
+"""The bot's own registration with an external registrar (RFC 3261 §10.2): refresh before
+expiry, 423 Min-Expires, digest, jittered exponential back-off, re-registration when the
+server comes back, un-registration on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+import structlog
+
+from bot.config import Config
+from bot.sip.digest import DigestClient
+from bot.sip.headers import Headers
+from bot.sip.message import Request, Response, new_tag
+from bot.sip.uri import SipUri
+from bot.transport.endpoint import SipEndpoint
+
+log = structlog.get_logger("bot.registration")
+
+
+class Registration:
+    def __init__(self, endpoint: SipEndpoint, config: Config, *, rng: random.Random | None = None):
+        self.endpoint = endpoint
+        self.config = config
+        settings = config.registrar
+        self.expires = settings.expires
+        self.credentials = DigestClient(
+            settings.username or config.sip.user, settings.password or ""
+        )
+        self.registered = False
+        self.failures = 0
+        self._rng = rng or random.Random()
+        self._call_id = f"{new_tag()}{new_tag()}@{config.sip.domain}"
+        self._cseq = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.registered:
+            response = await self._send(0)  # un-register (§10.2.2)
+            log.info("registration.removed", status=response.status)
+            self.registered = False
+
+    async def _run(self) -> None:
+        settings = self.config.registrar
+        while True:
+            response = await self._send(self.expires)
+            if response.status == 423:  # §10.2.8: ask again with at least Min-Expires
+                minimum = (response.headers.get("min-expires") or "").strip()
+                if minimum.isdigit() and int(minimum) > self.expires:
+                    self.expires = int(minimum)
+                    continue
+            if 200 <= response.status < 300:
+                granted = self._granted(response)
+                self.registered, self.failures = True, 0
+                log.info("registration.succeeded", expires=granted)
+                await self._hold(max(granted * 0.8, 1.0))
+                continue
+            self.registered = False
+            self.failures += 1
+            delay = min(settings.retry_max, settings.retry_min * 2 ** (self.failures - 1))
+            delay *= self._rng.uniform(0.5, 1.0)  # jitter: many bots must not retry in step
+            log.warning("registration.failed", status=response.status, reason=response.reason,
+                        retry_in=round(delay, 2), failures=self.failures)  # fmt: skip
+            await asyncio.sleep(delay)
+
+    async def _hold(self, seconds: float) -> None:
+        """Wait until the refresh is due, probing the server with OPTIONS meanwhile: when it
+        stops answering and comes back (a restart may have lost our binding), return early."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        interval = self.config.registrar.keepalive
+        lost = False
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(interval, left))
+            if loop.time() >= deadline:
+                return
+            alive = await self._probe()
+            if not alive and not lost:
+                log.warning("registration.server_lost")
+            if alive and lost:
+                log.info("registration.server_back")
+                return
+            lost = not alive
+
+    async def _probe(self) -> bool:
+        response = await self.endpoint.request(self._request("OPTIONS", None))
+        return response.status not in (408, 503)
+
+    async def _send(self, expires: int) -> Response:
+        return await self.endpoint.request(self._request("REGISTER", expires),
+                                           credentials=self.credentials)  # fmt: skip
+
+    def _request(self, method: str, expires: int | None) -> Request:
+        sip = self.config.sip
+        self._cseq += 1
+        aor = f"<sip:{sip.user}@{sip.domain}>"
+        headers = Headers.of(
+            ("From", f"{aor};tag={new_tag()}"),
+            ("To", aor),
+            ("Call-ID", self._call_id if method == "REGISTER" else f"{new_tag()}@{sip.domain}"),
+            ("CSeq", f"{self._cseq} {method}"),
+        )
+        if method == "REGISTER":
+            headers.add("Contact", str(self.endpoint.contact(sip.user)))
+            headers.add("Expires", str(expires))
+        return Request(method, SipUri(host=sip.domain), headers)
+
+    def _granted(self, response: Response) -> int:
+        mine = self.endpoint.contact(self.config.sip.user).uri
+        for contact in response.contacts:
+            value = contact.param("expires")
+            if contact.uri == mine and value and value.isdigit():
+                return int(value)
+        header = (response.headers.get("expires") or "").strip()
+        return int(header) if header.isdigit() else self.expires

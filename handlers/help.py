@@ -1,0 +1,33 @@
+"""help: what the sender can do here."""
+
+from __future__ import annotations
+
+from bot.commands import CommandContext, command
+from bot.commands.dispatcher import UsageError
+
+
+@command("help", aliases=("?", "commands"), usage="help [command]", example="help my meetings",
+         feature="help", takes_args=True)  # fmt: skip
+async def show_help(ctx: CommandContext) -> str:
+    """List the commands you can use, or explain one of them."""
+    visible = [
+        spec for spec in ctx.registry
+        if not (spec.admin_only and not ctx.is_admin)
+        and (spec.feature is None or getattr(ctx.config.features, spec.feature)
+             or not ctx.config.features.hide_disabled)
+    ]  # fmt: skip
+    if ctx.args:
+        wanted = ctx.args.lower()
+        spec = next((s for s in visible if wanted in s.words), None)
+        if spec is None:
+            raise UsageError(f"There is no command '{ctx.args}'.")
+        lines = [f"{spec.name}: {spec.summary}", f"Usage: {spec.usage}", f"Example: {spec.example}"]
+        if spec.details:
+            lines.insert(1, spec.details)
+        return "\n".join(lines)
+    lines = ["Commands:"]
+    for spec in visible:
+        enabled = spec.feature is None or getattr(ctx.config.features, spec.feature)
+        lines.append(f"  {spec.usage} - {spec.summary}" + ("" if enabled else " (turned off)"))
+    lines.append("Send 'help <command>' for details.")
+    return "\n".join(lines)

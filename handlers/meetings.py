@@ -1,0 +1,64 @@
+"""my meetings / meeting N: the sender's own conferences (UCMA GetConferenceSummaries)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.commands import CommandContext, command
+from bot.commands.dispatcher import UsageError
+from bot.conferencing.models import Conference
+
+LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
+
+
+@command("my meetings", aliases=("meetings", "my conferences"), usage="my meetings",
+         feature="my_meetings")  # fmt: skip
+async def my_meetings(ctx: CommandContext) -> str:
+    """List the conferences you organise."""
+    now = datetime.now(UTC)
+    conferences = await ctx.services.conferences.summaries(ctx.sender.address, now)
+    ctx.memory[LISTING] = [c.conference_id for c in conferences]
+    if not conferences:
+        return "You have no upcoming conferences."
+    lines = [f"Your conferences ({len(conferences)}):"]
+    for number, conference in enumerate(conferences, start=1):
+        lines.append(
+            f"{number}. {conference.subject} - {_when(conference, ctx)} - "
+            f"{conference.access_level} - id {conference.conference_id} - {conference.uri}"
+        )
+    lines.append("Send 'meeting <number>' for the details of one.")
+    return "\n".join(lines)
+
+
+@command("meeting", aliases=("conference",), usage="meeting <number|id>", example="meeting 1",
+         feature="meeting", takes_args=True)  # fmt: skip
+async def meeting(ctx: CommandContext) -> str:
+    """Show one of your conferences in full, dial-in included."""
+    if not ctx.args or " " in ctx.args:
+        raise UsageError()
+    conference_id = ctx.args
+    if ctx.args.isdigit():
+        listing: list[str] = ctx.memory.get(LISTING, [])
+        index = int(ctx.args) - 1
+        if not listing:
+            raise UsageError("Send 'my meetings' first to number your conferences.")
+        if not 0 <= index < len(listing):
+            raise UsageError(f"Your last listing has {len(listing)} conferences.")
+        conference_id = listing[index]
+    conference: Conference | None = await ctx.services.conferences.get(
+        ctx.sender.address, conference_id
+    )
+    if conference is None:
+        raise UsageError(f"You have no conference '{conference_id}'.")
+    return "\n".join([
+        conference.subject,
+        f"When: {_when(conference, ctx)} to {conference.end.astimezone(ctx.services.zone):%H:%M}",
+        f"Access: {conference.access_level}",
+        f"Conference id: {conference.conference_id}",
+        f"Join: {conference.uri}",
+        f"Dial-in: {conference.dial_in or 'none'}",
+    ])  # fmt: skip
+
+
+def _when(conference: Conference, ctx: CommandContext) -> str:
+    return f"{conference.start.astimezone(ctx.services.zone):%a %d %b %H:%M %Z}"
