@@ -1,0 +1,181 @@
+"""Every command as a chat transcript: what a person sends, what the bot answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.commands.context import CommandContext
+from bot.commands.registry import Registry, command
+from bot.config import AclConfig, Config, FeaturesConfig, ImConfig, RateLimitConfig
+from bot.runtime import load_handlers
+
+from .chat import ChatBot, chat_bot
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[ChatBot]:
+    chat = await chat_bot(tmp_path)
+    yield chat
+    await chat.store.close()
+
+
+async def test_my_meetings_lists_only_the_senders_own(bot: ChatBot) -> None:
+    reply = await bot.say("alice", "my meetings")
+    assert "Weekly sync" in reply and "Quarterly review" in reply
+    assert "Design review" not in reply
+    assert reply.index("Weekly sync") < reply.index("Quarterly review")  # soonest first
+    assert "1. Weekly sync" in reply and "id DEMO0001" in reply and "everyone" in reply
+    bob = await bot.say("bob", "my meetings")
+    assert "Design review" in bob and "Weekly sync" not in bob
+
+
+async def test_someone_without_conferences_is_told_plainly(bot: ChatBot) -> None:
+    assert await bot.say("carol", "my meetings") == "You have no upcoming conferences."
+
+
+async def test_meeting_by_number_and_by_id(bot: ChatBot) -> None:
+    await bot.say("alice", "my meetings")
+    details = await bot.say("alice", "meeting 2")
+    assert details.startswith("Quarterly review")
+    assert "Dial-in: +1 555 0100" in details and "Join: sip:alice@example.test" in details
+    assert (await bot.say("alice", "meeting DEMO0001")).startswith("Weekly sync")
+
+
+async def test_meeting_mistakes_get_the_usage_line(bot: ChatBot) -> None:
+    first = await bot.say("alice", "meeting 1")
+    assert "Send 'my meetings' first" in first and "Usage: meeting <number|id>" in first
+    await bot.say("alice", "my meetings")
+    assert "has 2 conferences" in await bot.say("alice", "meeting 7")
+    assert "Usage: meeting <number|id>" in await bot.say("alice", "meeting")
+    # nobody sees another organizer's conference, even by id
+    assert "no conference 'DEMO0003'" in await bot.say("alice", "meeting DEMO0003")
+
+
+async def test_matching_ignores_case_spaces_and_end_punctuation(bot: ChatBot) -> None:
+    assert "Weekly sync" in await bot.say("alice", "  My   MEETINGS?! ")
+    assert "Weekly sync" in await bot.say("alice", "meetings.")
+
+
+async def test_help_lists_what_the_sender_may_use(bot: ChatBot) -> None:
+    reply = await bot.say("alice", "help")
+    assert "my meetings" in reply and "meeting <number|id>" in reply
+    assert "status" not in reply  # admin-only: hidden from others
+    detail = await bot.say("alice", "help meeting")
+    assert "Usage: meeting <number|id>" in detail and "Example: meeting 1" in detail
+    assert "There is no command 'dance'" in await bot.say("alice", "help dance")
+
+
+async def test_unknown_input_suggests_the_closest_command(bot: ChatBot) -> None:
+    reply = await bot.say("alice", "my meetngs")
+    assert reply == (
+        "I don't know 'my meetngs'. Did you mean 'my meetings'? Send 'help' to see what I can do."
+    )
+    assert "Send 'help'" in await bot.say("alice", "xyzzy")
+    assert "Send 'help'" in await bot.say("alice", "   ")
+    assert "takes nothing after it" in await bot.say("alice", "my meetings please")
+
+
+async def test_senders_from_other_domains_are_refused(bot: ChatBot) -> None:
+    assert await bot.say("mallory@evil.test", "my meetings") == (
+        "Sorry, I only answer users of example.test."
+    )
+
+
+async def test_admin_only_commands(tmp_path: Path) -> None:
+    chat = await chat_bot(tmp_path, acl=AclConfig(admins=("alice@example.test",)))
+    try:
+        assert "uptime: 42 s" in await chat.say("alice", "status")
+        assert "status" in await chat.say("alice", "help")
+        assert await chat.say("bob", "status") == "Sorry, 'status' is for administrators only."
+    finally:
+        await chat.store.close()
+
+
+async def test_disabled_feature_is_announced_or_hidden(tmp_path: Path) -> None:
+    chat = await chat_bot(tmp_path, features=FeaturesConfig(my_meetings=False))
+    try:
+        assert await chat.say("alice", "my meetings") == "'my meetings' is turned off here."
+        assert "(turned off)" in await chat.say("alice", "help")
+    finally:
+        await chat.store.close()
+    hidden = await chat_bot(
+        tmp_path, features=FeaturesConfig(my_meetings=False, hide_disabled=True)
+    )
+    try:
+        assert (await hidden.say("alice", "my meetings")).startswith("I don't know")
+        assert "my meetings" not in await hidden.say("alice", "help")
+    finally:
+        await hidden.store.close()
+
+
+async def test_rate_limit_says_slow_down_and_recovers(tmp_path: Path) -> None:
+    chat = await chat_bot(tmp_path, im=ImConfig(rate_limit=RateLimitConfig(rate=1.0, burst=3)))
+    try:
+        replies = [await chat.say("alice", "help") for _ in range(4)]
+        assert all(r.startswith("Commands:") for r in replies[:3])
+        assert "faster than I can answer" in replies[3]
+        assert (await chat.say("bob", "help")).startswith("Commands:")  # per sender
+        chat.clock.now += 1.0
+        assert (await chat.say("alice", "help")).startswith("Commands:")
+    finally:
+        await chat.store.close()
+
+
+async def test_a_crashing_handler_gets_an_apology_and_a_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry()
+    load_handlers()  # the built-ins, into the global registry; this test uses its own
+
+    @command("explode", usage="explode", registry=registry)
+    async def explode(ctx: CommandContext) -> str:
+        """Always fails."""
+        raise RuntimeError("kaboom")
+
+    chat = await chat_bot(tmp_path)
+    chat.dispatcher.registry = registry
+    try:
+        with caplog.at_level(logging.ERROR):
+            reply = await chat.say("alice", "explode")
+        assert reply.startswith("Sorry, something went wrong while running 'explode'")
+        assert "kaboom" not in reply and "Traceback" not in reply
+        failed = [r for r in caplog.records if r.exc_info and "kaboom" in str(r.exc_info[1])]
+        assert len(failed) == 1 and "explode" in str(failed[0].msg)  # fmt: skip
+    finally:
+        await chat.store.close()
+
+
+async def test_third_party_commands_plug_in_without_touching_sipbot(tmp_path: Path) -> None:
+    registry = Registry()
+
+    @command("ping", usage="ping", registry=registry)
+    async def ping(ctx: CommandContext) -> str:
+        """Answer pong."""
+        return f"pong, {ctx.sender.user}"
+
+    chat = await chat_bot(tmp_path, config=Config())
+    chat.dispatcher.registry = registry
+    try:
+        assert await chat.say("alice", "PING!") == "pong, alice"
+    finally:
+        await chat.store.close()
+
+
+def test_a_command_word_cannot_be_claimed_twice() -> None:
+    registry = Registry()
+
+    @command("hello", registry=registry)
+    async def first(ctx: CommandContext) -> str:
+        """One."""
+        return "1"
+
+    with pytest.raises(ValueError, match="already belongs"):
+
+        @command("hi", aliases=("hello",), registry=registry)
+        async def second(ctx: CommandContext) -> str:
+            """Two."""
+            return "2"

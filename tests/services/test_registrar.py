@@ -1,0 +1,104 @@
+"""The embedded registrar (RFC 3261 §10.3) driven with real requests and digest answers."""
+
+from __future__ import annotations
+
+from bot.config import Config
+from bot.services.registrar import Registrar
+from bot.sip import Headers, Request, Response, parse_uri
+from bot.sip.digest import DigestClient
+from bot.sip.message import new_tag
+from bot.sip.transaction import Peer
+
+PEER = Peer("UDP", "127.0.0.1", 40000)
+
+
+def register(user: str, contact: str | None = "<sip:{user}@127.0.0.1:40000>", expires: str | None = "300",
+             call_id: str = "reg-1", cseq: int = 1, to_user: str | None = None) -> Request:  # fmt: skip
+    headers = Headers.of(
+        ("From", f"<sip:{user}@example.test>;tag={new_tag()}"),
+        ("To", f"<sip:{to_user or user}@example.test>"),
+        ("Call-ID", call_id),
+        ("CSeq", f"{cseq} REGISTER"),
+    )
+    if contact is not None:
+        headers.add("Contact", contact.format(user=user))
+    if expires is not None:
+        headers.add("Expires", expires)
+    return Request("REGISTER", parse_uri("sip:example.test"), headers)
+
+
+def with_credentials(
+    registrar: Registrar, request: Request, password: str, now: float = 0.0
+) -> Response:
+    challenge = registrar.register(request, PEER, now)
+    assert challenge.status == 401
+    retry = request.copy()
+    retry.headers.set("CSeq", f"{request.cseq.seq + 1} REGISTER")
+    user = request.from_.sip_uri.user or ""
+    assert DigestClient(user, password).authorize(retry, challenge)
+    return registrar.register(retry, PEER, now)
+
+
+def test_register_lookup_and_expiry() -> None:
+    registrar = Registrar(Config())
+    response = with_credentials(registrar, register("alice"), "alice-demo", now=0.0)
+    assert response.status == 200
+    assert response.headers.values("contact") == ["<sip:alice@127.0.0.1:40000>;expires=300"]
+    [binding] = registrar.lookup("alice", 10.0)
+    assert binding.peer == PEER and binding.uri.port == 40000
+    assert registrar.lookup("alice", 301.0) == []
+
+
+def test_wrong_password_and_unknown_user_get_the_same_challenge() -> None:
+    registrar = Registrar(Config())
+    wrong = with_credentials(registrar, register("alice"), "guess")
+    unknown = with_credentials(registrar, register("zed"), "guess")
+    assert wrong.status == unknown.status == 401
+    assert [k for k, _ in wrong.headers] == [k for k, _ in unknown.headers]
+
+
+def test_only_your_own_address_of_record() -> None:
+    registrar = Registrar(Config())
+    response = with_credentials(registrar, register("alice", to_user="bob"), "alice-demo")
+    assert response.status == 403
+
+
+def test_interval_too_brief_and_cap() -> None:
+    registrar = Registrar(Config())
+    brief = with_credentials(registrar, register("alice", expires="10"), "alice-demo")
+    assert brief.status == 423 and brief.headers.get("min-expires") == "60"
+    long = with_credentials(
+        registrar, register("alice", expires="999999", call_id="c2"), "alice-demo"
+    )
+    assert long.headers.values("contact") == ["<sip:alice@127.0.0.1:40000>;expires=3600"]
+
+
+def test_unregister_one_and_all() -> None:
+    registrar = Registrar(Config())
+    with_credentials(registrar, register("alice"), "alice-demo")
+    with_credentials(registrar, register("alice", contact="<sip:alice@127.0.0.1:40001>", cseq=3),
+                     "alice-demo")  # fmt: skip
+    assert len(registrar.lookup("alice", 1.0)) == 2
+    gone = with_credentials(registrar, register("alice", expires="0", cseq=5), "alice-demo")
+    assert gone.headers.values("contact") == ["<sip:alice@127.0.0.1:40001>;expires=300"]
+    star = with_credentials(
+        registrar, register("alice", contact="*", expires="0", cseq=7), "alice-demo"
+    )
+    assert star.status == 200 and registrar.lookup("alice", 1.0) == []
+    bad_star = with_credentials(
+        registrar, register("alice", contact="*", expires="60", cseq=9), "alice-demo"
+    )
+    assert bad_star.status == 400
+
+
+def test_out_of_order_register_is_refused() -> None:
+    registrar = Registrar(Config())
+    with_credentials(registrar, register("alice", cseq=10), "alice-demo")
+    old = with_credentials(registrar, register("alice", cseq=4), "alice-demo")
+    assert old.status == 500
+
+
+def test_other_domains_are_not_served() -> None:
+    request = register("alice")
+    request.uri = parse_uri("sip:elsewhere.test")
+    assert Registrar(Config()).register(request, PEER, 0.0).status == 404
