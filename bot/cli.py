@@ -92,16 +92,24 @@ def _send(config: Config, args: argparse.Namespace) -> int:
     if password is None:
         user = config.registrar.users.get(args.user)
         if user is None:
-            print(f"sipbot send: {args.user!r} is not a user in the config; give --password",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"sipbot send: {args.user!r} is not a user in the config; give --password",
+                file=sys.stderr,
+            )
             return 2
         password = user.password
     server = None
     if args.server:
         host, _, port = args.server.rpartition(":")
         server = Peer("UDP", host.strip("[]"), int(port))
-    options = SendOptions(user=args.user, password=password, text=" ".join(args.text),
-                          to=args.to, server=server, timeout=args.timeout)  # fmt: skip
+    options = SendOptions(
+        user=args.user,
+        password=password,
+        text=" ".join(args.text),
+        to=args.to,
+        server=server,
+        timeout=args.timeout,
+    )
     try:
         with contextlib.redirect_stderr(sys.stderr):
             reply = asyncio.run(send(config, options))

@@ -58,14 +58,21 @@ def endpoint_config(config: Config) -> EndpointConfig:
         parsed = parse_uri(config.registrar.server)
         outbound = parsed if isinstance(parsed, SipUri) else None
     return EndpointConfig(
-        listen=tuple(Listen(transport=item.transport.upper(), host=item.host, port=item.port,
-                            advertise=sip.advertise) for item in sip.listen),
+        listen=tuple(
+            Listen(
+                transport=item.transport.upper(),
+                host=item.host,
+                port=item.port,
+                advertise=sip.advertise,
+            )
+            for item in sip.listen
+        ),
         timers=TimerConfig(t1=sip.timers.t1, t2=sip.timers.t2, t4=sip.timers.t4),
         policy=UasPolicy(methods=frozenset(methods), content_types=DEFAULT_CONTENT_TYPES),
         tls=TlsConfig(**sip.tls.model_dump()),
         outbound_proxy=outbound,
         user_agent="sipbot",
-    )  # fmt: skip
+    )
 
 
 class Runtime:
@@ -94,8 +101,12 @@ class Runtime:
             self.registration.start()
         transports = sorted({item.transport.upper() for item in self.config.sip.listen})
         listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]
-        log.info("bot.started", identity=self.config.sip.identity, mode=self.config.sip.mode,
-                 listen=listen)  # fmt: skip
+        log.info(
+            "bot.started",
+            identity=self.config.sip.identity,
+            mode=self.config.sip.mode,
+            listen=listen,
+        )
 
     async def stop(self) -> None:
         if self.registration is not None:

@@ -51,25 +51,27 @@ async def send(config: Config, options: SendOptions) -> str:
 
     timers = TimerConfig(t1=config.sip.timers.t1, t2=config.sip.timers.t2, t4=config.sip.timers.t4)
     listen = Listen(transport=destination.transport, host=_local_host(destination), port=0)
-    async with SipEndpoint(EndpointConfig(listen=(listen,), timers=timers),
-                           handler=on_request) as endpoint:  # fmt: skip
+    async with SipEndpoint(
+        EndpointConfig(listen=(listen,), timers=timers), handler=on_request
+    ) as endpoint:
         credentials = DigestClient(options.user, options.password)
         aor = f"<sip:{options.user}@{domain}>"
         contact = str(endpoint.contact(options.user, destination.transport))
         register = _request("REGISTER", SipUri(host=domain), aor, aor, contact)
         register.headers.add("Expires", "300")
-        registered = await endpoint.request(register, destination=destination,
-                                            credentials=credentials)  # fmt: skip
+        registered = await endpoint.request(
+            register, destination=destination, credentials=credentials
+        )
         if registered.status != 200:
-            raise SendError(f"registration as {options.user} failed: "
-                            f"{registered.status} {registered.reason}")  # fmt: skip
+            raise SendError(
+                f"registration as {options.user} failed: {registered.status} {registered.reason}"
+            )
         try:
             target = parse_uri(options.to or config.sip.identity)
             message = _request("MESSAGE", target, aor, f"<{target}>", contact)
             message.headers.add("Content-Type", "text/plain;charset=UTF-8")
             message.body = options.text.encode("utf-8")
-            sent = await endpoint.request(message, destination=destination,
-                                          credentials=credentials)  # fmt: skip
+            sent = await endpoint.request(message, destination=destination, credentials=credentials)
             if not 200 <= sent.status < 300:
                 raise SendError(f"the message was refused: {sent.status} {sent.reason}")
             try:

@@ -6,8 +6,14 @@ from bot.commands import CommandContext, command
 from bot.commands.dispatcher import UsageError
 
 
-@command("help", aliases=("?", "commands"), usage="help [command]", example="help my meetings",
-         feature="help", takes_args=True)  # fmt: skip
+@command(
+    "help",
+    aliases=("?", "commands"),
+    usage="help [command]",
+    example="help my meetings",
+    feature="help",
+    takes_args=True,
+)
 async def show_help(ctx: CommandContext) -> str:
     """List the commands you can use, or explain one of them."""
     visible = [

@@ -11,8 +11,12 @@ from bot.conferencing.models import Conference
 LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
 
 
-@command("my meetings", aliases=("meetings", "my conferences"), usage="my meetings",
-         feature="my_meetings")  # fmt: skip
+@command(
+    "my meetings",
+    aliases=("meetings", "my conferences"),
+    usage="my meetings",
+    feature="my_meetings",
+)
 async def my_meetings(ctx: CommandContext) -> str:
     """List the conferences you organise."""
     now = datetime.now(UTC)
@@ -30,8 +34,14 @@ async def my_meetings(ctx: CommandContext) -> str:
     return "\n".join(lines)
 
 
-@command("meeting", aliases=("conference",), usage="meeting <number|id>", example="meeting 1",
-         feature="meeting", takes_args=True)  # fmt: skip
+@command(
+    "meeting",
+    aliases=("conference",),
+    usage="meeting <number|id>",
+    example="meeting 1",
+    feature="meeting",
+    takes_args=True,
+)
 async def meeting(ctx: CommandContext) -> str:
     """Show one of your conferences in full, dial-in included."""
     if not ctx.args or " " in ctx.args:
@@ -50,15 +60,23 @@ async def meeting(ctx: CommandContext) -> str:
     )
     if conference is None:
         raise UsageError(f"You have no conference '{conference_id}'.")
-    return "\n".join([
-        conference.subject,
-        f"When: {_when(conference, ctx)} to {conference.end.astimezone(ctx.services.zone):%H:%M}",
-        f"Access: {conference.access_level}",
-        f"Conference id: {conference.conference_id}",
-        f"Join: {conference.uri}",
-        f"Dial-in: {conference.dial_in or 'none'}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            conference.subject,
+            f"When: {_when(conference, ctx)} to {_at(conference.end, ctx):%H:%M}",
+            f"Access: {conference.access_level}",
+            f"Conference id: {conference.conference_id}",
+            f"Join: {conference.uri}",
+            f"Dial-in: {conference.dial_in or 'none'}",
+        ]
+    )
 
 
 def _when(conference: Conference, ctx: CommandContext) -> str:
-    return f"{conference.start.astimezone(ctx.services.zone):%a %d %b %H:%M %Z}"
+    return f"{_at(conference.start, ctx):%a %d %b %H:%M %Z}"
+
+
+def _at(moment: datetime, ctx: CommandContext) -> datetime:
+    """``moment`` in the configured time zone."""
+    zoned: datetime = moment.astimezone(ctx.services.zone)
+    return zoned

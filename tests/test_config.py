@@ -27,17 +27,29 @@ def test_shipped_config_is_valid_and_equals_the_embedded_defaults() -> None:
     [
         ("sip:\n  domain: [unclosed\n", "config.yaml:3: not valid YAML"),
         ("sip:\n  lissten: []\n", "config.yaml:2: sip.lissten: unknown key"),
-        ("sip:\n  listen:\n    - transport: udp\n      port: lots\n",
-         "config.yaml:4: sip.listen[0].port: Input should be a valid integer"),
-        ("features:\n  help: maybe\n", "config.yaml:2: features.help: Input should be a valid boolean"),
-        ("im:\n  rate_limit:\n    rate: -1\n", "config.yaml:3: im.rate_limit.rate: Input should be greater than 0"),
-        ("registrar:\n  users:\n    alice:\n      display_name: A\n",
-         "config.yaml:3: registrar.users.alice.password: required, but missing"),
-        ("registrar:\n  password: ${SIPBOT_TEST_UNSET_SECRET}\n",
-         "config.yaml:2: registrar.password: environment variable SIPBOT_TEST_UNSET_SECRET is not set"),
+        (
+            "sip:\n  listen:\n    - transport: udp\n      port: lots\n",
+            "config.yaml:4: sip.listen[0].port: Input should be a valid integer",
+        ),
+        (
+            "features:\n  help: maybe\n",
+            "config.yaml:2: features.help: Input should be a valid boolean",
+        ),
+        (
+            "im:\n  rate_limit:\n    rate: -1\n",
+            "config.yaml:3: im.rate_limit.rate: Input should be greater than 0",
+        ),
+        (
+            "registrar:\n  users:\n    alice:\n      display_name: A\n",
+            "config.yaml:3: registrar.users.alice.password: required, but missing",
+        ),
+        (
+            "registrar:\n  password: ${SIPBOT_TEST_UNSET_SECRET}\n",
+            "config.yaml:2: registrar.password: environment variable SIPBOT_TEST_UNSET_SECRET",
+        ),
         ("- just\n- a list\n", "config.yaml:1: the top level must be a mapping"),
     ],
-)  # fmt: skip
+)
 def test_mistakes_name_line_key_and_expectation(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text)

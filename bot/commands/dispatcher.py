@@ -64,9 +64,13 @@ class Dispatcher:
         started = self._clock()
         reply, command, outcome = await self._answer(sender, text)
         log.info(
-            "im.command.answered", call_id=call_id, sender=sender.address, command=command,
-            outcome=outcome, ms=round((self._clock() - started) * 1000, 1),
-        )  # fmt: skip
+            "im.command.answered",
+            call_id=call_id,
+            sender=sender.address,
+            command=command,
+            outcome=outcome,
+            ms=round((self._clock() - started) * 1000, 1),
+        )
         return reply
 
     async def _answer(self, sender: Sender, text: str) -> tuple[str, str, str]:
@@ -74,11 +78,18 @@ class Dispatcher:
         if not cleaned:
             return "Send 'help' to see what I can do.", "", "empty"
         if sender.domain.lower() not in {d.lower() for d in self.config.acl.allowed_domains}:
-            return (f"Sorry, I only answer users of {', '.join(self.config.acl.allowed_domains)}.",
-                    "", "refused-domain")  # fmt: skip
+            return (
+                f"Sorry, I only answer users of {', '.join(self.config.acl.allowed_domains)}.",
+                "",
+                "refused-domain",
+            )
         if not self._limiter.allow(sender.address, self._clock()):
-            return ("You are sending commands faster than I can answer. Please wait a few "
-                    "seconds and try again.", "", "rate-limited")  # fmt: skip
+            return (
+                "You are sending commands faster than I can answer. Please wait a few "
+                "seconds and try again.",
+                "",
+                "rate-limited",
+            )
         lowered = cleaned.lower()
         found = self.registry.match(lowered)
         if found is None:
@@ -95,10 +106,14 @@ class Dispatcher:
         if args and not spec.takes_args:
             return f"'{spec.name}' takes nothing after it. Usage: {spec.usage}", spec.name, "usage"
         context = CommandContext(
-            sender=sender, args=args, config=self.config, registry=self.registry,
-            services=self.services, memory=self._memory.setdefault(sender.address, {}),
+            sender=sender,
+            args=args,
+            config=self.config,
+            registry=self.registry,
+            services=self.services,
+            memory=self._memory.setdefault(sender.address, {}),
             is_admin=self.is_admin(sender),
-        )  # fmt: skip
+        )
         try:
             return await spec.handler(context), spec.name, "ok"
         except UsageError as exc:
@@ -106,8 +121,12 @@ class Dispatcher:
             return f"{hint}Usage: {spec.usage} (for example: {spec.example})", spec.name, "usage"
         except Exception:
             log.exception("im.command.failed", sender=sender.address, command=spec.name)
-            return (f"Sorry, something went wrong while running '{spec.name}'. It has been "
-                    "logged; please try again later.", spec.name, "error")  # fmt: skip
+            return (
+                f"Sorry, something went wrong while running '{spec.name}'. It has been "
+                "logged; please try again later.",
+                spec.name,
+                "error",
+            )
 
     def _unknown(self, text: str, sender: Sender) -> str:
         words = [

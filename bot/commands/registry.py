@@ -91,11 +91,20 @@ def command(
     def declare(handler: Handler) -> Handler:
         doc = inspect.getdoc(handler) or name
         summary, _, details = doc.partition("\n")
-        (registry or REGISTRY).add(CommandSpec(
-            name=name, aliases=aliases, usage=usage or name, summary=summary.strip(),
-            details=details.strip(), example=example or name, feature=feature,
-            admin_only=admin_only, takes_args=takes_args, handler=handler,
-        ))  # fmt: skip
+        (registry or REGISTRY).add(
+            CommandSpec(
+                name=name,
+                aliases=aliases,
+                usage=usage or name,
+                summary=summary.strip(),
+                details=details.strip(),
+                example=example or name,
+                feature=feature,
+                admin_only=admin_only,
+                takes_args=takes_args,
+                handler=handler,
+            )
+        )
         return handler
 
     return declare

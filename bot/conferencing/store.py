@@ -30,10 +30,16 @@ class _Row(_Base):
 
     def to_model(self) -> Conference:
         return Conference(
-            conference_id=self.conference_id, organizer=self.organizer, subject=self.subject,
-            uri=self.uri, access_level=self.access_level, start=_aware(self.start),
-            end=_aware(self.end), expiry=_aware(self.expiry), dial_in=self.dial_in,
-        )  # fmt: skip
+            conference_id=self.conference_id,
+            organizer=self.organizer,
+            subject=self.subject,
+            uri=self.uri,
+            access_level=self.access_level,
+            start=_aware(self.start),
+            end=_aware(self.end),
+            expiry=_aware(self.expiry),
+            dial_in=self.dial_in,
+        )
 
 
 def _aware(value: datetime) -> datetime:
@@ -55,12 +61,19 @@ class ConferenceStore:
 
     async def add(self, conference: Conference) -> None:
         async with self._sessions.begin() as session:
-            session.add(_Row(
-                conference_id=conference.conference_id, organizer=conference.organizer,
-                subject=conference.subject, uri=conference.uri,
-                access_level=conference.access_level, start=conference.start,
-                end=conference.end, expiry=conference.expiry, dial_in=conference.dial_in,
-            ))  # fmt: skip
+            session.add(
+                _Row(
+                    conference_id=conference.conference_id,
+                    organizer=conference.organizer,
+                    subject=conference.subject,
+                    uri=conference.uri,
+                    access_level=conference.access_level,
+                    start=conference.start,
+                    end=conference.end,
+                    expiry=conference.expiry,
+                    dial_in=conference.dial_in,
+                )
+            )
 
     async def summaries(self, organizer: str, now: datetime) -> list[Conference]:
         """The organizer's unexpired conferences, soonest first."""
@@ -98,10 +111,16 @@ class ConferenceStore:
         ]
         for number, (user, subject, access, start, minutes) in enumerate(demo, start=1):
             conference_id = f"DEMO{number:04d}"
-            await self.add(Conference(
-                conference_id=conference_id, organizer=f"{user}@{domain}", subject=subject,
-                uri=f"sip:{user}@{domain};gruu;opaque=app:conf:focus:id:{conference_id}",
-                access_level=access, start=start, end=start + timedelta(minutes=minutes),
-                expiry=start + timedelta(days=14),
-                dial_in=f"+1 555 0100, conference ID {1000 + number}",
-            ))  # fmt: skip
+            await self.add(
+                Conference(
+                    conference_id=conference_id,
+                    organizer=f"{user}@{domain}",
+                    subject=subject,
+                    uri=f"sip:{user}@{domain};gruu;opaque=app:conf:focus:id:{conference_id}",
+                    access_level=access,
+                    start=start,
+                    end=start + timedelta(minutes=minutes),
+                    expiry=start + timedelta(days=14),
+                    dial_in=f"+1 555 0100, conference ID {1000 + number}",
+                )
+            )

@@ -9,8 +9,13 @@ import codecs
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-TEXT_TYPES = ("text/plain", "text/html", "multipart/alternative", "multipart/mixed",
-              "multipart/related")  # fmt: skip
+TEXT_TYPES = (
+    "text/plain",
+    "text/html",
+    "multipart/alternative",
+    "multipart/mixed",
+    "multipart/related",
+)
 # Bodies that are not a person's text: accepted with 2xx and never treated as a command
 # (RFC 3994 isComposing, RFC 5438 IMDN, Lync <KeyboardActivity> INFO).
 NOT_TEXT = ("application/im-iscomposing+xml", "message/imdn+xml", "application/xml")

@@ -136,8 +136,9 @@ class ImService:
             response = await self.endpoint.request(message, destination=peer)
             if 200 <= response.status < 300:
                 return
-            log.warning("im.reply.failed", sender=sender.address, status=response.status,
-                        target=str(uri))  # fmt: skip
+            log.warning(
+                "im.reply.failed", sender=sender.address, status=response.status, target=str(uri)
+            )
         if not targets:
             log.warning("im.reply.no_target", sender=sender.address)
 
@@ -189,8 +190,13 @@ class ImService:
         answer_sdp = result[0].serialize()
         tag = new_tag()
         dialog = Dialog.as_uas(request, tag)
-        session = ImSession(dialog=dialog, peer=incoming.peer, sender=sender,
-                            answer_sdp=answer_sdp, last_activity=self._loop.time())  # fmt: skip
+        session = ImSession(
+            dialog=dialog,
+            peer=incoming.peer,
+            sender=sender,
+            answer_sdp=answer_sdp,
+            last_activity=self._loop.time(),
+        )
         self.dialogs.add(dialog)
         self.sessions[dialog.id] = session
         response = self._session_ok(request, session, tag)
@@ -206,8 +212,9 @@ class ImService:
 
     def _session_ok(self, request: Request, session: ImSession, tag: str | None) -> Response:
         response = make_response(request, 200, to_tag=tag)
-        response.headers.add("Contact", str(self.endpoint.contact(
-            self.config.sip.user, session.peer.transport)))  # fmt: skip
+        response.headers.add(
+            "Contact", str(self.endpoint.contact(self.config.sip.user, session.peer.transport))
+        )
         response.headers.add("Content-Type", "application/sdp")
         response.body = session.answer_sdp
         return response
@@ -250,9 +257,11 @@ class ImService:
         if session.dialog.id not in self.sessions:
             return  # closed while we were thinking
         message = session.dialog.create_request(
-            "MESSAGE", via=self.endpoint.via(session.peer.transport),
-            body=reply.encode("utf-8"), content_type="text/plain;charset=UTF-8",
-        )  # fmt: skip
+            "MESSAGE",
+            via=self.endpoint.via(session.peer.transport),
+            body=reply.encode("utf-8"),
+            content_type="text/plain;charset=UTF-8",
+        )
         response = await self.endpoint.request(message, destination=session.peer)
         if response.status == 481:
             self._forget(session)
@@ -263,8 +272,13 @@ class ImService:
         self._forget(session)
         bye = session.dialog.create_request("BYE", via=self.endpoint.via(session.peer.transport))
         response = await self.endpoint.request(bye, destination=session.peer)
-        log.info("im.session.closed", call_id=session.dialog.call_id, by="bot", reason=reason,
-                 status=response.status)  # fmt: skip
+        log.info(
+            "im.session.closed",
+            call_id=session.dialog.call_id,
+            by="bot",
+            reason=reason,
+            status=response.status,
+        )
 
     async def _sweep_idle(self) -> None:
         timeout = self.config.im.session_idle_timeout

@@ -120,10 +120,15 @@ class Registrar:
                     return make_response(request, 500, "Server Internal Error (out of order)")
                 bindings.remove(existing)
             if expires > 0:
-                bindings.append(Binding(
-                    contact=Address(uri=contact.uri), expires_at=now + expires,
-                    call_id=call_id, cseq=cseq, peer=peer,
-                ))  # fmt: skip
+                bindings.append(
+                    Binding(
+                        contact=Address(uri=contact.uri),
+                        expires_at=now + expires,
+                        call_id=call_id,
+                        cseq=cseq,
+                        peer=peer,
+                    )
+                )
         if bindings:
             self._bindings[user] = bindings
         else:

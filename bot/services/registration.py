@@ -68,8 +68,13 @@ class Registration:
             self.failures += 1
             delay = min(settings.retry_max, settings.retry_min * 2 ** (self.failures - 1))
             delay *= self._rng.uniform(0.5, 1.0)  # jitter: many bots must not retry in step
-            log.warning("registration.failed", status=response.status, reason=response.reason,
-                        retry_in=round(delay, 2), failures=self.failures)  # fmt: skip
+            log.warning(
+                "registration.failed",
+                status=response.status,
+                reason=response.reason,
+                retry_in=round(delay, 2),
+                failures=self.failures,
+            )
             await asyncio.sleep(delay)
 
     async def _hold(self, seconds: float) -> None:
@@ -96,8 +101,9 @@ class Registration:
         return response.status not in (408, 503)
 
     async def _send(self, expires: int) -> Response:
-        return await self.endpoint.request(self._request("REGISTER", expires),
-                                           credentials=self.credentials)  # fmt: skip
+        return await self.endpoint.request(
+            self._request("REGISTER", expires), credentials=self.credentials
+        )
 
     def _request(self, method: str, expires: int | None) -> Request:
         sip = self.config.sip

@@ -35,12 +35,34 @@ COMPACT_FORMS = {
 }  # fmt: skip
 
 # Headers whose rows are comma-separated lists (RFC 3261 §7.3.1 and the grammar of §25.1).
-LIST_HEADERS = frozenset({
-    "accept", "accept-encoding", "accept-language", "alert-info", "allow", "allow-events",
-    "call-info", "contact", "content-encoding", "content-language", "error-info", "in-reply-to",
-    "path", "proxy-require", "record-route", "require", "route", "service-route", "supported",
-    "unsupported", "via", "warning", "p-asserted-identity", "p-preferred-identity",
-})  # fmt: skip
+LIST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "alert-info",
+        "allow",
+        "allow-events",
+        "call-info",
+        "contact",
+        "content-encoding",
+        "content-language",
+        "error-info",
+        "in-reply-to",
+        "path",
+        "proxy-require",
+        "record-route",
+        "require",
+        "route",
+        "service-route",
+        "supported",
+        "unsupported",
+        "via",
+        "warning",
+        "p-asserted-identity",
+        "p-preferred-identity",
+    }
+)
 
 _key_cache: dict[str, str] = {}
 

@@ -14,20 +14,60 @@ from bot.sip.message import Request, Response, make_response
 from bot.sip.uri import SipUri
 
 # RFC 3261 and the extensions the bot meets: methods we know, whether or not we accept them
-KNOWN_METHODS = frozenset({
-    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
-    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE", "SERVICE", "BENOTIFY",
-})  # fmt: skip
-DEFAULT_METHODS = frozenset({
-    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "SUBSCRIBE", "NOTIFY", "INFO",
-    "MESSAGE", "SERVICE", "BENOTIFY",
-})  # fmt: skip
-DEFAULT_CONTENT_TYPES = frozenset({
-    "application/sdp", "text/plain", "text/html", "message/cpim", "message/imdn+xml",
-    "multipart/alternative", "multipart/mixed", "multipart/related",
-    "application/im-iscomposing+xml", "application/xml", "application/cccp+xml",
-    "application/conference-info+xml", "application/pidf+xml", "message/sipfrag",
-})  # fmt: skip
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+        "SERVICE",
+        "BENOTIFY",
+    }
+)
+DEFAULT_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "INFO",
+        "MESSAGE",
+        "SERVICE",
+        "BENOTIFY",
+    }
+)
+DEFAULT_CONTENT_TYPES = frozenset(
+    {
+        "application/sdp",
+        "text/plain",
+        "text/html",
+        "message/cpim",
+        "message/imdn+xml",
+        "multipart/alternative",
+        "multipart/mixed",
+        "multipart/related",
+        "application/im-iscomposing+xml",
+        "application/xml",
+        "application/cccp+xml",
+        "application/conference-info+xml",
+        "application/pidf+xml",
+        "message/sipfrag",
+    }
+)
 SDP = "application/sdp"
 
 

@@ -176,10 +176,12 @@ class SipEndpoint:
         if kind not in self._streams:
             tls = self.config.tls
             self._streams[kind] = StreamTransport(
-                kind, self._on_message, self._on_failure,
+                kind,
+                self._on_message,
+                self._on_failure,
                 client_ssl=client_context(tls) if kind == "TLS" else None,
                 keepalive_interval=self.config.keepalive_interval,
-            )  # fmt: skip
+            )
 
     # --- building messages --------------------------------------------------------------------
 
@@ -188,16 +190,19 @@ class SipEndpoint:
         for ``rport`` (RFC 3581)."""
         host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
         return Via(
-            transport=transport, host=_uri_host(host), port=port,
+            transport=transport,
+            host=_uri_host(host),
+            port=port,
             params=(("branch", new_branch()), ("rport", None)),
-        )  # fmt: skip
+        )
 
     def contact(self, user: str | None = None, transport: str = "UDP") -> Address:
         host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
         params = (("transport", transport.lower()),) if transport != "UDP" else ()
         scheme = "sips" if transport == "TLS" else "sip"
-        return Address(uri=SipUri(scheme=scheme, user=user, host=_uri_host(host), port=port,
-                                  params=params))  # fmt: skip
+        return Address(
+            uri=SipUri(scheme=scheme, user=user, host=_uri_host(host), port=port, params=params)
+        )
 
     # --- client side ---------------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from bot.commands.context import Sender
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import Registry
-from bot.config import Config
 from bot.conferencing.store import ConferenceStore
+from bot.config import Config
 from bot.runtime import load_handlers
 
 

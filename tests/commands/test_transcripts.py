@@ -144,7 +144,7 @@ async def test_a_crashing_handler_gets_an_apology_and_a_log_line(
         assert reply.startswith("Sorry, something went wrong while running 'explode'")
         assert "kaboom" not in reply and "Traceback" not in reply
         failed = [r for r in caplog.records if r.exc_info and "kaboom" in str(r.exc_info[1])]
-        assert len(failed) == 1 and "explode" in str(failed[0].msg)  # fmt: skip
+        assert len(failed) == 1 and "explode" in str(failed[0].msg)
     finally:
         await chat.store.close()
 

@@ -24,8 +24,10 @@ def test_html_is_stripped_and_entities_decoded() -> None:
 
 
 def test_multipart_alternative_prefers_plain() -> None:
-    body = (b"--b1\r\nContent-Type: text/html\r\n\r\n<b>from html</b>\r\n"
-            b"--b1\r\nContent-Type: text/plain\r\n\r\nfrom plain\r\n--b1--\r\n")  # fmt: skip
+    body = (
+        b"--b1\r\nContent-Type: text/html\r\n\r\n<b>from html</b>\r\n"
+        b"--b1\r\nContent-Type: text/plain\r\n\r\nfrom plain\r\n--b1--\r\n"
+    )
     assert text_of('multipart/alternative; boundary="b1"', body) == "from plain"
     html_only = b"--b1\r\nContent-Type: text/html\r\n\r\n<i>help</i>\r\n--b1--\r\n"
     assert text_of("multipart/alternative; boundary=b1", html_only) == "help"
@@ -42,7 +44,7 @@ def test_other_bodies_are_unsupported() -> None:
 
 
 def test_ms_text_format_first_message() -> None:
-    encoded = base64.b64encode("my meetings".encode()).decode()
+    encoded = base64.b64encode(b"my meetings").decode()
     assert ms_text_format(f"text/plain; charset=UTF-8; msgr=WAAtAE0A; ms-body={encoded}") == (
         "my meetings"
     )

@@ -12,8 +12,14 @@ from bot.sip.transaction import Peer
 PEER = Peer("UDP", "127.0.0.1", 40000)
 
 
-def register(user: str, contact: str | None = "<sip:{user}@127.0.0.1:40000>", expires: str | None = "300",
-             call_id: str = "reg-1", cseq: int = 1, to_user: str | None = None) -> Request:  # fmt: skip
+def register(
+    user: str,
+    contact: str | None = "<sip:{user}@127.0.0.1:40000>",
+    expires: str | None = "300",
+    call_id: str = "reg-1",
+    cseq: int = 1,
+    to_user: str | None = None,
+) -> Request:
     headers = Headers.of(
         ("From", f"<sip:{user}@example.test>;tag={new_tag()}"),
         ("To", f"<sip:{to_user or user}@example.test>"),
@@ -76,8 +82,9 @@ def test_interval_too_brief_and_cap() -> None:
 def test_unregister_one_and_all() -> None:
     registrar = Registrar(Config())
     with_credentials(registrar, register("alice"), "alice-demo")
-    with_credentials(registrar, register("alice", contact="<sip:alice@127.0.0.1:40001>", cseq=3),
-                     "alice-demo")  # fmt: skip
+    with_credentials(
+        registrar, register("alice", contact="<sip:alice@127.0.0.1:40001>", cseq=3), "alice-demo"
+    )
     assert len(registrar.lookup("alice", 1.0)) == 2
     gone = with_credentials(registrar, register("alice", expires="0", cseq=5), "alice-demo")
     assert gone.headers.values("contact") == ["<sip:alice@127.0.0.1:40001>;expires=300"]
