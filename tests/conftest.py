@@ -8,4 +8,4 @@ import sys
 from bot.config import LoggingConfig
 from bot.logs import configure
 
-configure(LoggingConfig(level="DEBUG", format="json"), stream=sys.stderr)
+configure(LoggingConfig(level="INFO", format="json"), stream=sys.stderr)

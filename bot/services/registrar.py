@@ -43,6 +43,11 @@ class Authenticated:
 class Registrar:
     def __init__(self, config: Config):
         self.domain = config.sip.domain
+        # a REGISTER may name the domain or this host (RFC 3261 §10.2: the Request-URI names
+        # the registrar's domain; a client that knows only our address uses it)
+        self.aliases = {config.sip.domain, *(item.host for item in config.sip.listen)}
+        if config.sip.advertise:
+            self.aliases.add(config.sip.advertise)
         self.settings = config.registrar
         self._passwords = {name: user.password for name, user in config.registrar.users.items()}
         self.digest = DigestServer(config.realm, algorithms=config.registrar.digest_algorithms)
@@ -78,7 +83,7 @@ class Registrar:
 
     def register(self, request: Request, peer: Peer, now: float) -> Response:
         uri = request.uri
-        if not isinstance(uri, SipUri) or uri.host != self.domain:
+        if not isinstance(uri, SipUri) or uri.host.strip("[]") not in self.aliases:
             return make_response(request, 404, "Not Found (not a domain served here)")
         auth = self.authenticate(request, now)  # step 3
         if auth.response is not None:
