@@ -145,13 +145,13 @@ class ImService:
     def _targets(
         self, sender: Sender, request: Request, peer: Peer
     ) -> list[tuple[SipUri, Peer | None]]:
-        """Where a pager reply goes: the sender's registered bindings (the flow each was
-        registered on); else the request's Contact over the flow it came on; in external mode
-        the sender's address-of-record, through the outbound proxy."""
+        """Where a pager reply goes: the sender's registered contacts (over the connection a
+        TCP/TLS binding was made on, RFC 5626 §5.3); else the request's Contact over the flow
+        it came on; in external mode the sender's address-of-record, via the outbound proxy."""
         out: list[tuple[SipUri, Peer | None]] = []
         if self.registrar is not None:
             for binding in self.registrar.lookup(sender.user, self._loop.time()):
-                out.append((binding.uri, binding.peer))
+                out.append((binding.uri, binding.peer if binding.peer.reliable else None))
             if out:
                 return out
             contacts = request.contacts

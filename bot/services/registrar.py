@@ -25,7 +25,7 @@ class Binding:
     call_id: str
     cseq: int
     peer: Peer
-    """The flow the REGISTER arrived on: requests to the user go back the same way (NAT)."""
+    """The flow the REGISTER arrived on: over TCP/TLS, requests to the user reuse it."""
 
     @property
     def uri(self) -> SipUri:
