@@ -135,6 +135,8 @@ class ImService:
             message = self._new_message(uri, sender, reply)
             response = await self.endpoint.request(message, destination=peer)
             if 200 <= response.status < 300:
+                log.info("im.reply.delivered", sender=sender.address, target=str(uri),
+                         status=response.status)  # fmt: skip
                 return
             log.warning(
                 "im.reply.failed", sender=sender.address, status=response.status, target=str(uri)

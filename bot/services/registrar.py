@@ -10,6 +10,8 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+import structlog
+
 from bot.config import Config
 from bot.sip.digest import DigestServer
 from bot.sip.headers import Address
@@ -17,6 +19,7 @@ from bot.sip.message import Request, Response, make_response
 from bot.sip.transaction import Peer
 from bot.sip.uri import SipUri
 
+log = structlog.get_logger("bot.registrar")
 
 @dataclass(slots=True, kw_only=True)
 class Binding:
@@ -138,6 +141,7 @@ class Registrar:
             self._bindings[user] = bindings
         else:
             self._bindings.pop(user, None)
+        log.info("registrar.bindings_updated", user=user, bindings=len(bindings))
         response = make_response(request, 200)  # step 8: every current binding, with expires
         for binding in bindings:
             remaining = max(0, int(binding.expires_at - now))

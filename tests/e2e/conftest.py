@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,54 @@ class RunningBot:
     process: Process
     config_path: Path
     port: int
+    lines: list[dict[str, object]] = field(default_factory=list)
+    """The bot's JSON log lines so far (read as they come)."""
+    raw: list[str] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = None
+    _new_line: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def follow(self) -> None:
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        stream = self.process.proc.stdout
+        assert stream is not None
+        while line := await stream.readline():
+            text = line.decode("utf-8", "replace")
+            self.raw.append(text)
+            with contextlib.suppress(ValueError):
+                self.lines.append(json.loads(text))
+            self._new_line.set()
+
+    async def event(self, name: str, timeout: float = 15.0, **fields: object) -> dict[str, object]:
+        """Wait for a log event named ``name`` whose fields include ``fields``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for line in self.lines:
+                if line.get("event") == name and all(line.get(k) == v for k, v in fields.items()):
+                    return line
+            if loop.time() > deadline:
+                raise AssertionError(f"no {name} {fields} in the log:\n{self.text}")
+            self._new_line.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_line.wait(), 0.5)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.raw)[-6000:]
+
+    async def stop(self) -> int:
+        if self.process.proc.returncode is None:
+            self.process.proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(self.process.proc.wait(), 20)
+        except TimeoutError:
+            self.process.proc.kill()
+            code = await self.process.proc.wait()
+        if self._reader is not None:
+            await self._reader
+        return code
 
     @property
     def peer(self) -> Peer:
@@ -92,17 +142,16 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         bot = RunningBot(Process(proc, "sipbot"), path, port)
+        bot.follow()
         running.append(bot)
         await wait_until_answering(bot)
         return bot
 
     yield start
     for bot in running:
-        if bot.process.proc.returncode is None:
-            bot.process.proc.send_signal(signal.SIGTERM)
-        code = await bot.process.wait(20)
-        assert code == 0, bot.process.text
-        assert "Traceback" not in bot.process.text, bot.process.text
+        code = await bot.stop()
+        assert code == 0, bot.text
+        assert "Traceback" not in bot.text, bot.text
 
 
 async def wait_until_answering(bot: RunningBot, timeout: float = 20.0) -> None:
@@ -112,8 +161,8 @@ async def wait_until_answering(bot: RunningBot, timeout: float = 20.0) -> None:
     async with SipEndpoint(config) as probe:
         while loop.time() < deadline:
             if bot.process.proc.returncode is not None:
-                await bot.process.wait(5)
-                pytest.fail(f"sipbot exited at start:\n{bot.process.text}")
+                await bot.stop()
+                pytest.fail(f"sipbot exited at start:\n{bot.text}")
             ping = Request(
                 "OPTIONS",
                 parse_uri(f"sip:127.0.0.1:{bot.port}"),
