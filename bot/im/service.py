@@ -29,6 +29,8 @@ Answer = Callable[[Sender, str, str], Awaitable[str]]
 """(sender, text, call_id) -> reply: the command dispatcher."""
 ACK_WAIT = 2.0
 """Seconds to wait for the ACK of an IM session before sending into it anyway."""
+SHUTDOWN_WAIT = 5.0
+"""Seconds the BYEs closing the sessions may take at shutdown."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -68,8 +70,10 @@ class ImService:
         self._sweeper = asyncio.ensure_future(self._sweep_idle())
 
     async def close(self) -> None:
-        for session in list(self.sessions.values()):
-            await self._bye(session, "bot stopping")
+        byes = [self._bye(session, "bot stopping") for session in list(self.sessions.values())]
+        if byes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*byes), SHUTDOWN_WAIT)
         if self._sweeper is not None:
             self._sweeper.cancel()
         for task in list(self._tasks):

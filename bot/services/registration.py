@@ -18,6 +18,8 @@ from bot.sip.uri import SipUri
 from bot.transport.endpoint import SipEndpoint
 
 log = structlog.get_logger("bot.registration")
+SHUTDOWN_WAIT = 5.0
+"""Seconds the un-registration may take at shutdown."""
 
 
 class Registration:
@@ -45,9 +47,13 @@ class Registration:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.registered:
-            response = await self._send(0)  # un-register (§10.2.2)
-            log.info("registration.removed", status=response.status)
             self.registered = False
+            try:  # un-register (§10.2.2), without holding up the shutdown for long
+                response = await asyncio.wait_for(self._send(0), SHUTDOWN_WAIT)
+            except TimeoutError:
+                log.warning("registration.remove_timed_out")
+                return
+            log.info("registration.removed", status=response.status)
 
     async def _run(self) -> None:
         settings = self.config.registrar
@@ -97,7 +103,15 @@ class Registration:
             lost = not alive
 
     async def _probe(self) -> bool:
-        response = await self.endpoint.request(self._request("OPTIONS", None))
+        """Does the server answer at all? A full transaction timeout (64*T1) would be slow to
+        notice a restart, so a probe gets between 1 and 5 seconds."""
+        wait = min(max(self.config.registrar.keepalive, 1.0), 5.0)
+        try:
+            response = await asyncio.wait_for(
+                self.endpoint.request(self._request("OPTIONS", None)), wait
+            )
+        except TimeoutError:
+            return False
         return response.status not in (408, 503)
 
     async def _send(self, expires: int) -> Response:

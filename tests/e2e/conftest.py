@@ -48,12 +48,15 @@ class RunningBot:
                 self.lines.append(json.loads(text))
             self._new_line.set()
 
-    async def event(self, name: str, timeout: float = 15.0, **fields: object) -> dict[str, object]:
-        """Wait for a log event named ``name`` whose fields include ``fields``."""
+    async def event(
+        self, name: str, timeout: float = 15.0, after: int = 0, **fields: object
+    ) -> dict[str, object]:
+        """Wait for a log event named ``name`` whose fields include ``fields``, among the
+        lines from index ``after`` on (``len(bot.lines)`` marks "from now on")."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            for line in self.lines:
+            for line in self.lines[after:]:
                 if line.get("event") == name and all(line.get(k) == v for k, v in fields.items()):
                     return line
             if loop.time() > deadline:
@@ -124,8 +127,8 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
     stopped with SIGTERM afterwards, and its log must hold no traceback."""
     running: list[RunningBot] = []
 
-    async def start(**overrides: object) -> RunningBot:
-        port = free_port()
+    async def start(port: int | None = None, **overrides: object) -> RunningBot:
+        port = port or free_port()
         path = tmp_path / f"config-{len(running)}.yaml"
         path.write_text(yaml.safe_dump(bot_config(tmp_path, port, **overrides)))
         proc = await asyncio.create_subprocess_exec(

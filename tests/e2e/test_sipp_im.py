@@ -52,18 +52,56 @@ async def run_sipp(scenario: Path, bot_port: int, processes: list[Process]) -> N
     assert await sipp.wait(60) == 0, sipp.text
 
 
+def ereg(name: str, pattern: str, *, present: bool = True) -> str:
+    check = "check_it" if present else "check_it_inverse"
+    return f'<ereg regexp="{pattern}" search_in="body" {check}="true" assign_to="{name}"/>'
+
+
+async def pager_exchange(
+    server_port: int,
+    processes: list[Process],
+    tmp_path: Path,
+    *,
+    command: str,
+    expect: dict[str, bool],
+    message_uri: str = "sip:[remote_ip]:[remote_port]",
+    challenge: int = 401,
+) -> None:
+    """alice registers at ``server_port`` (the bot, or a proxy), sends ``command`` and checks
+    the reply arriving at her contact: each pattern in ``expect`` present (True) or absent."""
+    inbox_port = free_port()
+    names = [f"v{i}" for i in range(len(expect))]
+    checks = "\n      ".join(
+        ereg(name, pattern, present=present)
+        for name, (pattern, present) in zip(names, expect.items(), strict=True)
+    )
+    inbox = tmp_path / "inbox.xml"
+    inbox.write_text(
+        (SCENARIOS / "pager_inbox.xml")
+        .read_text()
+        .replace("CHECKS", checks)
+        .replace("REFERENCES", ",".join(names))
+    )
+    client = tmp_path / "alice.xml"
+    client.write_text(
+        (SCENARIOS / "pager_alice.xml")
+        .read_text()
+        .replace("CONTACT_PORT", str(inbox_port))
+        .replace("COMMAND", command)
+        .replace("MESSAGE_URI", message_uri)
+        .replace("CHALLENGE", str(challenge))
+    )
+    receiver = await start_sipp(inbox, server_port, processes, inbox_port)
+    await run_sipp(client, server_port, processes)
+    assert await receiver.wait(30) == 0, receiver.text
+
+
 async def test_alice_registers_and_gets_her_meetings_by_pager_message(
     start_bot: StartBot, processes: list[Process], tmp_path: Path
 ) -> None:
     bot = await start_bot()
-    inbox_port = free_port()
-    inbox = await start_sipp(SCENARIOS / "pager_inbox.xml", bot.port, processes, inbox_port)
-    client = tmp_path / "alice.xml"
-    client.write_text(
-        (SCENARIOS / "pager_alice.xml").read_text().replace("CONTACT_PORT", str(inbox_port))
-    )
-    await run_sipp(client, bot.port, processes)
-    assert await inbox.wait(30) == 0, inbox.text
+    expect = {"Weekly sync": True, "Quarterly review": True, "Design review": False}
+    await pager_exchange(bot.port, processes, tmp_path, command="my meetings", expect=expect)
 
 
 @pytest.mark.parametrize("first_in_invite", [True, False], ids=["ms-text-format", "plain"])
