@@ -7,7 +7,10 @@ test command install them, so a skip would only hide a broken set-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
+import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -63,28 +66,33 @@ class Process:
         return self.proc.returncode or 0
 
     async def stop(self) -> None:
+        """SIGTERM to the peer's whole process group (Kamailio forks workers), then SIGKILL."""
         if self.proc.returncode is None:
-            self.proc.terminate()
+            _signal_group(self.proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), 10)
             except TimeoutError:
-                self.proc.kill()
+                _signal_group(self.proc.pid, signal.SIGKILL)
                 await self.proc.wait()
+        _signal_group(self.proc.pid, signal.SIGKILL)  # stragglers of the group, if any
 
     @property
     def text(self) -> str:
         return self.output.decode("utf-8", "replace")[-4000:]
 
 
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
 async def start(name: str, *args: str, cwd: Path | None = None) -> Process:
+    """Start a peer in a session of its own, so that stopping it stops all it forked."""
     proc = await asyncio.create_subprocess_exec(
-        require(name),
-        *args,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+        require(name), *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
     return Process(proc, name)
 
 

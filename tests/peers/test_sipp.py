@@ -131,11 +131,13 @@ async def test_sipp_client_against_the_stack(
     code = await sipp.wait(90)
     assert code == 0, sipp.text
     assert app.counts[method] >= calls  # retransmissions after loss may add some
-    if method == "INVITE":
-        assert app.counts["BYE"] == calls and len(app.dialogs) == 0
     if lost == 0:
         assert app.counts[method] == calls
-        assert method != "INVITE" or app.acks == calls  # with loss, a lost ACK may stay lost
+        if method == "INVITE":
+            assert app.counts["BYE"] == calls and len(app.dialogs) == 0 and app.acks == calls
+    # With loss SIPp may take a late retransmission of our 200 to its INVITE as the 200 to
+    # its lost BYE (its <recv response="200"> does not look at the CSeq method), so only
+    # SIPp's verdict - every call completed - is asserted there.
 
 
 def request_to(method: str, host: str, port: int, call_id: str, body: bytes = b"") -> Request:
@@ -194,7 +196,9 @@ async def test_stack_calls_sipp_invite_ack_bye(processes: list[Process], lost: i
         "sipp", "-sn", "uas", "-m", str(calls), "-lost", str(lost), *sipp_args(local_port=sipp_port)
     )
     processes.append(sipp)
-    async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST)) as client:
+    # with loss, RFC timers (Timer B = 32 s) leave SIPp time for its own retransmissions
+    timers = FAST if lost == 0 else TimerConfig()
+    async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=timers)) as client:
         peer = Peer("UDP", "127.0.0.1", sipp_port)
 
         async def call(i: int) -> tuple[int, int]:
