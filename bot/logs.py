@@ -1,44 +1,44 @@
 """Logging: structlog, JSON lines when not on a terminal, readable lines on one.
 
-The standard library's loggers (used by the SIP transport) go through the same renderer, so
-the output is one stream in one format. Event names are past-tense dotted words
-(``im.command.answered``) with the context as fields.
+The bot's own events go straight from structlog to the stream (fast: one line per command at
+thousands of commands a second); the standard library's loggers (asyncio, libraries) go
+through the same renderer, so the output is one stream in one format. Event names are
+past-tense dotted words (``im.command.answered``) with the context as fields.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 from bot.config import LoggingConfig
 
 
-def configure(settings: LoggingConfig, stream: object = None) -> None:
+def configure(settings: LoggingConfig, stream: TextIO | None = None, *, cache: bool = True) -> None:
+    """Set up logging for the process. ``cache=False`` keeps loggers re-configurable (tests)."""
     out = stream if stream is not None else sys.stderr
-    as_json = settings.format == "json" or (
-        settings.format == "auto" and not getattr(out, "isatty", lambda: False)()
-    )
-    shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    as_json = settings.format == "json" or (settings.format == "auto" and not out.isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, settings.level)),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=cache,
     )
-    handler = logging.StreamHandler(out)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

@@ -87,8 +87,10 @@ class Runtime:
         self.services = Services(self.store, ZoneInfo(config.conferences.time_zone), self)
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
+        self._loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await self.store.open()
         if self.config.conferences.demo_data:
             await self.store.seed_demo(self.config.sip.domain, datetime.now(UTC))
@@ -137,15 +139,15 @@ class Runtime:
     async def _answer(self, sender: Any, text: str, call_id: str) -> str:
         return await self.dispatcher.dispatch(sender, text, call_id=call_id)
 
-    async def _route(self, incoming: ServerRequest) -> Response | None:
+    def _route(self, incoming: ServerRequest) -> Response | None:
+        """Every request the endpoint hands us; answered at once, work goes to tasks."""
         request = incoming.request
         if request.method == "REGISTER" and self.registrar is not None:
-            loop = asyncio.get_running_loop()
-            return self.registrar.register(request, incoming.peer, loop.time())
+            return self.registrar.register(request, incoming.peer, self._loop.time())
         if request.method == "OPTIONS" and request.to.tag is None:
             response = make_response(request, 200)  # RFC 3261 §11.2
             response.headers.add("Allow", ", ".join(sorted(self.endpoint.layer.policy.methods)))
             response.headers.add("Accept", "text/plain, text/html, application/sdp")
             return response
         assert self.im is not None
-        return await self.im.handle(incoming)
+        return self.im.handle(incoming)

@@ -1,5 +1,5 @@
-"""Logging for the whole suite goes through the bot's own set-up (structlog over the standard
-library), so caplog sees every event the bot logs."""
+"""Logging for the whole suite goes through the bot's own set-up, with loggers left
+re-configurable so that tests can capture events (``structlog.testing.capture_logs``)."""
 
 from __future__ import annotations
 
@@ -8,4 +8,4 @@ import sys
 from bot.config import LoggingConfig
 from bot.logs import configure
 
-configure(LoggingConfig(level="INFO", format="json"), stream=sys.stderr)
+configure(LoggingConfig(level="INFO", format="json"), stream=sys.stderr, cache=False)

@@ -81,13 +81,13 @@ class ImService:
 
     # --- incoming ----------------------------------------------------------------------------
 
-    async def handle(self, incoming: ServerRequest) -> Response | None:
+    def handle(self, incoming: ServerRequest) -> Response | None:
         """Requests the router gives us: MESSAGE, INVITE, and everything inside a session."""
         request = incoming.request
         if request.to.tag is not None:
             return self._in_dialog(incoming)
         if request.method == "MESSAGE":
-            return await self._pager(incoming)
+            return self._pager(incoming)
         if request.method == "INVITE":
             return self._invite(incoming)
         return make_response(request, 405)
@@ -116,7 +116,7 @@ class ImService:
             return make_response(request, 403, "Forbidden (sender is not a SIP user)")
         return Sender(uri.user, uri.host)
 
-    async def _pager(self, incoming: ServerRequest) -> Response | None:
+    def _pager(self, incoming: ServerRequest) -> Response | None:
         request = incoming.request
         sender = self.identify(incoming)
         if isinstance(sender, Response):

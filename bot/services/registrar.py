@@ -21,6 +21,7 @@ from bot.sip.uri import SipUri
 
 log = structlog.get_logger("bot.registrar")
 
+
 @dataclass(slots=True, kw_only=True)
 class Binding:
     contact: Address

@@ -131,15 +131,18 @@ class TransactionLayer:
 
     # --- client side (RFC 3261 §17.1) ------------------------------------------------------
 
-    def send_request(self, request: Request, peer: Peer, now: float) -> ClientTransaction:
-        """Start a client transaction; the top Via must carry an RFC 3261 branch."""
+    def send_request(
+        self, request: Request, peer: Peer, now: float, *, wire: bytes | None = None
+    ) -> ClientTransaction:
+        """Start a client transaction; the top Via must carry an RFC 3261 branch. ``wire`` is
+        the request already serialized, when the caller has it."""
         if request.method == "ACK":
             raise ValueError("ACK is not sent in a transaction: use send_ack()")
         branch = request.via.rfc3261_branch
         if branch is None:
             raise ValueError("request needs a Via branch starting with z9hG4bK")
         tx = ClientTransaction((branch, request.method), request, peer)
-        tx.wire = request.serialize()
+        tx.wire = wire if wire is not None else request.serialize()
         self._client[tx.key] = tx
         self._out.append((tx.wire, peer))
         t1 = self.timers.t1

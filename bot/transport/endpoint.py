@@ -266,14 +266,16 @@ class SipEndpoint:
         self, request: Request, peer: Peer, on_provisional: Callable[[Response], None] | None
     ) -> _Outcome:
         assert self._loop is not None
-        peer = self._fit_transport(request, peer)
-        # we originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7)
-        request.headers.remove("via")
-        request.headers.prepend("Via", str(self.via(peer.transport)))
         if "max-forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
+        wire = self._add_via(request, peer)
+        if peer.transport == "UDP" and len(wire) > MTU_THRESHOLD:
+            # RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-
+            # controlled transport; the top Via then names it.
+            peer = Peer("TCP", peer.host, peer.port)
+            wire = self._add_via(request, peer)
         self._ensure_stream(peer.transport)
-        tx = self.layer.send_request(request, peer, self._loop.time())
+        tx = self.layer.send_request(request, peer, self._loop.time(), wire=wire)
         future: asyncio.Future[_Outcome] = self._loop.create_future()
         self._waiting[tx] = future
         if on_provisional is not None:
@@ -285,12 +287,11 @@ class SipEndpoint:
             self._waiting.pop(tx, None)
             self._provisional.pop(tx, None)
 
-    def _fit_transport(self, request: Request, peer: Peer) -> Peer:
-        # RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-controlled
-        # transport; the top Via then names it.
-        if peer.transport == "UDP" and len(request.serialize()) > MTU_THRESHOLD:
-            return Peer("TCP", peer.host, peer.port)
-        return peer
+    def _add_via(self, request: Request, peer: Peer) -> bytes:
+        """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7)."""
+        request.headers.remove("via")
+        request.headers.prepend("Via", str(self.via(peer.transport)))
+        return request.serialize()
 
     def send_ack(self, ack: Request, peer: Peer) -> None:
         """Send the ACK for a 2xx to an INVITE we sent (RFC 3261 §13.2.2.4); the layer re-sends it

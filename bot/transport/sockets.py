@@ -7,6 +7,7 @@ cannot be reached is reported to ``on_failure(peer, reason)``. Everything SIP ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -27,6 +28,9 @@ def _peer(transport: str, address: tuple[object, ...]) -> Peer:
     return Peer(transport, str(address[0]), int(str(address[1])))
 
 
+SOCKET_BUFFER = 4 * 1024 * 1024
+"""UDP socket buffers asked for, in bytes: a burst of requests waits in the kernel instead of
+being dropped (the kernel caps it at net.core.rmem_max / wmem_max)."""
 MAX_DATAGRAMS_PER_WAKEUP = 64
 """UDP datagrams read per readiness event: one event loop turn then serves a burst."""
 
@@ -58,6 +62,7 @@ class UdpTransport:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            _grow_buffers(sock)
             sock.bind((host, port))
         except OSError:
             sock.close()
@@ -100,6 +105,12 @@ class UdpTransport:
         if self._sock.fileno() >= 0:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
+
+
+def _grow_buffers(sock: socket.socket) -> None:
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
 
 class StreamConnection(asyncio.Protocol):

@@ -1,0 +1,284 @@
+"""IM command round trips against `sipbot run`, driven by SIPp over UDP.
+
+Two modes, each a SIPp scenario in bench/sipp/:
+- session: Lync-style IM sessions; in each, COMMANDS x (MESSAGE -> 200, reply MESSAGE -> 200).
+  Latency is SIPp's response-time measure "reply": from sending the command to receiving the
+  bot's reply MESSAGE.
+- pager: pager-mode MESSAGE (RFC 3428) with its digest challenge, the reply going to alice's
+  registered contact, where a second SIPp counts them. Throughput only (the reply is a new
+  transaction on another socket, so SIPp cannot time it).
+
+Run, for example:
+  python bench/sipp_im_bench.py --mode session --command help --rate 150 --commands 20
+  python bench/sipp_im_bench.py --mode session --command help --rate 50 --commands 20 --calls 500
+  python bench/sipp_im_bench.py --mode pager --command help --rate 3000 --calls 30000
+Rates are SIPp calls per second: commands/s = rate x commands in session mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import glob
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.sip import Headers, Request, parse_uri  # noqa: E402
+from bot.sip.message import new_tag  # noqa: E402
+from bot.sip.transaction import Peer, TimerConfig  # noqa: E402
+from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint  # noqa: E402
+
+SCENARIOS = ROOT / "bench" / "sipp"
+E2E = ROOT / "tests" / "e2e" / "sipp"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_for_bot(port: int) -> None:
+    timers = TimerConfig(t1=0.1, t2=0.4, t4=0.5)
+    async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=timers)) as probe:
+        for _ in range(100):
+            ping = Request(
+                "OPTIONS",
+                parse_uri(f"sip:127.0.0.1:{port}"),
+                Headers.of(
+                    ("From", f"<sip:probe@example.test>;tag={new_tag()}"),
+                    ("To", "<sip:bot@example.test>"),
+                    ("Call-ID", new_tag()),
+                    ("CSeq", "1 OPTIONS"),
+                ),
+            )
+            if (
+                await probe.request(ping, destination=Peer("UDP", "127.0.0.1", port))
+            ).status == 200:
+                return
+            await asyncio.sleep(0.1)
+    raise SystemExit("the bot did not start")
+
+
+def sipp(args: list[str], cwd: Path) -> tuple[int, str]:
+    run = subprocess.run(
+        ["sipp", *args, "-nostdin", "-fd", "1", "-stf", "/dev/null"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+    return run.returncode, run.stdout
+
+
+def count(screen: str, label: str) -> int:
+    found = re.findall(rf"{label}\s*\|\s*(\d+)\s*\|\s*(\d+)", screen)
+    return int(found[-1][1]) if found else -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mode", choices=("session", "pager"), default="session")
+    parser.add_argument("--command", default="help")
+    parser.add_argument("--rate", type=float, default=100, help="SIPp calls per second")
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--commands", type=int, default=20, help="commands per session")
+    parser.add_argument("--limit", type=int, default=2000, help="SIPp concurrent calls")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="sipbot-bench-"))
+    port = free_port()
+    config = {
+        "sip": {"listen": [{"transport": "udp", "host": "127.0.0.1", "port": port}]},
+        "im": {"rate_limit": {"rate": 1_000_000.0, "burst": 1_000_000}},
+        "conferences": {"database_url": f"sqlite+aiosqlite:///{work / 'bot.db'}"},
+        "logging": {"format": "json", "level": "INFO"},
+    }
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    with open(work / "bot.log", "w") as log:
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--config", str(work / "config.yaml")],
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        asyncio.run(wait_for_bot(port))
+        started = time.perf_counter()
+        if args.mode == "session":
+            code, screen, commands, samples = session(args, port, work)
+        else:
+            code, screen, commands, samples = pager(args, port, work)
+        elapsed = time.perf_counter() - started
+    finally:
+        bot.terminate()
+        bot.wait(30)
+    ok, failed = count(screen, "Successful call"), count(screen, "Failed call")
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; SIPp and the bot on the same machine"
+    )
+    print(f"mode={args.mode} command={args.command!r} rate={args.rate}/s calls={args.calls}")
+    print(f"sipp exit {code}: successful calls {ok}, failed calls {failed}")
+    print(
+        f"commands answered: {commands} in {elapsed:.2f} s -> {commands / elapsed:,.0f} commands/s"
+    )
+    if samples:
+        samples.sort()
+        p50 = statistics.median(samples)
+        p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+        print(
+            f"command -> reply latency over {len(samples)} commands: p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms, max {samples[-1]:.1f} ms (SIPp clock: ~4 ms steps)"
+        )
+
+
+def session(args: argparse.Namespace, port: int, work: Path) -> tuple[int, str, int, list[float]]:
+    scenario = work / "session.xml"
+    scenario.write_text(
+        (SCENARIOS / "session_help.xml")
+        .read_text()
+        .replace("COMMANDS", str(args.commands))
+        .replace("COMMAND", args.command)
+    )
+    code, screen = sipp(
+        [
+            f"127.0.0.1:{port}",
+            "-sf",
+            str(scenario),
+            "-m",
+            str(args.calls),
+            "-r",
+            str(args.rate),
+            "-l",
+            str(args.limit),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-base_cseq",
+            "100",
+            "-trace_rtt",
+            "-rtt_freq",
+            "1",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ],
+        work,
+    )
+    samples: list[float] = []
+    for path in glob.glob(str(work / "*_rtt.csv")):
+        with open(path) as handle:
+            for row in csv.reader(handle, delimiter=";"):
+                if len(row) >= 3 and row[-1].strip() == "reply":  # Date_ms;response_time_ms;rtd_no
+                    samples.append(float(row[-2]))
+    return code, screen, count(screen, "Successful call") * args.commands, samples
+
+
+def pager(args: argparse.Namespace, port: int, work: Path) -> tuple[int, str, int, list[float]]:
+    inbox_port = free_port()
+    register = work / "register.xml"
+    register.write_text(
+        (E2E / "pager_alice.xml").read_text().replace("CONTACT_PORT", str(inbox_port))
+    )
+    inbox = work / "inbox.xml"
+    inbox.write_text(
+        (E2E / "pager_inbox.xml")
+        .read_text()
+        .replace("CHECKS", "")
+        .replace('<Reference variables="REFERENCES"/>', "")
+    )
+    sender = work / "sender.xml"
+    sender.write_text((SCENARIOS / "pager_help.xml").read_text().replace("COMMAND", args.command))
+    # alice registers once (her contact is the inbox), then the load runs
+    text = register.read_text()
+    head = text[: text.index('  <send retrans="500">\n    <![CDATA[\n\n      MESSAGE')]
+    register.write_text(head + "</scenario>\n")
+    code, screen = sipp(
+        [
+            f"127.0.0.1:{port}",
+            "-sf",
+            str(register),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ],
+        work,
+    )
+    if code != 0:
+        raise SystemExit(f"registration failed:\n{screen}")
+    receiver = subprocess.Popen(
+        [
+            "sipp",
+            f"127.0.0.1:{port}",
+            "-sf",
+            str(inbox),
+            "-m",
+            str(args.calls),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(inbox_port),
+            "-nostdin",
+            "-fd",
+            "1",
+            "-stf",
+            "/dev/null",
+            "-timeout",
+            "300s",
+        ],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    code, screen = sipp(
+        [
+            f"127.0.0.1:{port}",
+            "-sf",
+            str(sender),
+            "-m",
+            str(args.calls),
+            "-r",
+            str(args.rate),
+            "-l",
+            str(args.limit),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ],
+        work,
+    )
+    inbox_screen = receiver.communicate(timeout=320)[0]
+    replies = count(inbox_screen, "Successful call")
+    return code, screen + inbox_screen, replies, []
+
+
+if __name__ == "__main__":
+    main()
