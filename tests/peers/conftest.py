@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-INSTALL = "apt-get install -y sip-tester kamailio kamailio-extra-modules"
+INSTALL = "apt-get install -y sip-tester kamailio kamailio-extra-modules baresip-core"
 
 
 def require(binary: str) -> str:
