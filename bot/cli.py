@@ -81,6 +81,9 @@ def _run(config: Config) -> int:
 
     try:
         asyncio.run(serve())
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"sipbot: cannot start: {exc.strerror or exc}", file=sys.stderr)
         return 1

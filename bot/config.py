@@ -126,6 +126,11 @@ class ConferencesConfig(_Section):
     time_zone: str = "UTC"
 
 
+class CommandsConfig(_Section):
+    modules: tuple[str, ...] = ()
+    entry_points: bool = True
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
@@ -138,6 +143,7 @@ class Config(_Section):
     acl: AclConfig = AclConfig()
     im: ImConfig = ImConfig()
     conferences: ConferencesConfig = ConferencesConfig()
+    commands: CommandsConfig = CommandsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property

@@ -7,6 +7,7 @@ import importlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,7 @@ import structlog
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.store import ConferenceStore
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.im.service import ImService
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
@@ -43,10 +44,23 @@ class Services:
         return self.runtime.status()
 
 
-def load_handlers(modules: tuple[str, ...] = BUILTIN) -> Registry:
-    """Import the handler modules: each registers its commands into the registry."""
+ENTRY_POINT_GROUP = "sipbot.handlers"
+
+
+def load_handlers(config: Config | None = None) -> Registry:
+    """Import the built-in handler modules, those listed in ``commands.modules`` and those
+    announced in the ``sipbot.handlers`` entry-point group: each registers its commands.
+    Raises :class:`ConfigError` naming a module that cannot be imported."""
+    modules = list(BUILTIN)
+    if config is not None:
+        modules += config.commands.modules
+        if config.commands.entry_points:
+            modules += [ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
     for name in modules:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise ConfigError([f"commands.modules: cannot import {name!r}: {exc}"]) from exc
     return REGISTRY
 
 
@@ -78,7 +92,7 @@ def endpoint_config(config: Config) -> EndpointConfig:
 class Runtime:
     def __init__(self, config: Config, registry: Registry | None = None):
         self.config = config
-        self.registry = registry if registry is not None else load_handlers()
+        self.registry = registry if registry is not None else load_handlers(config)
         self.started = time.monotonic()
         self.endpoint = SipEndpoint(endpoint_config(config), handler=self._route)
         self.registrar = Registrar(config) if config.sip.mode == "embedded" else None

@@ -10,7 +10,16 @@ from structlog.testing import capture_logs
 
 from bot.commands.context import CommandContext
 from bot.commands.registry import Registry, command
-from bot.config import AclConfig, Config, FeaturesConfig, ImConfig, RateLimitConfig
+from bot.config import (
+    AclConfig,
+    CommandsConfig,
+    Config,
+    ConfigError,
+    FeaturesConfig,
+    ImConfig,
+    RateLimitConfig,
+)
+from bot.runtime import load_handlers
 
 from .chat import ChatBot, chat_bot
 
@@ -176,3 +185,20 @@ def test_a_command_word_cannot_be_claimed_twice() -> None:
         async def second(ctx: CommandContext) -> str:
             """Two."""
             return "2"
+
+
+async def test_modules_listed_in_config_add_commands(tmp_path: Path) -> None:
+    config = Config(commands=CommandsConfig(modules=("tests.commands.plugin_example",)))
+    chat = await chat_bot(tmp_path, config=config)
+    chat.dispatcher.registry = load_handlers(config)
+    try:
+        assert await chat.say("alice", "weather") == "Sunny, alice."
+        assert "weather - Tell the weather" in await chat.say("alice", "help")
+    finally:
+        await chat.store.close()
+
+
+def test_a_module_that_cannot_be_imported_is_a_config_error() -> None:
+    config = Config(commands=CommandsConfig(modules=("no_such_module_here",)))
+    with pytest.raises(ConfigError, match="commands.modules: cannot import 'no_such_module_here'"):
+        load_handlers(config)
