@@ -101,10 +101,8 @@ class Runtime:
         self.services = Services(self.store, ZoneInfo(config.conferences.time_zone), self)
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
-        self._loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         await self.store.open()
         if self.config.conferences.demo_data:
             await self.store.seed_demo(self.config.sip.domain, datetime.now(UTC))
@@ -157,7 +155,8 @@ class Runtime:
         """Every request the endpoint hands us; answered at once, work goes to tasks."""
         request = incoming.request
         if request.method == "REGISTER" and self.registrar is not None:
-            return self.registrar.register(request, incoming.peer, self._loop.time())
+            now = asyncio.get_running_loop().time()
+            return self.registrar.register(request, incoming.peer, now)
         if request.method == "OPTIONS" and request.to.tag is None:
             response = make_response(request, 200)  # RFC 3261 §11.2
             response.headers.add("Allow", ", ".join(sorted(self.endpoint.layer.policy.methods)))
