@@ -296,11 +296,6 @@ class TransactionLayer:
                 tx.interval = t1
                 self._arm(tx, "G", now + t1)
 
-    def send_stateless(self, message: Request | Response, peer: Peer) -> None:
-        """Send outside any transaction (a 2xx ACK without its transaction, a keep-alive
-        answer…)."""
-        self._out.append((message.serialize(), peer))
-
     def _receive_request(self, request: Request, peer: Peer, now: float) -> None:
         try:
             via = request.via

@@ -408,7 +408,7 @@ IM_ACCEPT_TYPES = ("text/plain", "text/html", "text/rtf", "multipart/alternative
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ImSession:
+class MessageStream:
     """What an IM-session offer/answer settled."""
 
     accept_types: tuple[str, ...] = field(default=IM_ACCEPT_TYPES)
@@ -423,16 +423,18 @@ def answer_message(
     accept_types: tuple[str, ...] = IM_ACCEPT_TYPES,
     *,
     session_id: int | None = None,
-) -> tuple[SessionDescription, ImSession] | None:
+) -> tuple[SessionDescription, MessageStream] | None:
     """Answer a Lync-style IM offer (``m=message 5060 sip null``, ``a=accept-types:…``) with our
     own ``m=message <port> sip <uri>``; None when the offer holds no message stream (488)."""
     answer_media: list[Media] = []
-    session: ImSession | None = None
+    session: MessageStream | None = None
     for media in offer.media:
         if session is None and media.kind == "message" and media.port != 0:
             offered = (media.attribute("accept-types") or "text/plain").split()
             common = tuple(t for t in offered if t.lower() in accept_types) or ("text/plain",)
-            session = ImSession(accept_types=common, remote_uri=" ".join(media.formats) or "null")
+            session = MessageStream(
+                accept_types=common, remote_uri=" ".join(media.formats) or "null"
+            )
             answer_media.append(
                 Media(
                     kind="message",

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.sip import Headers, Request, parse_uri
-from bot.sip.message import new_tag
-from bot.sip.transaction import Peer, TimerConfig
-from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
-from tests.peers.conftest import Process, free_port, processes  # noqa: F401 (fixture)
+from bot.sip.transaction import Peer
+from tests.peers.conftest import (  # noqa: F401 (processes is a fixture)
+    Process,
+    free_port,
+    processes,
+    wait_for_options,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,26 +159,7 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
         assert "Traceback" not in bot.text, bot.text
 
 
-async def wait_until_answering(bot: RunningBot, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    config = EndpointConfig(listen=(Listen(port=0),), timers=TimerConfig(t1=0.1, t2=0.4, t4=0.5))
-    async with SipEndpoint(config) as probe:
-        while loop.time() < deadline:
-            if bot.process.proc.returncode is not None:
-                await bot.stop()
-                pytest.fail(f"sipbot exited at start:\n{bot.text}")
-            ping = Request(
-                "OPTIONS",
-                parse_uri(f"sip:127.0.0.1:{bot.port}"),
-                Headers.of(
-                    ("From", f"<sip:probe@example.test>;tag={new_tag()}"),
-                    ("To", "<sip:bot@example.test>"),
-                    ("Call-ID", new_tag()),
-                    ("CSeq", "1 OPTIONS"),
-                ),
-            )
-            if (await probe.request(ping, destination=bot.peer)).status == 200:
-                return
-            await asyncio.sleep(0.2)
-    pytest.fail("sipbot did not answer OPTIONS")
+async def wait_until_answering(bot: RunningBot) -> None:
+    if not await wait_for_options(bot.peer, lambda: bot.process.proc.returncode is None):
+        await bot.stop()
+        pytest.fail(f"sipbot did not answer OPTIONS:\n{bot.text}")

@@ -3,26 +3,16 @@ it registers again when Kamailio restarts."""
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
-import pytest
-
 from bot.sip.transaction import Peer
-from tests.peers.conftest import Process, free_port, start
+from tests.peers.conftest import Process, free_port, module_path, start
 from tests.peers.test_kamailio import wait_until_answering
 
 from .conftest import StartBot
 from .test_sipp_im import pager_exchange
 
 CONFIG = Path(__file__).parent / "kamailio" / "proxy.cfg"
-
-
-def module_path() -> str:
-    found = glob.glob("/usr/lib/*/kamailio/modules")
-    if not found:
-        pytest.fail("kamailio modules not found; run: apt-get install -y kamailio", pytrace=False)
-    return found[0]
 
 
 async def start_kamailio(

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import os
 import shutil
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
+from bot.sip import Headers, Request, parse_uri
+from bot.sip.message import new_tag
+from bot.sip.transaction import Peer, TimerConfig
+from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 
 HERE = Path(__file__).parent
 INSTALL = "apt-get install -y sip-tester kamailio kamailio-extra-modules baresip-core"
@@ -94,6 +100,32 @@ async def start(name: str, *args: str, cwd: Path | None = None) -> Process:
         start_new_session=True,
     )  # fmt: skip
     return Process(proc, name)
+
+
+def module_path() -> str:
+    """Where Debian puts Kamailio's modules."""
+    found = glob.glob("/usr/lib/*/kamailio/modules") + glob.glob("/usr/lib/kamailio/modules")
+    if not found:
+        pytest.fail(f"kamailio modules not found; run: {INSTALL}", pytrace=False)
+    return found[0]
+
+
+async def wait_for_options(peer: Peer, alive: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """True once ``peer`` answers OPTIONS with 200; False when ``alive()`` turns false (the
+    process exited) or ``timeout`` seconds pass. Readiness without sleeps as guesses."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    timers = TimerConfig(t1=0.1, t2=0.4, t4=0.5)
+    async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=timers)) as probe:
+        while loop.time() < deadline and alive():
+            ping = Request("OPTIONS", parse_uri(f"sip:{peer.host}:{peer.port}"), Headers.of(
+                ("From", f"<sip:probe@example.test>;tag={new_tag()}"),
+                ("To", f"<sip:{peer.host}:{peer.port}>"), ("Call-ID", new_tag()),
+                ("CSeq", "1 OPTIONS")))  # fmt: skip
+            if (await probe.request(ping, destination=peer)).status == 200:
+                return True
+            await asyncio.sleep(0.2)
+    return False
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import glob
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,16 +13,9 @@ from bot.sip.message import new_tag
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 
-from .conftest import HERE, Process, free_port, start
+from .conftest import HERE, Process, free_port, module_path, start, wait_for_options
 
 FAST = TimerConfig(t1=0.1, t2=1.0, t4=1.0)
-
-
-def module_path() -> str:
-    found = glob.glob("/usr/lib/*/kamailio/modules") + glob.glob("/usr/lib/kamailio/modules")
-    if not found:
-        pytest.fail("kamailio modules not found; run: apt-get install -y kamailio", pytrace=False)
-    return found[0]
 
 
 @pytest.fixture
@@ -52,27 +43,10 @@ async def kamailio(processes: list[Process], tmp_path: Path) -> AsyncIterator[Pe
 
 
 async def wait_until_answering(peer: Peer, process: Process) -> None:
-    """Kamailio is ready when it answers OPTIONS; it has 15 s to get there."""
-    async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST)) as probe:
-        for attempt in range(30):
-            if process.proc.returncode is not None:
-                await process.wait(5)
-                pytest.fail(f"kamailio exited:\n{process.text}")
-            ping = Request(
-                "OPTIONS",
-                parse_uri(f"sip:{peer.host}:{peer.port}"),
-                Headers.of(
-                    ("From", f"<sip:probe@example.test>;tag={new_tag()}"),
-                    ("To", f"<sip:{peer.host}:{peer.port}>"),
-                    ("Call-ID", f"probe-{attempt}"),
-                    ("CSeq", "1 OPTIONS"),
-                ),
-            )
-            response = await probe.request(ping, destination=peer)
-            if response.status == 200:
-                return
-            await asyncio.sleep(0.5)
-    pytest.fail("kamailio did not answer OPTIONS")
+    """Kamailio is ready when it answers OPTIONS."""
+    if not await wait_for_options(peer, lambda: process.proc.returncode is None):
+        await process.stop()
+        pytest.fail(f"kamailio did not answer OPTIONS:\n{process.text}")
 
 
 def register(user: str, client: SipEndpoint, expires: int = 300, cseq: int = 1) -> Request:
