@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -114,8 +113,7 @@ def _send(config: Config, args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     try:
-        with contextlib.redirect_stderr(sys.stderr):
-            reply = asyncio.run(send(config, options))
+        reply = asyncio.run(send(config, options))
     except SendError as exc:
         print(f"sipbot send: {exc}", file=sys.stderr)
         return 1

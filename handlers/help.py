@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.commands import CommandContext, command
 from bot.commands.dispatcher import UsageError
+from bot.commands.registry import is_enabled, is_visible
 
 
 @command(
@@ -16,12 +17,8 @@ from bot.commands.dispatcher import UsageError
 )
 async def show_help(ctx: CommandContext) -> str:
     """List the commands you can use, or explain one of them."""
-    visible = [
-        spec for spec in ctx.registry
-        if not (spec.admin_only and not ctx.is_admin)
-        and (spec.feature is None or getattr(ctx.config.features, spec.feature)
-             or not ctx.config.features.hide_disabled)
-    ]  # fmt: skip
+    features = ctx.config.features
+    visible = [spec for spec in ctx.registry if is_visible(spec, features, admin=ctx.is_admin)]
     if ctx.args:
         wanted = ctx.args.lower()
         spec = next((s for s in visible if wanted in s.words), None)
@@ -33,7 +30,7 @@ async def show_help(ctx: CommandContext) -> str:
         return "\n".join(lines)
     lines = ["Commands:"]
     for spec in visible:
-        enabled = spec.feature is None or getattr(ctx.config.features, spec.feature)
-        lines.append(f"  {spec.usage} - {spec.summary}" + ("" if enabled else " (turned off)"))
+        note = "" if is_enabled(spec, features) else " (turned off)"
+        lines.append(f"  {spec.usage} - {spec.summary}{note}")
     lines.append("Send 'help <command>' for details.")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import structlog
 
 from bot.commands.context import CommandContext, Sender
 from bot.commands.ratelimit import RateLimiter
-from bot.commands.registry import CommandSpec, Registry
+from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
 from bot.config import Config
 
 log = structlog.get_logger("bot.commands")
@@ -52,13 +52,7 @@ class Dispatcher:
         return sender.address in self.config.acl.admins
 
     def enabled(self, spec: CommandSpec) -> bool:
-        return spec.feature is None or bool(getattr(self.config.features, spec.feature, False))
-
-    def visible(self, spec: CommandSpec, sender: Sender) -> bool:
-        """What ``help`` shows this sender: enabled (or not hidden) and permitted."""
-        if spec.admin_only and not self.is_admin(sender):
-            return False
-        return self.enabled(spec) or not self.config.features.hide_disabled
+        return is_enabled(spec, self.config.features)
 
     async def dispatch(self, sender: Sender, text: str, *, call_id: str = "") -> str:
         started = self._clock()
@@ -130,7 +124,8 @@ class Dispatcher:
 
     def _unknown(self, text: str, sender: Sender) -> str:
         words = [
-            word for spec in self.registry if self.visible(spec, sender) and self.enabled(spec)
+            word for spec in self.registry if self.enabled(spec)
+            and is_visible(spec, self.config.features, admin=self.is_admin(sender))
             for word in spec.words
         ]  # fmt: skip
         guess = difflib.get_close_matches(text.lower(), words, n=1, cutoff=0.5)

@@ -34,6 +34,19 @@ class CommandSpec:
         return (self.name, *self.aliases)
 
 
+def is_enabled(spec: CommandSpec, features: object) -> bool:
+    """The command's ``features`` flag is on (or it has none)."""
+    return spec.feature is None or bool(getattr(features, spec.feature, False))
+
+
+def is_visible(spec: CommandSpec, features: object, *, admin: bool) -> bool:
+    """What ``help`` shows: permitted to this sender, and enabled unless disabled commands
+    are shown as such (``features.hide_disabled`` off)."""
+    if spec.admin_only and not admin:
+        return False
+    return is_enabled(spec, features) or not getattr(features, "hide_disabled", False)
+
+
 class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, CommandSpec] = {}

@@ -7,7 +7,6 @@ user's bindings. Requests from users to the bot are challenged too, so the sende
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 import structlog
@@ -59,9 +58,6 @@ class Registrar:
 
     def password_of(self, user: str) -> str | None:
         return self._passwords.get(user)
-
-    def is_user(self, user: str) -> bool:
-        return any(hmac.compare_digest(user, name) for name in self._passwords)
 
     # --- authentication ----------------------------------------------------------------------
 

@@ -19,12 +19,6 @@ def is_token(text: str) -> bool:
     return _TOKEN_RE.match(text) is not None
 
 
-def require_token(text: str, what: str) -> str:
-    if _TOKEN_RE.match(text) is None:
-        raise SipParseError(f"{what} is not a token: {text!r}")
-    return text
-
-
 def unescape(text: str, what: str) -> str:
     """Decode %HH escapes (RFC 3261 §19.1.2, RFC 3986 §2.1); a stray % is an error."""
     if "%" not in text:
@@ -164,9 +158,3 @@ def replace_param(params: Params, name: str, value: str | None) -> Params:
     if has_param(params, name):
         return tuple((k, value if k == name else v) for k, v in params)
     return (*params, (name, value))
-
-
-def unquote_param(value: str | None) -> str | None:
-    if value is not None and value.startswith('"'):
-        return read_quoted(value, 0)[0]
-    return value

@@ -205,10 +205,6 @@ class Response(Message):
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"
 
-    @property
-    def is_provisional(self) -> bool:
-        return self.status < 200
-
 
 def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
     """Parse one SIP message.

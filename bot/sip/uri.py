@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
@@ -81,17 +81,6 @@ class SipUri:
     def transport(self) -> str | None:
         value = self.param("transport")
         return value.lower() if value else None
-
-    @property
-    def aor(self) -> str:
-        """``user@host`` (or the host alone): the address-of-record key (RFC 3261 §10.3)."""
-        return f"{self.user}@{self.host}" if self.user is not None else self.host
-
-    def with_params(self, params: Params) -> SipUri:
-        return replace(self, params=params)
-
-    def without_headers(self) -> SipUri:
-        return replace(self, headers=())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -131,3 +131,16 @@ def test_subscribe_dialog_from_2xx_and_from_an_early_notify() -> None:
     )
     early = Dialog.from_notify(subscribe, notify)
     assert early.id == dialog.id and early.remote_seq == 1 and early.local_seq == 1
+
+
+def test_2xx_to_a_re_invite_refreshes_the_remote_target() -> None:
+    request = invite()
+    dialog = Dialog.as_uac(request, ok(request))
+    reinvite = dialog.create_request("INVITE", via=VIA)
+    moved = make_response(reinvite, 200)
+    moved.headers.add("Contact", "<sip:bob@192.0.2.77:5080>")
+    dialog.receive_response(reinvite, moved)
+    assert str(dialog.remote_target) == "sip:bob@192.0.2.77:5080"
+    info = dialog.create_request("INFO", via=VIA)
+    dialog.receive_response(info, make_response(info, 200))  # not a target refresh
+    assert str(dialog.remote_target) == "sip:bob@192.0.2.77:5080"
