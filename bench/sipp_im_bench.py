@@ -12,6 +12,7 @@ Run, for example:
   python bench/sipp_im_bench.py --mode session --command help --rate 150 --commands 20
   python bench/sipp_im_bench.py --mode session --command help --rate 50 --commands 20 --calls 500
   python bench/sipp_im_bench.py --mode pager --command help --rate 3000 --calls 30000
+  python bench/sipp_im_bench.py --rate 100 --profile /tmp/bot.prof   # then: python -m pstats
 Rates are SIPp calls per second: commands/s = rate x commands in session mode.
 """
 
@@ -85,6 +86,12 @@ def sipp(args: list[str], cwd: Path) -> tuple[int, str]:
     return run.returncode, run.stdout
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count(screen: str, label: str) -> int:
     found = re.findall(rf"{label}\s*\|\s*(\d+)\s*\|\s*(\d+)", screen)
     return int(found[-1][1]) if found else -1
@@ -100,6 +107,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--commands", type=int, default=20, help="commands per session")
     parser.add_argument("--limit", type=int, default=2000, help="SIPp concurrent calls")
+    parser.add_argument(
+        "--profile", type=Path, help="run the bot under cProfile and write its stats here"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sipbot-bench-"))
@@ -112,20 +122,22 @@ def main() -> None:
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     with open(work / "bot.log", "w") as log:
+        profiler = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
         bot = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--config", str(work / "config.yaml")],
+            [sys.executable, *profiler, "-m", "bot", "run", "--config", str(work / "config.yaml")],
             cwd=ROOT,
             stdout=log,
             stderr=log,
         )
     try:
         asyncio.run(wait_for_bot(port))
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds(bot.pid)
         if args.mode == "session":
             code, screen, commands, samples = session(args, port, work)
         else:
             code, screen, commands, samples = pager(args, port, work)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(bot.pid) - cpu_before
     finally:
         bot.terminate()
         bot.wait(30)
@@ -139,6 +151,11 @@ def main() -> None:
     print(
         f"commands answered: {commands} in {elapsed:.2f} s -> {commands / elapsed:,.0f} commands/s"
     )
+    if commands > 0:
+        print(
+            f"bot CPU: {cpu:.2f} s, {cpu / commands * 1e6:.0f} µs per command "
+            f"(one core saturates at ~{commands / cpu:,.0f} commands/s)"
+        )
     if samples:
         samples.sort()
         p50 = statistics.median(samples)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from bot.transport.tls import TlsConfig
 from handlers import BUILTIN
 
 log = structlog.get_logger("bot.runtime")
+GC_THRESHOLD = 10_000
 METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO"})
 
 
@@ -89,6 +91,15 @@ def endpoint_config(config: Config) -> EndpointConfig:
     )
 
 
+def tune_gc() -> None:
+    """Garbage collection for a server that keeps thousands of transactions alive (RFC 3261
+    Timer J holds each for 32 s): what start-up built is frozen out of every scan, and the
+    young generation is collected every GC_THRESHOLD allocations instead of every 700, which
+    took an eighth of the CPU of an IM command (measured with bench/sipp_im_bench.py)."""
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
+
+
 class Runtime:
     def __init__(self, config: Config, registry: Registry | None = None):
         self.config = config
@@ -115,6 +126,7 @@ class Runtime:
             self.registration.start()
         transports = sorted({item.transport.upper() for item in self.config.sip.listen})
         listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]
+        tune_gc()
         log.info(
             "bot.started",
             identity=self.config.sip.identity,

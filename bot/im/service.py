@@ -264,7 +264,6 @@ class ImService:
             return  # closed while we were thinking
         message = session.dialog.create_request(
             "MESSAGE",
-            via=self.endpoint.via(session.peer.transport),
             body=reply.encode("utf-8"),
             content_type="text/plain;charset=UTF-8",
         )
@@ -276,7 +275,7 @@ class ImService:
 
     async def _bye(self, session: ImSession, reason: str) -> None:
         self._forget(session)
-        bye = session.dialog.create_request("BYE", via=self.endpoint.via(session.peer.transport))
+        bye = session.dialog.create_request("BYE")
         response = await self.endpoint.request(bye, destination=session.peer)
         log.info(
             "im.session.closed",

@@ -114,20 +114,22 @@ class Dialog:
         self,
         method: str,
         *,
-        via: Via,
+        via: Via | None = None,
         contact: Address | None = None,
         body: bytes = b"",
         content_type: str | None = None,
         cseq: int | None = None,
     ) -> Request:
         """An in-dialog request (RFC 3261 §12.2.1.1). ACK and CANCEL pass the INVITE's ``cseq``;
-        other methods take the next local sequence number."""
+        other methods take the next local sequence number. Without ``via`` the request has no
+        Via yet: whoever sends it adds its own (RFC 3261 §8.1.1.7)."""
         if cseq is None:
             self.local_seq += 1
             cseq = self.local_seq
         uri, routes = self._request_target()
         headers = Headers()
-        headers.add("Via", str(via))
+        if via is not None:
+            headers.add("Via", str(via))
         headers.add("Max-Forwards", "70")
         for route in routes:
             headers.add("Route", route)
@@ -141,7 +143,7 @@ class Dialog:
             headers.add("Content-Type", content_type)
         return Request(method, uri, headers, body)
 
-    def create_ack(self, invite_cseq: int, *, via: Via, body: bytes = b"") -> Request:
+    def create_ack(self, invite_cseq: int, *, via: Via | None = None, body: bytes = b"") -> Request:
         """The ACK for a 2xx to an INVITE of this dialog (RFC 3261 §13.2.2.4)."""
         return self.create_request(
             "ACK",

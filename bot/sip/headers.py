@@ -7,6 +7,8 @@ the authentication headers whose values contain commas themselves.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from bot.sip.grammar import (
     read_quoted,
     split_outside_quotes,
 )
-from bot.sip.uri import SipUri, Uri, parse_hostport, parse_uri
+from bot.sip.uri import PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
 
 # RFC 3261 §7.3.3 and §20, RFC 3265 §7.2 (o, u), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x),
 # RFC 3841 (a, j, d), RFC 4474 (y): compact form -> canonical lower-case name
@@ -78,14 +80,21 @@ def header_key(name: str) -> str:
     return key
 
 
-class Headers:
-    """Header fields in wire order. Lookups ignore case and compact forms."""
+_versions = itertools.count()
 
-    __slots__ = ("_rows",)
+
+class Headers:
+    """Header fields in wire order. Lookups ignore case and compact forms.
+
+    ``version`` changes with every change of the rows and is never shared between two
+    containers, so values parsed from one state of the headers can be cached against it."""
+
+    __slots__ = ("_rows", "version")
 
     def __init__(self, rows: list[tuple[str, str, str]] | None = None):
         # each row: (key, name as written, value with folding undone)
         self._rows: list[tuple[str, str, str]] = rows if rows is not None else []
+        self.version = next(_versions)
 
     @classmethod
     def of(cls, *pairs: tuple[str, str]) -> Headers:
@@ -157,13 +166,16 @@ class Headers:
         return None
 
     def add(self, name: str, value: str) -> None:
+        self.version = next(_versions)
         self._rows.append((header_key(name), name, value))
 
     def prepend(self, name: str, value: str) -> None:
+        self.version = next(_versions)
         self._rows.insert(0, (header_key(name), name, value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every row of ``name`` by one row, where the first one stood."""
+        self.version = next(_versions)
         key = header_key(name)
         for i, row in enumerate(self._rows):
             if row[0] == key:
@@ -172,12 +184,20 @@ class Headers:
                 return
         self._rows.append((key, name, value))
 
+    def put_first(self, name: str, value: str) -> None:
+        """Replace every row of ``name`` by one row at the top."""
+        self.version = next(_versions)
+        key = header_key(name)
+        self._rows = [(key, name, value), *(row for row in self._rows if row[0] != key)]
+
     def remove(self, name: str) -> None:
+        self.version = next(_versions)
         key = header_key(name)
         self._rows = [row for row in self._rows if row[0] != key]
 
     def remove_first(self, name: str) -> None:
         """Remove the first value of a list header (e.g. the top Via, RFC 3261 §8.1.3.3)."""
+        self.version = next(_versions)
         key = header_key(name)
         for i, row in enumerate(self._rows):
             if row[0] != key:
@@ -257,17 +277,19 @@ class Address:
     display_name: str | None = None
     params: Params = ()
 
-    @classmethod
-    def parse(cls, value: str) -> Address:
+    @staticmethod
+    @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+    def parse(value: str) -> Address:
+        """Memoised: addresses are immutable, and From and To repeat for a whole dialog."""
         m = _COMMON_ADDRESS_RE.match(value)
         if m is not None:
             display, uri, tail = m.groups()
-            return cls(
+            return Address(
                 uri=parse_uri(uri),
                 display_name=_UNQUOTE_RE.sub(r"\1", display) if display is not None else None,
                 params=parse_params(tail[1:], "address") if tail else (),
             )
-        return cls._parse_general(value)
+        return Address._parse_general(value)
 
     @classmethod
     def _parse_general(cls, value: str) -> Address:

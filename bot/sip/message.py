@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
+from collections.abc import Callable
 from typing import TypeVar
 
 from bot.sip.errors import SipParseError
@@ -47,52 +48,55 @@ class Message:
     def __init__(self, headers: Headers | None = None, body: bytes = b""):
         self.headers = headers if headers is not None else Headers()
         self.body = body
-        self._cache: dict[str, tuple[object, object]] = {}
+        # parsed header values, each against the Headers.version it was parsed from: a
+        # changed (or replaced) header block is parsed again rather than served stale
+        self._cache: dict[str, tuple[int, object]] = {}
 
-    def _parsed(self, key: str, raw: _T, parse: type | object) -> object:
-        # Parsed values are cached against the raw value they came from, so a changed header
-        # is re-parsed rather than served stale.
+    def _parsed(self, key: str, parse: Callable[[Headers], _T]) -> _T:
+        version = self.headers.version
         hit = self._cache.get(key)
-        if hit is not None and hit[0] is raw:
-            return hit[1]
-        value = parse(raw)  # type: ignore[operator]
-        self._cache[key] = (raw, value)
-        return value
-
-    def _required(self, name: str) -> str:
-        value = self.headers.get(name)
-        if value is None:
-            raise SipParseError(f"missing {name} header", partial=self)
+        if hit is not None and hit[0] == version:
+            return hit[1]  # type: ignore[return-value]
+        try:
+            value = parse(self.headers)
+        except SipParseError as exc:
+            exc.partial = exc.partial or self
+            raise
+        self._cache[key] = (version, value)
         return value
 
     @property
     def call_id(self) -> str:
-        return self._required("call-id")
+        return self._parsed("call-id", _call_id)
 
     @property
     def cseq(self) -> CSeq:
-        return self._parsed("cseq", self._required("cseq"), CSeq.parse)  # type: ignore[return-value]
+        return self._parsed("cseq", _cseq)
 
     @property
-    def vias(self) -> list[Via]:
-        raw = self.headers.values("via")
-        return [self._parsed(f"via{i}", value, Via.parse) for i, value in enumerate(raw)]  # type: ignore[misc]
+    def vias(self) -> tuple[Via, ...]:
+        return self._parsed("vias", _vias)
 
     @property
     def via(self) -> Via:
         """The top Via (RFC 3261 §8.1.1.7, §17.2.3)."""
-        raw = self.headers.first_value("via")
-        if raw is None:
+        vias = self._parsed("vias", _vias)
+        if not vias:
             raise SipParseError("missing Via header", partial=self)
-        return self._parsed("via0", raw, Via.parse)  # type: ignore[return-value]
+        return vias[0]
+
+    def set_via(self, via: Via) -> None:
+        """Make ``via`` the only Via: we originate the request (RFC 3261 §8.1.1.7)."""
+        self.headers.put_first("Via", str(via))
+        self._cache["vias"] = (self.headers.version, (via,))
 
     @property
     def from_(self) -> Address:
-        return self._parsed("from", self._required("from"), Address.parse)  # type: ignore[return-value]
+        return self._parsed("from", _from)
 
     @property
     def to(self) -> Address:
-        return self._parsed("to", self._required("to"), Address.parse)  # type: ignore[return-value]
+        return self._parsed("to", _to)
 
     @property
     def contacts(self) -> list[Address]:
@@ -130,6 +134,33 @@ class Message:
         mine = [(k, v) for k, _, v in self.headers._rows if k != "content-length"]
         theirs = [(k, v) for k, _, v in other.headers._rows if k != "content-length"]
         return mine == theirs and self.body == other.body
+
+
+def _required(headers: Headers, name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        raise SipParseError(f"missing {name} header")
+    return value
+
+
+def _call_id(headers: Headers) -> str:
+    return _required(headers, "call-id")
+
+
+def _cseq(headers: Headers) -> CSeq:
+    return CSeq.parse(_required(headers, "cseq"))
+
+
+def _from(headers: Headers) -> Address:
+    return Address.parse(_required(headers, "from"))
+
+
+def _to(headers: Headers) -> Address:
+    return Address.parse(_required(headers, "to"))
+
+
+def _vias(headers: Headers) -> tuple[Via, ...]:
+    return tuple(Via.parse(value) for value in headers.values("via"))
 
 
 class Request(Message):
@@ -365,14 +396,39 @@ def _check_response(response: Response) -> None:
         raise
 
 
+class _RandomPool:
+    """Bytes from the operating system's CSPRNG, read in blocks: one system call per few
+    hundred tags and branches rather than one each."""
+
+    BLOCK = 4096
+
+    def __init__(self) -> None:
+        self._block = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.discard)  # a child must not repeat our bytes
+
+    def discard(self) -> None:
+        self._block, self._at = b"", 0
+
+    def hex(self, nbytes: int) -> str:
+        if self._at + nbytes > len(self._block):
+            self._block, self._at = os.urandom(self.BLOCK), 0
+        start = self._at
+        self._at += nbytes
+        return self._block[start : self._at].hex()
+
+
+_random = _RandomPool()
+
+
 def new_tag() -> str:
-    """A fresh From/To tag: at least 32 bits of randomness (RFC 3261 §19.3)."""
-    return secrets.token_hex(6)
+    """A fresh From/To tag: 48 random bits, at least the 32 RFC 3261 §19.3 asks for."""
+    return _random.hex(6)
 
 
 def new_branch() -> str:
     """A fresh branch with the RFC 3261 magic cookie (§8.1.1.7)."""
-    return "z9hG4bK" + secrets.token_hex(10)
+    return "z9hG4bK" + _random.hex(10)
 
 
 def make_response(
@@ -380,10 +436,10 @@ def make_response(
 ) -> Response:
     """A response to ``request`` per RFC 3261 §8.2.6.2: Via rows, From, Call-ID, CSeq copied;
     To copied with a tag added (for anything but 100) when it had none."""
-    headers = Headers()
+    rows: list[tuple[str, str, str]] = []
     for key, name, value in request.headers._rows:
         if key in ("via", "from", "call-id", "cseq"):
-            headers._rows.append((key, name, value))
+            rows.append((key, name, value))
         elif key == "to":
             if status != 100 and ";tag=" not in value.replace(" ", "").lower():
                 try:
@@ -392,5 +448,5 @@ def make_response(
                     has_tag = True  # unparseable: copy as it is
                 if not has_tag:
                     value = f"{value};tag={to_tag or new_tag()}"
-            headers._rows.append((key, name, value))
-    return Response(status, reason, headers)
+            rows.append((key, name, value))
+    return Response(status, reason, Headers(rows))

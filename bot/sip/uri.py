@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -109,8 +110,14 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+PARSE_CACHE_SIZE = 4096
+"""Distinct values the memoised parsers (URIs, addresses) remember: their results are
+immutable, and the same few values come back in every message of a dialog."""
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_uri(text: str) -> Uri:
-    """Parse a URI as found in a Request-URI or inside ``<...>``."""
+    """Parse a URI as found in a Request-URI or inside ``<...>``. Memoised."""
     scheme, colon, rest = text.partition(":")
     if not colon or _SCHEME_RE.match(scheme) is None:
         raise SipParseError(f"not an absolute URI: {text!r}")

@@ -225,7 +225,7 @@ class SipEndpoint:
         targets = [destination] if destination is not None else await self.targets(request)
         if not targets:
             return make_response(request, 503, "Service Unavailable (no DNS targets)")
-        outcome = _Outcome(make_response(request, 503))
+        outcome: _Outcome | None = None
         for target in targets:
             if isinstance(target, Target):
                 self._server_names[target.peer] = target.server_name
@@ -235,6 +235,7 @@ class SipEndpoint:
             outcome = await self._send_with_auth(request, peer, credentials, on_provisional)
             if not (outcome.local or outcome.response.status == 503):
                 break
+        assert outcome is not None
         return outcome.response
 
     async def _send_with_auth(
@@ -289,16 +290,14 @@ class SipEndpoint:
 
     def _add_via(self, request: Request, peer: Peer) -> bytes:
         """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7)."""
-        request.headers.remove("via")
-        request.headers.prepend("Via", str(self.via(peer.transport)))
+        request.set_via(self.via(peer.transport))
         return request.serialize()
 
     def send_ack(self, ack: Request, peer: Peer) -> None:
         """Send the ACK for a 2xx to an INVITE we sent (RFC 3261 §13.2.2.4); the layer re-sends it
         whenever that 2xx is retransmitted."""
         assert self._loop is not None
-        ack.headers.remove("via")
-        ack.headers.prepend("Via", str(self.via(peer.transport)))
+        ack.set_via(self.via(peer.transport))
         tx = self._invites.get((ack.call_id, ack.cseq.seq))
         self.layer.send_ack(ack, peer, tx)
         self._pump()

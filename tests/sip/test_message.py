@@ -100,6 +100,25 @@ def test_bad_uris_raise_parse_errors(bad: str) -> None:
 # --- headers ---------------------------------------------------------------------------------
 
 
+def test_parsed_values_follow_every_change_of_the_headers() -> None:
+    # values are parsed once and cached; any change of the header block must show at once
+    request = parse_request(MESSAGE)
+    assert request.from_.tag == "1928301774" and request.cseq.seq == 314159
+    request.headers.set("From", "<sip:bob@example.test>;tag=xyz")
+    request.headers.set("CSeq", "7 MESSAGE")
+    assert request.from_.tag == "xyz" and request.cseq.seq == 7
+    request.headers.prepend("Via", "SIP/2.0/TCP proxy.example.test;branch=z9hG4bKtop")
+    assert request.via.host == "proxy.example.test" and len(request.vias) == 2
+    request.headers.remove_first("via")
+    assert request.via.branch == "z9hG4bK776asdhds"
+    request.set_via(Via(transport="UDP", host="bot.example.test", params=(("branch", "z9hG4bKb"),)))
+    assert [v.branch for v in request.vias] == ["z9hG4bKb"]
+    request.headers = Headers.of(("Call-ID", "new"))
+    assert request.call_id == "new"
+    with pytest.raises(SipParseError, match="missing from"):
+        _ = request.from_
+
+
 def test_compact_forms_and_case_insensitive_lookup() -> None:
     raw = (
         MESSAGE.replace(b"Call-ID:", b"i:").replace(b"Content-Type:", b"c:").replace(b"Via:", b"v:")
