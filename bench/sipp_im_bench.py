@@ -11,6 +11,7 @@ Two modes, each a SIPp scenario in bench/sipp/:
 Run, for example:
   python bench/sipp_im_bench.py --mode session --command help --rate 150 --commands 20
   python bench/sipp_im_bench.py --mode session --command help --rate 50 --commands 20 --calls 500
+  python bench/sipp_im_bench.py --command "my meetings" --cache-seconds 0 --rate 60
   python bench/sipp_im_bench.py --mode pager --command help --rate 3000 --calls 30000
   python bench/sipp_im_bench.py --rate 100 --profile /tmp/bot.prof   # then: python -m pstats
 Rates are SIPp calls per second: commands/s = rate x commands in session mode.
@@ -108,6 +109,12 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=20, help="commands per session")
     parser.add_argument("--limit", type=int, default=2000, help="SIPp concurrent calls")
     parser.add_argument(
+        "--cache-seconds",
+        type=float,
+        default=5.0,
+        help="conferences.cache_seconds (0: every 'my meetings' reads the database)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="run the bot under cProfile and write its stats here"
     )
     args = parser.parse_args()
@@ -117,7 +124,10 @@ def main() -> None:
     config = {
         "sip": {"listen": [{"transport": "udp", "host": "127.0.0.1", "port": port}]},
         "im": {"rate_limit": {"rate": 1_000_000.0, "burst": 1_000_000}},
-        "conferences": {"database_url": f"sqlite+aiosqlite:///{work / 'bot.db'}"},
+        "conferences": {
+            "database_url": f"sqlite+aiosqlite:///{work / 'bot.db'}",
+            "cache_seconds": args.cache_seconds,
+        },
         "logging": {"format": "json", "level": "INFO"},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
@@ -146,7 +156,10 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
         f"{platform.python_version()}; SIPp and the bot on the same machine"
     )
-    print(f"mode={args.mode} command={args.command!r} rate={args.rate}/s calls={args.calls}")
+    print(
+        f"mode={args.mode} command={args.command!r} rate={args.rate}/s calls={args.calls} "
+        f"cache_seconds={args.cache_seconds}"
+    )
     print(f"sipp exit {code}: successful calls {ok}, failed calls {failed}")
     print(
         f"commands answered: {commands} in {elapsed:.2f} s -> {commands / elapsed:,.0f} commands/s"

@@ -124,6 +124,7 @@ class ConferencesConfig(_Section):
     database_url: str = "sqlite+aiosqlite:///sipbot.db"
     demo_data: bool = True
     time_zone: str = "UTC"
+    cache_seconds: float = Field(default=5.0, ge=0)
 
 
 class CommandsConfig(_Section):

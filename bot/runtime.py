@@ -108,7 +108,9 @@ class Runtime:
         self.endpoint = SipEndpoint(endpoint_config(config), handler=self._route)
         self.registrar = Registrar(config) if config.sip.mode == "embedded" else None
         self.registration: Registration | None = None
-        self.store = ConferenceStore(config.conferences.database_url)
+        self.store = ConferenceStore(
+            config.conferences.database_url, cache_seconds=config.conferences.cache_seconds
+        )
         self.services = Services(self.store, ZoneInfo(config.conferences.time_zone), self)
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
