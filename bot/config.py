@@ -6,6 +6,7 @@ and the shipped ``config.yaml`` spells them out (a test keeps the two equal).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -96,6 +97,37 @@ class RegistrarConfig(_Section):
         return users
 
 
+class AuthSecurityConfig(_Section):
+    max_failures: int = Field(10, ge=1)
+    window: float = Field(60.0, gt=0)
+    ban: float = Field(600.0, gt=0)
+    ban_max: float = Field(86_400.0, gt=0)
+    user_max_failures: int = Field(5, ge=1)
+    user_delay: float = Field(2.0, ge=0, le=30)
+    allow: tuple[str, ...] = ()
+    nonce_lifetime: float = Field(300.0, gt=0)
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, items: tuple[str, ...]) -> tuple[str, ...]:
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
+        return items
+
+
+class SecurityConfig(_Section):
+    auth: AuthSecurityConfig = AuthSecurityConfig()
+
+
+class AdminConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8089, ge=0, le=65535)
+    token: str | None = None
+
+
 class FeaturesConfig(_Section):
     help: bool = True
     my_meetings: bool = True
@@ -145,6 +177,8 @@ class Config(_Section):
     im: ImConfig = ImConfig()
     conferences: ConferencesConfig = ConferencesConfig()
     commands: CommandsConfig = CommandsConfig()
+    security: SecurityConfig = SecurityConfig()
+    admin: AdminConfig = AdminConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property

@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from bot.admin import AdminApi
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.store import ConferenceStore
 from bot.config import Config, ConfigError
 from bot.im.service import ImService
+from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
 from bot.sip.message import Response, make_response
@@ -106,7 +108,8 @@ class Runtime:
         self.registry = registry if registry is not None else load_handlers(config)
         self.started = time.monotonic()
         self.endpoint = SipEndpoint(endpoint_config(config), handler=self._route)
-        self.registrar = Registrar(config) if config.sip.mode == "embedded" else None
+        self.guard = AuthGuard(config.security.auth, config.sip.trusted_proxies)
+        self.registrar = Registrar(config, self.guard) if config.sip.mode == "embedded" else None
         self.registration: Registration | None = None
         self.store = ConferenceStore(
             config.conferences.database_url, cache_seconds=config.conferences.cache_seconds
@@ -114,11 +117,14 @@ class Runtime:
         self.services = Services(self.store, ZoneInfo(config.conferences.time_zone), self)
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
+        self.admin = AdminApi(config.admin, self.guard)
 
     async def start(self) -> None:
         await self.store.open()
         if self.config.conferences.demo_data:
             await self.store.seed_demo(self.config.sip.domain, datetime.now(UTC))
+        if self.registrar is not None:
+            self.endpoint.admit = self.guard.allows
         await self.endpoint.start()
         self.im = ImService(self.endpoint, self.config, self._answer, self.registrar)
         self.endpoint.on_ack = self.im.on_ack
@@ -126,6 +132,7 @@ class Runtime:
         if self.config.sip.mode == "external":
             self.registration = Registration(self.endpoint, self.config)
             self.registration.start()
+        await self.admin.start()
         transports = sorted({item.transport.upper() for item in self.config.sip.listen})
         listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]
         tune_gc()
@@ -137,6 +144,7 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        await self.admin.close()
         if self.registration is not None:
             await self.registration.stop()
         if self.im is not None:
@@ -169,8 +177,7 @@ class Runtime:
         """Every request the endpoint hands us; answered at once, work goes to tasks."""
         request = incoming.request
         if request.method == "REGISTER" and self.registrar is not None:
-            now = asyncio.get_running_loop().time()
-            return self.registrar.register(request, incoming.peer, now)
+            return self.registrar.register(incoming, asyncio.get_running_loop().time())
         if request.method == "OPTIONS" and request.to.tag is None:
             response = make_response(request, 200)  # RFC 3261 §11.2
             response.headers.add("Allow", ", ".join(sorted(self.endpoint.layer.policy.methods)))

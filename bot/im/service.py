@@ -97,14 +97,15 @@ class ImService:
         if session is not None:
             session.acked.set()
 
-    def identify(self, incoming: ServerRequest) -> Sender | Response:
+    def identify(self, incoming: ServerRequest) -> Sender | Response | None:
         """Who sent this (RFC 3261 §22): the authenticated user when we are the registrar;
-        P-Asserted-Identity (RFC 3325) only from a trusted proxy; else the From."""
+        P-Asserted-Identity (RFC 3325) only from a trusted proxy; else the From. A Response
+        (or None, when the refusal goes out later) means: refused."""
         request = incoming.request
         if self.registrar is not None:
-            auth = self.registrar.authenticate(request, self._loop.time())
+            auth = self.registrar.authenticate(request, incoming.peer, self._loop.time())
             if auth.response is not None:
-                return auth.response
+                return auth.refuse(incoming)
             assert auth.user is not None
             return Sender(auth.user, self.config.sip.domain)
         uri = request.from_.uri
@@ -119,7 +120,7 @@ class ImService:
     def _pager(self, incoming: ServerRequest) -> Response | None:
         request = incoming.request
         sender = self.identify(incoming)
-        if isinstance(sender, Response):
+        if not isinstance(sender, Sender):
             return sender
         try:
             text = text_of(request.headers.get("content-type"), request.body)
@@ -181,7 +182,7 @@ class ImService:
     def _invite(self, incoming: ServerRequest) -> Response | None:
         request = incoming.request
         sender = self.identify(incoming)
-        if isinstance(sender, Response):
+        if not isinstance(sender, Sender):
             return sender
         try:
             offer = SessionDescription.parse(request.body) if request.body else None

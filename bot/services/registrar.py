@@ -8,10 +8,12 @@ user's bindings. Requests from users to the bot are challenged too, so the sende
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
 from bot.config import Config
+from bot.services.guard import AuthGuard
 from bot.sip.digest import DigestServer
 from bot.sip.headers import Address
 from bot.sip.message import Request, Response, make_response
@@ -35,16 +37,41 @@ class Binding:
         return self.contact.sip_uri
 
 
+class Incoming(Protocol):
+    """A request to answer (the endpoint's ServerRequest)."""
+
+    @property
+    def request(self) -> Request: ...
+
+    @property
+    def peer(self) -> Peer: ...
+
+    def respond_after(self, delay: float, response: Response) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Authenticated:
-    """The outcome of authenticating a request: the user, or the response to send instead."""
+    """The outcome of authenticating a request: the user, or the response to send instead
+    (after ``delay`` seconds: failures for a much-guessed user name are slowed down)."""
 
     user: str | None
     response: Response | None = None
+    delay: float = 0.0
+
+    def refuse(self, incoming: Incoming) -> Response | None:
+        """Send the refusal; returns it for a handler to return when it goes out now."""
+        assert self.response is not None
+        if self.delay > 0:
+            incoming.respond_after(self.delay, self.response)
+            return None
+        return self.response
+
+
+NO_CREDENTIALS = "no credentials for this realm"
 
 
 class Registrar:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, guard: AuthGuard | None = None):
         self.domain = config.sip.domain
         # a REGISTER may name the domain or this host (RFC 3261 §10.2: the Request-URI names
         # the registrar's domain; a client that knows only our address uses it)
@@ -53,7 +80,12 @@ class Registrar:
             self.aliases.add(config.sip.advertise)
         self.settings = config.registrar
         self._passwords = {name: user.password for name, user in config.registrar.users.items()}
-        self.digest = DigestServer(config.realm, algorithms=config.registrar.digest_algorithms)
+        self.digest = DigestServer(
+            config.realm,
+            algorithms=config.registrar.digest_algorithms,
+            nonce_lifetime=config.security.auth.nonce_lifetime,
+        )
+        self.guard = guard or AuthGuard(config.security.auth, config.sip.trusted_proxies)
         self._bindings: dict[str, list[Binding]] = {}
 
     def password_of(self, user: str) -> str | None:
@@ -61,17 +93,27 @@ class Registrar:
 
     # --- authentication ----------------------------------------------------------------------
 
-    def authenticate(self, request: Request, now: float) -> Authenticated:
+    def authenticate(self, request: Request, peer: Peer, now: float) -> Authenticated:
         """Check digest credentials (RFC 3261 §22.4). Both Authorization and
         Proxy-Authorization are read: Linphone answers a registrar's challenge pre-emptively in
-        Proxy-Authorization. The challenge is a 401 from a UAS (§22.3)."""
+        Proxy-Authorization. The challenge is a 401 from a UAS (§22.3).
+
+        Unknown users and wrong passwords get the very same fresh challenge (no user
+        enumeration); failed attempts go to the guard, which may ban the address or slow the
+        answers for a much-tried user name."""
+        failure: tuple[str | None, str] | None = None
         for proxy in (False, True):
             verdict = self.digest.verify(request, self.password_of, now, proxy=proxy)
             if verdict.ok and verdict.username is not None:
                 return Authenticated(verdict.username)
             if verdict.stale:
                 return Authenticated(None, self.challenge(request, now, stale=True))
-        return Authenticated(None, self.challenge(request, now))
+            if verdict.reason != NO_CREDENTIALS and failure is None:
+                failure = (verdict.username, verdict.reason)
+        delay = 0.0
+        if failure is not None:
+            delay = self.guard.failed(peer.host, failure[0], failure[1], now)
+        return Authenticated(None, self.challenge(request, now), delay)
 
     def challenge(self, request: Request, now: float, *, stale: bool = False) -> Response:
         response = make_response(request, 401)
@@ -81,13 +123,14 @@ class Registrar:
 
     # --- REGISTER (RFC 3261 §10.3) -----------------------------------------------------------
 
-    def register(self, request: Request, peer: Peer, now: float) -> Response:
+    def register(self, incoming: Incoming, now: float) -> Response | None:
+        request, peer = incoming.request, incoming.peer
         uri = request.uri
         if not isinstance(uri, SipUri) or uri.host.strip("[]") not in self.aliases:
             return make_response(request, 404, "Not Found (not a domain served here)")
-        auth = self.authenticate(request, now)  # step 3
+        auth = self.authenticate(request, peer, now)  # step 3
         if auth.response is not None:
-            return auth.response
+            return auth.refuse(incoming)
         to = request.to.uri
         user = auth.user
         # steps 4-5: a user registers only their own address-of-record, in our domain

@@ -84,6 +84,11 @@ class ServerRequest:
         self._endpoint.respond(self.transaction, response)
         return response
 
+    def respond_after(self, delay: float, response: Response) -> None:
+        """Answer in ``delay`` seconds; the transaction absorbs retransmissions meanwhile."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._endpoint.respond, self.transaction, response)
+
 
 Handler = Callable[[ServerRequest], "Response | None | Awaitable[Response | None]"]
 
@@ -109,6 +114,8 @@ class SipEndpoint:
         self.handler = handler
         self.on_ack: Callable[[Request], None] | None = None
         self.on_cancel: Callable[[Request], None] | None = None
+        self.admit: Callable[[str, float], bool] | None = None
+        """(source address, now) -> False to drop what it sent, unread and unanswered."""
         self.resolver = resolver or Resolver()
         self._udp: UdpTransport | None = None
         self._streams: dict[str, StreamTransport] = {}
@@ -336,7 +343,10 @@ class SipEndpoint:
 
     def _on_message(self, data: bytes, peer: Peer) -> None:
         assert self._loop is not None
-        self.layer.receive(data, peer, self._loop.time())
+        now = self._loop.time()
+        if self.admit is not None and not self.admit(peer.host, now):
+            return
+        self.layer.receive(data, peer, now)
         self._pump()
 
     def _on_failure(self, peer: Peer, reason: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from bot.config import Config
 from bot.services.registrar import Registrar
 from bot.sip import Headers, Request, Response, parse_uri
@@ -10,6 +12,27 @@ from bot.sip.message import new_tag
 from bot.sip.transaction import Peer
 
 PEER = Peer("UDP", "127.0.0.1", 40000)
+
+
+@dataclass
+class Incoming:
+    """What the registrar needs of the endpoint's ServerRequest."""
+
+    request: Request
+    peer: Peer = PEER
+    late: list[tuple[float, Response]] = field(default_factory=list)
+
+    def respond_after(self, delay: float, response: Response) -> None:
+        self.late.append((delay, response))
+
+
+def answer(registrar: Registrar, request: Request, now: float, peer: Peer = PEER) -> Response:
+    incoming = Incoming(request, peer)
+    response = registrar.register(incoming, now)
+    if response is None:
+        assert len(incoming.late) == 1
+        response = incoming.late[0][1]
+    return response
 
 
 def register(
@@ -36,13 +59,13 @@ def register(
 def with_credentials(
     registrar: Registrar, request: Request, password: str, now: float = 0.0
 ) -> Response:
-    challenge = registrar.register(request, PEER, now)
+    challenge = answer(registrar, request, now)
     assert challenge.status == 401
     retry = request.copy()
     retry.headers.set("CSeq", f"{request.cseq.seq + 1} REGISTER")
     user = request.from_.sip_uri.user or ""
     assert DigestClient(user, password).authorize(retry, challenge)
-    return registrar.register(retry, PEER, now)
+    return answer(registrar, retry, now)
 
 
 def test_register_lookup_and_expiry() -> None:
@@ -108,4 +131,4 @@ def test_out_of_order_register_is_refused() -> None:
 def test_other_domains_are_not_served() -> None:
     request = register("alice")
     request.uri = parse_uri("sip:elsewhere.test")
-    assert Registrar(Config()).register(request, PEER, 0.0).status == 404
+    assert answer(Registrar(Config()), request, 0.0).status == 404

@@ -1,0 +1,98 @@
+"""The admin HTTP API (aiohttp): password-guessing bans, seen and lifted.
+
+Off unless ``admin.token`` is set; every request must carry ``Authorization: Bearer <token>``
+(compared in constant time). It listens on loopback unless configured otherwise.
+
+    GET    /admin/bans            the bans in force, as JSON
+    DELETE /admin/bans/<address>  lift one at once (204; 404 when not banned)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from bot.config import AdminConfig
+from bot.services.guard import AuthGuard
+
+log = structlog.get_logger("bot.admin")
+
+
+class AdminApi:
+    def __init__(self, settings: AdminConfig, guard: AuthGuard):
+        self.settings = settings
+        self.guard = guard
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        token = self.settings.token
+        if not token:
+            log.info("admin.disabled", reason="no admin.token set")
+            return
+        app = web.Application(middlewares=[self._require_token])
+        app.router.add_get("/admin/bans", self._list_bans)
+        app.router.add_delete("/admin/bans/{address}", self._lift_ban)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])  # the bound one, when port 0 was asked
+        if not _is_loopback(self.settings.host):
+            log.warning("admin.not_loopback", host=self.settings.host)
+        log.info("admin.started", host=self.settings.host, port=self.port)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _require_token(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        expected = f"Bearer {self.settings.token}".encode()
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response(
+                {"error": "send Authorization: Bearer <admin.token>"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await handler(request)
+
+    async def _list_bans(self, request: web.Request) -> web.Response:
+        now = asyncio.get_running_loop().time()
+        return web.json_response(
+            {
+                "bans": [
+                    {
+                        "address": ban.address,
+                        "seconds_left": round(ban.until - now, 1),
+                        "failures": ban.failures,
+                        "users_tried": list(ban.users),
+                        "offence": ban.offence,
+                    }
+                    for ban in self.guard.bans(now)
+                ],
+                "auth_failures_total": dict(self.guard.failures_total),
+                "dropped_requests": self.guard.dropped,
+            }
+        )
+
+    async def _lift_ban(self, request: web.Request) -> web.Response:
+        address = request.match_info["address"]
+        if not self.guard.lift(address):
+            return web.json_response({"error": f"{address} is not banned"}, status=404)
+        return web.Response(status=204)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
