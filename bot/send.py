@@ -29,6 +29,8 @@ class SendOptions:
     server: Peer | None = None
     """Where to send (the bot, or a proxy); by default the bot's first listen address."""
     timeout: float = 10.0
+    local_host: str | None = None
+    """The address to send from; by default loopback of the destination's family."""
 
 
 async def send(config: Config, options: SendOptions) -> str:
@@ -50,7 +52,8 @@ async def send(config: Config, options: SendOptions) -> str:
         return make_response(request, 200)
 
     timers = TimerConfig(t1=config.sip.timers.t1, t2=config.sip.timers.t2, t4=config.sip.timers.t4)
-    listen = Listen(transport=destination.transport, host=_local_host(destination), port=0)
+    local = options.local_host or _local_host(destination)
+    listen = Listen(transport=destination.transport, host=local, port=0)
     async with SipEndpoint(
         EndpointConfig(listen=(listen,), timers=timers), handler=on_request
     ) as endpoint:

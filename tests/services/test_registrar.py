@@ -132,3 +132,80 @@ def test_other_domains_are_not_served() -> None:
     request = register("alice")
     request.uri = parse_uri("sip:elsewhere.test")
     assert answer(Registrar(Config()), request, 0.0).status == 404
+
+
+# --- captured credentials (RFC 7616 §3.3, §3.4.6, §5.5) --------------------------------------
+
+
+def authorized(registrar: Registrar, request: Request, now: float = 0.0) -> Request:
+    """``request`` answered to a fresh challenge, as a client would send it."""
+    challenge = answer(registrar, request, now)
+    retry = request.copy()
+    retry.headers.set("CSeq", f"{request.cseq.seq + 1} {request.method}")
+    assert DigestClient("alice", "alice-demo").authorize(retry, challenge)
+    return retry
+
+
+def test_a_captured_authorization_replayed_as_it_is_is_refused() -> None:
+    registrar = Registrar(Config())
+    good = authorized(registrar, register("alice"))
+    assert answer(registrar, good, 1.0).status == 200
+    replay = good.copy()  # same nonce, same nonce count
+    replay.headers.set("CSeq", "9 REGISTER")
+    assert answer(registrar, replay, 2.0).status == 401
+
+
+def test_credentials_count_only_for_their_own_request_uri_and_method() -> None:
+    registrar = Registrar(Config())
+    elsewhere = authorized(registrar, register("alice"))
+    elsewhere.uri = parse_uri("sip:127.0.0.1")  # an alias the registrar serves, another URI
+    assert answer(registrar, elsewhere, 1.0).status == 401
+    good = authorized(registrar, register("alice", call_id="reg-2"))
+    as_invite = Request("INVITE", good.uri, good.headers.copy())
+    as_invite.headers.set("CSeq", "3 INVITE")
+    refused = registrar.authenticate(as_invite, PEER, 1.0)
+    assert refused.user is None and refused.response is not None
+    assert refused.response.status == 401
+
+
+def test_an_expired_nonce_is_stale_and_the_clients_retry_succeeds() -> None:
+    registrar = Registrar(Config(security={"auth": {"nonce_lifetime": 300}}))
+    old = authorized(registrar, register("alice"), now=0.0)
+    stale = answer(registrar, old, 301.0)
+    assert stale.status == 401
+    assert "stale=true" in (stale.headers.get("www-authenticate") or "").lower()
+    client = DigestClient("alice", "alice-demo")
+    assert client.is_stale(stale)
+    retry = old.copy()
+    retry.headers.set("CSeq", "5 REGISTER")
+    assert client.authorize(retry, stale)
+    assert answer(registrar, retry, 302.0).status == 200
+
+
+def test_failed_answers_for_a_much_guessed_user_are_held_back_not_refused() -> None:
+    registrar = Registrar(Config(security={"auth": {"user_max_failures": 3, "user_delay": 2}}))
+    delays = []
+    for n in range(4):
+        peer = Peer("UDP", f"192.0.2.{n + 1}", 5060)  # from four addresses: no ban
+        incoming = Incoming(authorized_with(registrar, "guess", peer), peer)
+        now = registrar.register(incoming, 1.0)
+        if now is None:  # answered later
+            delay, response = incoming.late[0]
+        else:
+            delay, response = 0.0, now
+        assert response.status == 401
+        delays.append(delay)
+    assert delays == [0.0, 0.0, 2.0, 2.0]
+    # alice herself, answering right, is neither delayed nor refused
+    right = Incoming(authorized(registrar, register("alice", call_id="real")), PEER)
+    response = registrar.register(right, 2.0)
+    assert response is not None and response.status == 200 and not right.late
+
+
+def authorized_with(registrar: Registrar, password: str, peer: Peer) -> Request:
+    request = register("alice", call_id=new_tag())
+    challenge = answer(registrar, request, 0.0, peer)
+    retry = request.copy()
+    retry.headers.set("CSeq", "2 REGISTER")
+    assert DigestClient("alice", password).authorize(retry, challenge)
+    return retry

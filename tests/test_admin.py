@@ -1,0 +1,65 @@
+"""The admin API over real HTTP on loopback: a token is required, bans are listed and lifted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from bot.admin import AdminApi
+from bot.config import AdminConfig, AuthSecurityConfig
+from bot.services.guard import AuthGuard
+
+TOKEN = "s3cret-admin-token"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[AdminApi]:
+    guard = AuthGuard(AuthSecurityConfig(max_failures=2))
+    admin = AdminApi(AdminConfig(port=0, token=TOKEN), guard)
+    await admin.start()
+    yield admin
+    await admin.close()
+
+
+def url(api: AdminApi, path: str) -> str:
+    return f"http://127.0.0.1:{api.port}{path}"
+
+
+async def test_without_the_token_nothing_is_shown(api: AdminApi) -> None:
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            async with http.get(url(api, "/admin/bans"), headers=headers) as response:
+                assert response.status == 401
+                assert "Bearer" in (await response.json())["error"]
+
+
+async def test_bans_are_listed_and_lifted_at_once(api: AdminApi) -> None:
+    now = asyncio.get_running_loop().time()
+    for _ in range(2):
+        api.guard.failed("198.51.100.7", "alice", "wrong credentials", now)
+    assert not api.guard.allows("198.51.100.7", now)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.get(url(api, "/admin/bans")) as response:
+            listing = await response.json()
+        [ban] = listing["bans"]
+        assert ban["address"] == "198.51.100.7" and ban["users_tried"] == ["alice"]
+        assert 590 < ban["seconds_left"] <= 600
+        assert listing["auth_failures_total"] == {"wrong credentials": 2}
+        async with http.delete(url(api, "/admin/bans/198.51.100.7")) as response:
+            assert response.status == 204
+        assert api.guard.allows("198.51.100.7", now)
+        async with http.delete(url(api, "/admin/bans/198.51.100.7")) as response:
+            assert response.status == 404
+        async with http.get(url(api, "/admin/bans")) as response:
+            assert (await response.json())["bans"] == []
+
+
+async def test_no_token_configured_means_no_api() -> None:
+    admin = AdminApi(AdminConfig(port=0), AuthGuard(AuthSecurityConfig()))
+    await admin.start()
+    assert admin.port is None
+    await admin.close()
