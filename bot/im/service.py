@@ -105,7 +105,8 @@ class ImService:
         if self.registrar is not None:
             auth = self.registrar.authenticate(request, incoming.peer, self._loop.time())
             if auth.response is not None:
-                return auth.refuse(incoming)
+                auth.refuse(incoming)
+                return None
             assert auth.user is not None
             return Sender(auth.user, self.config.sip.domain)
         uri = request.from_.uri

@@ -48,6 +48,8 @@ class Incoming(Protocol):
 
     def respond_after(self, delay: float, response: Response) -> None: ...
 
+    def respond_stateless(self, response: Response) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Authenticated:
@@ -58,13 +60,14 @@ class Authenticated:
     response: Response | None = None
     delay: float = 0.0
 
-    def refuse(self, incoming: Incoming) -> Response | None:
-        """Send the refusal; returns it for a handler to return when it goes out now."""
+    def refuse(self, incoming: Incoming) -> None:
+        """Send the challenge. At once it goes statelessly: an unauthenticated request leaves
+        no state behind (RFC 3261 §26.3.2.4), whatever rate they come at."""
         assert self.response is not None
         if self.delay > 0:
             incoming.respond_after(self.delay, self.response)
-            return None
-        return self.response
+        else:
+            incoming.respond_stateless(self.response)
 
 
 NO_CREDENTIALS = "no credentials for this realm"
@@ -130,7 +133,8 @@ class Registrar:
             return make_response(request, 404, "Not Found (not a domain served here)")
         auth = self.authenticate(request, peer, now)  # step 3
         if auth.response is not None:
-            return auth.refuse(incoming)
+            auth.refuse(incoming)
+            return None
         to = request.to.uri
         user = auth.user
         # steps 4-5: a user registers only their own address-of-record, in our domain

@@ -296,6 +296,17 @@ class TransactionLayer:
                 tx.interval = t1
                 self._arm(tx, "G", now + t1)
 
+    def respond_stateless(self, transaction: ServerTransaction, response: Response) -> None:
+        """Answer and forget the transaction at once, as a stateless UAS does (RFC 3261
+        §8.2.7): for challenges to unauthenticated requests, so that a flood of them leaves no
+        state behind (§26.3.2.4). A retransmitted request simply gets a fresh answer."""
+        tx = transaction
+        if tx.state is State.TERMINATED:
+            return
+        tx.move(Ev.STATELESS_ANSWER)
+        self._forget(tx)
+        self._send_stateless(response, tx.reply_to)
+
     def _receive_request(self, request: Request, peer: Peer, now: float) -> None:
         try:
             via = request.via

@@ -61,12 +61,16 @@ class Ev(enum.Enum):
     TIMER_TIMEOUT = "timeout timer (B/F/H)"
     TIMER_CLEANUP = "clean-up timer (D/I/J/K/L/M)"
     TRANSPORT_ERROR = "transport error"
+    STATELESS_ANSWER = "answered statelessly (RFC 3261 §8.2.7)"
 
 
 S, E = State, Ev
 Table = dict[tuple[State, Ev], State]
 _ANY_TERMINATES: Table = {
-    (s, E.TRANSPORT_ERROR): S.TERMINATED for s in State if s is not S.TERMINATED
+    (s, event): S.TERMINATED
+    for s in State
+    if s is not S.TERMINATED
+    for event in (E.TRANSPORT_ERROR, E.STATELESS_ANSWER)
 }
 
 # RFC 3261 §17.1.1.2, Figure 5, as amended by RFC 6026 §7.2 (Accepted, Timer M)

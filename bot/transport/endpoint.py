@@ -84,6 +84,12 @@ class ServerRequest:
         self._endpoint.respond(self.transaction, response)
         return response
 
+    def respond_stateless(self, response: Response) -> None:
+        """Answer without keeping the transaction (RFC 3261 §8.2.7): see
+        TransactionLayer.respond_stateless."""
+        self._endpoint.layer.respond_stateless(self.transaction, response)
+        self._endpoint.flush()
+
     def respond_after(self, delay: float, response: Response) -> None:
         """Answer in ``delay`` seconds; the transaction absorbs retransmissions meanwhile."""
         loop = asyncio.get_running_loop()
@@ -347,6 +353,10 @@ class SipEndpoint:
         if self.admit is not None and not self.admit(peer.host, now):
             return
         self.layer.receive(data, peer, now)
+        self._pump()
+
+    def flush(self) -> None:
+        """Send what the layer has queued (after a call into it from outside the pump)."""
         self._pump()
 
     def _on_failure(self, peer: Peer, reason: str) -> None:

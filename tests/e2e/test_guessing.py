@@ -96,3 +96,54 @@ async def test_svcrack_is_banned_before_it_finds_alices_password_and_alice_keeps
     log = "".join(bot.raw)
     assert "alice-demo" not in log and "guess0" not in log
     assert "response=" not in log and "Authorization" not in log
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def flood(port: int, count: int, per_burst: int = 20) -> None:
+    """Unauthenticated REGISTERs from 127.0.0.3, each a new transaction, ~2,000 a second."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.3", 0)
+    )
+    local_port = transport.get_extra_info("sockname")[1]
+    try:
+        for n in range(count):
+            transport.sendto(
+                (
+                    f"REGISTER sip:example.test SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.3:{local_port};branch=z9hG4bKflood{n}\r\n"
+                    f"From: <sip:user{n}@example.test>;tag=f{n}\r\n"
+                    f"To: <sip:user{n}@example.test>\r\n"
+                    f"Call-ID: flood-{n}\r\nCSeq: 1 REGISTER\r\n"
+                    f"Contact: <sip:user{n}@127.0.0.3:{local_port}>\r\n"
+                    f"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+                ).encode(),
+                ("127.0.0.1", port),
+            )
+            if n % per_burst == per_burst - 1:
+                await asyncio.sleep(0.01)  # pacing the sender, not waiting for anything
+    finally:
+        transport.close()
+
+
+async def test_a_flood_of_unauthenticated_registers_leaves_no_state_and_alice_is_served(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot()
+    pid = bot.process.proc.pid
+    await flood(bot.port, 3000)  # warm-up: allocator arenas, caches
+    before = rss_kib(pid)
+    attack = asyncio.ensure_future(flood(bot.port, 12000))
+    during = await alice_says(bot, "help")
+    await attack
+    assert "my meetings" in during
+    after = rss_kib(pid)
+    assert after - before < 8 * 1024, f"RSS grew from {before} KiB to {after} KiB"
+    assert "guard.banned" not in "".join(bot.raw)  # challenges are not failures
+    assert "Weekly sync" in await alice_says(bot, "my meetings")

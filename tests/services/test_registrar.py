@@ -25,6 +25,9 @@ class Incoming:
     def respond_after(self, delay: float, response: Response) -> None:
         self.late.append((delay, response))
 
+    def respond_stateless(self, response: Response) -> None:
+        self.late.append((0.0, response))
+
 
 def answer(registrar: Registrar, request: Request, now: float, peer: Peer = PEER) -> Response:
     incoming = Incoming(request, peer)
