@@ -5,6 +5,10 @@ Off unless ``admin.token`` is set; every request must carry ``Authorization: Bea
 
     GET    /admin/bans            the bans in force, as JSON
     DELETE /admin/bans/<address>  lift one at once (204; 404 when not banned)
+    POST   /admin/reload          read config.yaml again (like SIGHUP): 200 with the settings
+                                  that wait for a restart, 422 with the errors of a bad file
+    GET    /metrics               Prometheus text format (sipbot_auth_failures_total{reason},
+                                  sipbot_bans_active, sipbot_banned_requests_dropped_total)
 """
 
 from __future__ import annotations
@@ -12,23 +16,32 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import structlog
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from bot.config import AdminConfig
+from bot.config import AdminConfig, ConfigError
+from bot.reload import Reload
 from bot.services.guard import AuthGuard
 
 log = structlog.get_logger("bot.admin")
 
 
 class AdminApi:
-    def __init__(self, settings: AdminConfig, guard: AuthGuard):
+    def __init__(
+        self, settings: AdminConfig, guard: AuthGuard, reload: Callable[[], Reload] | None = None
+    ):
         self.settings = settings
         self.guard = guard
+        self._reload = reload
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._registry = CollectorRegistry()
+        self._registry.register(GuardCollector(guard))
 
     async def start(self) -> None:
         token = self.settings.token
@@ -38,6 +51,8 @@ class AdminApi:
         app = web.Application(middlewares=[self._require_token])
         app.router.add_get("/admin/bans", self._list_bans)
         app.router.add_delete("/admin/bans/{address}", self._lift_ban)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/admin/reload", self._reload_config)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -84,11 +99,52 @@ class AdminApi:
             }
         )
 
+    async def _reload_config(self, request: web.Request) -> web.Response:
+        if self._reload is None:
+            return web.json_response({"error": "reload is not available here"}, status=404)
+        try:
+            outcome = self._reload()
+        except ConfigError as exc:
+            return web.json_response(
+                {"error": "config not valid", "errors": exc.messages}, status=422
+            )
+        return web.json_response({"reloaded": True, "restart_needed": outcome.restart_needed})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     async def _lift_ban(self, request: web.Request) -> web.Response:
         address = request.match_info["address"]
         if not self.guard.lift(address):
             return web.json_response({"error": f"{address} is not banned"}, status=404)
         return web.Response(status=204)
+
+
+class GuardCollector(Collector):
+    """The guard's counters, read at scrape time."""
+
+    def __init__(self, guard: AuthGuard):
+        self.guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily(
+            "sipbot_auth_failures", "Failed digest authentications", labels=["reason"]
+        )
+        for reason, count in sorted(self.guard.failures_total.items()):
+            failures.add_metric([reason], count)
+        yield failures
+        now = asyncio.get_running_loop().time()
+        yield GaugeMetricFamily(
+            "sipbot_bans_active",
+            "Addresses banned for password guessing",
+            self.guard.active_bans(now),
+        )
+        yield CounterMetricFamily(
+            "sipbot_banned_requests_dropped",
+            "Requests from banned addresses dropped unanswered",
+            self.guard.dropped,
+        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
 from bot.logs import configure
 from bot.send import SendError, SendOptions, send
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 from bot.sip.transaction import Peer
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -47,14 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(exc.messages), file=sys.stderr)
         return 2
     if args.command == "run":
-        return _run(config)
+        return _run(config, _config_path(args.config))
     return _send(config, args)
 
 
 def _config(path: Path | None) -> Config:
+    return load_config(_config_path(path))
+
+
+def _config_path(path: Path | None) -> Path | None:
     if path is None:
-        return load_config(DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    return load_config(path)
+        return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+    return path
 
 
 def _check(path: Path) -> int:
@@ -67,7 +76,7 @@ def _check(path: Path) -> int:
     return 0
 
 
-def _run(config: Config) -> int:
+def _run(config: Config, path: Path | None) -> int:
     configure(config.logging)
     from bot.runtime import Runtime
 
@@ -76,7 +85,9 @@ def _run(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Runtime(config).run(stop)
+        runtime = Runtime(config, config_path=path)
+        loop.add_signal_handler(signal.SIGHUP, _reload, runtime)
+        await runtime.run(stop)
 
     try:
         asyncio.run(serve())
@@ -87,6 +98,12 @@ def _run(config: Config) -> int:
         print(f"sipbot: cannot start: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _reload(runtime: Runtime) -> None:
+    """SIGHUP: read the config file again; a bad file is logged and changes nothing."""
+    with contextlib.suppress(ConfigError):
+        runtime.reload_file()
 
 
 def _send(config: Config, args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,8 +19,9 @@ from bot.admin import AdminApi
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.store import ConferenceStore
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, load_config
 from bot.im.service import ImService
+from bot.reload import Reload, merge
 from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
@@ -103,8 +105,11 @@ def tune_gc() -> None:
 
 
 class Runtime:
-    def __init__(self, config: Config, registry: Registry | None = None):
+    def __init__(
+        self, config: Config, registry: Registry | None = None, config_path: Path | None = None
+    ):
         self.config = config
+        self.config_path = config_path
         self.registry = registry if registry is not None else load_handlers(config)
         self.started = time.monotonic()
         self.endpoint = SipEndpoint(endpoint_config(config), handler=self._route)
@@ -117,7 +122,7 @@ class Runtime:
         self.services = Services(self.store, ZoneInfo(config.conferences.time_zone), self)
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
-        self.admin = AdminApi(config.admin, self.guard)
+        self.admin = AdminApi(config.admin, self.guard, self.reload_file)
 
     async def start(self) -> None:
         await self.store.open()
@@ -159,6 +164,33 @@ class Runtime:
             await stop.wait()
         finally:
             await self.stop()
+
+    def reload_file(self) -> Reload:
+        """Read the config file again and apply it (SIGHUP, POST /admin/reload). Raises
+        ConfigError - and changes nothing - when the file is not valid."""
+        if self.config_path is None:
+            raise ConfigError(["running on the embedded defaults: no config file to reload"])
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config.reload_failed", errors=exc.messages)
+            raise
+        return self.reload(new)
+
+    def reload(self, new: Config) -> Reload:
+        """Apply ``new``: live settings at once, the rest at the next restart (bot.reload)."""
+        outcome = merge(self.config, new)
+        config = self.config = outcome.config
+        self.dispatcher.reconfigure(config)
+        if self.im is not None:
+            self.im.config = config
+        self.guard.settings = config.security.auth
+        if self.registrar is not None:
+            self.registrar.reconfigure(config)
+        self.store.listings.ttl = config.conferences.cache_seconds
+        self.services.zone = ZoneInfo(config.conferences.time_zone)
+        log.info("config.reloaded", restart_needed=list(outcome.restart_needed))
+        return outcome
 
     def status(self) -> dict[str, Any]:
         return {

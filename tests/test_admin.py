@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from bot.admin import AdminApi
-from bot.config import AdminConfig, AuthSecurityConfig
+from bot.config import AdminConfig, AuthSecurityConfig, Config, ConfigError
+from bot.reload import Reload, merge
 from bot.services.guard import AuthGuard
 
 TOKEN = "s3cret-admin-token"
@@ -56,6 +57,46 @@ async def test_bans_are_listed_and_lifted_at_once(api: AdminApi) -> None:
             assert response.status == 404
         async with http.get(url(api, "/admin/bans")) as response:
             assert (await response.json())["bans"] == []
+
+
+async def test_metrics_count_failures_by_reason_and_active_bans(api: AdminApi) -> None:
+    now = asyncio.get_running_loop().time()
+    api.guard.failed("198.51.100.7", "alice", "wrong credentials", now)
+    api.guard.failed("198.51.100.7", "zed", "nonce count replayed", now)
+    api.guard.allows("198.51.100.7", now)  # banned: dropped
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with http.get(url(api, "/metrics")) as response:
+            text = await response.text()
+    assert 'sipbot_auth_failures_total{reason="wrong credentials"} 1.0' in text
+    assert 'sipbot_auth_failures_total{reason="nonce count replayed"} 1.0' in text
+    assert "sipbot_bans_active 1.0" in text
+    assert "sipbot_banned_requests_dropped_total 1.0" in text
+
+
+async def test_reload_reports_what_waits_for_a_restart_and_refuses_a_bad_file() -> None:
+    outcomes: list[Reload | ConfigError] = [
+        merge(Config(), Config(sip={"domain": "other.test"})),
+        ConfigError(["config.yaml:3: features.help: Input should be a valid boolean"]),
+    ]
+
+    def reload() -> Reload:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, ConfigError):
+            raise outcome
+        return outcome
+
+    admin = AdminApi(AdminConfig(port=0, token=TOKEN), AuthGuard(AuthSecurityConfig()), reload)
+    await admin.start()
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            async with http.post(url(admin, "/admin/reload")) as response:
+                assert response.status == 200
+                assert (await response.json())["restart_needed"] == ["sip.domain"]
+            async with http.post(url(admin, "/admin/reload")) as response:
+                assert response.status == 422
+                assert "features.help" in (await response.json())["errors"][0]
+    finally:
+        await admin.close()
 
 
 async def test_no_token_configured_means_no_api() -> None:

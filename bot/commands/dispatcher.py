@@ -48,6 +48,12 @@ class Dispatcher:
         self._limiter = RateLimiter(limit.rate, limit.burst)
         self._memory: dict[str, dict[str, Any]] = {}
 
+    def reconfigure(self, config: Config) -> None:
+        """New features, ACL and rate limit (a config reload); senders keep their buckets."""
+        self.config = config
+        self._limiter.rate = config.im.rate_limit.rate
+        self._limiter.burst = config.im.rate_limit.burst
+
     def is_admin(self, sender: Sender) -> bool:
         return sender.address in self.config.acl.admins
 

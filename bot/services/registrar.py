@@ -91,6 +91,13 @@ class Registrar:
         self.guard = guard or AuthGuard(config.security.auth, config.sip.trusted_proxies)
         self._bindings: dict[str, list[Binding]] = {}
 
+    def reconfigure(self, config: Config) -> None:
+        """New users and passwords, new nonce lifetime (a config reload); bindings stay."""
+        self._passwords = {name: user.password for name, user in config.registrar.users.items()}
+        self.digest.nonce_lifetime = config.security.auth.nonce_lifetime
+        for gone in set(self._bindings) - set(self._passwords):
+            del self._bindings[gone]
+
     def password_of(self, user: str) -> str | None:
         return self._passwords.get(user)
 
