@@ -26,7 +26,6 @@ import glob
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,41 +38,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.sip import Headers, Request, parse_uri  # noqa: E402
-from bot.sip.message import new_tag  # noqa: E402
-from bot.sip.transaction import Peer, TimerConfig  # noqa: E402
-from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint  # noqa: E402
+from bench.common import cpu_seconds, free_port, wait_for_bot  # noqa: E402
 
 SCENARIOS = ROOT / "bench" / "sipp"
 E2E = ROOT / "tests" / "e2e" / "sipp"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def wait_for_bot(port: int) -> None:
-    timers = TimerConfig(t1=0.1, t2=0.4, t4=0.5)
-    async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=timers)) as probe:
-        for _ in range(100):
-            ping = Request(
-                "OPTIONS",
-                parse_uri(f"sip:127.0.0.1:{port}"),
-                Headers.of(
-                    ("From", f"<sip:probe@example.test>;tag={new_tag()}"),
-                    ("To", "<sip:bot@example.test>"),
-                    ("Call-ID", new_tag()),
-                    ("CSeq", "1 OPTIONS"),
-                ),
-            )
-            if (
-                await probe.request(ping, destination=Peer("UDP", "127.0.0.1", port))
-            ).status == 200:
-                return
-            await asyncio.sleep(0.1)
-    raise SystemExit("the bot did not start")
 
 
 def sipp(args: list[str], cwd: Path) -> tuple[int, str]:
@@ -85,12 +53,6 @@ def sipp(args: list[str], cwd: Path) -> tuple[int, str]:
         check=False,
     )
     return run.returncode, run.stdout
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count(screen: str, label: str) -> int:

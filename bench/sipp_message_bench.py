@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "peers" / "sipp" / "message_uac.xml"
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from bench.common import free_port  # noqa: E402
 
 
 def main() -> None:
