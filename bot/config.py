@@ -146,9 +146,28 @@ class RateLimitConfig(_Section):
     burst: int = Field(10, ge=1)
 
 
+class LoopBreakerConfig(_Section):
+    max_replies: int = Field(20, ge=1)
+    window: float = Field(10.0, gt=0)
+
+
+class ReceiptsConfig(_Section):
+    send: bool = True
+    request: bool = False
+
+
+class TypingConfig(_Section):
+    send: bool = False
+    after: float = Field(1.0, ge=0)
+
+
 class ImConfig(_Section):
     session_idle_timeout: float = Field(300.0, gt=0)
     rate_limit: RateLimitConfig = RateLimitConfig()
+    loop_breaker: LoopBreakerConfig = LoopBreakerConfig()
+    automata: tuple[str, ...] = ()
+    receipts: ReceiptsConfig = ReceiptsConfig()
+    typing: TypingConfig = TypingConfig()
 
 
 class ConferencesConfig(_Section):

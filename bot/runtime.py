@@ -20,6 +20,7 @@ from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.store import ConferenceStore
 from bot.config import Config, ConfigError, load_config
+from bot.im.encoding import ENCODINGS
 from bot.im.service import ImService
 from bot.reload import Reload, merge
 from bot.services.guard import AuthGuard
@@ -88,7 +89,11 @@ def endpoint_config(config: Config) -> EndpointConfig:
             for item in sip.listen
         ),
         timers=TimerConfig(t1=sip.timers.t1, t2=sip.timers.t2, t4=sip.timers.t4),
-        policy=UasPolicy(methods=frozenset(methods), content_types=DEFAULT_CONTENT_TYPES),
+        policy=UasPolicy(
+            methods=frozenset(methods),
+            content_types=DEFAULT_CONTENT_TYPES,
+            content_encodings=ENCODINGS,
+        ),
         tls=TlsConfig(**sip.tls.model_dump()),
         outbound_proxy=outbound,
         user_agent="sipbot",
@@ -183,7 +188,7 @@ class Runtime:
         config = self.config = outcome.config
         self.dispatcher.reconfigure(config)
         if self.im is not None:
-            self.im.config = config
+            self.im.reconfigure(config)
         self.guard.settings = config.security.auth
         if self.registrar is not None:
             self.registrar.reconfigure(config)

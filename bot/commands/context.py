@@ -21,6 +21,10 @@ class Sender:
     def address(self) -> str:
         return f"{self.user}@{self.domain}"
 
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.user}@{self.domain}"
+
 
 @dataclass(slots=True, kw_only=True)
 class CommandContext:

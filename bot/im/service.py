@@ -13,7 +13,13 @@ import structlog
 
 from bot.commands.context import Sender
 from bot.config import Config
-from bot.im.bodies import UnsupportedBody, ms_text_format, text_of
+from bot.im import outgoing
+from bot.im.bodies import UnsupportedBody, ms_text_format
+from bot.im.content import ImContent, read
+from bot.im.encoding import ENCODINGS, BadEncoding, BodyTooLarge
+from bot.im.loops import AUTO_SUBMITTED, LoopGuard
+from bot.im.outgoing import Payload
+from bot.im.receipts import ReceiptBook
 from bot.services.registrar import Registrar
 from bot.sip.dialog import Dialog, DialogTable
 from bot.sip.errors import SipParseError
@@ -27,8 +33,19 @@ from bot.transport.endpoint import ServerRequest, SipEndpoint
 log = structlog.get_logger("bot.im")
 Answer = Callable[[Sender, str, str], Awaitable[str]]
 """(sender, text, call_id) -> reply: the command dispatcher."""
+ACCEPTED = (
+    "text/plain",
+    "text/html",
+    "multipart/alternative",
+    "message/cpim",
+    "message/imdn+xml",
+    "application/im-iscomposing+xml",
+)
+"""What a message to the bot may carry (the Accept of a 415)."""
 ACK_WAIT = 2.0
 """Seconds to wait for the ACK of an IM session before sending into it anyway."""
+RECEIPT_WAIT = 60.0
+"""Seconds after which a receipt we asked for is logged as missing (never asked again)."""
 SHUTDOWN_WAIT = 5.0
 """Seconds the BYEs closing the sessions may take at shutdown."""
 
@@ -42,6 +59,22 @@ class ImSession:
     answer_sdp: bytes
     last_activity: float
     acked: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class Pager:
+    """A pager-mode conversation (RFC 3428): what we send goes as new MESSAGEs."""
+
+    sender: Sender
+    request: Request
+    peer: Peer
+
+
+def typing_payload(to: Pager | ImSession, state: str) -> Payload | None:
+    """Standards clients get isComposing; Lync sessions <KeyboardActivity>, which has no idle."""
+    if isinstance(to, ImSession):
+        return outgoing.keyboard_activity() if state == "active" else None
+    return outgoing.typing(state)
 
 
 class ImService:
@@ -65,6 +98,13 @@ class ImService:
         self.identity = Address(
             uri=SipUri(user=bot.user, host=bot.domain), display_name=bot.display_name
         )
+        self.loops = LoopGuard(config.im, Sender(bot.user, bot.domain))
+        self.receipts = ReceiptBook()
+
+    def reconfigure(self, config: Config) -> None:
+        """New IM settings (a config reload)."""
+        self.config = config
+        self.loops.settings = config.im
 
     def start(self) -> None:
         self._sweeper = asyncio.ensure_future(self._sweep_idle())
@@ -123,32 +163,111 @@ class ImService:
         sender = self.identify(incoming)
         if not isinstance(sender, Sender):
             return sender
-        try:
-            text = text_of(request.headers.get("content-type"), request.body)
-        except UnsupportedBody:
-            return _unsupported(request)
+        content = _read(request)
+        if isinstance(content, Response):
+            return content
         # RFC 3428 §7: the 200 goes out first; the reply is a new MESSAGE of its own
         incoming.respond(200)
-        if text is not None:
-            self._spawn(self._reply_pager(sender, text, incoming))
+        self._received(content, sender, request, Pager(sender, request, incoming.peer))
         return None
 
-    async def _reply_pager(self, sender: Sender, text: str, incoming: ServerRequest) -> None:
-        request = incoming.request
-        reply = await self.answer(sender, text, request.call_id)
-        targets = self._targets(sender, request, incoming.peer)
+    def _received(
+        self, content: ImContent, sender: Sender, request: Request, to: Pager | ImSession
+    ) -> None:
+        """A message is in and accepted: record a receipt, or answer a person's text - never
+        anything an automaton sent (bot.im.loops)."""
+        if content.receipt is not None:
+            self.receipts.record(content.receipt, sender.address)
+            return
+        if content.kind != "text" or content.text is None:
+            return  # typing notices and the like
+        automaton = self.loops.from_automaton(request, sender)
+        if automaton is not None:
+            log.info("im.not_answered", sender=sender.address, reason=automaton,
+                     call_id=request.call_id)  # fmt: skip
+            return
+        if content.message_id and content.wants and self.config.im.receipts.send:
+            self._spawn(self._send_receipts(to, sender, content))
+        if self.loops.may_reply(sender, self._loop.time()):
+            self._spawn(self._reply(to, sender, content, request.call_id))
+
+    async def _reply(
+        self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
+    ) -> None:
+        assert content.text is not None
+        answer = asyncio.ensure_future(self.answer(sender, content.text, call_id))
+        typing = self.config.im.typing
+        shown = False
+        if typing.send:
+            done, _ = await asyncio.wait({answer}, timeout=typing.after)
+            if not done:
+                shown = True
+                busy = typing_payload(to, "active")
+                if busy is not None:
+                    await self._send(to, busy, "typing")
+        text = await answer
+        payload = outgoing.reply(
+            text,
+            in_cpim=content.in_cpim,
+            bot=str(self.identity.uri),
+            user=sender.uri,
+            ask_receipt=self.config.im.receipts.request,
+        )
+        status = await self._send(to, payload, "reply")
+        if status is not None and 200 <= status < 300 and payload.message_id is not None:
+            self.receipts.expect(payload.message_id, sender.address, self._loop.time())
+        if shown:
+            idle = typing_payload(to, "idle")
+            if idle is not None:
+                await self._send(to, idle, "typing")
+
+    async def _send_receipts(
+        self, to: Pager | ImSession, sender: Sender, content: ImContent
+    ) -> None:
+        """RFC 5438 §7: the bot has the message (delivered) and has read it (displayed)."""
+        assert content.message_id is not None
+        for wanted, kind, status in (
+            ("positive-delivery", "delivery", "delivered"),
+            ("display", "display", "displayed"),
+        ):
+            if wanted in content.wants:
+                payload = outgoing.receipt(
+                    kind, status, content.message_id, bot=str(self.identity.uri), user=sender.uri
+                )
+                await self._send(to, payload, f"receipt.{kind}")
+
+    async def _send(self, to: Pager | ImSession, payload: Payload, what: str) -> int | None:
+        """Send ``payload`` to the user the way they wrote: a new MESSAGE to their contacts
+        (pager), or a request inside their IM session. The final status, or None."""
+        if isinstance(to, ImSession):
+            if not to.acked.is_set():  # the session's first message: after the ACK
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(to.acked.wait(), ACK_WAIT)
+            if to.dialog.id not in self.sessions:
+                return None  # closed meanwhile
+            message = to.dialog.create_request(
+                payload.method, body=payload.body, content_type=payload.content_type
+            )
+            message.headers.add(AUTO_SUBMITTED, "auto-replied")
+            response = await self.endpoint.request(message, destination=to.peer)
+            if response.status == 481:
+                self._forget(to)
+            elif response.status >= 300:
+                log.warning(f"im.{what}.failed", call_id=to.dialog.call_id, status=response.status)
+            return response.status
+        targets = self._targets(to.sender, to.request, to.peer)
         for uri, peer in targets:
-            message = self._new_message(uri, sender, reply)
+            message = self._new_message(uri, to.sender, payload)
             response = await self.endpoint.request(message, destination=peer)
             if 200 <= response.status < 300:
-                log.info("im.reply.delivered", sender=sender.address, target=str(uri),
+                log.info(f"im.{what}.delivered", sender=to.sender.address, target=str(uri),
                          status=response.status)  # fmt: skip
-                return
-            log.warning(
-                "im.reply.failed", sender=sender.address, status=response.status, target=str(uri)
-            )
+                return response.status
+            log.warning(f"im.{what}.failed", sender=to.sender.address, status=response.status,
+                        target=str(uri))  # fmt: skip
         if not targets:
-            log.warning("im.reply.no_target", sender=sender.address)
+            log.warning(f"im.{what}.no_target", sender=to.sender.address)
+        return None
 
     def _targets(
         self, sender: Sender, request: Request, peer: Peer
@@ -168,15 +287,16 @@ class ImService:
             return out
         return [(SipUri(user=sender.user, host=sender.domain), None)]
 
-    def _new_message(self, uri: SipUri, sender: Sender, text: str) -> Request:
+    def _new_message(self, uri: SipUri, sender: Sender, payload: Payload) -> Request:
         headers = Headers.of(
             ("From", f"{self.identity};tag={new_tag()}"),
-            ("To", f"<sip:{sender.user}@{sender.domain}>"),
+            ("To", f"<{sender.uri}>"),
             ("Call-ID", f"{new_tag()}{new_tag()}@{self.config.sip.domain}"),
             ("CSeq", "1 MESSAGE"),
-            ("Content-Type", "text/plain;charset=UTF-8"),
+            ("Content-Type", payload.content_type),
+            (AUTO_SUBMITTED, "auto-replied"),  # bot.im.loops: no other bot answers this
         )
-        return Request("MESSAGE", uri, headers, text.encode("utf-8"))
+        return Request("MESSAGE", uri, headers, payload.body)
 
     # --- IM sessions -------------------------------------------------------------------------
 
@@ -214,7 +334,7 @@ class ImService:
         text = ms_text_format(first) if first else None
         if text is not None:
             response.headers.add("Supported", "ms-text-format")
-            self._spawn(self._reply_in_session(session, text, request.call_id, wait_ack=True))
+            self._received(ImContent("text", text), sender, request, session)
         log.info("im.session.opened", call_id=request.call_id, sender=sender.address)
         return response
 
@@ -246,34 +366,12 @@ class ImService:
             return make_response(request, 200)  # typing (<KeyboardActivity>) and the like
         if request.method != "MESSAGE":
             return make_response(request, 405)
-        try:
-            text = text_of(request.headers.get("content-type"), request.body)
-        except UnsupportedBody:
-            return _unsupported(request)
+        content = _read(request)
+        if isinstance(content, Response):
+            return content
         incoming.respond(200)
-        if text is not None:
-            self._spawn(self._reply_in_session(session, text, request.call_id, wait_ack=False))
+        self._received(content, session.sender, request, session)
         return None
-
-    async def _reply_in_session(
-        self, session: ImSession, text: str, call_id: str, *, wait_ack: bool
-    ) -> None:
-        reply = await self.answer(session.sender, text, call_id)
-        if wait_ack:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(session.acked.wait(), ACK_WAIT)
-        if session.dialog.id not in self.sessions:
-            return  # closed while we were thinking
-        message = session.dialog.create_request(
-            "MESSAGE",
-            body=reply.encode("utf-8"),
-            content_type="text/plain;charset=UTF-8",
-        )
-        response = await self.endpoint.request(message, destination=session.peer)
-        if response.status == 481:
-            self._forget(session)
-        elif response.status >= 300:
-            log.warning("im.reply.failed", call_id=call_id, status=response.status)
 
     async def _bye(self, session: ImSession, reason: str) -> None:
         self._forget(session)
@@ -294,6 +392,7 @@ class ImService:
             now = self._loop.time()
             for session in [s for s in self.sessions.values() if now - s.last_activity > timeout]:
                 self._spawn(self._bye(session, "idle"))
+            self.receipts.sweep(now, RECEIPT_WAIT)
 
     def _forget(self, session: ImSession) -> None:
         self.sessions.pop(session.dialog.id, None)
@@ -321,8 +420,23 @@ class ImService:
         return len(self.sessions)
 
 
+def _read(request: Request) -> ImContent | Response:
+    """The message's content, or the error response its body deserves."""
+    try:
+        return read(
+            request.headers.get("content-type"),
+            request.headers.values("content-encoding"),
+            request.body,
+        )
+    except (UnsupportedBody, BadEncoding):
+        return _unsupported(request)
+    except BodyTooLarge:
+        return make_response(request, 413, "Request Entity Too Large (inflated body)")
+
+
 def _unsupported(request: Request) -> Response:
     """RFC 3261 §21.4.13: 415 with what we do read."""
     response = make_response(request, 415)
-    response.headers.add("Accept", "text/plain, text/html, multipart/alternative")
+    response.headers.add("Accept", ", ".join(ACCEPTED))
+    response.headers.add("Accept-Encoding", ", ".join(sorted(ENCODINGS)))
     return response
