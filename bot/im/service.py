@@ -213,9 +213,9 @@ class ImService:
             user=sender.uri,
             ask_receipt=self.config.im.receipts.request,
         )
-        status = await self._send(to, payload, "reply")
-        if status is not None and 200 <= status < 300 and payload.message_id is not None:
+        if payload.message_id is not None:  # before sending: the receipt may beat the 200
             self.receipts.expect(payload.message_id, sender.address, self._loop.time())
+        await self._send(to, payload, "reply")
         if shown:
             idle = typing_payload(to, "idle")
             if idle is not None:

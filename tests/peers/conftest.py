@@ -24,7 +24,10 @@ from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 
 HERE = Path(__file__).parent
-INSTALL = "apt-get install -y sip-tester kamailio kamailio-extra-modules baresip-core"
+INSTALL = (
+    "apt-get install -y sip-tester kamailio kamailio-extra-modules baresip-core linphone-cli"
+    " sipvicious"
+)
 
 
 def require(binary: str) -> str:
