@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.sip.digest import DigestClient
+from bot.sip.errors import SipParseError
 from bot.sip.events import (
     AckReceived,
     CancelReceived,
@@ -447,6 +448,8 @@ class SipEndpoint:
         if self.handler is None:
             self.respond(tx, make_response(request, 501))
             return
+        if "route" in request.headers:
+            self._consume_own_routes(request)
         server_request = ServerRequest(request, tx, self)
         try:
             result = self.handler(server_request)
@@ -462,6 +465,19 @@ class SipEndpoint:
             task.add_done_callback(self._tasks.discard)
         elif isinstance(result, Response):
             self.respond(tx, result)
+
+    def _consume_own_routes(self, request: Request) -> None:
+        """RFC 3261 §16.4: a Route entry naming us is ours to remove (Linphone puts its outbound
+        proxy - the bot - there); what stays is the application's to judge."""
+        ours = {(host.strip("[]"), port) for host, port in self._addresses.values()}
+        while (top := request.headers.first_value("route")) is not None:
+            try:
+                uri = Address.parse(top).uri
+            except SipParseError:
+                return
+            if not isinstance(uri, SipUri) or (uri.host.strip("[]"), uri.port or 5060) not in ours:
+                return
+            request.headers.remove_first("route")
 
     async def _run_handler(
         self, server_request: ServerRequest, result: Awaitable[Response | None]

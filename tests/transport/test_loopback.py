@@ -78,6 +78,19 @@ async def test_rport_and_received_are_filled_in(
     assert f"rport={client.address('UDP')[1]}" in seen_via  # RFC 3581 §4
 
 
+async def test_a_route_naming_us_is_consumed_and_others_are_left(
+    pair: tuple[SipEndpoint, SipEndpoint, Recorder],
+) -> None:
+    server, client, recorder = pair
+    host, port = server.address("UDP")
+    request = options(host, port)
+    request.headers.add("Route", f"<sip:{host}:{port};transport=udp;lr>")  # as Linphone does
+    request.headers.add("Route", "<sip:elsewhere.test;lr>")
+    response = await client.request(request, destination=Peer("UDP", host, port))
+    assert response.status == 200
+    assert recorder.seen[0].request.headers.values("route") == ["<sip:elsewhere.test;lr>"]
+
+
 async def test_large_request_moves_to_tcp(pair: tuple[SipEndpoint, SipEndpoint, Recorder]) -> None:
     server, client, recorder = pair
     host, tcp_port = server.address("TCP")
