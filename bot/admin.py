@@ -8,7 +8,9 @@ Off unless ``admin.token`` is set; every request must carry ``Authorization: Bea
     POST   /admin/reload          read config.yaml again (like SIGHUP): 200 with the settings
                                   that wait for a restart, 422 with the errors of a bad file
     GET    /metrics               Prometheus text format (sipbot_auth_failures_total{reason},
-                                  sipbot_bans_active, sipbot_banned_requests_dropped_total)
+                                  sipbot_bans_active, sipbot_banned_requests_dropped_total,
+                                  sipbot_im_receipts_total{kind,status},
+                                  sipbot_im_replies_suppressed_total)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from bot.config import AdminConfig, ConfigError
+from bot.im.service import ImService
 from bot.reload import Reload
 from bot.services.guard import AuthGuard
 
@@ -42,6 +45,10 @@ class AdminApi:
         self.port: int | None = None
         self._registry = CollectorRegistry()
         self._registry.register(GuardCollector(guard))
+
+    def add_collector(self, collector: Collector) -> None:
+        """More figures for /metrics (the IM service's, once it exists)."""
+        self._registry.register(collector)
 
     async def start(self) -> None:
         token = self.settings.token
@@ -144,6 +151,28 @@ class GuardCollector(Collector):
             "sipbot_banned_requests_dropped",
             "Requests from banned addresses dropped unanswered",
             self.guard.dropped,
+        )
+
+
+class ImCollector(Collector):
+    """Receipts for the bot's messages and replies held back by the loop breaker."""
+
+    def __init__(self, im: ImService):
+        self.im = im
+
+    def collect(self) -> Iterator[Metric]:
+        receipts = CounterMetricFamily(
+            "sipbot_im_receipts",
+            "IMDN receipts received for the bot's messages (RFC 5438)",
+            labels=["kind", "status"],
+        )
+        for (kind, status), count in sorted(self.im.receipts.received.items()):
+            receipts.add_metric([kind, status], count)
+        yield receipts
+        yield CounterMetricFamily(
+            "sipbot_im_replies_suppressed",
+            "Replies not sent because a conversation looked like a loop",
+            self.im.loops.suppressed,
         )
 
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.admin import AdminApi
+from bot.admin import AdminApi, ImCollector
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.store import ConferenceStore
@@ -142,6 +142,7 @@ class Runtime:
         if self.config.sip.mode == "external":
             self.registration = Registration(self.endpoint, self.config)
             self.registration.start()
+        self.admin.add_collector(ImCollector(self.im))
         await self.admin.start()
         transports = sorted({item.transport.upper() for item in self.config.sip.listen})
         listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]

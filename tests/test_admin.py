@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot.admin import AdminApi
 from bot.config import AdminConfig, AuthSecurityConfig, Config, ConfigError
+from bot.im.imdn import Notification
 from bot.reload import Reload, merge
+from bot.runtime import Runtime
 from bot.services.guard import AuthGuard
 
 TOKEN = "s3cret-admin-token"
@@ -97,6 +100,30 @@ async def test_reload_reports_what_waits_for_a_restart_and_refuses_a_bad_file() 
                 assert "features.help" in (await response.json())["errors"][0]
     finally:
         await admin.close()
+
+
+async def test_im_figures_are_in_the_metrics_of_a_running_bot(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {
+            "sip": {"listen": [{"transport": "udp", "port": 0}]},
+            "admin": {"port": 0, "token": TOKEN},
+            "conferences": {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}"},
+        }
+    )
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        assert runtime.im is not None
+        runtime.im.receipts.record(
+            Notification(message_id="m1", kind="delivery", status="delivered"), "alice@x"
+        )
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            async with http.get(url(runtime.admin, "/metrics")) as response:
+                text = await response.text()
+        assert 'sipbot_im_receipts_total{kind="delivery",status="delivered"} 1.0' in text
+        assert "sipbot_im_replies_suppressed_total 0.0" in text
+    finally:
+        await runtime.stop()
 
 
 async def test_no_token_configured_means_no_api() -> None:
