@@ -132,6 +132,8 @@ class FeaturesConfig(_Section):
     help: bool = True
     my_meetings: bool = True
     meeting: bool = True
+    schedule: bool = True
+    cancel: bool = True
     status: bool = True
     hide_disabled: bool = False
 
@@ -170,12 +172,20 @@ class ImConfig(_Section):
     typing: TypingConfig = TypingConfig()
 
 
+class EndpointsConfig(_Section):
+    size: int = Field(10_000, ge=1)
+    idle_seconds: float = Field(600.0, gt=0)
+
+
 class ConferencesConfig(_Section):
     backend: Literal["store"] = "store"
     database_url: str = "sqlite+aiosqlite:///sipbot.db"
     demo_data: bool = True
     time_zone: str = "UTC"
     cache_seconds: float = Field(default=5.0, ge=0)
+    default_duration: int = Field(60, ge=1, le=1440)
+    dial_in: str = ""
+    endpoints: EndpointsConfig = EndpointsConfig()
 
 
 class CommandsConfig(_Section):

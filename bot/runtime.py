@@ -18,6 +18,7 @@ import structlog
 from bot.admin import AdminApi, ImCollector
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
+from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.store import ConferenceStore
 from bot.config import Config, ConfigError, load_config
 from bot.im.encoding import ENCODINGS
@@ -46,6 +47,8 @@ class Services:
     conferences: ConferenceStore
     zone: ZoneInfo
     runtime: Runtime
+    endpoints: UserEndpointPool
+    """Each user's endpoint: handlers reach conferences only through ``endpoints.get(sender)``."""
 
     def status(self) -> dict[str, Any]:
         return self.runtime.status()
@@ -122,9 +125,17 @@ class Runtime:
         self.registrar = Registrar(config, self.guard) if config.sip.mode == "embedded" else None
         self.registration: Registration | None = None
         self.store = ConferenceStore(
-            config.conferences.database_url, cache_seconds=config.conferences.cache_seconds
+            config.conferences.database_url,
+            cache_seconds=config.conferences.cache_seconds,
+            dial_in=config.conferences.dial_in,
         )
-        self.services = Services(self.store, ZoneInfo(config.conferences.time_zone), self)
+        settings = config.conferences.endpoints
+        self.endpoints = UserEndpointPool(
+            self.store, size=settings.size, idle=settings.idle_seconds
+        )
+        self.services = Services(
+            self.store, ZoneInfo(config.conferences.time_zone), self, self.endpoints
+        )
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
         self.admin = AdminApi(config.admin, self.guard, self.reload_file)

@@ -1,4 +1,5 @@
-"""my meetings / meeting N: the sender's own conferences (UCMA GetConferenceSummaries)."""
+"""my meetings / meeting N: the sender's own conferences (UCMA GetConferenceSummaries and
+details), asked for through the sender's own user endpoint."""
 
 from __future__ import annotations
 
@@ -19,15 +20,15 @@ LISTING = "meetings.listing"  # memory key: the ids of the last listing, in orde
 )
 async def my_meetings(ctx: CommandContext) -> str:
     """List the conferences you organise."""
-    now = datetime.now(UTC)
-    conferences = await ctx.services.conferences.summaries(ctx.sender.address, now)
+    endpoint = await ctx.services.endpoints.get(ctx.sender)
+    conferences: list[Conference] = await endpoint.conferences.summaries(datetime.now(UTC))
     ctx.memory[LISTING] = [c.conference_id for c in conferences]
     if not conferences:
         return "You have no upcoming conferences."
     lines = [f"Your conferences ({len(conferences)}):"]
     for number, conference in enumerate(conferences, start=1):
         lines.append(
-            f"{number}. {conference.subject} - {_when(conference, ctx)} - "
+            f"{number}. {conference.subject} - {when(conference, ctx)} - "
             f"{conference.access_level} - id {conference.conference_id} - {conference.uri}"
         )
     lines.append("Send 'meeting <number>' for the details of one.")
@@ -44,6 +45,22 @@ async def my_meetings(ctx: CommandContext) -> str:
 )
 async def meeting(ctx: CommandContext) -> str:
     """Show one of your conferences in full, dial-in included."""
+    conference = await chosen(ctx)
+    return "\n".join(
+        [
+            conference.subject,
+            f"When: {when(conference, ctx)} to {at(conference.end, ctx):%H:%M}",
+            f"Access: {conference.access_level}",
+            f"Conference id: {conference.conference_id}",
+            f"Join: {conference.uri}",
+            f"Dial-in: {conference.dial_in or 'none'}",
+        ]
+    )
+
+
+async def chosen(ctx: CommandContext) -> Conference:
+    """The conference ``<number|id>`` names: a number of the sender's last listing, or an id.
+    Raises UsageError for anything else."""
     if not ctx.args or " " in ctx.args:
         raise UsageError()
     conference_id = ctx.args
@@ -55,28 +72,18 @@ async def meeting(ctx: CommandContext) -> str:
         if not 0 <= index < len(listing):
             raise UsageError(f"Your last listing has {len(listing)} conferences.")
         conference_id = listing[index]
-    conference: Conference | None = await ctx.services.conferences.get(
-        ctx.sender.address, conference_id
-    )
+    endpoint = await ctx.services.endpoints.get(ctx.sender)
+    conference: Conference | None = await endpoint.conferences.details(conference_id)
     if conference is None:
         raise UsageError(f"You have no conference '{conference_id}'.")
-    return "\n".join(
-        [
-            conference.subject,
-            f"When: {_when(conference, ctx)} to {_at(conference.end, ctx):%H:%M}",
-            f"Access: {conference.access_level}",
-            f"Conference id: {conference.conference_id}",
-            f"Join: {conference.uri}",
-            f"Dial-in: {conference.dial_in or 'none'}",
-        ]
-    )
+    return conference
 
 
-def _when(conference: Conference, ctx: CommandContext) -> str:
-    return f"{_at(conference.start, ctx):%a %d %b %H:%M %Z}"
+def when(conference: Conference, ctx: CommandContext) -> str:
+    return f"{at(conference.start, ctx):%a %d %b %H:%M %Z}"
 
 
-def _at(moment: datetime, ctx: CommandContext) -> datetime:
+def at(moment: datetime, ctx: CommandContext) -> datetime:
     """``moment`` in the configured time zone."""
     zoned: datetime = moment.astimezone(ctx.services.zone)
     return zoned

@@ -10,6 +10,14 @@ if TYPE_CHECKING:
     from bot.config import Config
 
 
+CONFIRMATION = "confirm.pending"
+"""Memory key of an action waiting for the sender's 'yes': any other message drops it."""
+
+
+class Refusal(Exception):
+    """A handler's polite no (a service refused or did not answer): the message is the reply."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sender:
     """An authenticated (or trusted) sender: ``user@domain``."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from bot.commands.context import CommandContext, Sender
+from bot.commands.context import CONFIRMATION, CommandContext, Refusal, Sender
 from bot.commands.ratelimit import RateLimiter
 from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
 from bot.config import Config
@@ -92,6 +92,8 @@ class Dispatcher:
             )
         lowered = cleaned.lower()
         found = self.registry.match(lowered)
+        if found is None or found[0].name != "yes":  # only the very next message confirms
+            self._memory.get(sender.address, {}).pop(CONFIRMATION, None)
         if found is None:
             return self._unknown(cleaned, sender), "", "unknown"
         spec, args = found
@@ -119,6 +121,8 @@ class Dispatcher:
         except UsageError as exc:
             hint = f"{exc} " if str(exc) else ""
             return f"{hint}Usage: {spec.usage} (for example: {spec.example})", spec.name, "usage"
+        except Refusal as exc:
+            return str(exc), spec.name, "refused"
         except Exception:
             log.exception("im.command.failed", sender=sender.address, command=spec.name)
             return (

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import DateTime, RowMapping, String, bindparam, select
+from sqlalchemy import DateTime, RowMapping, String, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.conferencing.cache import ListingCache
 from bot.conferencing.models import Conference
+from bot.conferencing.services import NewConference
 
 
 class _Base(DeclarativeBase):
@@ -49,6 +51,8 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+EXPIRY_AFTER_END = timedelta(days=14)
+"""How long a conference stays listed after it ends (Lync's default expiry)."""
 _TABLE = _Row.__table__
 _BY_ORGANIZER = select(_TABLE).where(_TABLE.c.organizer == bindparam("organizer"))
 
@@ -58,10 +62,11 @@ class ConferenceStore:
     per query) and kept in a :class:`ListingCache` for ``cache_seconds``; writes through the
     store refresh the organizer's listing at once."""
 
-    def __init__(self, database_url: str, *, cache_seconds: float = 0.0):
+    def __init__(self, database_url: str, *, cache_seconds: float = 0.0, dial_in: str = ""):
         self.engine: AsyncEngine = create_async_engine(database_url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.listings = ListingCache(self._load, cache_seconds)
+        self.dial_in = dial_in
 
     async def open(self) -> None:
         async with self.engine.begin() as connection:
@@ -91,12 +96,39 @@ class ConferenceStore:
         """The organizer's unexpired conferences, soonest first."""
         return [c for c in await self.listings.get(organizer) if c.expiry > now]
 
-    async def get(self, organizer: str, conference_id: str) -> Conference | None:
+    async def details(self, organizer: str, conference_id: str) -> Conference | None:
         """One of the organizer's conferences; nobody sees another organizer's."""
         for conference in await self.listings.get(organizer):
             if conference.conference_id == conference_id:
                 return conference
         return None
+
+    async def schedule(self, organizer: str, new: NewConference) -> Conference:
+        """A new conference with a fresh id (MS-CONFPRO §2.2.1.2: 8-32 alphanumerics)."""
+        conference_id = secrets.token_hex(6).upper()
+        end = new.start + new.duration
+        conference = Conference(
+            conference_id=conference_id,
+            organizer=organizer,
+            subject=new.subject,
+            uri=f"sip:{organizer};gruu;opaque=app:conf:focus:id:{conference_id}",
+            access_level=new.access_level,
+            start=new.start,
+            end=end,
+            expiry=end + EXPIRY_AFTER_END,
+            dial_in=self.dial_in,
+        )
+        await self.add(conference)
+        return conference
+
+    async def cancel(self, organizer: str, conference_id: str) -> bool:
+        """Delete one of the organizer's conferences; False when they have no such one."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                delete(_Row).where(_Row.organizer == organizer, _Row.conference_id == conference_id)
+            )
+        self.listings.invalidate(organizer)
+        return bool(result.rowcount)
 
     async def _load(self, organizer: str) -> list[Conference]:
         async with self.engine.connect() as connection:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.commands.context import Sender
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import Registry
+from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.store import ConferenceStore
 from bot.config import Config
 from bot.runtime import load_handlers
@@ -27,6 +28,7 @@ class ChatServices:
     def __init__(self, store: ConferenceStore, zone: str):
         self.conferences = store
         self.zone = ZoneInfo(zone)
+        self.endpoints = UserEndpointPool(store)
 
     def status(self) -> dict[str, Any]:
         return {"uptime": "42 s", "IM sessions": 0}

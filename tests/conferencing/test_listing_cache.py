@@ -140,7 +140,7 @@ async def test_store_writes_show_at_once_and_other_organizers_stay_out(
     await store.add(conference(3, organizer="bob@example.test"))
     listing = await store.summaries("alice@example.test", NOW)
     assert [c.conference_id for c in listing] == ["C1", "C2"]  # soonest first
-    assert await store.get("alice@example.test", "C3") is None
-    assert (await store.get("bob@example.test", "C3")) == conference(3, "bob@example.test")
+    assert await store.details("alice@example.test", "C3") is None
+    assert (await store.details("bob@example.test", "C3")) == conference(3, "bob@example.test")
     later = NOW + timedelta(days=15, hours=12)  # C1 expired at day 15, C2 expires at day 16
     assert [c.conference_id for c in await store.summaries("alice@example.test", later)] == ["C2"]
