@@ -177,8 +177,13 @@ class EndpointsConfig(_Section):
     idle_seconds: float = Field(600.0, gt=0)
 
 
+class C3pConfig(_Section):
+    server: str | None = None
+    timeout: float = Field(5.0, gt=0)
+
+
 class ConferencesConfig(_Section):
-    backend: Literal["store"] = "store"
+    backend: Literal["store", "c3p"] = "store"
     database_url: str = "sqlite+aiosqlite:///sipbot.db"
     demo_data: bool = True
     time_zone: str = "UTC"
@@ -186,6 +191,7 @@ class ConferencesConfig(_Section):
     default_duration: int = Field(60, ge=1, le=1440)
     dial_in: str = ""
     endpoints: EndpointsConfig = EndpointsConfig()
+    c3p: C3pConfig = C3pConfig()
 
 
 class CommandsConfig(_Section):

@@ -18,7 +18,9 @@ import structlog
 from bot.admin import AdminApi, ImCollector
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
+from bot.conferencing.c3p import C3pBackend
 from bot.conferencing.endpoints import UserEndpointPool
+from bot.conferencing.services import ConferenceBackend
 from bot.conferencing.store import ConferenceStore
 from bot.config import Config, ConfigError, load_config
 from bot.im.encoding import ENCODINGS
@@ -28,7 +30,7 @@ from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
 from bot.sip.message import Response, make_response
-from bot.sip.transaction import TimerConfig
+from bot.sip.transaction import Peer, TimerConfig
 from bot.sip.uri import SipUri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
@@ -131,7 +133,7 @@ class Runtime:
         )
         settings = config.conferences.endpoints
         self.endpoints = UserEndpointPool(
-            self.store, size=settings.size, idle=settings.idle_seconds
+            self.backend(), size=settings.size, idle=settings.idle_seconds
         )
         self.services = Services(
             self.store, ZoneInfo(config.conferences.time_zone), self, self.endpoints
@@ -139,6 +141,21 @@ class Runtime:
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
         self.admin = AdminApi(config.admin, self.guard, self.reload_file)
+
+    def backend(self) -> ConferenceBackend:
+        """Where conferences live: the SQL store, or a focus factory over C3P."""
+        settings = self.config.conferences
+        if settings.backend == "store":
+            return self.store
+        server = settings.c3p.server or self.config.registrar.server
+        uri = parse_uri(server) if server else None
+        if not isinstance(uri, SipUri):
+            raise ConfigError(
+                ["conferences.c3p.server: the c3p backend needs a sip: URI (or registrar.server)"]
+            )
+        transport = (uri.transport or "udp").upper()
+        peer = Peer(transport, uri.host.strip("[]"), uri.port or 5060)
+        return C3pBackend(self.endpoint, peer, timeout=settings.c3p.timeout)
 
     async def start(self) -> None:
         await self.store.open()

@@ -49,7 +49,7 @@ async def meeting(ctx: CommandContext) -> str:
     return "\n".join(
         [
             conference.subject,
-            f"When: {when(conference, ctx)} to {at(conference.end, ctx):%H:%M}",
+            f"When: {when(conference, ctx)}{until(conference, ctx)}",
             f"Access: {conference.access_level}",
             f"Conference id: {conference.conference_id}",
             f"Join: {conference.uri}",
@@ -80,7 +80,13 @@ async def chosen(ctx: CommandContext) -> Conference:
 
 
 def when(conference: Conference, ctx: CommandContext) -> str:
+    if conference.start is None:
+        return f"no fixed time, until {at(conference.expiry, ctx):%a %d %b}"
     return f"{at(conference.start, ctx):%a %d %b %H:%M %Z}"
+
+
+def until(conference: Conference, ctx: CommandContext) -> str:
+    return f" to {at(conference.end, ctx):%H:%M}" if conference.end is not None else ""
 
 
 def at(moment: datetime, ctx: CommandContext) -> datetime:

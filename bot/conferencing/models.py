@@ -16,9 +16,14 @@ class Conference:
     """The conference (focus) URI participants join."""
     access_level: str
     """``everyone``, ``same-enterprise``, ``invited`` or ``locked`` (UCMA access levels)."""
-    start: datetime
-    end: datetime
+    start: datetime | None
+    """None when the server keeps no time for it (a Lync meeting space, MS-CONFPRO)."""
+    end: datetime | None
     expiry: datetime
     """After this the conference is gone from listings."""
     dial_in: str = ""
     """Phone numbers and PIN, as text."""
+
+
+def soonest_first(conference: Conference) -> tuple[datetime, str]:
+    return (conference.start or conference.expiry, conference.conference_id)

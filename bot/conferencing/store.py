@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.conferencing.cache import ListingCache
-from bot.conferencing.models import Conference
+from bot.conferencing.models import Conference, soonest_first
 from bot.conferencing.services import NewConference
 
 
@@ -134,7 +134,7 @@ class ConferenceStore:
         async with self.engine.connect() as connection:
             result = await connection.execute(_BY_ORGANIZER, {"organizer": organizer})
             rows = result.mappings().all()
-        return sorted((_model(row) for row in rows), key=lambda c: (c.start, c.conference_id))
+        return sorted((_model(row) for row in rows), key=soonest_first)
 
     async def is_empty(self) -> bool:
         async with self._sessions() as session:
