@@ -26,7 +26,7 @@ from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 HERE = Path(__file__).parent
 INSTALL = (
     "apt-get install -y sip-tester kamailio kamailio-extra-modules baresip-core linphone-cli"
-    " sipvicious"
+    " sipvicious postgresql"
 )
 
 

@@ -1,0 +1,99 @@
+"""Database URLs for the store's contract tests: a SQLite file, and a real PostgreSQL
+(Debian ``postgresql``) started once for the session on a free port and torn down after."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.peers.conftest import free_port
+
+_databases = itertools.count(1)
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """host:port of a PostgreSQL server with a trusted user ``sipbot``."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail(
+            "PostgreSQL is not installed; run: apt-get install -y postgresql", pytrace=False
+        )
+    bin_dir = Path(found[-1]).parent
+    # not under pytest's private temporary directory: the postgres user must reach it
+    root = Path(tempfile.mkdtemp(prefix="sipbot-postgres-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    subprocess.run(
+        _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "sipbot", "--auth=trust"]),
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        _as_postgres(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-k",
+                str(sockets),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-c",
+                "fsync=off",
+            ]
+        ),  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    ready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "sipbot"]
+    deadline = time.monotonic() + 30
+    while subprocess.run(ready, capture_output=True).returncode != 0:
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(
+                f"PostgreSQL did not start: {server.stderr.read() if server.stderr else ''!r}"
+            )
+        time.sleep(0.1)  # polling pg_isready: the server gives no other sign of readiness
+    yield f"127.0.0.1:{port}"
+    server.terminate()
+    server.wait(30)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'conferences.db'}"
+        return
+    address = request.getfixturevalue("postgres")
+    name = f"contract_{next(_databases)}"
+    admin = await asyncpg.connect(f"postgresql://sipbot@{address}/postgres")
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    yield f"postgresql+asyncpg://sipbot@{address}/{name}"
