@@ -173,8 +173,12 @@ class ImConfig(_Section):
 
 
 class EndpointsConfig(_Section):
+    mode: Literal["auto", "trusted", "registered", "embedded"] = "auto"
     size: int = Field(10_000, ge=1)
     idle_seconds: float = Field(600.0, gt=0)
+    credentials: dict[str, str] = Field(default_factory=dict)
+    credentials_file: Path | None = None
+    register_expires: int = Field(600, ge=60)
 
 
 class C3pConfig(_Section):

@@ -18,9 +18,9 @@ import structlog
 from bot.admin import AdminApi, ImCollector
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
+from bot.conferencing.acting import Registering, load_credentials, mode_of
 from bot.conferencing.c3p import C3pBackend
 from bot.conferencing.endpoints import UserEndpointPool
-from bot.conferencing.services import ConferenceBackend
 from bot.conferencing.store import ConferenceStore
 from bot.config import Config, ConfigError, load_config
 from bot.im.encoding import ENCODINGS
@@ -131,10 +131,7 @@ class Runtime:
             cache_seconds=config.conferences.cache_seconds,
             dial_in=config.conferences.dial_in,
         )
-        settings = config.conferences.endpoints
-        self.endpoints = UserEndpointPool(
-            self.backend(), size=settings.size, idle=settings.idle_seconds
-        )
+        self.endpoints = self._conferences()
         self.services = Services(
             self.store, ZoneInfo(config.conferences.time_zone), self, self.endpoints
         )
@@ -142,20 +139,38 @@ class Runtime:
         self.im: ImService | None = None
         self.admin = AdminApi(config.admin, self.guard, self.reload_file)
 
-    def backend(self) -> ConferenceBackend:
-        """Where conferences live: the SQL store, or a focus factory over C3P."""
-        settings = self.config.conferences
+    def _conferences(self) -> UserEndpointPool:
+        """Where conferences live (the SQL store, or a focus factory over C3P) and how each
+        user's endpoint acts for its user (bot.conferencing.acting)."""
+        config = self.config
+        settings = config.conferences
+        mode = mode_of(config)
+        pool = settings.endpoints
         if settings.backend == "store":
-            return self.store
-        server = settings.c3p.server or self.config.registrar.server
+            if mode != "embedded":
+                raise ConfigError([f"conferences.endpoints.mode: {mode} needs backend c3p"])
+            return UserEndpointPool(self.store, size=pool.size, idle=pool.idle_seconds)
+        if mode == "embedded":
+            raise ConfigError(["conferences.endpoints.mode: embedded needs backend store"])
+        server = settings.c3p.server or config.registrar.server
         uri = parse_uri(server) if server else None
         if not isinstance(uri, SipUri):
             raise ConfigError(
                 ["conferences.c3p.server: the c3p backend needs a sip: URI (or registrar.server)"]
             )
-        transport = (uri.transport or "udp").upper()
-        peer = Peer(transport, uri.host.strip("[]"), uri.port or 5060)
-        return C3pBackend(self.endpoint, peer, timeout=settings.c3p.timeout)
+        peer = Peer((uri.transport or "udp").upper(), uri.host.strip("[]"), uri.port or 5060)
+        if mode == "trusted":
+            backend = C3pBackend(self.endpoint, peer, timeout=settings.c3p.timeout)
+            return UserEndpointPool(backend, size=pool.size, idle=pool.idle_seconds)
+        registering = Registering(
+            self.endpoint, peer, load_credentials(config), pool.register_expires
+        )
+        backend = C3pBackend(
+            self.endpoint, peer, timeout=settings.c3p.timeout, credentials=registering.credentials
+        )
+        return UserEndpointPool(
+            backend, establish=registering, size=pool.size, idle=pool.idle_seconds
+        )
 
     async def start(self) -> None:
         await self.store.open()

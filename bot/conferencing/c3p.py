@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from xml.etree.ElementTree import Element
@@ -27,6 +28,7 @@ from defusedxml.common import DefusedXmlException
 
 from bot.conferencing.models import Conference, soonest_first
 from bot.conferencing.services import ConferenceError, NewConference
+from bot.sip.digest import DigestClient
 from bot.sip.headers import Headers
 from bot.sip.message import Request, Response, make_response, new_tag
 from bot.sip.transaction import Peer
@@ -191,14 +193,24 @@ def _stamp(moment: datetime) -> str:
 
 
 class C3pBackend:
-    """Conference services from a focus factory, asked as the organizer: the SERVICE carries
-    the organizer in From and P-Asserted-Identity, which the server believes because it trusts
-    the bot's address (a trusted application, MS-SIPAE); ``server`` is where it goes."""
+    """Conference services from a focus factory, asked as the organizer, to ``server``.
+    Trusted (no ``credentials``): the SERVICE carries the organizer in From and
+    P-Asserted-Identity, which the server believes because it trusts the bot's address (a
+    trusted application, MS-SIPAE). Registered: it answers the server's challenges with the
+    organizer's own credentials instead."""
 
-    def __init__(self, endpoint: SipEndpoint, server: Peer, *, timeout: float = 5.0):
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        server: Peer,
+        *,
+        timeout: float = 5.0,
+        credentials: Callable[[str], DigestClient | None] | None = None,
+    ):
         self.endpoint = endpoint
         self.server = server
         self.timeout = timeout
+        self.credentials = credentials
 
     async def summaries(self, organizer: str, now: datetime) -> list[Conference]:
         command = await self._ask(organizer, get_conferences(), "list your conferences")
@@ -258,15 +270,16 @@ class C3pBackend:
                 ("To", f"<{factory}>"),
                 ("Call-ID", f"{new_tag()}{new_tag()}@sipbot"),
                 ("CSeq", "1 SERVICE"),
-                ("P-Asserted-Identity", f"<sip:{organizer}>"),
                 ("Content-Type", CONTENT_TYPE),
             ),
             body,
         )
+        credentials = self.credentials(organizer) if self.credentials else None
+        if self.credentials is None:
+            request.headers.add("P-Asserted-Identity", f"<sip:{organizer}>")
+        sent = self.endpoint.request(request, destination=self.server, credentials=credentials)
         try:
-            response = await asyncio.wait_for(
-                self.endpoint.request(request, destination=self.server), self.timeout
-            )
+            response = await asyncio.wait_for(sent, self.timeout)
         except TimeoutError:
             response = make_response(request, 408)
         if response.status != 200:

@@ -9,6 +9,7 @@ recently used go first) and drops those idle for ``idle`` seconds.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,14 @@ log = structlog.get_logger("bot.endpoints")
 class UserEndpoint:
     """Acts for ``user``; its conference services see and change only that user's."""
 
-    __slots__ = ("user", "conferences", "last_used")
+    __slots__ = ("user", "conferences", "last_used", "valid_until")
 
     def __init__(self, user: Sender, backend: ConferenceBackend):
         self.user = user
         self.conferences = BoundConferences(backend, user.address)
         self.last_used = 0.0
+        self.valid_until = math.inf
+        """When it must be established again (a registration running out)."""
 
 
 Establish = Callable[[UserEndpoint], Awaitable[None]]
@@ -78,6 +81,9 @@ class UserEndpointPool:
         self.expire(now)
         key = user.address
         endpoint = self._ready.get(key)
+        if endpoint is not None and endpoint.valid_until <= time.monotonic():
+            del self._ready[key]  # e.g. its registration runs out: establish it again
+            endpoint = None
         if endpoint is not None:
             self._ready.move_to_end(key)
             endpoint.last_used = now

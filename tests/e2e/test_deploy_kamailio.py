@@ -9,9 +9,14 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from bot.commands.context import Sender
 from bot.conferencing import c3p
+from bot.conferencing.acting import Registering
 from bot.conferencing.c3p import C3pBackend
-from bot.conferencing.services import NewConference
+from bot.conferencing.endpoints import UserEndpointPool
+from bot.conferencing.services import ConferenceError, NewConference
 from bot.sip import Headers, Request, parse_uri
 from bot.sip.message import new_tag
 from bot.sip.transaction import Peer, TimerConfig
@@ -71,5 +76,28 @@ async def test_only_the_bots_address_may_act_for_a_user(
             refused = await intruder.request(claim, destination=kamailio)
             assert refused.status == 407  # challenged like any user, PAI not believed
         assert [command for _, command in factory.requests] == ["addConference", "getConferences"]
+    finally:
+        await factory.close()
+
+
+async def test_a_registered_endpoint_acts_for_its_user_from_any_address(
+    processes: list[Process], tmp_path: Path
+) -> None:
+    factory = FocusFactory(trusted={"127.0.0.1"})
+    focus = await factory.start(FAST)
+    try:
+        kamailio = await start_deployed_kamailio(tmp_path, focus, processes)
+        config = EndpointConfig(listen=(Listen(host="127.0.0.2", port=0),), timers=FAST)
+        async with SipEndpoint(config) as bot:  # not an address Kamailio trusts
+            registering = Registering(bot, kamailio, {"alice": "alice-demo"}, expires=600)
+            pool = UserEndpointPool(
+                C3pBackend(bot, kamailio, credentials=registering.credentials),
+                establish=registering,
+            )
+            alice = await pool.get(Sender("alice", "example.test"))
+            assert await alice.conferences.summaries(datetime.now(UTC)) == []
+            with pytest.raises(ConferenceError, match="no credentials to act for bob"):
+                await pool.get(Sender("bob", "example.test"))
+        assert [command for _, command in factory.requests] == ["getConferences"]
     finally:
         await factory.close()
