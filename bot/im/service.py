@@ -138,9 +138,11 @@ class ImService:
             session.acked.set()
 
     def identify(self, incoming: ServerRequest) -> Sender | Response | None:
-        """Who sent this (RFC 3261 §22): the authenticated user when we are the registrar;
-        P-Asserted-Identity (RFC 3325) only from a trusted proxy; else the From. A Response
-        (or None, when the refusal goes out later) means: refused."""
+        """Who sent this (RFC 3261 §22): the authenticated user when we are the registrar.
+        Behind proxies (``sip.trusted_proxies``): only requests from them are taken, and their
+        P-Asserted-Identity (RFC 3325) names the sender, else the From. With no proxies
+        configured, the From (for closed networks only). A Response (or None, when the
+        refusal goes out later) means: refused."""
         request = incoming.request
         if self.registrar is not None:
             auth = self.registrar.authenticate(request, incoming.peer, self._loop.time())
@@ -150,8 +152,13 @@ class ImService:
             assert auth.user is not None
             return Sender(auth.user, self.config.sip.domain)
         uri = request.from_.uri
+        proxies = self.config.sip.trusted_proxies
+        if proxies and incoming.peer.host not in proxies:
+            # with proxies configured, users reach the bot through them: anything else could
+            # claim to be anyone in From or P-Asserted-Identity
+            return make_response(request, 403, "Forbidden (send through the proxy)")
         asserted = request.headers.get("p-asserted-identity")
-        if asserted and incoming.peer.host in self.config.sip.trusted_proxies:
+        if asserted and proxies:
             with contextlib.suppress(SipParseError):
                 uri = Address.parse(asserted.split(",")[0]).uri
         if not isinstance(uri, SipUri) or uri.user is None:
