@@ -4,8 +4,12 @@ CPU time and memory from /proc (Linux)."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import glob
 import os
+import re
 import socket
+import subprocess
 from pathlib import Path
 
 from bot.sip import Headers, Request, parse_uri
@@ -55,3 +59,30 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"no VmRSS for {pid}")
+
+
+def sipp(args: list[str], cwd: Path) -> tuple[int, str]:
+    run = subprocess.run(
+        ["sipp", *args, "-nostdin", "-fd", "1", "-stf", "/dev/null"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+    return run.returncode, run.stdout
+
+
+def count(screen: str, label: str) -> int:
+    found = re.findall(rf"{label}\s*\|\s*(\d+)\s*\|\s*(\d+)", screen)
+    return int(found[-1][1]) if found else -1
+
+
+def rtt_samples(work: Path, name: str) -> list[float]:
+    """SIPp's response times (ms) for the rtd ``name``, from its -trace_rtt files."""
+    samples: list[float] = []
+    for path in glob.glob(str(work / "*_rtt.csv")):
+        with open(path) as handle:
+            for row in csv.reader(handle, delimiter=";"):
+                if len(row) >= 3 and row[-1].strip() == name:  # Date_ms;response_time_ms;rtd
+                    samples.append(float(row[-2]))
+    return samples

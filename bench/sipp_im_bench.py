@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import glob
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -38,26 +35,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import cpu_seconds, free_port, wait_for_bot  # noqa: E402
+from bench.common import count, cpu_seconds, free_port, rtt_samples, sipp, wait_for_bot  # noqa: E402
 
 SCENARIOS = ROOT / "bench" / "sipp"
 E2E = ROOT / "tests" / "e2e" / "sipp"
-
-
-def sipp(args: list[str], cwd: Path) -> tuple[int, str]:
-    run = subprocess.run(
-        ["sipp", *args, "-nostdin", "-fd", "1", "-stf", "/dev/null"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
-    return run.returncode, run.stdout
-
-
-def count(screen: str, label: str) -> int:
-    found = re.findall(rf"{label}\s*\|\s*(\d+)\s*\|\s*(\d+)", screen)
-    return int(found[-1][1]) if found else -1
 
 
 def main() -> None:
@@ -85,7 +66,10 @@ def main() -> None:
     port = free_port()
     config = {
         "sip": {"listen": [{"transport": "udp", "host": "127.0.0.1", "port": port}]},
-        "im": {"rate_limit": {"rate": 1_000_000.0, "burst": 1_000_000}},
+        "im": {
+            "rate_limit": {"rate": 1_000_000.0, "burst": 1_000_000},
+            "loop_breaker": {"max_replies": 1_000_000},  # one user, thousands of commands
+        },
         "conferences": {
             "database_url": f"sqlite+aiosqlite:///{work / 'bot.db'}",
             "cache_seconds": args.cache_seconds,
@@ -175,12 +159,7 @@ def session(args: argparse.Namespace, port: int, work: Path) -> tuple[int, str, 
         ],
         work,
     )
-    samples: list[float] = []
-    for path in glob.glob(str(work / "*_rtt.csv")):
-        with open(path) as handle:
-            for row in csv.reader(handle, delimiter=";"):
-                if len(row) >= 3 and row[-1].strip() == "reply":  # Date_ms;response_time_ms;rtd_no
-                    samples.append(float(row[-2]))
+    samples = rtt_samples(work, "reply")
     return code, screen, count(screen, "Successful call") * args.commands, samples
 
 
