@@ -38,8 +38,10 @@ class ListingCache:
         self.loads = 0
 
     async def get(self, organizer: str) -> list[Conference]:
+        now = self._clock()
+        self._trim(now)
         entry = self._entries.get(organizer)
-        if entry is not None and self._clock() - entry[0] < self.ttl:
+        if entry is not None and now - entry[0] < self.ttl:
             self._entries.move_to_end(organizer)
             self.hits += 1
             return entry[1]
@@ -72,6 +74,15 @@ class ListingCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return listing
+
+    def _trim(self, now: float) -> None:
+        """Forget stale listings from the least recently used end: memory follows the users
+        active within ``ttl``, not every user ever seen."""
+        while self._entries:
+            fetched, _ = next(iter(self._entries.values()))
+            if now - fetched < self.ttl:
+                break
+            self._entries.popitem(last=False)
 
     def _done_loading(self, organizer: str, future: asyncio.Future[list[Conference]]) -> bool:
         """Forget the load; whether it was still the current one."""

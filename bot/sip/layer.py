@@ -12,7 +12,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
-from bot.sip.errors import ProtocolStateError, SipParseError
+from bot.sip.errors import SipParseError
 from bot.sip.events import (
     AckReceived,
     CancelReceived,
@@ -33,6 +33,7 @@ from bot.sip.transaction import (
     State,
     TimerConfig,
     Transaction,
+    kept_request,
     response_event,
 )
 from bot.sip.validation import UasPolicy, check_request
@@ -164,7 +165,7 @@ class TransactionLayer:
         """CANCEL a pending INVITE (RFC 3261 §9.1); None when there is nothing to cancel."""
         if not transaction.is_invite or transaction.state not in (State.CALLING, State.PROCEEDING):
             return None
-        invite = transaction.request
+        invite = kept_request(transaction)
         headers = Headers()
         headers.add("Via", str(invite.via))
         for name in ("from", "to", "call-id"):
@@ -206,7 +207,7 @@ class TransactionLayer:
         elif tx.state is State.COMPLETED:
             # §17.1.1.3: the transaction itself ACKs a non-2xx final response
             if tx.ack is None:
-                tx.ack = _ack_for_failure(tx.request, response).serialize()
+                tx.ack = _ack_for_failure(kept_request(tx), response).serialize()
                 tx.last_response = response
                 tx.timers.pop("B", None)
                 self._arm(tx, "D", now + (0 if tx.peer.reliable else 32.0))
@@ -231,9 +232,9 @@ class TransactionLayer:
             return
         tx.timers.pop("E", None)
         tx.timers.pop("F", None)
-        tx.last_response = response
         self._arm(tx, "K", now + (0 if tx.peer.reliable else self.timers.t4))
         self._events.append(ResponseReceived(response=response, transaction=tx))
+        tx.release()  # the TU has the response; Timer K needs none of it
 
     def _client_timer(self, tx: ClientTransaction, letter: str, now: float) -> None:
         if letter in ("A", "E"):
@@ -284,7 +285,7 @@ class TransactionLayer:
         elif tx.state is State.ACCEPTED:
             # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
             self._arm(tx, "L", now + 64 * t1)
-            invite = _kept(tx)
+            invite = kept_request(tx)
             tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
             self._accepted[tx.dialog_key] = tx
             if unreliable:
@@ -366,7 +367,7 @@ class TransactionLayer:
         self._events.append(AckReceived(request=ack, peer=peer, transaction=tx))
 
     def _receive_cancel(self, cancel_tx: ServerTransaction, now: float) -> None:
-        cancel = _kept(cancel_tx)
+        cancel = kept_request(cancel_tx)
         invite_key = (*cancel_tx.key[:-1], "INVITE")  # §9.2: match as if it were the INVITE
         invite_tx = self._server.get(invite_key)
         if invite_tx is None:
@@ -375,7 +376,7 @@ class TransactionLayer:
         self.respond(cancel_tx, make_response(cancel, 200), now)
         if invite_tx.state is State.PROCEEDING:
             to_tag = _response_to_tag(invite_tx)
-            invite = _kept(invite_tx)
+            invite = kept_request(invite_tx)
             self.respond(invite_tx, make_response(invite, 487, to_tag=to_tag), now)
             self._events.append(
                 CancelReceived(request=cancel, invite=invite, transaction=invite_tx)
@@ -452,13 +453,6 @@ def _reply_to(request: Request, peer: Peer) -> Peer:
     rport = via.param("rport")
     port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
     return Peer(peer.transport, host.strip("[]"), port)
-
-
-def _kept(tx: ServerTransaction) -> Request:
-    """The request of a transaction that keeps it (INVITE, or one not yet answered)."""
-    if tx.request is None:
-        raise ProtocolStateError(tx.name, tx.state.value, "read the released request")
-    return tx.request
 
 
 def _apply_rport(request: Request, via: Via, peer: Peer) -> None:

@@ -206,10 +206,18 @@ class ClientTransaction(Transaction):
             State.CALLING if invite else State.TRYING,
             "INVITE client transaction" if invite else "non-INVITE client transaction",
         )
-        self.request = request
+        self.request: Request | None = request
+        """The request; dropped (None) once a non-INVITE transaction has its final response:
+        Timer K only absorbs retransmitted responses, which needs nothing of it."""
         self.last_response: Response | None = None
         self.ack: bytes | None = None
         """ACK sent by the transaction (non-2xx, §17.1.1.3) or by the TU for a 2xx."""
+
+    def release(self) -> None:
+        """Keep nothing but the key and timers (non-INVITE, after the final response)."""
+        self.request = None
+        self.last_response = None
+        self.wire = b""
 
 
 class ServerTransaction(Transaction):
@@ -241,3 +249,10 @@ class ServerTransaction(Transaction):
         """Keep only what absorbing retransmissions needs (non-INVITE, after the final)."""
         self.request = None
         self.last_response = None
+
+
+def kept_request(tx: ClientTransaction | ServerTransaction) -> Request:
+    """The request of a transaction that still keeps it (INVITE, or not yet answered)."""
+    if tx.request is None:
+        raise ProtocolStateError(tx.name, tx.state.value, "read the released request")
+    return tx.request

@@ -28,7 +28,13 @@ from bot.sip.events import (
 from bot.sip.headers import Address, Via
 from bot.sip.layer import TransactionLayer
 from bot.sip.message import Request, Response, make_response, new_branch
-from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, TimerConfig
+from bot.sip.transaction import (
+    ClientTransaction,
+    Peer,
+    ServerTransaction,
+    TimerConfig,
+    kept_request,
+)
 from bot.sip.uri import SipUri
 from bot.sip.validation import UasPolicy
 from bot.transport.resolver import Resolver, Target
@@ -409,14 +415,14 @@ class SipEndpoint:
         elif isinstance(event, TransactionTimedOut):
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
-                self._finish(tx, _Outcome(make_response(tx.request, 408), local=True))
+                self._finish(tx, _Outcome(make_response(kept_request(tx), 408), local=True))
             else:
                 log.warning("sip.transaction.no_ack key=%s", tx.key)
         elif isinstance(event, TransportFailed):
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
                 reason = f"Service Unavailable ({event.reason})"[:100]
-                self._finish(tx, _Outcome(make_response(tx.request, 503, reason), local=True))
+                self._finish(tx, _Outcome(make_response(kept_request(tx), 503, reason), local=True))
         elif isinstance(event, AckReceived):
             if self.on_ack is not None:
                 self.on_ack(event.request)
@@ -434,7 +440,8 @@ class SipEndpoint:
                 callback(response)
             return
         if tx.is_invite and response.status < 300:
-            self._invites[(tx.request.call_id, tx.request.cseq.seq)] = tx
+            invite = kept_request(tx)
+            self._invites[(invite.call_id, invite.cseq.seq)] = tx
             if len(self._invites) > 1024:
                 self._invites.pop(next(iter(self._invites)))
         self._finish(tx, _Outcome(response))
