@@ -143,7 +143,7 @@ def main() -> None:
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     with open(work / "bot.log", "w") as log:
         bot = subprocess.Popen(
-            [sys.executable, "-X", "tracemalloc=1", "-m", "bot", "run", "--config", str(work / "config.yaml")],
+            [sys.executable, "-m", "bot", "run", "--config", str(work / "config.yaml")],
             cwd=ROOT,
             stdout=log,
             stderr=log,
