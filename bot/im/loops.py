@@ -35,8 +35,10 @@ class LoopGuard:
         """Why this message comes from an automaton (and gets no reply), or None."""
         if sender.address.lower() == self.bot.address.lower():
             return "from the bot itself"
-        automata = {a.lower().removeprefix("sip:") for a in self.settings.automata}
-        if sender.address.lower() in automata:
+        automata = self.settings.automata
+        if automata and sender.address.lower() in {
+            a.lower().removeprefix("sip:") for a in automata
+        }:
             return "from a configured automaton"
         marker = (request.headers.get(AUTO_SUBMITTED) or "no").strip().lower()
         if marker != "no":

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -48,38 +47,32 @@ def postgres() -> Iterator[str]:
         capture_output=True,
     )
     port = free_port()
-    server = subprocess.Popen(
+    options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off"
+    pg_ctl = str(bin_dir / "pg_ctl")
+    started = subprocess.run(  # -w: pg_ctl itself waits until the server accepts connections
         _as_postgres(
             [
-                str(bin_dir / "postgres"),
+                pg_ctl,
                 "-D",
                 str(data),
-                "-k",
-                str(sockets),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-c",
-                "fsync=off",
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                options,
+                "-l",
+                str(root / "server.log"),
+                "start",
             ]
         ),  # fmt: skip
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+        capture_output=True,
+        text=True,
     )
-    ready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "sipbot"]
-    deadline = time.monotonic() + 30
-    while subprocess.run(ready, capture_output=True).returncode != 0:
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(
-                f"PostgreSQL did not start: {server.stderr.read() if server.stderr else ''!r}"
-            )
-        time.sleep(0.1)  # polling pg_isready: the server gives no other sign of readiness
+    if started.returncode != 0:
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        pytest.fail(f"PostgreSQL did not start: {started.stderr}{log}", pytrace=False)
     yield f"127.0.0.1:{port}"
-    server.terminate()
-    server.wait(30)
+    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), check=False)
     shutil.rmtree(root, ignore_errors=True)
 
 

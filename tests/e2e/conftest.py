@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.config import Config
+from bot.send import SendOptions, send
 from bot.sip.transaction import Peer
 from tests.peers.conftest import (  # noqa: F401 (processes is a fixture)
     Process,
@@ -100,6 +102,12 @@ class RunningBot:
         )
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
         return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def alice_says(config: Config, text: str, *, local_host: str | None = None) -> str:
+    """alice, with the bot's own client (``sipbot send``), says ``text``; the bot's reply."""
+    options = SendOptions(user="alice", password="alice-demo", text=text, local_host=local_host)
+    return await send(config, options)
 
 
 def bot_config(tmp_path: Path, port: int, **overrides: object) -> dict[str, object]:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_config
-from bot.send import SendOptions, send
 
-from .conftest import RunningBot, StartBot
+from .conftest import RunningBot, StartBot, alice_says
 
 ALICE_HOST = "127.0.0.2"
 NAMES = ["alice", "zed", "bob", "mallory", "100", "admin", "operator"]
@@ -30,10 +29,8 @@ async def run(*command: str, timeout: float = 90) -> str:
     return out.decode("utf-8", "replace")
 
 
-async def alice_says(bot: RunningBot, text: str) -> str:
-    config = load_config(bot.config_path)
-    options = SendOptions(user="alice", password="alice-demo", text=text, local_host=ALICE_HOST)
-    return await send(config, options)
+async def alice_says_from_her_host(bot: RunningBot, text: str) -> str:
+    return await alice_says(load_config(bot.config_path), text, local_host=ALICE_HOST)
 
 
 @pytest.mark.parametrize("method", ["REGISTER", "INVITE", "OPTIONS"])
@@ -87,11 +84,13 @@ async def test_svcrack_is_banned_before_it_finds_alices_password_and_alice_keeps
     banned = await bot.event("guard.banned", address="127.0.0.1")
     assert banned["failures"] == 10 and banned["users"] == ["alice"]
     assert "alice-demo" not in str(banned)
-    during = await alice_says(bot, "help")  # from her own address, while svcrack still runs
+    during = await alice_says_from_her_host(
+        bot, "help"
+    )  # from her own address, while svcrack still runs
     assert "my meetings" in during
     report = await attack
     assert "alice-demo" not in report and "found nothing" in report, report
-    after = await alice_says(bot, "my meetings")
+    after = await alice_says_from_her_host(bot, "my meetings")
     assert "Weekly sync" in after
     log = "".join(bot.raw)
     assert "alice-demo" not in log and "guess0" not in log
@@ -140,10 +139,10 @@ async def test_a_flood_of_unauthenticated_registers_leaves_no_state_and_alice_is
     await flood(bot.port, 3000)  # warm-up: allocator arenas, caches
     before = rss_kib(pid)
     attack = asyncio.ensure_future(flood(bot.port, 12000))
-    during = await alice_says(bot, "help")
+    during = await alice_says_from_her_host(bot, "help")
     await attack
     assert "my meetings" in during
     after = rss_kib(pid)
     assert after - before < 8 * 1024, f"RSS grew from {before} KiB to {after} KiB"
     assert "guard.banned" not in "".join(bot.raw)  # challenges are not failures
-    assert "Weekly sync" in await alice_says(bot, "my meetings")
+    assert "Weekly sync" in await alice_says_from_her_host(bot, "my meetings")

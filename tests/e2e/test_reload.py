@@ -7,14 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from bot.config import Config, load_config
-from bot.send import SendOptions, send
+from bot.config import load_config
 
-from .conftest import StartBot, bot_config
-
-
-async def alice_says(config: Config, text: str) -> str:
-    return await send(config, SendOptions(user="alice", password="alice-demo", text=text))
+from .conftest import StartBot, alice_says, bot_config
 
 
 async def test_sighup_switches_a_feature_off_and_a_bad_file_changes_nothing(
