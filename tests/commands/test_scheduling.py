@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+from bot.conferencing.endpoints import UserEndpoint, UserEndpointPool
 
 from .chat import chat_bot
 
@@ -62,5 +65,27 @@ async def test_schedule_mistakes_get_the_usage_line(tmp_path: Path) -> None:
         ]:
             reply = await chat.say("alice", text)
             assert hint in reply and "Usage: schedule" in reply, reply
+    finally:
+        await chat.store.close()
+
+
+async def test_fifty_users_asking_at_once_get_fifty_endpoints(tmp_path: Path) -> None:
+    chat = await chat_bot(tmp_path)
+    established: list[str] = []
+
+    async def establish(endpoint: UserEndpoint) -> None:
+        established.append(endpoint.user.address)
+        await asyncio.sleep(0)  # let the others pile up behind it
+
+    pool = UserEndpointPool(chat.store, establish=establish)
+    chat.dispatcher.services.endpoints = pool
+    try:
+        users = ["alice", "bob", *(f"user{n}" for n in range(48))]
+        replies = await asyncio.gather(*(chat.say(u, "my meetings") for u in users * 3))
+        assert len(established) == 50 and len(pool) == 50
+        assert sum("Weekly sync" in r for r in replies) == 3  # alice's, three times
+        assert sum("Design review" in r for r in replies) == 3  # bob's, and nobody else's
+        await chat.say("alice", "my meetings")
+        assert len(established) == 50  # reused
     finally:
         await chat.store.close()
