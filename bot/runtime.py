@@ -249,6 +249,8 @@ class Runtime:
             "registered with server": (self.registration.registered if self.registration
                                        else "-"),
             "IM sessions": self.im.session_count if self.im else 0,
+            "user endpoints": len(self.endpoints),
+            "banned addresses": self.guard.active_bans(time.monotonic()),
         }  # fmt: skip
 
     async def _answer(self, sender: Any, text: str, call_id: str) -> str:

@@ -7,6 +7,6 @@ from bot.commands import CommandContext, command
 
 @command("status", usage="status", feature="status", admin_only=True)
 async def status(ctx: CommandContext) -> str:
-    """Uptime, registrations and open IM sessions."""
+    """Uptime, registrations, open IM sessions, user endpoints and banned addresses."""
     facts = ctx.services.status()
     return "\n".join(f"{key}: {value}" for key, value in facts.items())

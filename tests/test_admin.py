@@ -122,6 +122,8 @@ async def test_im_figures_are_in_the_metrics_of_a_running_bot(tmp_path: Path) ->
                 text = await response.text()
         assert 'sipbot_im_receipts_total{kind="delivery",status="delivered"} 1.0' in text
         assert "sipbot_im_replies_suppressed_total 0.0" in text
+        status = runtime.status()  # what the admins' `status` command shows
+        assert status["user endpoints"] == 0 and status["banned addresses"] == 0
     finally:
         await runtime.stop()
 
