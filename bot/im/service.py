@@ -202,17 +202,19 @@ class ImService:
         self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
     ) -> None:
         assert content.text is not None
-        answer = asyncio.ensure_future(self.answer(sender, content.text, call_id))
         typing = self.config.im.typing
         shown = False
-        if typing.send:
+        if not typing.send:
+            text = await self.answer(sender, content.text, call_id)
+        else:  # "bot is typing" when the answer takes longer than typing.after
+            answer = asyncio.ensure_future(self.answer(sender, content.text, call_id))
             done, _ = await asyncio.wait({answer}, timeout=typing.after)
             if not done:
                 shown = True
                 busy = typing_payload(to, "active")
                 if busy is not None:
                     await self._send(to, busy, "typing")
-        text = await answer
+            text = await answer
         payload = outgoing.reply(
             text,
             in_cpim=content.in_cpim,
@@ -243,15 +245,15 @@ class ImService:
                 )
                 await self._send(to, payload, f"receipt.{kind}")
 
-    async def _send(self, to: Pager | ImSession, payload: Payload, what: str) -> int | None:
+    async def _send(self, to: Pager | ImSession, payload: Payload, what: str) -> None:
         """Send ``payload`` to the user the way they wrote: a new MESSAGE to their contacts
-        (pager), or a request inside their IM session. The final status, or None."""
+        (pager), or a request inside their IM session; the outcome is logged."""
         if isinstance(to, ImSession):
             if not to.acked.is_set():  # the session's first message: after the ACK
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(to.acked.wait(), ACK_WAIT)
             if to.dialog.id not in self.sessions:
-                return None  # closed meanwhile
+                return  # closed meanwhile
             message = to.dialog.create_request(
                 payload.method, body=payload.body, content_type=payload.content_type
             )
@@ -261,7 +263,7 @@ class ImService:
                 self._forget(to)
             elif response.status >= 300:
                 log.warning(f"im.{what}.failed", call_id=to.dialog.call_id, status=response.status)
-            return response.status
+            return
         targets = self._targets(to.sender, to.request, to.peer)
         for uri, peer in targets:
             message = self._new_message(uri, to.sender, payload)
@@ -269,12 +271,11 @@ class ImService:
             if 200 <= response.status < 300:
                 log.info(f"im.{what}.delivered", sender=to.sender.address, target=str(uri),
                          status=response.status)  # fmt: skip
-                return response.status
+                return
             log.warning(f"im.{what}.failed", sender=to.sender.address, status=response.status,
                         target=str(uri))  # fmt: skip
         if not targets:
             log.warning(f"im.{what}.no_target", sender=to.sender.address)
-        return None
 
     def _targets(
         self, sender: Sender, request: Request, peer: Peer
