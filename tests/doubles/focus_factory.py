@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import ElementTree
 
-from bot.sip import Response, make_response
+from bot.sip import Request, Response, make_response
 from bot.sip.headers import Address
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
@@ -29,6 +29,8 @@ from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEnd
 CCCP = "urn:ietf:params:xml:ns:cccp"
 CI = "urn:ietf:params:xml:ns:conference-info"
 MSCI = "http://schemas.microsoft.com/rtc/2005/08/confinfoextensions"
+Answer = tuple[tuple[str, str], str]
+"""((code, reason), the command element's content)."""
 
 
 @dataclass
@@ -90,7 +92,12 @@ class FocusFactory:
             return _diagnostic(request, 3006, "Failed to parse the C3P request.")
         command = commands[0]
         name = command.tag.rpartition("}")[2]
-        handler = getattr(self, f"_{name}", None)
+        handler = {
+            "getConferences": self._list,
+            "getConference": self._show,
+            "addConference": self._add,
+            "deleteConference": self._delete,
+        }.get(name)
         if handler is None:
             return _diagnostic(request, 3004, "The requested C3P command is not implemented.")
         self.requests.append((organizer, name))
@@ -110,29 +117,21 @@ class FocusFactory:
 
     # --- the commands: (code, reason) and the command element's content -------------------
 
-    def _getConferences(
-        self, organizer: str, mine: dict[str, Stored], _: Element
-    ) -> tuple[tuple[str, str], str]:  # noqa: N802, E501
+    def _list(self, organizer: str, mine: dict[str, Stored], _: Element) -> Answer:
         return ("success", ""), "".join(_info(organizer, c) for c in mine.values())
 
-    def _getConference(
-        self, organizer: str, mine: dict[str, Stored], command: Element
-    ) -> tuple[tuple[str, str], str]:  # noqa: N802, E501
+    def _show(self, organizer: str, mine: dict[str, Stored], command: Element) -> Answer:
         found = mine.get(_key(command))
         if found is None:
             return ("failure", "conferenceDoesNotExist"), ""
         return ("success", ""), _info(organizer, found)
 
-    def _deleteConference(
-        self, organizer: str, mine: dict[str, Stored], command: Element
-    ) -> tuple[tuple[str, str], str]:  # noqa: N802, E501
+    def _delete(self, organizer: str, mine: dict[str, Stored], command: Element) -> Answer:
         if mine.pop(_key(command), None) is None:
             return ("failure", "conferenceDoesNotExist"), ""
         return ("success", ""), ""
 
-    def _addConference(
-        self, organizer: str, mine: dict[str, Stored], command: Element
-    ) -> tuple[tuple[str, str], str]:  # noqa: N802, E501
+    def _add(self, organizer: str, mine: dict[str, Stored], command: Element) -> Answer:
         def text(local: str) -> str | None:
             for element in command.iter():
                 if element.tag.rpartition("}")[2] == local:
@@ -179,7 +178,8 @@ def _info(organizer: str, c: Stored) -> str:
     )
 
 
-def _diagnostic(request: object, code: int, reason: str) -> Response:
-    response = make_response(request, 400 if code in (3006,) else 403)  # type: ignore[arg-type]
+def _diagnostic(request: Request, code: int, reason: str) -> Response:
+    """A refusal with the ms-diagnostics code of MS-OCER §8.4."""
+    response = make_response(request, 400 if code == 3006 else 403)
     response.headers.add("ms-diagnostics", f'{code};reason="{reason}";source="focusfactory"')
     return response
