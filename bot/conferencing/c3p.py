@@ -18,7 +18,7 @@ import itertools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape, quoteattr
 
@@ -27,7 +27,7 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from bot.conferencing.models import Conference, soonest_first
-from bot.conferencing.services import ConferenceError, NewConference
+from bot.conferencing.services import EXPIRY_AFTER_END, ConferenceError, NewConference
 from bot.sip.digest import DigestClient
 from bot.sip.headers import Headers
 from bot.sip.message import Request, Response, make_response, new_tag
@@ -40,7 +40,6 @@ CCCP = "urn:ietf:params:xml:ns:cccp"
 CONFERENCE_INFO = "urn:ietf:params:xml:ns:conference-info"
 MSCI = "http://schemas.microsoft.com/rtc/2005/08/confinfoextensions"
 CONTENT_TYPE = "application/cccp+xml"
-EXPIRY_AFTER_END = timedelta(days=14)
 NEVER = datetime.max.replace(tzinfo=UTC)
 # msci:admission-policy <-> the access levels the bot shows (UCMA ConferenceAccessLevel)
 ADMISSION = {
@@ -223,7 +222,7 @@ class C3pBackend:
         except _Failure as failure:
             if failure.reason == "conferenceDoesNotExist":
                 return None
-            raise ConferenceError(failure.message) from None
+            raise
         found = conferences_in(command, organizer)
         return found[0] if found else None
 
@@ -255,7 +254,7 @@ class C3pBackend:
         except _Failure as failure:
             if failure.reason == "conferenceDoesNotExist":
                 return False
-            raise ConferenceError(failure.message) from None
+            raise
         return True
 
     async def _ask(self, organizer: str, command: str, doing: str) -> Element:
@@ -311,7 +310,6 @@ class _Failure(ConferenceError):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
-        self.message = message
 
 
 def _sip_failure(response: Response, doing: str) -> str:

@@ -14,8 +14,8 @@ from typing import Protocol
 from bot.commands.context import Refusal
 from bot.conferencing.models import Conference
 
-ACCESS_LEVELS = ("everyone", "same-enterprise", "invited", "locked")
-"""UCMA's ConferenceAccessLevel, as the bot shows them."""
+EXPIRY_AFTER_END = timedelta(days=14)
+"""How long a conference stays listed after it ends (Lync's default expiry)."""
 
 
 class ConferenceError(Refusal):

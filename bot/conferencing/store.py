@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.conferencing.cache import ListingCache
 from bot.conferencing.models import Conference, soonest_first
-from bot.conferencing.services import NewConference
+from bot.conferencing.services import EXPIRY_AFTER_END, NewConference
 
 
 class _Base(DeclarativeBase):
@@ -51,8 +51,6 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-EXPIRY_AFTER_END = timedelta(days=14)
-"""How long a conference stays listed after it ends (Lync's default expiry)."""
 _TABLE = _Row.__table__
 _BY_ORGANIZER = select(_TABLE).where(_TABLE.c.organizer == bindparam("organizer"))
 

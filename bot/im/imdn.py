@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
+from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
@@ -74,9 +75,9 @@ def build(kind: str, status: str, message_id: str, recipient: str, when: datetim
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\r\n'
         f'<imdn xmlns="{XMLNS}">\r\n'
-        f"  <message-id>{_escape(message_id)}</message-id>\r\n"
+        f"  <message-id>{escape(message_id)}</message-id>\r\n"
         f"  <datetime>{stamp}</datetime>\r\n"
-        f"  <recipient-uri>{_escape(recipient)}</recipient-uri>\r\n"
+        f"  <recipient-uri>{escape(recipient)}</recipient-uri>\r\n"
         f"  <{kind}-notification><status><{status}/></status></{kind}-notification>\r\n"
         "</imdn>\r\n"
     ).encode()
@@ -85,7 +86,3 @@ def build(kind: str, status: str, message_id: str, recipient: str, when: datetim
 def _text(root: Element, name: str) -> str | None:
     element = root.find(f"{{{XMLNS}}}{name}")
     return element.text.strip() if element is not None and element.text else None
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
