@@ -15,6 +15,12 @@ Params = tuple[tuple[str, str | None], ...]
 """Ordered ``;name=value`` parameters; names lower-cased, a ``None`` value for a bare name."""
 
 
+def is_digits(text: str) -> bool:
+    """``1*DIGIT`` (RFC 5234 B.1: %x30-39 only). ``str.isdigit`` also accepts "²" and other
+    Unicode digits that ``int`` then refuses: never use it on input from the wire."""
+    return text.isascii() and text.isdigit()
+
+
 def is_token(text: str) -> bool:
     return _TOKEN_RE.match(text) is not None
 

@@ -11,7 +11,8 @@ from bot.sip.events import RequestReceived, ResponseReceived
 from bot.sip.layer import TransactionLayer
 from bot.sip.transaction import Peer
 
-TORTURE = Path(__file__).resolve().parents[3] / "shared" / "sip-torture"
+TORTURE = Path(__file__).resolve().parents[1] / "data" / "sip-torture"
+"""RFC 4475 and RFC 5118 messages, kept in the checkout (tests/data/README.md says where from)."""
 DELIVER = "deliver"  # the request reaches the application
 DROP = "drop"  # nothing is sent and nothing reaches the application
 PARSE = "parse"  # a response that parses (and, with no transaction for it, is dropped)
