@@ -1,32 +1,64 @@
-"""The ``sipbot`` command: run, check-config, send."""
+"""The ``sipbot`` command: run, check-config, send, bans, unban."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
+from bot.control import ControlError, ask
+from bot.datadir import data_dir, prepare
 from bot.logs import configure
-from bot.send import SendError, SendOptions, send
+from bot.send import BotAddress, SendError, SendOptions, client_part, send
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 from bot.sip.transaction import Peer
 
 DEFAULT_CONFIG = Path("config.yaml")
+CONFIG_ERROR = 2
+"""Exit status for a mistake in the config or on the command line."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check(args.config)
+    if args.command == "bans":
+        return _bans(data_dir(args.data_dir))
+    if args.command == "unban":
+        return _unban(data_dir(args.data_dir), args.address)
+    if args.command == "send":
+        return _send(args)
+    try:
+        config = load_config(_config_path(args.config))
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return CONFIG_ERROR
+    return _run(config, _config_path(args.config), data_dir(args.data_dir))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sipbot", description="A SIP trusted application bot.")
     parser.add_argument("--version", action="version", version=f"sipbot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the bot")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the bot's data directory: the SQLite database (unless conferences.database_url "
+        "says otherwise) and the control socket (default $XDG_DATA_HOME/sipbot, else "
+        "~/.local/share/sipbot)",
+    )
+    run = commands.add_parser("run", parents=[data], help="run the bot")
     run.add_argument(
         "--config",
         type=Path,
@@ -35,29 +67,58 @@ def main(argv: list[str] | None = None) -> int:
     )
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    sender = commands.add_parser("send", help="send one text to the bot and print its reply")
-    sender.add_argument("--config", type=Path, default=None)
-    sender.add_argument("--as", dest="user", required=True, help="the user to send as")
+    _send_arguments(
+        commands.add_parser(
+            "send",
+            help="send one text to the bot and print its reply",
+            description="Register as a user, send one text to the bot, print the bot's reply. "
+            "Exit 0 with the reply; 1 when it fails or times out (saying why); 2 for a usage or "
+            "config mistake. Only the bot's address, its domain and the user's password are "
+            "read from the config file; all three can be given as options instead.",
+        )
+    )
+    commands.add_parser(
+        "bans",
+        parents=[data],
+        help="list the addresses the running bot has banned for password guessing",
+    )
+    unban = commands.add_parser(
+        "unban", parents=[data], help="lift the running bot's ban of an address"
+    )
+    unban.add_argument("address", help="the banned IP address, as `sipbot bans` shows it")
+    return parser
+
+
+def _send_arguments(sender: argparse.ArgumentParser) -> None:
+    sender.add_argument(
+        "text", nargs="+", help="what to say to the bot, e.g. my meetings (words are joined)"
+    )
+    sender.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the bot's config file, read for the address, domain and passwords only "
+        "(default ./config.yaml when there is one, else the embedded defaults)",
+    )
+    sender.add_argument(
+        "--as", dest="user", default="alice", help="the user to send as (default alice)"
+    )
     sender.add_argument("--password", help="the user's password (default: from the config)")
-    sender.add_argument("--to", help="the bot's URI (default: sip:<user>@<domain> from config)")
-    sender.add_argument("--server", help="host:port to send to (default: the bot's listen address)")
-    sender.add_argument("--timeout", type=float, default=10.0)
-    sender.add_argument("text", nargs="+")
-    args = parser.parse_args(argv)
-    if args.command == "check-config":
-        return _check(args.config)
-    try:
-        config = _config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.messages), file=sys.stderr)
-        return 2
-    if args.command == "run":
-        return _run(config, _config_path(args.config))
-    return _send(config, args)
-
-
-def _config(path: Path | None) -> Config:
-    return load_config(_config_path(path))
+    sender.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help="where to send over UDP (default: the bot's first listen address in the config)",
+    )
+    sender.add_argument(
+        "--domain", help="the SIP domain of the user and the bot (default: sip.domain)"
+    )
+    sender.add_argument("--to", help="the bot's URI (default sip:<sip.user>@<domain>)")
+    sender.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds for all of it - registration, the message and the reply (default 10)",
+    )
 
 
 def _config_path(path: Path | None) -> Path | None:
@@ -71,13 +132,15 @@ def _check(path: Path) -> int:
         load_config(path)
     except ConfigError as exc:
         print("\n".join(exc.messages), file=sys.stderr)
-        return 2
+        return CONFIG_ERROR
     print(f"{path}: valid")
     return 0
 
 
-def _run(config: Config, path: Path | None) -> int:
+def _run(config: Config, path: Path | None, data: Path) -> int:
     configure(config.logging)
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.runtime import Runtime
 
     async def serve() -> None:
@@ -85,19 +148,30 @@ def _run(config: Config, path: Path | None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runtime = Runtime(config, config_path=path)
+        runtime = Runtime(config, config_path=path, data_dir=data)
         loop.add_signal_handler(signal.SIGHUP, _reload, runtime)
         await runtime.run(stop)
 
     try:
+        prepare(data)
+        print(f"sipbot: data in {data}", file=sys.stderr, flush=True)
         asyncio.run(serve())
     except ConfigError as exc:
         print("\n".join(exc.messages), file=sys.stderr)
-        return 2
+        return CONFIG_ERROR
     except OSError as exc:
-        print(f"sipbot: cannot start: {exc.strerror or exc}", file=sys.stderr)
+        print(f"sipbot: cannot start: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"sipbot: cannot open the database: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc.strerror or exc)
 
 
 def _reload(runtime: Runtime) -> None:
@@ -106,7 +180,13 @@ def _reload(runtime: Runtime) -> None:
         runtime.reload_file()
 
 
-def _send(config: Config, args: argparse.Namespace) -> int:
+def _send(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(_config_path(args.config), keep=client_part(args.user))
+        bot = _bot_address(config, args)
+    except ConfigError as exc:
+        print("\n".join(f"sipbot send: {m}" for m in exc.messages), file=sys.stderr)
+        return CONFIG_ERROR
     password = args.password
     if password is None:
         user = config.registrar.users.get(args.user)
@@ -115,24 +195,70 @@ def _send(config: Config, args: argparse.Namespace) -> int:
                 f"sipbot send: {args.user!r} is not a user in the config; give --password",
                 file=sys.stderr,
             )
-            return 2
+            return CONFIG_ERROR
         password = user.password
-    server = None
-    if args.server:
-        host, _, port = args.server.rpartition(":")
-        server = Peer("UDP", host.strip("[]"), int(port))
     options = SendOptions(
         user=args.user,
         password=password,
         text=" ".join(args.text),
         to=args.to,
-        server=server,
         timeout=args.timeout,
     )
     try:
-        reply = asyncio.run(send(config, options))
+        reply = asyncio.run(send(bot, options))
     except SendError as exc:
         print(f"sipbot send: {exc}", file=sys.stderr)
         return 1
     print(reply)
     return 0
+
+
+def _bot_address(config: Config, args: argparse.Namespace) -> BotAddress:
+    bot = BotAddress.of(config)
+    domain = args.domain or bot.domain
+    changes: dict[str, Any] = {"domain": domain}
+    if args.domain:
+        changes["uri"] = f"sip:{config.sip.user}@{domain}"
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError([f"--server: give HOST:PORT (127.0.0.1:5060), not {args.server!r}"])
+        changes["server"] = Peer("UDP", host.strip("[]"), int(port))
+    return dataclasses.replace(bot, **changes)
+
+
+def _bans(data: Path) -> int:
+    try:
+        answer = asyncio.run(ask(data, {"command": "bans"}))
+    except ControlError as exc:
+        print(f"sipbot bans: {exc}", file=sys.stderr)
+        return 1
+    bans = answer.get("bans", [])
+    if not bans:
+        print("no address is banned")
+    for ban in bans:
+        users = ", ".join(ban["users_tried"]) or "-"
+        print(
+            f"{ban['address']}: banned for {_duration(ban['seconds_left'])} more after "
+            f"{ban['failures']} failed attempts (users tried: {users}); "
+            f"lift it with: sipbot unban {ban['address']}"
+        )
+    return 0
+
+
+def _unban(data: Path, address: str) -> int:
+    try:
+        answer = asyncio.run(ask(data, {"command": "unban", "address": address}))
+    except ControlError as exc:
+        print(f"sipbot unban: {exc}", file=sys.stderr)
+        return 1
+    if not answer.get("ok"):
+        print(f"sipbot unban: {answer.get('error')}", file=sys.stderr)
+        return 1
+    print(f"{address}: ban lifted")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"

@@ -6,20 +6,40 @@ and the shipped ``config.yaml`` spells them out (a test keeps the two equal).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Misplaced(ValueError):
+    """A check of a whole section whose mistake sits at ``path`` below it (so the message
+    names that key's line, not the section's)."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.path = path
 
 
 class ListenConfig(_Section):
@@ -55,6 +75,16 @@ class SipConfig(_Section):
     tls: TlsSettings = TlsSettings()
     trusted_proxies: tuple[str, ...] = ()
     timers: TimersConfig = TimersConfig()
+
+    @model_validator(mode="after")
+    def _tls_has_a_certificate(self) -> SipConfig:
+        for index, item in enumerate(self.listen):
+            if item.transport == "tls" and self.tls.certfile is None:
+                raise _Misplaced(
+                    ("listen", index, "transport"),
+                    "a tls listener needs a certificate: set sip.tls.certfile (and keyfile)",
+                )
+        return self
 
     @property
     def identity(self) -> str:
@@ -138,9 +168,14 @@ class FeaturesConfig(_Section):
     hide_disabled: bool = False
 
 
+def _demo_admins() -> tuple[str, ...]:
+    return ("alice@example.test",)
+
+
 class AclConfig(_Section):
     allowed_domains: tuple[str, ...] = ("example.test",)
-    admins: tuple[str, ...] = ()
+    admins: tuple[str, ...] = Field(default_factory=_demo_admins)
+    """user@domain; a bare user name means that user of ``sip.domain``."""
 
 
 class RateLimitConfig(_Section):
@@ -186,11 +221,52 @@ class C3pConfig(_Section):
     timeout: float = Field(5.0, gt=0)
 
 
+DATABASE_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+"""URL schemes the store can open, and the asyncio driver each one means."""
+
+
+def _database_url(url: str | None) -> str | None:
+    """A URL the store opens with its asyncio driver (``sqlite:`` means aiosqlite, ``postgresql:``
+    asyncpg); None: ``sipbot.db`` in the data directory."""
+    if url is None:
+        return None
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in DATABASE_DRIVERS:
+        known = ", ".join(f"{name}://" for name in DATABASE_DRIVERS)
+        raise ValueError(f"the database URL must start with one of {known}")
+    return f"{DATABASE_DRIVERS[scheme]}://{rest}"
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not a known IANA time zone (such as UTC or Europe/Paris)") from None
+    return name
+
+
+def _importable(name: str) -> str:
+    """A module the bot can import at start (found, not imported: no side effects here)."""
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ValueError(f"no module {name!r} on the Python path (sys.path) of this sipbot")
+    return name
+
+
 class ConferencesConfig(_Section):
     backend: Literal["store", "c3p"] = "store"
-    database_url: str = "sqlite+aiosqlite:///sipbot.db"
+    database_url: Annotated[str | None, AfterValidator(_database_url)] = None
+    """SQLAlchemy URL; None: SQLite file ``sipbot.db`` in the data directory."""
     demo_data: bool = True
-    time_zone: str = "UTC"
+    time_zone: Annotated[str, AfterValidator(_time_zone)] = "UTC"
     cache_seconds: float = Field(default=5.0, ge=0)
     default_duration: int = Field(60, ge=1, le=1440)
     dial_in: str = ""
@@ -199,7 +275,7 @@ class ConferencesConfig(_Section):
 
 
 class CommandsConfig(_Section):
-    modules: tuple[str, ...] = ()
+    modules: tuple[Annotated[str, AfterValidator(_importable)], ...] = ()
     entry_points: bool = True
 
 
@@ -220,6 +296,17 @@ class Config(_Section):
     admin: AdminConfig = AdminConfig()
     logging: LoggingConfig = LoggingConfig()
 
+    @model_validator(mode="after")
+    def _admins_with_domain(self) -> Config:
+        """``alice`` in acl.admins is alice of the bot's own domain (senders are user@domain)."""
+        admins = tuple(
+            name if "@" in name else f"{name}@{self.sip.domain}"
+            for name in (item.removeprefix("sip:") for item in self.acl.admins)
+        )
+        if admins == self.acl.admins:
+            return self
+        return self.model_copy(update={"acl": self.acl.model_copy(update={"admins": admins})})
+
     @property
     def realm(self) -> str:
         return self.registrar.realm or self.sip.domain
@@ -233,18 +320,23 @@ class ConfigError(Exception):
         self.messages = messages
 
 
-def load_config(path: Path | None) -> Config:
-    """The config in ``path``, or the embedded defaults when ``path`` is None."""
+Keep = Callable[[dict[str, Any]], dict[str, Any]]
+"""Picks the part of a config file a reader needs; the rest is left at its defaults."""
+
+
+def load_config(path: Path | None, keep: Keep | None = None) -> Config:
+    """The config in ``path``, or the embedded defaults when ``path`` is None. With ``keep``,
+    only what it picks from the file is read and checked (``sipbot send`` needs no more)."""
     if path is None:
         return Config()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), keep)
 
 
-def parse_config(text: str, source: str = "config.yaml") -> Config:
+def parse_config(text: str, source: str = "config.yaml", keep: Keep | None = None) -> Config:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -259,6 +351,8 @@ def parse_config(text: str, source: str = "config.yaml") -> Config:
     if not isinstance(data, dict):
         raise ConfigError([f"{source}:1: the top level must be a mapping of sections"])
     errors: list[str] = []
+    if keep is not None:
+        data = keep(data)
     data = _expand_env(data, (), lines, source, errors)
     if errors:
         raise ConfigError(errors)
@@ -302,6 +396,10 @@ def _dotted(path: tuple[Any, ...]) -> str:
 
 def _describe(error: Any, lines: dict[tuple[Any, ...], int], source: str) -> str:
     path = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _Misplaced):
+        path += cause.path
+        error = {**error, "input": {}}
     line = _line_of(path, lines)
     where = f"{source}:{line}" if line else source
     if error["type"] == "extra_forbidden":

@@ -21,8 +21,11 @@ from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.acting import Registering, load_credentials, mode_of
 from bot.conferencing.c3p import C3pBackend
 from bot.conferencing.endpoints import UserEndpointPool
-from bot.conferencing.store import ConferenceStore
+from bot.conferencing.store import ConferenceStore, default_url
 from bot.config import Config, ConfigError, load_config
+from bot.control import ControlChannel, socket_path
+from bot.datadir import data_dir as default_data_dir
+from bot.datadir import prepare
 from bot.im.encoding import ENCODINGS
 from bot.im.service import ImService
 from bot.reload import Reload, merge
@@ -116,8 +119,14 @@ def tune_gc() -> None:
 
 class Runtime:
     def __init__(
-        self, config: Config, registry: Registry | None = None, config_path: Path | None = None
+        self,
+        config: Config,
+        registry: Registry | None = None,
+        config_path: Path | None = None,
+        data_dir: Path | None = None,
     ):
+        """``data_dir``: where the default database lives, and the control socket (none
+        without a data dir)."""
         self.config = config
         self.config_path = config_path
         self.registry = registry if registry is not None else load_handlers(config)
@@ -127,7 +136,7 @@ class Runtime:
         self.registrar = Registrar(config, self.guard) if config.sip.mode == "embedded" else None
         self.registration: Registration | None = None
         self.store = ConferenceStore(
-            config.conferences.database_url,
+            config.conferences.database_url or default_url(prepare(data_dir or default_data_dir())),
             cache_seconds=config.conferences.cache_seconds,
             dial_in=config.conferences.dial_in,
         )
@@ -138,6 +147,7 @@ class Runtime:
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
         self.admin = AdminApi(config.admin, self.guard, self.reload_file)
+        self.control = ControlChannel(socket_path(data_dir), self.guard) if data_dir else None
 
     def _conferences(self) -> UserEndpointPool:
         """Where conferences live (the SQL store, or a focus factory over C3P) and how each
@@ -187,6 +197,8 @@ class Runtime:
             self.registration.start()
         self.admin.add_collector(ImCollector(self.im))
         await self.admin.start()
+        if self.control is not None:
+            await self.control.start()
         transports = sorted({item.transport.upper() for item in self.config.sip.listen})
         listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]
         tune_gc()
@@ -198,6 +210,8 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.close()
         await self.admin.close()
         if self.registration is not None:
             await self.registration.stop()

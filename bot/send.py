@@ -1,12 +1,15 @@
 """``sipbot send``: a small user agent that registers, sends one text to the bot and prints
-the reply. For demos and smoke tests."""
+the reply. For demos and smoke tests; it needs the bot's address, domain and the user's
+password - from the options, or leniently from the config file."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
-from bot.config import Config
+from bot.config import Config, Keep
 from bot.im.bodies import UnsupportedBody, text_of
 from bot.sip.digest import DigestClient
 from bot.sip.headers import Headers
@@ -20,6 +23,52 @@ class SendError(Exception):
     """Why no reply came: shown to the user, exit status 1."""
 
 
+UNREGISTER_WAIT = 2.0
+"""Seconds the closing un-REGISTER may take; the reply is already printed by then."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotAddress:
+    """What the client knows of the bot: its domain and URI, and where to send."""
+
+    domain: str
+    uri: str
+    server: Peer
+    timers: TimerConfig = TimerConfig()
+
+    @classmethod
+    def of(cls, config: Config) -> BotAddress:
+        first = config.sip.listen[0]
+        host = first.host if first.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        timers = config.sip.timers
+        return cls(
+            domain=config.sip.domain,
+            uri=config.sip.identity,
+            server=Peer(first.transport.upper(), host, first.port),
+            timers=TimerConfig(t1=timers.t1, t2=timers.t2, t4=timers.t4),
+        )
+
+
+def client_part(user: str) -> Keep:
+    """What ``sipbot send --as USER`` reads of a config file: the bot's address and domain,
+    and USER's password - nothing else, so the server's other settings (an unset
+    ``${SIPBOT_ADMIN_TOKEN}``, say) are none of its business."""
+
+    def keep(data: dict[str, Any]) -> dict[str, Any]:
+        sip = data.get("sip")
+        picked: dict[str, Any] = {}
+        if isinstance(sip, dict):
+            wanted = ("domain", "user", "listen", "tls", "timers")
+            picked["sip"] = {key: sip[key] for key in wanted if key in sip}
+        registrar = data.get("registrar")
+        if isinstance(registrar, dict) and isinstance(registrar.get("users"), dict):
+            users = registrar["users"]
+            picked["registrar"] = {"users": {user: users[user]} if user in users else {}}
+        return picked
+
+    return keep
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendOptions:
     user: str
@@ -29,14 +78,18 @@ class SendOptions:
     server: Peer | None = None
     """Where to send (the bot, or a proxy); by default the bot's first listen address."""
     timeout: float = 10.0
+    """Seconds for all of it: registration, the message and the reply."""
     local_host: str | None = None
     """The address to send from; by default loopback of the destination's family."""
 
 
-async def send(config: Config, options: SendOptions) -> str:
-    domain = config.sip.domain
-    destination = options.server or _bot_address(config)
+async def send(bot: BotAddress | Config, options: SendOptions) -> str:
+    """Register as the user, send the text to the bot, return its reply."""
+    if isinstance(bot, Config):
+        bot = BotAddress.of(bot)
+    destination = options.server or bot.server
     loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.timeout
     reply: asyncio.Future[str] = loop.create_future()
 
     def on_request(incoming: ServerRequest) -> Response:
@@ -51,40 +104,61 @@ async def send(config: Config, options: SendOptions) -> str:
             reply.set_result(text)
         return make_response(request, 200)
 
-    timers = TimerConfig(t1=config.sip.timers.t1, t2=config.sip.timers.t2, t4=config.sip.timers.t4)
     local = options.local_host or _local_host(destination)
     listen = Listen(transport=destination.transport, host=local, port=0)
     async with SipEndpoint(
-        EndpointConfig(listen=(listen,), timers=timers), handler=on_request
+        EndpointConfig(listen=(listen,), timers=bot.timers), handler=on_request
     ) as endpoint:
         credentials = DigestClient(options.user, options.password)
-        aor = f"<sip:{options.user}@{domain}>"
+        aor = f"<sip:{options.user}@{bot.domain}>"
         contact = str(endpoint.contact(options.user, destination.transport))
-        register = _request("REGISTER", SipUri(host=domain), aor, aor, contact)
+        register = _request("REGISTER", SipUri(host=bot.domain), aor, aor, contact)
         register.headers.add("Expires", "300")
-        registered = await endpoint.request(
-            register, destination=destination, credentials=credentials
-        )
+        try:
+            async with asyncio.timeout_at(deadline):
+                registered = await endpoint.request(
+                    register, destination=destination, credentials=credentials
+                )
+        except TimeoutError:
+            raise SendError(_silence(destination, options.timeout)) from None
+        if registered.status == 408:  # RFC 3261 §8.1.3.1: our own timeout (Timer F)
+            raise SendError(_silence(destination, options.timeout))
         if registered.status != 200:
             raise SendError(
                 f"registration as {options.user} failed: {registered.status} {registered.reason}"
             )
         try:
-            target = parse_uri(options.to or config.sip.identity)
-            message = _request("MESSAGE", target, aor, f"<{target}>", contact)
-            message.headers.add("Content-Type", "text/plain;charset=UTF-8")
-            message.body = options.text.encode("utf-8")
-            sent = await endpoint.request(message, destination=destination, credentials=credentials)
-            if not 200 <= sent.status < 300:
-                raise SendError(f"the message was refused: {sent.status} {sent.reason}")
-            try:
-                return await asyncio.wait_for(reply, options.timeout)
-            except TimeoutError:
-                raise SendError(f"no reply within {options.timeout:g} s") from None
+            async with asyncio.timeout_at(deadline):
+                target = parse_uri(options.to or bot.uri)
+                message = _request("MESSAGE", target, aor, f"<{target}>", contact)
+                message.headers.add("Content-Type", "text/plain;charset=UTF-8")
+                message.body = options.text.encode("utf-8")
+                sent = await endpoint.request(
+                    message, destination=destination, credentials=credentials
+                )
+                if not 200 <= sent.status < 300:
+                    raise SendError(f"the message was refused: {sent.status} {sent.reason}")
+                return await reply
+        except TimeoutError:
+            raise SendError(f"no reply within {options.timeout:g} s") from None
         finally:
-            unregister = _request("REGISTER", SipUri(host=domain), aor, aor, contact)
+            unregister = _request("REGISTER", SipUri(host=bot.domain), aor, aor, contact)
             unregister.headers.add("Expires", "0")
-            await endpoint.request(unregister, destination=destination, credentials=credentials)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(UNREGISTER_WAIT):
+                    await endpoint.request(
+                        unregister, destination=destination, credentials=credentials
+                    )
+
+
+def _silence(destination: Peer, timeout: float) -> str:
+    where = f"{destination.host}:{destination.port}"
+    if ":" in destination.host:
+        where = f"[{destination.host}]:{destination.port}"
+    return (
+        f"no SIP server answered at {where} within {timeout:g} s (is `sipbot run` running, "
+        "or is this address banned? `sipbot bans` tells)"
+    )
 
 
 def _request(method: str, uri: object, from_: str, to: str, contact: str) -> Request:
@@ -96,12 +170,6 @@ def _request(method: str, uri: object, from_: str, to: str, contact: str) -> Req
         ("Contact", contact),
     )
     return Request(method, uri, headers)  # type: ignore[arg-type]
-
-
-def _bot_address(config: Config) -> Peer:
-    first = config.sip.listen[0]
-    host = first.host if first.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    return Peer(first.transport.upper(), host, first.port)
 
 
 def _local_host(destination: Peer) -> str:

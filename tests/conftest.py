@@ -4,8 +4,20 @@ re-configurable so that tests can capture events (``structlog.testing.capture_lo
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+
+import pytest
 
 from bot.config import LoggingConfig
 from bot.logs import configure
 
 configure(LoggingConfig(level="INFO", format="json"), stream=sys.stderr, cache=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Bots the tests start keep their data directory (database, control socket) out of the
+    home directory: ``$XDG_DATA_HOME`` (bot.datadir) points into the session's temporary dir."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data-home")))
+        yield

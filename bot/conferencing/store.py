@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import DateTime, RowMapping, String, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -50,6 +51,21 @@ def _aware(value: datetime) -> datetime:
     # SQLite gives naive datetimes back; they were stored in UTC
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
+
+def default_url(data_dir: Path) -> str:
+    """The database when ``conferences.database_url`` is not set: SQLite in the data dir."""
+    return f"sqlite+aiosqlite:///{data_dir / 'sipbot.db'}"
+
+
+DEMO = {
+    "alice": (
+        ("DEMO0001", "Weekly sync", "everyone", timedelta(days=1, hours=9), 30),
+        ("DEMO0002", "Quarterly review", "invited", timedelta(days=7, hours=14), 90),
+    ),
+    "bob": (("DEMO0003", "Design review", "same-enterprise", timedelta(days=2, hours=11), 60),),
+}
+"""The demo users' conferences: id, subject, access level, start (after today's midnight
+UTC) and minutes."""
 
 _TABLE = _Row.__table__
 _BY_ORGANIZER = select(_TABLE).where(_TABLE.c.organizer == bindparam("organizer"))
@@ -134,38 +150,29 @@ class ConferenceStore:
             rows = result.mappings().all()
         return sorted((_model(row) for row in rows), key=soonest_first)
 
-    async def is_empty(self) -> bool:
-        async with self._sessions() as session:
-            return (await session.scalar(select(_Row.conference_id).limit(1))) is None
-
     async def seed_demo(self, domain: str, now: datetime) -> None:
-        """The demo conferences of the shipped config, when the store is empty."""
-        if not await self.is_empty():
-            return
-        day = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-        demo = [
-            ("alice", "Weekly sync", "everyone", day.replace(hour=9), 30),
-            ("alice", "Quarterly review", "invited", day.replace(hour=14) + timedelta(days=6), 90),
-            (
-                "bob",
-                "Design review",
-                "same-enterprise",
-                day.replace(hour=11) + timedelta(days=1),
-                60,
-            ),
-        ]
-        for number, (user, subject, access, start, minutes) in enumerate(demo, start=1):
-            conference_id = f"DEMO{number:04d}"
-            await self.add(
-                Conference(
-                    conference_id=conference_id,
-                    organizer=f"{user}@{domain}",
-                    subject=subject,
-                    uri=f"sip:{user}@{domain};gruu;opaque=app:conf:focus:id:{conference_id}",
-                    access_level=access,
-                    start=start,
-                    end=start + timedelta(minutes=minutes),
-                    expiry=start + timedelta(days=14),
-                    dial_in=f"+1 555 0100, conference ID {1000 + number}",
+        """The demo conferences of the shipped config, in the days after ``now``, for each
+        demo user who has none upcoming (the first start, or theirs ended or cancelled)."""
+        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        for user, entries in DEMO.items():
+            organizer = f"{user}@{domain}"
+            if any((c.end or c.expiry) > now for c in await self._load(organizer)):
+                continue
+            ids = [entry[0] for entry in entries]
+            async with self.engine.begin() as connection:
+                await connection.execute(delete(_Row).where(_Row.conference_id.in_(ids)))
+            for conference_id, subject, access, offset, minutes in entries:
+                start = midnight + offset
+                await self.add(
+                    Conference(
+                        conference_id=conference_id,
+                        organizer=organizer,
+                        subject=subject,
+                        uri=f"sip:{organizer};gruu;opaque=app:conf:focus:id:{conference_id}",
+                        access_level=access,
+                        start=start,
+                        end=start + timedelta(minutes=minutes),
+                        expiry=start + timedelta(days=14),
+                        dial_in=f"+1 555 0100, conference ID {1000 + int(conference_id[4:])}",
+                    )
                 )
-            )
