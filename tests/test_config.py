@@ -20,6 +20,8 @@ def test_shipped_config_is_valid_and_equals_the_embedded_defaults() -> None:
         ("udp", "127.0.0.1", 5060), ("tcp", "127.0.0.1", 5060)}  # fmt: skip
     assert config.registrar.users["alice"].password == "alice-demo"
     assert config.registrar.users["bob"].password == "bob-demo"
+    assert config.acl.admins == ("alice@example.test",)  # the demo's alice may try `status`
+    assert config.conferences.database_url is None  # sipbot.db in the data directory
 
 
 @pytest.mark.parametrize(
