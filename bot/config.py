@@ -257,7 +257,7 @@ def _importable(name: str) -> str:
     except (ImportError, ValueError):
         found = None
     if found is None:
-        raise ValueError(f"no module {name!r} on the Python path (sys.path) of this sipbot")
+        raise ValueError("no such module on the Python path (sys.path) of this sipbot")
     return name
 
 

@@ -4,6 +4,7 @@ traceback for a config mistake, send needs only what a client needs."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ MISTAKES = [
     ),
     (
         "commands:\n  entry_points: false\n  modules:\n    - handlers.help\n    - no.such.module\n",
-        "config.yaml:5: commands.modules[1]: no module 'no.such.module'",
+        "config.yaml:5: commands.modules[1]: no such module on the Python path",
     ),
 ]
 
@@ -67,7 +68,10 @@ def test_the_messages_say_what_would_be_right() -> None:
     assert "not a known IANA time zone (such as UTC or Europe/Paris), got 'Mars/Olympus'" in zone
     assert "sqlite+aiosqlite://" in database and "postgresql+asyncpg://" in database
     assert "set sip.tls.certfile" in tls
-    assert "on the Python path" in module
+    assert (
+        "no such module on the Python path (sys.path) of this sipbot, got 'no.such.module'"
+        in module
+    )
 
 
 def test_plain_database_urls_mean_the_asyncio_drivers() -> None:
@@ -94,7 +98,10 @@ def test_run_says_what_is_wrong_when_it_cannot_start(tmp_path: Path) -> None:
     )
     ran = sipbot("run", cwd=tmp_path)
     assert ran.returncode == 1, ran.stderr
-    assert "sipbot: cannot open the database" in ran.stderr and "Traceback" not in ran.stderr
+    assert ran.stderr.endswith(
+        "sipbot: cannot start: /nonexistent/dir: no such directory for the SQLite database\n"
+    )
+    assert "Traceback" not in ran.stderr
 
 
 SERVER_ONLY = "admin:\n  token: ${SIPBOT_TEST_UNSET_TOKEN}\nconferences:\n  time_zone: UTC\n"
@@ -139,3 +146,16 @@ def test_send_help_describes_every_option(tmp_path: Path) -> None:
 def test_a_bad_server_option_is_a_usage_error(tmp_path: Path) -> None:
     sent = sipbot("send", "--server", "localhost", "--password", "x", "hi", cwd=tmp_path)
     assert sent.returncode == 2 and "--server: give HOST:PORT" in sent.stderr
+
+
+def test_the_readmes_check_config_example_is_what_the_tool_prints(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    broken = re.search(r"With this `broken\.yaml`:\n\n```yaml\n(.*?)```", readme, re.S)
+    shown = re.search(
+        r"```console\n\$ sipbot (check-config --config broken\.yaml)\n(.*?)```", readme, re.S
+    )
+    assert broken is not None and shown is not None
+    (tmp_path / "broken.yaml").write_text(broken.group(1))
+    checked = sipbot(*shown.group(1).split(), cwd=tmp_path)
+    assert checked.returncode == 2
+    assert checked.stdout + checked.stderr == shown.group(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,13 @@ class ConferenceStore:
         self.dial_in = dial_in
 
     async def open(self) -> None:
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            folder = Path(str(url.database)).parent
+            if not folder.is_dir():  # said plainly, before the driver's thread fails on it
+                raise FileNotFoundError(
+                    errno.ENOENT, "no such directory for the SQLite database", str(folder)
+                )
         async with self.engine.begin() as connection:
             await connection.run_sync(_Base.metadata.create_all)
 
