@@ -67,19 +67,24 @@ class ControlChannel:
         self._inode: int | None = None
 
     async def start(self) -> bool:
-        """Listen; False (logged) when another running bot already owns the socket."""
-        self.path.parent.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
-        os.chmod(self.path.parent, PRIVATE)
-        if self.path.exists():
-            if _answering(self.path):
-                log.warning("control.unavailable", socket=str(self.path), reason="in use")
-                return False
-            self.path.unlink()  # left by a bot that did not stop cleanly
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=MAX_REQUEST
-        )
-        os.chmod(self.path, 0o600)
-        self._inode = self.path.stat().st_ino
+        """Listen; False (logged) when it cannot - another running bot owns the socket, or
+        the path is too long or not writable: the bot runs on without ``sipbot bans``."""
+        try:
+            self.path.parent.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
+            os.chmod(self.path.parent, PRIVATE)
+            if self.path.exists():
+                if _answering(self.path):
+                    raise ControlError("another running sipbot uses this data directory")
+                self.path.unlink()  # left by a bot that did not stop cleanly
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_REQUEST
+            )
+            os.chmod(self.path, 0o600)
+            self._inode = self.path.stat().st_ino
+        except (OSError, ControlError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            log.warning("control.unavailable", socket=str(self.path), reason=reason)
+            return False
         log.info("control.listening", socket=str(self.path))
         return True
 

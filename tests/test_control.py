@@ -57,3 +57,10 @@ async def test_a_socket_left_behind_is_replaced(tmp_path: Path) -> None:
         assert (await ask(tmp_path, {"command": "bans"})) == {"ok": True, "bans": []}
     finally:
         await second.close()
+
+
+async def test_a_path_too_long_for_a_unix_socket_leaves_the_bot_running(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    channel = ControlChannel(socket_path(deep), AuthGuard(AuthSecurityConfig()))
+    assert not await channel.start()
+    await channel.close()
