@@ -33,13 +33,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Misplaced(ValueError):
-    """A check of a whole section whose mistake sits at ``path`` below it (so the message
-    names that key's line, not the section's)."""
+class _Problem(ValueError):
+    """A mistake a check found. ``path``: where below the checked key it sits (a check of a
+    whole section names the line of the key at fault); ``secret``: the value may hold a
+    password, so the message does not repeat it."""
 
-    def __init__(self, path: tuple[str | int, ...], message: str):
+    def __init__(self, message: str, *, path: tuple[str | int, ...] = (), secret: bool = False):
         super().__init__(message)
         self.path = path
+        self.secret = secret
 
 
 class ListenConfig(_Section):
@@ -80,9 +82,9 @@ class SipConfig(_Section):
     def _tls_has_a_certificate(self) -> SipConfig:
         for index, item in enumerate(self.listen):
             if item.transport == "tls" and self.tls.certfile is None:
-                raise _Misplaced(
-                    ("listen", index, "transport"),
+                raise _Problem(
                     "a tls listener needs a certificate: set sip.tls.certfile (and keyfile)",
+                    path=("listen", index, "transport"),
                 )
         return self
 
@@ -238,7 +240,7 @@ def _database_url(url: str | None) -> str | None:
     scheme, separator, rest = url.partition("://")
     if not separator or scheme not in DATABASE_DRIVERS:
         known = ", ".join(f"{name}://" for name in DATABASE_DRIVERS)
-        raise ValueError(f"the database URL must start with one of {known}")
+        raise _Problem(f"the database URL must start with one of {known}", secret=True)
     return f"{DATABASE_DRIVERS[scheme]}://{rest}"
 
 
@@ -266,6 +268,8 @@ class ConferencesConfig(_Section):
     database_url: Annotated[str | None, AfterValidator(_database_url)] = None
     """SQLAlchemy URL; None: SQLite file ``sipbot.db`` in the data directory."""
     demo_data: bool = True
+    """At start, the demo conferences for alice and bob of ``sip.domain`` if they have none
+    upcoming (bot.conferencing.store.DEMO)."""
     time_zone: Annotated[str, AfterValidator(_time_zone)] = "UTC"
     cache_seconds: float = Field(default=5.0, ge=0)
     default_duration: int = Field(60, ge=1, le=1440)
@@ -397,9 +401,10 @@ def _dotted(path: tuple[Any, ...]) -> str:
 def _describe(error: Any, lines: dict[tuple[Any, ...], int], source: str) -> str:
     path = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     cause = error.get("ctx", {}).get("error")
-    if isinstance(cause, _Misplaced):
+    if isinstance(cause, _Problem):
         path += cause.path
-        error = {**error, "input": {}}
+        if cause.path or cause.secret:
+            error = {**error, "input": {}}  # not repeated in the message
     line = _line_of(path, lines)
     where = f"{source}:{line}" if line else source
     if error["type"] == "extra_forbidden":

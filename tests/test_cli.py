@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import parse_config
+from bot.config import ConfigError, parse_config
 from tests.commands.chat import chat_bot
 from tests.peers.conftest import free_port
 
@@ -61,12 +61,15 @@ def test_check_config_and_run_name_file_line_and_key_without_a_traceback(
 def test_the_messages_say_what_would_be_right() -> None:
     messages = {}
     for text, _ in MISTAKES:
-        with pytest.raises(Exception) as info:
+        with pytest.raises(ConfigError) as info:
             parse_config(text)
         messages[text] = str(info.value)
     zone, database, tls, module = messages.values()
     assert "not a known IANA time zone (such as UTC or Europe/Paris), got 'Mars/Olympus'" in zone
     assert "sqlite+aiosqlite://" in database and "postgresql+asyncpg://" in database
+    with pytest.raises(ConfigError) as info:  # a URL may hold a password: never repeated
+        parse_config("conferences:\n  database_url: mysql://bot:s3cret@db/x\n")
+    assert "s3cret" not in str(info.value)
     assert "set sip.tls.certfile" in tls
     assert (
         "no such module on the Python path (sys.path) of this sipbot, got 'no.such.module'"
