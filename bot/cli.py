@@ -97,13 +97,16 @@ def _send_arguments(sender: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         default=None,
+        metavar="FILE",
         help="the bot's config file, read for the address, domain and passwords only "
         "(default ./config.yaml when there is one, else the embedded defaults)",
     )
     sender.add_argument(
         "--as", dest="user", default="alice", help="the user to send as (default alice)"
     )
-    sender.add_argument("--password", help="the user's password (default: from the config)")
+    sender.add_argument(
+        "--password", metavar="SECRET", help="the user's password (default: from the config)"
+    )
     sender.add_argument(
         "--server",
         metavar="HOST:PORT",
@@ -112,11 +115,14 @@ def _send_arguments(sender: argparse.ArgumentParser) -> None:
     sender.add_argument(
         "--domain", help="the SIP domain of the user and the bot (default: sip.domain)"
     )
-    sender.add_argument("--to", help="the bot's URI (default sip:<sip.user>@<domain>)")
+    sender.add_argument(
+        "--to", metavar="URI", help="the bot's URI (default sip:<sip.user>@<domain>)"
+    )
     sender.add_argument(
         "--timeout",
         type=float,
         default=10.0,
+        metavar="SECONDS",
         help="seconds for all of it - registration, the message and the reply (default 10)",
     )
 
