@@ -8,6 +8,7 @@ the core's next deadline (aioquic style). Requests become ``await endpoint.reque
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -359,35 +360,68 @@ class SipEndpoint:
         now = self._loop.time()
         if self.admit is not None and not self.admit(peer.host, now):
             return
-        self.layer.receive(data, peer, now)
-        self._pump()
+        try:
+            self.layer.receive(data, peer, now)
+        except Exception:
+            log.exception("sip.message.failed peer=%s size=%d", peer, len(data))
+        finally:
+            self._pump()
 
     def flush(self) -> None:
         """Send what the layer has queued (after a call into it from outside the pump)."""
         self._pump()
 
     def _on_failure(self, peer: Peer, reason: str) -> None:
-        self.layer.transport_failed(peer, reason)
-        self._pump()
+        try:
+            self.layer.transport_failed(peer, reason)
+        except Exception:
+            log.exception("sip.transport_failure.failed peer=%s reason=%s", peer, reason)
+        finally:
+            self._pump()
 
     def _on_timer(self) -> None:
         assert self._loop is not None
+        armed_for = self._timer_at
         self._timer = None
         self._timer_at = None
-        self.layer.handle_timer(self._loop.time())
-        self._pump()
+        # asyncio may run a call_at callback up to one clock resolution early: the timer was
+        # armed for the layer's deadline, so that deadline has come (aioquic clamps the same way)
+        now = self._loop.time()
+        if armed_for is not None:
+            now = max(now, armed_for)
+        try:
+            self.layer.handle_timer(now)
+        except Exception:
+            log.exception("sip.timer.failed now=%.3f", now)
+        finally:
+            self._pump()
 
     def _pump(self) -> None:
+        """Hand out the layer's events, send its datagrams, re-arm the timer. One event or send
+        that fails is logged and skipped: the others still run and the timer is always armed."""
         layer = self.layer
-        while (event := layer.next_event()) is not None:
-            self._dispatch(event)
-        for data, peer in layer.datagrams_to_send():
-            self._send(data, peer)
-        deadline = layer.next_deadline()
+        try:
+            while (event := layer.next_event()) is not None:
+                try:
+                    self._dispatch(event)
+                except Exception:
+                    log.exception("sip.event.failed %s", _describe(event))
+            for data, peer in layer.datagrams_to_send():
+                try:
+                    self._send(data, peer)
+                except Exception:
+                    log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
+        finally:
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """One ``call_at`` at the layer's next deadline (aioquic's single timer)."""
+        assert self._loop is not None
+        deadline = self.layer.next_deadline()
         if deadline != self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
+            self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
             self._timer_at = deadline
 
     def _send(self, data: bytes, peer: Peer) -> None:
@@ -499,6 +533,20 @@ class SipEndpoint:
             response = make_response(request, 500)
         if response is not None:
             self.respond(server_request.transaction, response)
+
+
+def _describe(event: Event) -> str:
+    """The event's kind and what identifies it, for a log line."""
+    request = getattr(event, "request", None) or getattr(event, "invite", None)
+    tx = getattr(event, "transaction", None)
+    if request is None and tx is not None:
+        request = tx.request
+    call_id = None
+    if isinstance(request, Request):
+        with contextlib.suppress(SipParseError):
+            call_id = request.call_id
+    key = tx.key if tx is not None else None
+    return f"event={type(event).__name__} call_id={call_id} transaction={key}"
 
 
 def _uri_host(host: str) -> str:
