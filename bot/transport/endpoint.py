@@ -39,7 +39,7 @@ from bot.sip.transaction import (
 from bot.sip.uri import SipUri
 from bot.sip.validation import UasPolicy
 from bot.transport.resolver import Resolver, Target
-from bot.transport.sockets import StreamTransport, UdpTransport
+from bot.transport.sockets import StreamLimits, StreamTransport, UdpTransport
 from bot.transport.tls import TlsConfig, client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class EndpointConfig:
     """Every request we originate goes here first (RFC 3261 §8.1.2)."""
     keepalive_interval: float = 30.0
     """Seconds between CRLF pings on TCP/TLS connections we open (RFC 5626 §3.5.1); 0 = off."""
+    limits: StreamLimits = field(default_factory=StreamLimits)
+    """Caps and timeouts for TCP/TLS connections others open to us."""
     user_agent: str = "sipbot"
 
 
@@ -147,7 +149,6 @@ class SipEndpoint:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        tls = self.config.tls
         for spec in self.config.listen:
             if spec.transport == "UDP":
                 self._udp = await UdpTransport.open(
@@ -155,14 +156,7 @@ class SipEndpoint:
                 )
                 address = self._udp.local
             else:
-                stream = StreamTransport(
-                    spec.transport,
-                    self._on_message,
-                    self._on_failure,
-                    server_ssl=server_context(tls) if spec.transport == "TLS" else None,
-                    client_ssl=client_context(tls) if spec.transport == "TLS" else None,
-                    keepalive_interval=self.config.keepalive_interval,
-                )
+                stream = self._stream_transport(spec.transport, listening=True)
                 address = await stream.listen(spec.host, spec.port)
                 self._streams[spec.transport] = stream
             self._addresses[spec.transport] = (spec.advertise or address[0], address[1])
@@ -195,14 +189,27 @@ class SipEndpoint:
     def add_stream_transport(self, kind: str) -> None:
         """Allow outgoing TCP/TLS connections without listening (a pure client)."""
         if kind not in self._streams:
-            tls = self.config.tls
-            self._streams[kind] = StreamTransport(
-                kind,
-                self._on_message,
-                self._on_failure,
-                client_ssl=client_context(tls) if kind == "TLS" else None,
-                keepalive_interval=self.config.keepalive_interval,
-            )
+            self._streams[kind] = self._stream_transport(kind, listening=False)
+
+    def _stream_transport(self, kind: str, *, listening: bool) -> StreamTransport:
+        tls = self.config.tls if kind == "TLS" else None
+        return StreamTransport(
+            kind,
+            self._on_message,
+            self._on_failure,
+            server_ssl=server_context(tls) if tls is not None and listening else None,
+            client_ssl=client_context(tls) if tls is not None else None,
+            keepalive_interval=self.config.keepalive_interval,
+            limits=self.config.limits,
+            max_message=self.layer.max_message_size,
+            admit=self._admits,
+        )
+
+    def _admits(self, host: str) -> bool:
+        """The datagram gate (``admit``) applied to connections at accept: a banned address
+        cannot hold a connection either."""
+        assert self._loop is not None
+        return self.admit is None or self.admit(host, self._loop.time())
 
     # --- building messages --------------------------------------------------------------------
 
