@@ -39,7 +39,7 @@ from bot.sip.transaction import (
 from bot.sip.uri import SipUri
 from bot.sip.validation import UasPolicy
 from bot.transport.resolver import Resolver, Target
-from bot.transport.sockets import StreamLimits, StreamTransport, UdpTransport
+from bot.transport.sockets import StreamLimits, StreamTransport, UdpTransport, refused
 from bot.transport.tls import TlsConfig, client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ class _Outcome:
 
     response: Response
     local: bool = False
+    refused: bool = False
+    """The peer refused the connection (a TCP reset, RFC 3261 §18.1.1)."""
 
 
 class SipEndpoint:
@@ -294,15 +296,40 @@ class SipEndpoint:
     async def _send_once(
         self, request: Request, peer: Peer, on_provisional: Callable[[Response], None] | None
     ) -> _Outcome:
-        assert self._loop is not None
         if "max-forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
         wire = self._add_via(request, peer)
         if peer.transport == "UDP" and len(wire) > MTU_THRESHOLD:
             # RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-
             # controlled transport; the top Via then names it.
-            peer = Peer("TCP", peer.host, peer.port)
+            stream = Peer("TCP", peer.host, peer.port)
+            outcome = await self._transact(
+                request, stream, self._add_via(request, stream), on_provisional
+            )
+            if not outcome.refused:
+                return outcome
+            # §18.1.1: "If the attempt to establish the connection generates either an ICMP
+            # Protocol Not Supported, or results in a TCP reset, the element SHOULD retry the
+            # request, using UDP" (a softphone that listens on UDP only).
+            log.info(
+                "sip.request.retried_over_udp method=%s call_id=%s peer=%s size=%d",
+                request.method,
+                request.call_id,
+                peer,
+                len(wire),
+            )
             wire = self._add_via(request, peer)
+        return await self._transact(request, peer, wire, on_provisional)
+
+    async def _transact(
+        self,
+        request: Request,
+        peer: Peer,
+        wire: bytes,
+        on_provisional: Callable[[Response], None] | None,
+    ) -> _Outcome:
+        """One client transaction for ``request`` (serialized as ``wire``) to ``peer``."""
+        assert self._loop is not None
         self._ensure_stream(peer.transport)
         tx = self.layer.send_request(request, peer, self._loop.time(), wire=wire)
         future: asyncio.Future[_Outcome] = self._loop.create_future()
@@ -463,7 +490,8 @@ class SipEndpoint:
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
                 reason = f"Service Unavailable ({event.reason})"[:100]
-                self._finish(tx, _Outcome(make_response(kept_request(tx), 503, reason), local=True))
+                response = make_response(kept_request(tx), 503, reason)
+                self._finish(tx, _Outcome(response, local=True, refused=refused(event.reason)))
         elif isinstance(event, AckReceived):
             if self.on_ack is not None:
                 self.on_ack(event.request)

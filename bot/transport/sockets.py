@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import ssl
@@ -27,6 +28,21 @@ OnMessage = Callable[[bytes, Peer], None]
 OnFailure = Callable[[Peer, str], None]
 Admit = Callable[[str], bool]
 """(source address) -> False to refuse a connection from it at accept."""
+
+
+REFUSED = "connection refused"
+"""How a failure reason starts when the peer refused the connection outright."""
+_REFUSALS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ENOPROTOOPT, errno.EPROTONOSUPPORT}
+)
+"""RFC 3261 §18.1.1: a TCP reset or an ICMP Protocol Not Supported while connecting (Linux
+reports the ICMP one as ENOPROTOOPT)."""
+
+
+def refused(reason: str) -> bool:
+    """Did the failure ``reason`` come from a peer refusing the connection (not a timeout, not
+    TLS, not a connection lost later)?"""
+    return reason.startswith(REFUSED)
 
 
 def _peer(transport: str, address: tuple[object, ...]) -> Peer:
@@ -376,7 +392,8 @@ class StreamTransport:
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.warning("sip.stream.connect_failed peer=%s reason=%s", peer, exc)
-            self._on_failure(peer, f"cannot connect: {exc}")
+            cause = REFUSED if exc.errno in _REFUSALS else "cannot connect"
+            self._on_failure(peer, f"{cause}: {exc}")
             return None
         finally:
             self._pending.pop(peer, None)
