@@ -38,6 +38,7 @@ from bot.sip.transaction import (
 )
 from bot.sip.uri import SipUri
 from bot.sip.validation import UasPolicy
+from bot.transport.errors import ListenError
 from bot.transport.resolver import Resolver, Target
 from bot.transport.sockets import StreamLimits, StreamTransport, UdpTransport, refused
 from bot.transport.tls import TlsConfig, client_context, server_context
@@ -150,19 +151,27 @@ class SipEndpoint:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open every listener; raises :class:`ListenError` (after closing those already
+        open) when one cannot be opened."""
         self._loop = asyncio.get_running_loop()
         for spec in self.config.listen:
-            if spec.transport == "UDP":
-                self._udp = await UdpTransport.open(
-                    spec.host, spec.port, self._on_message, self._on_failure
-                )
-                address = self._udp.local
-            else:
-                stream = self._stream_transport(spec.transport, listening=True)
-                address = await stream.listen(spec.host, spec.port)
-                self._streams[spec.transport] = stream
+            try:
+                address = await self._listen(spec)
+            except OSError as exc:
+                await self.close()
+                raise ListenError(spec.transport, spec.host, spec.port, exc) from exc
             self._addresses[spec.transport] = (spec.advertise or address[0], address[1])
         log.info("sip.endpoint.started addresses=%s", self._addresses)
+
+    async def _listen(self, spec: Listen) -> tuple[str, int]:
+        if spec.transport == "UDP":
+            self._udp = await UdpTransport.open(
+                spec.host, spec.port, self._on_message, self._on_failure
+            )
+            return self._udp.local
+        stream = self._stream_transport(spec.transport, listening=True)
+        self._streams[spec.transport] = stream
+        return await stream.listen(spec.host, spec.port)
 
     async def close(self) -> None:
         if self._timer is not None:
