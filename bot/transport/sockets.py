@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import socket
 import ssl
@@ -143,8 +144,9 @@ class StreamLimits:
     """Inbound connections held at once, all sources together: the usual open-file limit is
     1024, and listeners, outgoing connections, the database and logs need descriptors too."""
     max_connections_per_source: int = 32
-    """Inbound connections held at once from one address: a proxy needs one or a few, an office
-    NAT one per phone that uses TCP; an attacker alone cannot take the global pool."""
+    """Inbound connections held at once from one source (an IPv4 address, an IPv6 /64, as the
+    guard bans): a proxy needs one or a few, an office NAT one per phone that uses TCP; one
+    attacker cannot take the global pool."""
     idle_timeout: float = 900.0
     """Seconds an inbound connection may stay silent before it is closed. RFC 5626 §4.4.1
     clients ping every 95-120 s; this is also longer than a default registration (600 s), so a
@@ -159,6 +161,19 @@ REFUSAL_LOG_INTERVAL = 60.0
 """Seconds between two log lines about refused connections from one source."""
 REFUSAL_LOG_SOURCES = 1024
 """Sources remembered for that rate limit; beyond it, the oldest are forgotten."""
+
+
+def source_of(host: str) -> str:
+    """What one party holds: an IPv4 address, or an IPv6 /64 (a host gets a whole /64)."""
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack listener
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 class StreamConnection(asyncio.Protocol):
@@ -351,7 +366,12 @@ class StreamTransport:
     async def listen(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: StreamConnection(self, outbound=False), host, port, ssl=self._server_ssl
+            lambda: StreamConnection(self, outbound=False),
+            host,
+            port,
+            ssl=self._server_ssl,
+            # a TLS handshake is held no longer than an incomplete message (slow-loris)
+            ssl_handshake_timeout=self.limits.header_timeout if self._server_ssl else None,
         )
         address = self._server.sockets[0].getsockname()
         return str(address[0]), int(address[1])
@@ -401,44 +421,44 @@ class StreamTransport:
 
     def _accept(self, peer: Peer) -> bool:
         """May a connection from ``peer`` be held? Counts it when it may."""
-        host, limits = peer.host, self.limits
+        source, limits = source_of(peer.host), self.limits
         reason = None
-        if self._admit is not None and not self._admit(host):
+        if self._admit is not None and not self._admit(peer.host):
             reason = "banned"
         elif self._inbound.total() >= limits.max_connections:
             reason = f"{limits.max_connections} connections held"
-        elif self._inbound[host] >= limits.max_connections_per_source:
+        elif self._inbound[source] >= limits.max_connections_per_source:
             reason = f"{limits.max_connections_per_source} connections from this source"
         if reason is None:
-            self._inbound[host] += 1
+            self._inbound[source] += 1
             return True
         self.refused += 1
-        self._log_refusal(host, reason)
+        self._log_refusal(source, reason)
         return False
 
     def _release(self, connection: StreamConnection) -> None:
         assert connection.peer is not None
-        host = connection.peer.host
-        self._inbound[host] -= 1
-        if self._inbound[host] <= 0:
-            del self._inbound[host]
+        source = source_of(connection.peer.host)
+        self._inbound[source] -= 1
+        if self._inbound[source] <= 0:
+            del self._inbound[source]
 
-    def _log_refusal(self, host: str, reason: str) -> None:
+    def _log_refusal(self, source: str, reason: str) -> None:
         """At most one line per source per REFUSAL_LOG_INTERVAL: a flood of connections must
         not become a flood of log lines."""
         now = self.loop.time()
-        last = self._refusals_logged.get(host)
+        last = self._refusals_logged.get(source)
         if last is not None and now - last < REFUSAL_LOG_INTERVAL:
             return
         if len(self._refusals_logged) >= REFUSAL_LOG_SOURCES:
             oldest = sorted(self._refusals_logged, key=self._refusals_logged.__getitem__)
             for stale in oldest[: REFUSAL_LOG_SOURCES // 2]:
                 del self._refusals_logged[stale]
-        self._refusals_logged[host] = now
+        self._refusals_logged[source] = now
         log.warning(
             "sip.stream.refused transport=%s source=%s reason=%s (refused so far: %d)",
             self.kind,
-            host,
+            source,
             reason,
             self.refused,
         )

@@ -8,14 +8,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import trustme
 
 from bot.sip.layer import MAX_MESSAGE_SIZE
 from bot.sip.transaction import Peer
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
-from bot.transport.sockets import StreamLimits
-from tests.transport.test_loopback import FAST, Recorder, options
+from bot.transport.sockets import StreamLimits, source_of
+from bot.transport.tls import TlsConfig
+from tests.transport.test_loopback import FAST, Recorder, options, write_pair
 
 
 @dataclass
@@ -228,3 +231,32 @@ def test_limits_come_from_the_config() -> None:
     config = endpoint_config(Config(sip=SipConfig(limits=limits)))
     assert config.limits.max_connections_per_source == 2 and config.limits.header_timeout == 3.5
     assert StreamLimits(**LimitsConfig().model_dump()) == StreamLimits()  # one set of defaults
+
+
+@pytest.mark.parametrize(
+    ("host", "source"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),  # same /64: one party, as the guard bans
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # an IPv4 client of a dual-stack listener
+    ],
+)
+def test_connections_are_counted_per_ipv4_address_and_ipv6_64(host: str, source: str) -> None:
+    assert source_of(host) == source
+
+
+async def test_tls_handshake_that_never_comes_is_closed_after_header_timeout(
+    tmp_path: Path,
+) -> None:
+    certfile, keyfile = write_pair(trustme.CA(), tmp_path, "server", "127.0.0.1")
+    config = EndpointConfig(
+        listen=(Listen(transport="TLS", port=0),),
+        tls=TlsConfig(certfile=certfile, keyfile=keyfile),
+        limits=StreamLimits(header_timeout=0.3),
+    )
+    async with SipEndpoint(config) as endpoint:
+        host, port = endpoint.address("TLS")
+        connection = await asyncio.open_connection(host, port)  # plain TCP: no ClientHello
+        assert await closed(connection)
+        connection[1].close()
