@@ -34,7 +34,7 @@ from bot.sip.transaction import Peer, TimerConfig
 from bot.sip.uri import SipUri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
-from bot.transport.sockets import StreamLimits
+from bot.transport.limits import StreamLimits
 from bot.transport.tls import TlsConfig
 from handlers import BUILTIN
 

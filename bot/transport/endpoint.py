@@ -39,8 +39,9 @@ from bot.sip.transaction import (
 from bot.sip.uri import SipUri
 from bot.sip.validation import UasPolicy
 from bot.transport.errors import ListenError
+from bot.transport.limits import StreamLimits
 from bot.transport.resolver import Resolver, Target
-from bot.transport.sockets import StreamLimits, StreamTransport, UdpTransport, refused
+from bot.transport.sockets import StreamTransport, UdpTransport, refused
 from bot.transport.tls import TlsConfig, client_context, server_context
 
 log = logging.getLogger(__name__)

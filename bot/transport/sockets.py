@@ -9,13 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import socket
 import ssl
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import cast
 
 from bot.sip.errors import SipParseError
@@ -23,12 +20,11 @@ from bot.sip.framing import KeepAlive, StreamFramer
 from bot.sip.layer import MAX_MESSAGE_SIZE
 from bot.sip.message import Request, make_response
 from bot.sip.transaction import Peer
+from bot.transport.limits import Admit, ConnectionGate, ProgressClock, StreamLimits
 
 log = logging.getLogger(__name__)
 OnMessage = Callable[[bytes, Peer], None]
 OnFailure = Callable[[Peer, str], None]
-Admit = Callable[[str], bool]
-"""(source address) -> False to refuse a connection from it at accept."""
 
 
 REFUSED = "connection refused"
@@ -135,47 +131,6 @@ def _grow_buffers(sock: socket.socket) -> None:
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamLimits:
-    """Bounds on the TCP/TLS connections others open to us (issue 15 item 8). Connections we
-    open are ours to manage and keep their RFC 5626 keep-alives instead."""
-
-    max_connections: int = 900
-    """Inbound connections held at once, all sources together: the usual open-file limit is
-    1024, and listeners, outgoing connections, the database and logs need descriptors too."""
-    max_connections_per_source: int = 32
-    """Inbound connections held at once from one source (an IPv4 address, an IPv6 /64, as the
-    guard bans): a proxy needs one or a few, an office NAT one per phone that uses TCP; one
-    attacker cannot take the global pool."""
-    idle_timeout: float = 900.0
-    """Seconds an inbound connection may stay silent before it is closed. RFC 5626 §4.4.1
-    clients ping every 95-120 s; this is also longer than a default registration (600 s), so a
-    client that only refreshes its registration keeps its flow."""
-    header_timeout: float = 10.0
-    """Seconds an inbound connection may hold an incomplete message (or, once accepted, send
-    no message at all) before it is closed: a SIP message arrives within a few round trips,
-    and a slow-loris sender holds a connection this long at most."""
-
-
-REFUSAL_LOG_INTERVAL = 60.0
-"""Seconds between two log lines about refused connections from one source."""
-REFUSAL_LOG_SOURCES = 1024
-"""Sources remembered for that rate limit; beyond it, the oldest are forgotten."""
-
-
-def source_of(host: str) -> str:
-    """What one party holds: an IPv4 address, or an IPv6 /64 (a host gets a whole /64)."""
-    if ":" not in host:
-        return host
-    try:
-        address = ipaddress.IPv6Address(host.partition("%")[0])
-    except ValueError:
-        return host
-    if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack listener
-        return str(address.ipv4_mapped)
-    return str(ipaddress.IPv6Network((address, 64), strict=False))
-
-
 class StreamConnection(asyncio.Protocol):
     """One TCP or TLS connection: framing, keep-alive, caps (RFC 3261 §18.3, RFC 5626 §4.4.1)."""
 
@@ -187,13 +142,8 @@ class StreamConnection(asyncio.Protocol):
         self.peer: Peer | None = None
         self._awaiting_pong = False
         self._keepalive: asyncio.TimerHandle | None = None
-        self._accepted = False
-        """An inbound connection counted against the limits (released in connection_lost)."""
-        self._buffered = 0
-        """Octets the framer holds of a message not complete yet."""
-        self._last_received = 0.0
-        self._partial_since: float | None = None
-        """When the connection began to owe us a complete message (loop time), or None."""
+        self._progress: ProgressClock | None = None
+        """For a connection we accepted: when it must next show progress (limits.py)."""
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_at = 0.0
 
@@ -201,13 +151,11 @@ class StreamConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self.peer = _peer(self._owner.kind, transport.get_extra_info("peername"))
         if not self._outbound:
-            if not self._owner._accept(self.peer):
+            now = self._owner.loop.time()
+            if not self._owner.gate.accept(self.peer.host, now):
                 self._transport.abort()  # refused at accept: nothing it sends is read
                 return
-            self._accepted = True
-            now = self._owner.loop.time()
-            self._last_received = now
-            self._partial_since = now  # a connection is opened to send something
+            self._progress = ProgressClock(self._owner.gate.limits, now)
             self._arm_deadline()
         self._owner._register(self)
         if self._outbound and self._owner.keepalive_interval:
@@ -222,8 +170,9 @@ class StreamConnection(asyncio.Protocol):
         except SipParseError as exc:
             self._refuse(exc)
             return
-        if self._accepted:
-            self._account(data, items)
+        if self._progress is not None:
+            self._progress.received(data, items, self._owner.loop.time())
+            self._arm_deadline()
         for item in items:
             if item is KeepAlive.PING:
                 self._transport.write(KeepAlive.PONG.value)  # RFC 5626 §3.5.1
@@ -232,51 +181,27 @@ class StreamConnection(asyncio.Protocol):
             elif isinstance(item, bytes):
                 self._owner.on_message(item, self.peer)
 
-    # --- limits on inbound connections (issue 15 item 8) ---------------------------------------
-
-    def _account(self, data: bytes, items: list[bytes | KeepAlive]) -> None:
-        """Track what the framer still holds: each octet fed comes out in exactly one item (a
-        message, a ping, a pong) or stays buffered."""
-        now = self._owner.loop.time()
-        self._last_received = now
-        self._buffered += len(data) - sum(
-            len(item.value if isinstance(item, KeepAlive) else item) for item in items
-        )
-        if self._buffered <= 0:
-            self._buffered = 0
-            self._partial_since = None
-        elif items or self._partial_since is None:
-            self._partial_since = now  # something completed: the clock restarts for the rest
-        self._arm_deadline()
-
-    def _next_deadline(self) -> tuple[float, str]:
-        limits = self._owner.limits
-        idle = (self._last_received + limits.idle_timeout, "idle")
-        if self._partial_since is None:
-            return idle
-        return min(idle, (self._partial_since + limits.header_timeout, "incomplete message"))
-
     def _arm_deadline(self) -> None:
-        """One timer per connection, moved only earlier: when it fires it re-reads the
-        deadline, so traffic costs no timer operations."""
-        deadline, _ = self._next_deadline()
-        if self._deadline is not None and self._deadline_at <= deadline:
-            return
+        """One timer per accepted connection, only ever moved earlier: when it fires it reads
+        the deadline again, so traffic costs no timer operations."""
+        assert self._progress is not None
+        deadline, _ = self._progress.deadline()
         if self._deadline is not None:
+            if self._deadline_at <= deadline:
+                return
             self._deadline.cancel()
         self._deadline_at = deadline
         self._deadline = self._owner.loop.call_at(deadline, self._on_deadline)
 
     def _on_deadline(self) -> None:
+        assert self._progress is not None and self._transport is not None
         self._deadline = None
-        deadline, reason = self._next_deadline()
+        deadline, reason = self._progress.deadline()
         if self._owner.loop.time() < deadline:
             self._arm_deadline()
             return
         log.info("sip.stream.timed_out peer=%s reason=%s", self.peer, reason)
-        if self._transport is None:
-            return
-        if self._partial_since is not None:
+        if self._progress.owed:
             self._transport.abort()  # a slow sender gets no graceful close to wait on
         else:
             self._transport.close()
@@ -298,9 +223,9 @@ class StreamConnection(asyncio.Protocol):
         for timer in (self._keepalive, self._deadline):
             if timer is not None:
                 timer.cancel()
-        if self._accepted:
-            self._accepted = False
-            self._owner._release(self)
+        if self._progress is not None and self.peer is not None:
+            self._progress = None
+            self._owner.gate.release(self.peer.host)
         self._owner._unregister(self, f"connection lost: {exc}" if exc else "connection closed")
 
     def close(self) -> None:
@@ -349,16 +274,10 @@ class StreamTransport:
         self.keepalive_interval = keepalive_interval
         """Seconds between CRLF pings on connections we open; 0 turns them off."""
         self._connect_timeout = connect_timeout
-        self.limits = limits or StreamLimits()
+        self.gate = ConnectionGate(kind, limits or StreamLimits(), admit)
         self.max_message = max_message
         """Largest message the layer accepts, in octets: the framer refuses a longer body at
         once (413) instead of buffering it."""
-        self._admit = admit
-        self._inbound: Counter[str] = Counter()
-        """Inbound connections held, by source address."""
-        self._refusals_logged: dict[str, float] = {}
-        self.refused = 0
-        """Inbound connections refused at accept (banned, or over a limit)."""
         self._connections: dict[Peer, StreamConnection] = {}
         self._pending: dict[Peer, asyncio.Task[StreamConnection | None]] = {}
         self._server: asyncio.Server | None = None
@@ -371,7 +290,7 @@ class StreamTransport:
             port,
             ssl=self._server_ssl,
             # a TLS handshake is held no longer than an incomplete message (slow-loris)
-            ssl_handshake_timeout=self.limits.header_timeout if self._server_ssl else None,
+            ssl_handshake_timeout=self.gate.limits.header_timeout if self._server_ssl else None,
         )
         address = self._server.sockets[0].getsockname()
         return str(address[0]), int(address[1])
@@ -418,50 +337,6 @@ class StreamTransport:
         finally:
             self._pending.pop(peer, None)
         return connection
-
-    def _accept(self, peer: Peer) -> bool:
-        """May a connection from ``peer`` be held? Counts it when it may."""
-        source, limits = source_of(peer.host), self.limits
-        reason = None
-        if self._admit is not None and not self._admit(peer.host):
-            reason = "banned"
-        elif self._inbound.total() >= limits.max_connections:
-            reason = f"{limits.max_connections} connections held"
-        elif self._inbound[source] >= limits.max_connections_per_source:
-            reason = f"{limits.max_connections_per_source} connections from this source"
-        if reason is None:
-            self._inbound[source] += 1
-            return True
-        self.refused += 1
-        self._log_refusal(source, reason)
-        return False
-
-    def _release(self, connection: StreamConnection) -> None:
-        assert connection.peer is not None
-        source = source_of(connection.peer.host)
-        self._inbound[source] -= 1
-        if self._inbound[source] <= 0:
-            del self._inbound[source]
-
-    def _log_refusal(self, source: str, reason: str) -> None:
-        """At most one line per source per REFUSAL_LOG_INTERVAL: a flood of connections must
-        not become a flood of log lines."""
-        now = self.loop.time()
-        last = self._refusals_logged.get(source)
-        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
-            return
-        if len(self._refusals_logged) >= REFUSAL_LOG_SOURCES:
-            oldest = sorted(self._refusals_logged, key=self._refusals_logged.__getitem__)
-            for stale in oldest[: REFUSAL_LOG_SOURCES // 2]:
-                del self._refusals_logged[stale]
-        self._refusals_logged[source] = now
-        log.warning(
-            "sip.stream.refused transport=%s source=%s reason=%s (refused so far: %d)",
-            self.kind,
-            source,
-            reason,
-            self.refused,
-        )
 
     def _register(self, connection: StreamConnection) -> None:
         assert connection.peer is not None

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import trustme
 
+from bot.sip.framing import StreamFramer
 from bot.sip.layer import MAX_MESSAGE_SIZE
 from bot.sip.transaction import Peer
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
-from bot.transport.sockets import StreamLimits, source_of
+from bot.transport.limits import ProgressClock, StreamLimits, source_of
 from bot.transport.tls import TlsConfig
 from tests.transport.test_loopback import FAST, Recorder, options, write_pair
 
@@ -90,7 +91,7 @@ async def test_connections_beyond_the_per_source_cap_are_refused(
         answered = [r for r in replies if r.startswith(b"SIP/2.0 200")]
         assert len(answered) == 32 and replies.count(b"") == 8
         stream = server.endpoint._streams["TCP"]
-        assert stream.connection_count == 32 and stream.refused == 8
+        assert stream.connection_count == 32 and stream.gate.refused == 8
         # one log line for the source, not one per refused connection
         assert caplog.text.count("sip.stream.refused") == 1
     finally:
@@ -190,7 +191,7 @@ async def test_banned_address_is_refused_at_accept(server: Server) -> None:
     banned = await connect(server, "127.0.0.2")
     assert await answer_or_close(banned, wire(server, "banned")) == b""
     assert server.endpoint.layer.stats.received == 0 and server.recorder.seen == []
-    assert server.endpoint._streams["TCP"].refused == 1
+    assert server.endpoint._streams["TCP"].gate.refused == 1
     allowed = await connect(server, "127.0.0.1")
     assert (await answer_or_close(allowed, wire(server, "allowed"))).startswith(b"SIP/2.0 200")
     assert asked[:2] == ["127.0.0.2", "127.0.0.1"]
@@ -260,3 +261,26 @@ async def test_tls_handshake_that_never_comes_is_closed_after_header_timeout(
         connection = await asyncio.open_connection(host, port)  # plain TCP: no ClientHello
         assert await closed(connection)
         connection[1].close()
+
+
+def test_progress_clock_owes_a_message_only_while_part_of_one_is_held() -> None:
+    limits = StreamLimits(header_timeout=10, idle_timeout=100)
+    framer = StreamFramer()
+    clock = ProgressClock(limits, now=0.0)
+    assert clock.deadline() == (10.0, "no complete message")  # from accept
+
+    def feed(data: bytes, now: float) -> None:
+        clock.received(data, framer.feed(data), now)
+
+    message = b"OPTIONS sip:bot@x SIP/2.0\r\nContent-Length: 2\r\n\r\nhi"
+    feed(message[:20], 1.0)
+    assert clock.deadline() == (10.0, "no complete message")  # still owed since accept
+    feed(message[20:] + message[:5], 5.0)  # one message ends, the next begins: clock restarts
+    assert clock.deadline() == (15.0, "no complete message")
+    feed(message[5:], 6.0)
+    assert clock.deadline() == (106.0, "idle") and not clock.owed
+    feed(b"\r", 7.0)  # a lone CRLF, octet by octet: a keep-alive in progress, not a message
+    feed(b"\n", 8.0)
+    assert clock.deadline() == (108.0, "idle")
+    feed(b"\r\n", 9.0)  # ... that turned out to be a ping
+    assert clock.deadline() == (109.0, "idle")
