@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.sip.digest import DigestClient
-from bot.sip.errors import SipParseError
+from bot.sip.errors import ProtocolStateError, SipParseError
 from bot.sip.events import (
     AckReceived,
     CancelReceived,
@@ -576,8 +576,17 @@ class SipEndpoint:
                 "sip.handler.failed method=%s call_id=%s", request.method, request.call_id
             )
             response = make_response(request, 500)
-        if response is not None:
+        if response is None:
+            return
+        try:
             self.respond(server_request.transaction, response)
+        except ProtocolStateError:  # e.g. the handler had answered already: ours, not the peer's
+            log.exception(
+                "sip.handler.answer_refused method=%s call_id=%s status=%d",
+                request.method,
+                request.call_id,
+                response.status,
+            )
 
 
 def _describe(event: Event) -> str:

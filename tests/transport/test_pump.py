@@ -158,3 +158,29 @@ async def test_early_timer_wakeup_does_the_work(silent: socket.socket) -> None:
         client._on_timer()  # what the loop does when it runs the handle 20 s early
         assert len(await copies(silent, 1)) == 1  # Timer E's retransmission, at once
         pending.cancel()
+
+
+async def test_a_handler_answering_twice_is_logged_not_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An async handler that answered and then returns another final response: the first
+    answer stands, the second is refused by the transaction and logged with its context."""
+    done = asyncio.Event()
+
+    async def twice(incoming: ServerRequest) -> Response:
+        incoming.respond(200)
+        done.set()
+        return make_response(incoming.request, 486)
+
+    server = SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST), handler=twice)
+    client = SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST))
+    async with server, client:
+        host, port = server.address()
+        response = await asyncio.wait_for(
+            client.request(options(host, port, "twice-1"), destination=Peer("UDP", host, port)), 5
+        )
+        assert response.status == 200
+        await asyncio.wait_for(done.wait(), 5)
+        while server._tasks:  # the handler task ends once its second answer was refused
+            await asyncio.wait(set(server._tasks), timeout=5)
+    assert "sip.handler.answer_refused method=OPTIONS call_id=twice-1 status=486" in caplog.text
