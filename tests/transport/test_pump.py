@@ -176,11 +176,14 @@ async def test_a_handler_answering_twice_is_logged_not_lost(
     client = SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST))
     async with server, client:
         host, port = server.address()
+        request = options(host, port, "twice-1")  # as a MESSAGE: its 200 keeps a transaction
+        request = Request("MESSAGE", request.uri, request.headers)
+        request.headers.set("CSeq", "1 MESSAGE")
         response = await asyncio.wait_for(
-            client.request(options(host, port, "twice-1"), destination=Peer("UDP", host, port)), 5
+            client.request(request, destination=Peer("UDP", host, port)), 5
         )
         assert response.status == 200
         await asyncio.wait_for(done.wait(), 5)
         while server._tasks:  # the handler task ends once its second answer was refused
             await asyncio.wait(set(server._tasks), timeout=5)
-    assert "sip.handler.answer_refused method=OPTIONS call_id=twice-1 status=486" in caplog.text
+    assert "sip.handler.answer_refused method=MESSAGE call_id=twice-1 status=486" in caplog.text
