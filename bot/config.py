@@ -64,6 +64,22 @@ class TimersConfig(_Section):
     t4: float = Field(5.0, gt=0)
 
 
+class LimitsConfig(_Section):
+    """TCP/TLS connections others open to the bot (issue 15 item 8); see
+    ``bot.transport.sockets.StreamLimits`` for why each default."""
+
+    max_connections: int = Field(900, ge=1)
+    """Inbound connections held at once, all sources together (below the usual 1024 files)."""
+    max_connections_per_source: int = Field(32, ge=1)
+    """Inbound connections held at once from one address (raise it for a big office NAT)."""
+    idle_timeout: float = Field(900.0, gt=0)
+    """Seconds of silence after which an inbound connection is closed (RFC 5626 clients ping
+    every 95-120 s; longer than a default registration)."""
+    header_timeout: float = Field(10.0, gt=0)
+    """Seconds an inbound connection may hold an incomplete message (slow-loris) or, once
+    accepted, send nothing complete."""
+
+
 class SipConfig(_Section):
     mode: Literal["embedded", "external"] = "embedded"
     domain: str = "example.test"
@@ -77,6 +93,7 @@ class SipConfig(_Section):
     tls: TlsSettings = TlsSettings()
     trusted_proxies: tuple[str, ...] = ()
     timers: TimersConfig = TimersConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @model_validator(mode="after")
     def _tls_has_a_certificate(self) -> SipConfig:

@@ -37,6 +37,7 @@ from bot.sip.transaction import Peer, TimerConfig
 from bot.sip.uri import SipUri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
+from bot.transport.limits import StreamLimits
 from bot.transport.tls import TlsConfig
 from handlers import BUILTIN
 
@@ -103,6 +104,7 @@ def endpoint_config(config: Config) -> EndpointConfig:
             content_encodings=ENCODINGS,
         ),
         tls=TlsConfig(**sip.tls.model_dump()),
+        limits=StreamLimits(**sip.limits.model_dump()),
         outbound_proxy=outbound,
         user_agent="sipbot",
     )

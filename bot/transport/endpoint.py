@@ -8,6 +8,7 @@ the core's next deadline (aioquic style). Requests become ``await endpoint.reque
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.sip.digest import DigestClient
-from bot.sip.errors import SipParseError
+from bot.sip.errors import ProtocolStateError, SipParseError
 from bot.sip.events import (
     AckReceived,
     CancelReceived,
@@ -37,8 +38,10 @@ from bot.sip.transaction import (
 )
 from bot.sip.uri import SipUri
 from bot.sip.validation import UasPolicy
+from bot.transport.errors import ListenError
+from bot.transport.limits import StreamLimits
 from bot.transport.resolver import Resolver, Target
-from bot.transport.sockets import StreamTransport, UdpTransport
+from bot.transport.sockets import StreamTransport, UdpTransport, refused
 from bot.transport.tls import TlsConfig, client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ class EndpointConfig:
     """Every request we originate goes here first (RFC 3261 §8.1.2)."""
     keepalive_interval: float = 30.0
     """Seconds between CRLF pings on TCP/TLS connections we open (RFC 5626 §3.5.1); 0 = off."""
+    limits: StreamLimits = field(default_factory=StreamLimits)
+    """Caps and timeouts for TCP/TLS connections others open to us."""
     user_agent: str = "sipbot"
 
 
@@ -112,6 +117,8 @@ class _Outcome:
 
     response: Response
     local: bool = False
+    refused: bool = False
+    """The peer refused the connection (a TCP reset, RFC 3261 §18.1.1)."""
 
 
 class SipEndpoint:
@@ -145,27 +152,27 @@ class SipEndpoint:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open every listener; raises :class:`ListenError` (after closing those already
+        open) when one cannot be opened."""
         self._loop = asyncio.get_running_loop()
-        tls = self.config.tls
         for spec in self.config.listen:
-            if spec.transport == "UDP":
-                self._udp = await UdpTransport.open(
-                    spec.host, spec.port, self._on_message, self._on_failure
-                )
-                address = self._udp.local
-            else:
-                stream = StreamTransport(
-                    spec.transport,
-                    self._on_message,
-                    self._on_failure,
-                    server_ssl=server_context(tls) if spec.transport == "TLS" else None,
-                    client_ssl=client_context(tls) if spec.transport == "TLS" else None,
-                    keepalive_interval=self.config.keepalive_interval,
-                )
-                address = await stream.listen(spec.host, spec.port)
-                self._streams[spec.transport] = stream
+            try:
+                address = await self._listen(spec)
+            except OSError as exc:
+                await self.close()
+                raise ListenError(spec.transport, spec.host, spec.port, exc) from exc
             self._addresses[spec.transport] = (spec.advertise or address[0], address[1])
         log.info("sip.endpoint.started addresses=%s", self._addresses)
+
+    async def _listen(self, spec: Listen) -> tuple[str, int]:
+        if spec.transport == "UDP":
+            self._udp = await UdpTransport.open(
+                spec.host, spec.port, self._on_message, self._on_failure
+            )
+            return self._udp.local
+        stream = self._stream_transport(spec.transport, listening=True)
+        self._streams[spec.transport] = stream
+        return await stream.listen(spec.host, spec.port)
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -194,14 +201,27 @@ class SipEndpoint:
     def add_stream_transport(self, kind: str) -> None:
         """Allow outgoing TCP/TLS connections without listening (a pure client)."""
         if kind not in self._streams:
-            tls = self.config.tls
-            self._streams[kind] = StreamTransport(
-                kind,
-                self._on_message,
-                self._on_failure,
-                client_ssl=client_context(tls) if kind == "TLS" else None,
-                keepalive_interval=self.config.keepalive_interval,
-            )
+            self._streams[kind] = self._stream_transport(kind, listening=False)
+
+    def _stream_transport(self, kind: str, *, listening: bool) -> StreamTransport:
+        tls = self.config.tls if kind == "TLS" else None
+        return StreamTransport(
+            kind,
+            self._on_message,
+            self._on_failure,
+            server_ssl=server_context(tls) if tls is not None and listening else None,
+            client_ssl=client_context(tls) if tls is not None else None,
+            keepalive_interval=self.config.keepalive_interval,
+            limits=self.config.limits,
+            max_message=self.layer.max_message_size,
+            admit=self._admits,
+        )
+
+    def _admits(self, host: str) -> bool:
+        """The datagram gate (``admit``) applied to connections at accept: a banned address
+        cannot hold a connection either."""
+        assert self._loop is not None
+        return self.admit is None or self.admit(host, self._loop.time())
 
     # --- building messages --------------------------------------------------------------------
 
@@ -286,15 +306,40 @@ class SipEndpoint:
     async def _send_once(
         self, request: Request, peer: Peer, on_provisional: Callable[[Response], None] | None
     ) -> _Outcome:
-        assert self._loop is not None
         if "max-forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
         wire = self._add_via(request, peer)
         if peer.transport == "UDP" and len(wire) > MTU_THRESHOLD:
             # RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-
             # controlled transport; the top Via then names it.
-            peer = Peer("TCP", peer.host, peer.port)
+            stream = Peer("TCP", peer.host, peer.port)
+            outcome = await self._transact(
+                request, stream, self._add_via(request, stream), on_provisional
+            )
+            if not outcome.refused:
+                return outcome
+            # §18.1.1: "If the attempt to establish the connection generates either an ICMP
+            # Protocol Not Supported, or results in a TCP reset, the element SHOULD retry the
+            # request, using UDP" (a softphone that listens on UDP only).
+            log.info(
+                "sip.request.retried_over_udp method=%s call_id=%s peer=%s size=%d",
+                request.method,
+                request.call_id,
+                peer,
+                len(wire),
+            )
             wire = self._add_via(request, peer)
+        return await self._transact(request, peer, wire, on_provisional)
+
+    async def _transact(
+        self,
+        request: Request,
+        peer: Peer,
+        wire: bytes,
+        on_provisional: Callable[[Response], None] | None,
+    ) -> _Outcome:
+        """One client transaction for ``request`` (serialized as ``wire``) to ``peer``."""
+        assert self._loop is not None
         self._ensure_stream(peer.transport)
         tx = self.layer.send_request(request, peer, self._loop.time(), wire=wire)
         future: asyncio.Future[_Outcome] = self._loop.create_future()
@@ -359,35 +404,68 @@ class SipEndpoint:
         now = self._loop.time()
         if self.admit is not None and not self.admit(peer.host, now):
             return
-        self.layer.receive(data, peer, now)
-        self._pump()
+        try:
+            self.layer.receive(data, peer, now)
+        except Exception:
+            log.exception("sip.message.failed peer=%s size=%d", peer, len(data))
+        finally:
+            self._pump()
 
     def flush(self) -> None:
         """Send what the layer has queued (after a call into it from outside the pump)."""
         self._pump()
 
     def _on_failure(self, peer: Peer, reason: str) -> None:
-        self.layer.transport_failed(peer, reason)
-        self._pump()
+        try:
+            self.layer.transport_failed(peer, reason)
+        except Exception:
+            log.exception("sip.transport_failure.failed peer=%s reason=%s", peer, reason)
+        finally:
+            self._pump()
 
     def _on_timer(self) -> None:
         assert self._loop is not None
+        armed_for = self._timer_at
         self._timer = None
         self._timer_at = None
-        self.layer.handle_timer(self._loop.time())
-        self._pump()
+        # asyncio may run a call_at callback up to one clock resolution early: the timer was
+        # armed for the layer's deadline, so that deadline has come (aioquic clamps the same way)
+        now = self._loop.time()
+        if armed_for is not None:
+            now = max(now, armed_for)
+        try:
+            self.layer.handle_timer(now)
+        except Exception:
+            log.exception("sip.timer.failed now=%.3f", now)
+        finally:
+            self._pump()
 
     def _pump(self) -> None:
+        """Hand out the layer's events, send its datagrams, re-arm the timer. One event or send
+        that fails is logged and skipped: the others still run and the timer is always armed."""
         layer = self.layer
-        while (event := layer.next_event()) is not None:
-            self._dispatch(event)
-        for data, peer in layer.datagrams_to_send():
-            self._send(data, peer)
-        deadline = layer.next_deadline()
+        try:
+            while (event := layer.next_event()) is not None:
+                try:
+                    self._dispatch(event)
+                except Exception:
+                    log.exception("sip.event.failed %s", _describe(event))
+            for data, peer in layer.datagrams_to_send():
+                try:
+                    self._send(data, peer)
+                except Exception:
+                    log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
+        finally:
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """One ``call_at`` at the layer's next deadline (aioquic's single timer)."""
+        assert self._loop is not None
+        deadline = self.layer.next_deadline()
         if deadline != self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
+            self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
             self._timer_at = deadline
 
     def _send(self, data: bytes, peer: Peer) -> None:
@@ -422,7 +500,8 @@ class SipEndpoint:
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
                 reason = f"Service Unavailable ({event.reason})"[:100]
-                self._finish(tx, _Outcome(make_response(kept_request(tx), 503, reason), local=True))
+                response = make_response(kept_request(tx), 503, reason)
+                self._finish(tx, _Outcome(response, local=True, refused=refused(event.reason)))
         elif isinstance(event, AckReceived):
             if self.on_ack is not None:
                 self.on_ack(event.request)
@@ -497,8 +576,31 @@ class SipEndpoint:
                 "sip.handler.failed method=%s call_id=%s", request.method, request.call_id
             )
             response = make_response(request, 500)
-        if response is not None:
+        if response is None:
+            return
+        try:
             self.respond(server_request.transaction, response)
+        except ProtocolStateError:  # e.g. the handler had answered already: ours, not the peer's
+            log.exception(
+                "sip.handler.answer_refused method=%s call_id=%s status=%d",
+                request.method,
+                request.call_id,
+                response.status,
+            )
+
+
+def _describe(event: Event) -> str:
+    """The event's kind and what identifies it, for a log line."""
+    request = getattr(event, "request", None) or getattr(event, "invite", None)
+    tx = getattr(event, "transaction", None)
+    if request is None and tx is not None:
+        request = tx.request
+    call_id = None
+    if isinstance(request, Request):
+        with contextlib.suppress(SipParseError):
+            call_id = request.call_id
+    key = tx.key if tx is not None else None
+    return f"event={type(event).__name__} call_id={call_id} transaction={key}"
 
 
 def _uri_host(host: str) -> str:

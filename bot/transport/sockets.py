@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import ssl
@@ -16,12 +17,29 @@ from typing import cast
 
 from bot.sip.errors import SipParseError
 from bot.sip.framing import KeepAlive, StreamFramer
+from bot.sip.layer import MAX_MESSAGE_SIZE
 from bot.sip.message import Request, make_response
 from bot.sip.transaction import Peer
+from bot.transport.limits import Admit, ConnectionGate, ProgressClock, StreamLimits
 
 log = logging.getLogger(__name__)
 OnMessage = Callable[[bytes, Peer], None]
 OnFailure = Callable[[Peer, str], None]
+
+
+REFUSED = "connection refused"
+"""How a failure reason starts when the peer refused the connection outright."""
+_REFUSALS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ENOPROTOOPT, errno.EPROTONOSUPPORT}
+)
+"""RFC 3261 §18.1.1: a TCP reset or an ICMP Protocol Not Supported while connecting (Linux
+reports the ICMP one as ENOPROTOOPT)."""
+
+
+def refused(reason: str) -> bool:
+    """Did the failure ``reason`` come from a peer refusing the connection (not a timeout, not
+    TLS, not a connection lost later)?"""
+    return reason.startswith(REFUSED)
 
 
 def _peer(transport: str, address: tuple[object, ...]) -> Peer:
@@ -119,26 +137,42 @@ class StreamConnection(asyncio.Protocol):
     def __init__(self, owner: StreamTransport, *, outbound: bool):
         self._owner = owner
         self._outbound = outbound
-        self._framer = StreamFramer(outbound=outbound)
+        self._framer = StreamFramer(outbound=outbound, max_body=owner.max_message)
         self._transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
         self._awaiting_pong = False
         self._keepalive: asyncio.TimerHandle | None = None
+        self._progress: ProgressClock | None = None
+        """For a connection we accepted: when it must next show progress (limits.py)."""
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self.peer = _peer(self._owner.kind, transport.get_extra_info("peername"))
+        if not self._outbound:
+            now = self._owner.loop.time()
+            if not self._owner.gate.accept(self.peer.host, now):
+                self._transport.abort()  # refused at accept: nothing it sends is read
+                return
+            self._progress = ProgressClock(self._owner.gate.limits, now)
+            self._arm_deadline()
         self._owner._register(self)
         if self._outbound and self._owner.keepalive_interval:
             self._schedule_keepalive()
 
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None and self._transport is not None
+        if self._transport.is_closing():
+            return
         try:
             items = self._framer.feed(data)
         except SipParseError as exc:
             self._refuse(exc)
             return
+        if self._progress is not None:
+            self._progress.received(data, items, self._owner.loop.time())
+            self._arm_deadline()
         for item in items:
             if item is KeepAlive.PING:
                 self._transport.write(KeepAlive.PONG.value)  # RFC 5626 §3.5.1
@@ -146,6 +180,31 @@ class StreamConnection(asyncio.Protocol):
                 self._awaiting_pong = False
             elif isinstance(item, bytes):
                 self._owner.on_message(item, self.peer)
+
+    def _arm_deadline(self) -> None:
+        """One timer per accepted connection, only ever moved earlier: when it fires it reads
+        the deadline again, so traffic costs no timer operations."""
+        assert self._progress is not None
+        deadline, _ = self._progress.deadline()
+        if self._deadline is not None:
+            if self._deadline_at <= deadline:
+                return
+            self._deadline.cancel()
+        self._deadline_at = deadline
+        self._deadline = self._owner.loop.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        assert self._progress is not None and self._transport is not None
+        self._deadline = None
+        deadline, reason = self._progress.deadline()
+        if self._owner.loop.time() < deadline:
+            self._arm_deadline()
+            return
+        log.info("sip.stream.timed_out peer=%s reason=%s", self.peer, reason)
+        if self._progress.owed:
+            self._transport.abort()  # a slow sender gets no graceful close to wait on
+        else:
+            self._transport.close()
 
     def _refuse(self, exc: SipParseError) -> None:
         """The stream's framing is broken: answer if we can, then close (RFC 3261 §18.3)."""
@@ -161,8 +220,12 @@ class StreamConnection(asyncio.Protocol):
             self._transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
+        for timer in (self._keepalive, self._deadline):
+            if timer is not None:
+                timer.cancel()
+        if self._progress is not None and self.peer is not None:
+            self._progress = None
+            self._owner.gate.release(self.peer.host)
         self._owner._unregister(self, f"connection lost: {exc}" if exc else "connection closed")
 
     def close(self) -> None:
@@ -198,8 +261,12 @@ class StreamTransport:
         client_ssl: ssl.SSLContext | None = None,
         keepalive_interval: float = 0.0,
         connect_timeout: float = 5.0,
+        limits: StreamLimits | None = None,
+        max_message: int = MAX_MESSAGE_SIZE,
+        admit: Admit | None = None,
     ):
         self.kind = kind
+        self.loop = asyncio.get_running_loop()
         self.on_message = on_message
         self._on_failure = on_failure
         self._server_ssl = server_ssl
@@ -207,6 +274,10 @@ class StreamTransport:
         self.keepalive_interval = keepalive_interval
         """Seconds between CRLF pings on connections we open; 0 turns them off."""
         self._connect_timeout = connect_timeout
+        self.gate = ConnectionGate(kind, limits or StreamLimits(), admit)
+        self.max_message = max_message
+        """Largest message the layer accepts, in octets: the framer refuses a longer body at
+        once (413) instead of buffering it."""
         self._connections: dict[Peer, StreamConnection] = {}
         self._pending: dict[Peer, asyncio.Task[StreamConnection | None]] = {}
         self._server: asyncio.Server | None = None
@@ -214,7 +285,12 @@ class StreamTransport:
     async def listen(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: StreamConnection(self, outbound=False), host, port, ssl=self._server_ssl
+            lambda: StreamConnection(self, outbound=False),
+            host,
+            port,
+            ssl=self._server_ssl,
+            # a TLS handshake is held no longer than an incomplete message (slow-loris)
+            ssl_handshake_timeout=self.gate.limits.header_timeout if self._server_ssl else None,
         )
         address = self._server.sockets[0].getsockname()
         return str(address[0]), int(address[1])
@@ -255,7 +331,8 @@ class StreamTransport:
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.warning("sip.stream.connect_failed peer=%s reason=%s", peer, exc)
-            self._on_failure(peer, f"cannot connect: {exc}")
+            cause = REFUSED if exc.errno in _REFUSALS else "cannot connect"
+            self._on_failure(peer, f"{cause}: {exc}")
             return None
         finally:
             self._pending.pop(peer, None)
