@@ -41,6 +41,10 @@ def parse(document: bytes) -> Notification:
         root = ElementTree.fromstring(document)
     except (ElementTree.ParseError, DefusedXmlException) as exc:
         raise ImdnError(f"not XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:
+        # the XML declaration names an encoding that expat asks Python's codecs for: unknown
+        # (LookupError), bytes-to-bytes (LookupError) or one that fails (UnicodeError)
+        raise ImdnError(f"unreadable encoding: {exc}") from exc
     if root.tag != f"{{{XMLNS}}}imdn":
         raise ImdnError(f"not an imdn document: {root.tag}")
     message_id = _text(root, "message-id")

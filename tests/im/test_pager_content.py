@@ -202,3 +202,21 @@ async def test_a_slow_command_shows_the_bot_typing_until_the_answer(
     answer, idle = await next_message(inbox), await next_message(inbox)
     assert answer.body == b"the report"
     assert b"<state>idle</state>" in idle.body
+
+
+async def test_bodies_that_cannot_be_decoded_get_415_and_the_bot_still_answers(
+    alice: tuple[Alice, asyncio.Queue[Request]],
+) -> None:
+    """Issue 15 item 11: each was a 500 (LookupError, UnicodeError, AssertionError)."""
+    user, inbox = alice
+    for content_type, body in [
+        ("text/plain; charset=base64", b"aGVscA=="),
+        ("text/plain; charset=idna", b"help"),
+        ("text/html; charset=rot13", b"<b>uryc</b>"),
+        ("message/cpim", cpim.build([], "text/plain; charset=undefined", b"help")),
+    ]:
+        refused = await user.say(content_type, body)
+        assert refused.status == 415, content_type
+        assert "text/plain" in (refused.headers.get("accept") or "")
+    assert (await user.say("text/html", b"help<![<![")).status == 200
+    assert b"my meetings" in (await next_message(inbox)).body  # html.parser raised on that
