@@ -22,6 +22,8 @@ RAW_TEXT = frozenset({"script", "style"})
 """Elements whose content is not text for a person (§13.1.2 raw text elements)."""
 _TAG_STOP = re.compile(r""">|=\s*+(["'])""")
 """Inside a tag: its end, or an attribute value in quotes (which may hold a '>')."""
+_MARKUP = re.compile(r"<[!?/A-Za-z]")
+"""Where markup starts (§13.2.5.6: a "<" not followed by one of these is text)."""
 _NAME_END = re.compile(r"[\s/>]")
 _RAW_TEXT_END = {name: re.compile(f"</{name}", re.IGNORECASE) for name in RAW_TEXT}
 
@@ -32,12 +34,12 @@ def html_to_text(markup: str) -> str:
     out: list[str] = []
     i, end = 0, len(markup)
     while i < end:
-        lt = markup.find("<", i)
-        if lt < 0:
+        start = _MARKUP.search(markup, i)
+        if start is None:
             out.append(html.unescape(markup[i:]))
             break
-        out.append(html.unescape(markup[i:lt]))
-        i = _markup(markup, lt, out)
+        out.append(html.unescape(markup[i : start.start()]))
+        i = _markup(markup, start.start(), out)
     return "".join(out).strip()
 
 
@@ -57,9 +59,6 @@ def _markup(markup: str, lt: int, out: list[str]) -> int:
             _break(markup, lt + 2, out)
         close = markup.find(">", lt + 2)
         return end if close < 0 else close + 1
-    if not after.isascii() or not after.isalpha():
-        out.append("<")  # §13.2.5.6: "<" not followed by a letter is text
-        return lt + 1
     name_end = _NAME_END.search(markup, lt + 1)
     name = markup[lt + 1 : name_end.start() if name_end else end].lower()
     close = _tag_end(markup, lt + 1)
