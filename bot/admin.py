@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from bot.config import AdminConfig, ConfigError
+from bot.im.receipts import labels as receipt_labels
 from bot.im.service import ImService
 from bot.reload import Reload
 from bot.services.guard import AuthGuard
@@ -166,8 +167,9 @@ class ImCollector(Collector):
             "IMDN receipts received for the bot's messages (RFC 5438)",
             labels=["kind", "status"],
         )
-        for (kind, status), count in sorted(self.im.receipts.received.items()):
-            receipts.add_metric([kind, status], count)
+        received = self.im.receipts.received
+        for kind, status in sorted({*receipt_labels(), *received}):  # all from zero
+            receipts.add_metric([kind, status], received[(kind, status)])
         yield receipts
         yield CounterMetricFamily(
             "sipbot_im_replies_suppressed",

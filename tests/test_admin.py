@@ -117,10 +117,17 @@ async def test_im_figures_are_in_the_metrics_of_a_running_bot(tmp_path: Path) ->
         runtime.im.receipts.record(
             Notification(message_id="m1", kind="delivery", status="delivered"), "alice@x"
         )
+        for n in range(3_000):  # issue 15 item 12: a label per made-up status element
+            runtime.im.receipts.record(
+                Notification(message_id=f"x{n}", kind="display", status=f"made-up-{n}"), "m@x"
+            )
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             async with http.get(url(runtime.admin, "/metrics")) as response:
                 text = await response.text()
         assert 'sipbot_im_receipts_total{kind="delivery",status="delivered"} 1.0' in text
+        assert 'sipbot_im_receipts_total{kind="display",status="other"} 3000.0' in text
+        assert 'sipbot_im_receipts_total{kind="processing",status="stored"} 0.0' in text
+        assert text.count("sipbot_im_receipts_total{") == 14
         assert "sipbot_im_replies_suppressed_total 0.0" in text
         status = runtime.status()  # what the admins' `status` command shows
         assert status["user endpoints"] == 0 and status["banned addresses"] == 0

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from bot.commands.context import CONFIRMATION, CommandContext, Refusal, Sender
+from bot.commands.memory import SenderMemory
 from bot.commands.ratelimit import RateLimiter
 from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
 from bot.config import Config
@@ -39,6 +40,7 @@ class Dispatcher:
         services: Any,
         *,
         clock: Callable[[], float] = time.monotonic,
+        memory: SenderMemory | None = None,
     ):
         self.config = config
         self.registry = registry
@@ -46,7 +48,7 @@ class Dispatcher:
         self._clock = clock
         limit = config.im.rate_limit
         self._limiter = RateLimiter(limit.rate, limit.burst)
-        self._memory: dict[str, dict[str, Any]] = {}
+        self.memory = memory if memory is not None else SenderMemory()
 
     def reconfigure(self, config: Config) -> None:
         """New features, ACL and rate limit (a config reload); senders keep their buckets."""
@@ -93,7 +95,7 @@ class Dispatcher:
         lowered = cleaned.lower()
         found = self.registry.match(lowered)
         if found is None or found[0].name != "yes":  # only the very next message confirms
-            self._memory.get(sender.address, {}).pop(CONFIRMATION, None)
+            (self.memory.peek(sender.address, self._clock()) or {}).pop(CONFIRMATION, None)
         if found is None:
             return self._unknown(cleaned, sender), "", "unknown"
         spec, args = found
@@ -113,7 +115,7 @@ class Dispatcher:
             config=self.config,
             registry=self.registry,
             services=self.services,
-            memory=self._memory.setdefault(sender.address, {}),
+            memory=self.memory.get(sender.address, self._clock()),
             is_admin=self.is_admin(sender),
         )
         try:
