@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from bot.commands import CommandContext, command
 from bot.commands.dispatcher import UsageError
+from bot.commands.replies import plural
 from bot.conferencing.models import Conference
 
 LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
@@ -70,7 +71,7 @@ async def chosen(ctx: CommandContext) -> Conference:
         if not listing:
             raise UsageError("Send 'my meetings' first to number your conferences.")
         if not 0 <= index < len(listing):
-            raise UsageError(f"Your last listing has {len(listing)} conferences.")
+            raise UsageError(f"Your last listing has {plural(len(listing), 'conference')}.")
         conference_id = listing[index]
     endpoint = await ctx.services.endpoints.get(ctx.sender)
     conference: Conference | None = await endpoint.conferences.details(conference_id)

@@ -94,7 +94,7 @@ class Dispatcher:
             )
         lowered = cleaned.lower()
         found = self.registry.match(lowered)
-        if found is None or found[0].name != "yes":  # only the very next message confirms
+        if found is None or not found[0].answers_question:  # only the very next message
             (self.memory.peek(sender.address, self._clock()) or {}).pop(CONFIRMATION, None)
         if found is None:
             return self._unknown(cleaned, sender), "", "unknown"

@@ -27,6 +27,9 @@ class CommandSpec:
     """The ``features`` flag that switches it on and off."""
     admin_only: bool
     takes_args: bool
+    answers_question: bool
+    """It answers the bot's last question ('yes', 'no'): a question still open when anything
+    else arrives is dropped (bot.commands.context.CONFIRMATION)."""
     handler: Handler
 
     @property
@@ -97,6 +100,7 @@ def command(
     feature: str | None = None,
     admin_only: bool = False,
     takes_args: bool = False,
+    answers_question: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare an IM command; help comes from the handler's docstring."""
@@ -115,6 +119,7 @@ def command(
                 feature=feature,
                 admin_only=admin_only,
                 takes_args=takes_args,
+                answers_question=answers_question,
                 handler=handler,
             )
         )
