@@ -13,7 +13,7 @@ from bot.commands.context import CONFIRMATION
 from bot.commands.dispatcher import UsageError
 from bot.conferencing.services import NewConference
 from bot.conferencing.when import WhenError, parse_duration, parse_when
-from handlers.meetings import LISTING, chosen, when
+from handlers.meetings import chosen, forget_listing, when
 
 _PARTS = re.compile(r"^(?P<subject>.+?)(?:\s+at\s+(?P<at>.+?))?(?:\s+for\s+(?P<for>\S+))?$")
 
@@ -58,7 +58,7 @@ async def schedule(ctx: CommandContext) -> str:
     conference = await endpoint.conferences.schedule(
         NewConference(subject=m["subject"].strip(), start=start, duration=duration)
     )
-    ctx.memory.pop(LISTING, None)  # the numbers of the last listing no longer hold
+    forget_listing(ctx)
     return (
         f"Scheduled: {conference.subject} - {when(conference, ctx)} for "
         f"{int(duration.total_seconds() // 60)} min - id {conference.conference_id} - "
@@ -94,7 +94,7 @@ async def yes(ctx: CommandContext) -> str:
     endpoint = await ctx.services.endpoints.get(ctx.sender)
     if not await endpoint.conferences.cancel(pending.conference_id):
         return f"Conference {pending.conference_id} was already gone."
-    ctx.memory.pop(LISTING, None)
+    forget_listing(ctx)
     return f"Cancelled conference {pending.conference_id}."
 
 

@@ -14,6 +14,7 @@ from bot.commands.context import CONFIRMATION, CommandContext, Refusal, Sender
 from bot.commands.memory import SenderMemory
 from bot.commands.ratelimit import RateLimiter
 from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
+from bot.commands.replies import MAX_REPLY_BYTES, Paged, first_page, size
 from bot.config import Config
 
 log = structlog.get_logger("bot.commands")
@@ -63,8 +64,15 @@ class Dispatcher:
         return is_enabled(spec, self.config.features)
 
     async def dispatch(self, sender: Sender, text: str, *, call_id: str = "") -> str:
+        """The reply to ``text``: one IM of at most MAX_REPLY_BYTES whatever the handler
+        returned - a longer reply is paged here, its rest kept for 'more' (bot.commands.replies),
+        so the IM service always has one short text to send, pager or session alike."""
         started = self._clock()
-        reply, command, outcome = await self._answer(sender, text)
+        answer, command, outcome = await self._answer(sender, text)
+        if isinstance(answer, Paged) or size(answer) > MAX_REPLY_BYTES:
+            reply = first_page(answer, self.memory.get(sender.address, self._clock()))
+        else:
+            reply = answer
         log.info(
             "im.command.answered",
             call_id=call_id,
@@ -75,7 +83,7 @@ class Dispatcher:
         )
         return reply
 
-    async def _answer(self, sender: Sender, text: str) -> tuple[str, str, str]:
+    async def _answer(self, sender: Sender, text: str) -> tuple[str | Paged, str, str]:
         cleaned = normalise(text)
         if not cleaned:
             return "Send 'help' to see what I can do.", "", "empty"

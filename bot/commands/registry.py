@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.commands.context import CommandContext
+from bot.commands.replies import Paged
 
-Handler = Callable[[CommandContext], Awaitable[str]]
+Handler = Callable[[CommandContext], Awaitable[str | Paged]]
+"""A command: its reply, as text or as items shown a page at a time."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
