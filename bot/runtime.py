@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.admin import AdminApi, ImCollector
+from bot.admin import AdminApi
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.acting import Registering, load_credentials, mode_of
@@ -25,6 +25,7 @@ from bot.conferencing.store import ConferenceStore
 from bot.config import Config, ConfigError, load_config
 from bot.im.encoding import ENCODINGS
 from bot.im.service import ImService
+from bot.metrics import BotCollector
 from bot.reload import Reload, merge
 from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
@@ -185,7 +186,7 @@ class Runtime:
         if self.config.sip.mode == "external":
             self.registration = Registration(self.endpoint, self.config)
             self.registration.start()
-        self.admin.add_collector(ImCollector(self.im))
+        self.admin.add_collector(BotCollector(self))
         await self.admin.start()
         transports = sorted({item.transport.upper() for item in self.config.sip.listen})
         listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,21 @@ from bot.config import Config
 log = structlog.get_logger("bot.commands")
 _SPACES = re.compile(r"\s+")
 _END_PUNCTUATION = ".,;:!?¡¿…\"'()[]{}"
+OUTCOMES = (
+    "ok",
+    "usage",
+    "refused",
+    "refused-admin",
+    "refused-domain",
+    "disabled",
+    "unknown",
+    "empty",
+    "rate-limited",
+    "error",
+)
+"""What becomes of a message (``outcome`` in the log line and the metrics)."""
+UNKNOWN = "unknown"
+"""The command of a message that names none (metrics label)."""
 
 
 class UsageError(Exception):
@@ -50,6 +66,8 @@ class Dispatcher:
         limit = config.im.rate_limit
         self._limiter = RateLimiter(limit.rate, limit.burst)
         self.memory = memory if memory is not None else SenderMemory()
+        self.answered: Counter[tuple[str, str]] = Counter()
+        """(command name or UNKNOWN, outcome) -> messages answered so: for /metrics."""
 
     def reconfigure(self, config: Config) -> None:
         """New features, ACL and rate limit (a config reload); senders keep their buckets."""
@@ -60,6 +78,10 @@ class Dispatcher:
     def is_admin(self, sender: Sender) -> bool:
         return sender.address in self.config.acl.admins
 
+    def command_names(self) -> list[str]:
+        """Every value the metrics' ``command`` label takes: a fixed set."""
+        return [*(spec.name for spec in self.registry), UNKNOWN]
+
     def enabled(self, spec: CommandSpec) -> bool:
         return is_enabled(spec, self.config.features)
 
@@ -69,6 +91,7 @@ class Dispatcher:
         so the IM service always has one short text to send, pager or session alike."""
         started = self._clock()
         answer, command, outcome = await self._answer(sender, text)
+        self.answered[(command or UNKNOWN, outcome)] += 1
         if isinstance(answer, Paged) or size(answer) > MAX_REPLY_BYTES:
             reply = first_page(answer, self.memory.get(sender.address, self._clock()))
         else:
