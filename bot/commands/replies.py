@@ -13,13 +13,15 @@ left; plain text is paged at line boundaries. The rest waits in the sender's mem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 MAX_REPLY_BYTES = 700
 """UTF-8 bytes of text in one reply. Measured around it (tests/im/test_pager_content.py): a
 pager reply's SIP headers take about 390 bytes, in CPIM (Linphone) about 590, so a full page
 is about 1090 and 1290 bytes on the wire with short names: under 1300 either way."""
+MAX_KEPT_BYTES = 16 * 1024
+"""Of a long reply kept for 'more' (about 20 pages): what a sender can make the bot hold."""
 ELLIPSIS = "…"
 
 
@@ -80,9 +82,10 @@ def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REP
     if isinstance(reply, str):
         if size(reply) <= budget:
             return reply
-        pieces = [p for line in reply.splitlines() for p in _split(line, budget // 2)]
+        kept = shorten(reply, MAX_KEPT_BYTES)
+        pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
         reply = Paged(heading="", items=tuple(pieces))
-    memory[PAGES] = _Left(reply, 0)
+    memory[PAGES] = _Left(_bounded(reply), 0)
     return _page(memory, budget)
 
 
@@ -112,6 +115,19 @@ def _page(memory: dict[str, Any], budget: int) -> str:
         left.shown = shown
         lines.append(_more(total - shown, reply))
     return shorten("\n".join(lines), budget)
+
+
+def _bounded(reply: Paged) -> Paged:
+    """``reply`` with as many items as MAX_KEPT_BYTES holds, and a last one saying how many
+    more there were."""
+    kept = 0
+    for count, item in enumerate(reply.items):
+        kept += size(item) + 1
+        if kept > MAX_KEPT_BYTES:
+            left = len(reply.items) - count
+            note = f"({left} more {_number(left, reply.noun)} not shown: too many for chat)"
+            return replace(reply, items=(*reply.items[:count], note))
+    return reply
 
 
 def _more(count: int, reply: Paged) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from bot.commands.context import CommandContext
 from bot.commands.registry import Registry, command
-from bot.commands.replies import MAX_REPLY_BYTES, size
+from bot.commands.replies import MAX_KEPT_BYTES, MAX_REPLY_BYTES, Paged, size
 from bot.conferencing.services import NewConference
 from bot.runtime import load_handlers
 
@@ -116,5 +116,33 @@ async def test_any_reply_too_long_is_paged_by_the_dispatcher(tmp_path: Path) -> 
         assert text.count("x") == 3000
         unknown = await chat.say("alice", "help " + "y" * 5000)
         assert size(unknown) <= MAX_REPLY_BYTES and "There is no command" in unknown
+    finally:
+        await chat.store.close()
+
+
+async def test_what_waits_for_more_is_bounded(tmp_path: Path) -> None:
+    """Issue 15 item 12: a sender cannot make the bot hold an unbounded reply for 'more'."""
+    registry = Registry()
+
+    @command("flood", usage="flood", registry=registry)
+    async def flood(ctx: CommandContext) -> Paged:
+        """Very many items."""
+        return Paged(
+            heading="Items:", items=tuple(f"item {n}" for n in range(100_000)), noun="item"
+        )
+
+    chat = await chat_bot(tmp_path)
+    for spec in load_handlers():
+        registry.add(spec)
+    chat.dispatcher.registry = registry
+    try:
+        pages = await read_all(chat, "flood")
+        assert size("".join(pages)) < 2 * MAX_KEPT_BYTES
+        shown = re.findall(r"^item (\d+)$", "\n".join(pages), re.MULTILINE)
+        assert [int(n) for n in shown] == list(range(len(shown)))
+        assert pages[-1].endswith(
+            f"({100_000 - len(shown)} more items not shown: too many for chat)"
+        )
+        assert size(await chat.say("alice", "help " + "y" * 5000)) < 200
     finally:
         await chat.store.close()
