@@ -108,8 +108,11 @@ async def no(ctx: CommandContext) -> str:
 
 
 def _is_time(subject: str, now: datetime, zone: ZoneInfo) -> bool:
-    """``at 10:00`` or ``for 30m`` where the subject should be: no subject at all."""
+    """``at 10:00`` or ``for 30m`` where the subject should be: no subject at all. (A subject
+    that merely starts with the word, "At risk review", is one.)"""
     word, _, rest = subject.partition(" ")
+    if word.lower() in ("at", "for") and not rest.strip():
+        return True
     try:
         if word.lower() == "at":
             parse_when(rest, now, zone)

@@ -95,7 +95,12 @@ async def test_schedule_without_a_subject_gets_the_usage_line(tmp_path: Path) ->
     """Issue 14 item 6: 'schedule at 10:00' created a conference titled "at 10:00"."""
     chat = await chat_bot(tmp_path)
     try:
-        for text in ("schedule at 10:00", "schedule at tomorrow 9:00 for 30m", "schedule for 1h"):
+        for text in (
+            "schedule at 10:00",
+            "schedule at tomorrow 9:00 for 30m",
+            "schedule for 1h",
+            "schedule at",
+        ):
             reply = await chat.say("alice", text)
             assert reply.startswith("Say what the conference is about"), reply
             assert "Usage: schedule <subject> [at <when>] [for <duration>]" in reply
