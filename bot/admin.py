@@ -7,10 +7,7 @@ Off unless ``admin.token`` is set; every request must carry ``Authorization: Bea
     DELETE /admin/bans/<address>  lift one at once (204; 404 when not banned)
     POST   /admin/reload          read config.yaml again (like SIGHUP): 200 with the settings
                                   that wait for a restart, 422 with the errors of a bad file
-    GET    /metrics               Prometheus text format (sipbot_auth_failures_total{reason},
-                                  sipbot_bans_active, sipbot_banned_requests_dropped_total,
-                                  sipbot_im_receipts_total{kind,status},
-                                  sipbot_im_replies_suppressed_total)
+    GET    /metrics               Prometheus text format: the figures of bot.metrics
 """
 
 from __future__ import annotations
@@ -18,16 +15,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from bot.config import AdminConfig, ConfigError
-from bot.im.service import ImService
+from bot.metrics import GuardCollector
 from bot.reload import Reload
 from bot.services.guard import AuthGuard
 
@@ -47,7 +43,7 @@ class AdminApi:
         self._registry.register(GuardCollector(guard))
 
     def add_collector(self, collector: Collector) -> None:
-        """More figures for /metrics (the IM service's, once it exists)."""
+        """More figures for /metrics (bot.metrics.BotCollector, once the bot is built)."""
         self._registry.register(collector)
 
     async def start(self) -> None:
@@ -126,54 +122,6 @@ class AdminApi:
         if not self.guard.lift(address):
             return web.json_response({"error": f"{address} is not banned"}, status=404)
         return web.Response(status=204)
-
-
-class GuardCollector(Collector):
-    """The guard's counters, read at scrape time."""
-
-    def __init__(self, guard: AuthGuard):
-        self.guard = guard
-
-    def collect(self) -> Iterator[Metric]:
-        failures = CounterMetricFamily(
-            "sipbot_auth_failures", "Failed digest authentications", labels=["reason"]
-        )
-        for reason, count in sorted(self.guard.failures_total.items()):
-            failures.add_metric([reason], count)
-        yield failures
-        now = asyncio.get_running_loop().time()
-        yield GaugeMetricFamily(
-            "sipbot_bans_active",
-            "Addresses banned for password guessing",
-            self.guard.active_bans(now),
-        )
-        yield CounterMetricFamily(
-            "sipbot_banned_requests_dropped",
-            "Requests from banned addresses dropped unanswered",
-            self.guard.dropped,
-        )
-
-
-class ImCollector(Collector):
-    """Receipts for the bot's messages and replies held back by the loop breaker."""
-
-    def __init__(self, im: ImService):
-        self.im = im
-
-    def collect(self) -> Iterator[Metric]:
-        receipts = CounterMetricFamily(
-            "sipbot_im_receipts",
-            "IMDN receipts received for the bot's messages (RFC 5438)",
-            labels=["kind", "status"],
-        )
-        for (kind, status), count in sorted(self.im.receipts.received.items()):
-            receipts.add_metric([kind, status], count)
-        yield receipts
-        yield CounterMetricFamily(
-            "sipbot_im_replies_suppressed",
-            "Replies not sent because a conversation looked like a loop",
-            self.im.loops.suppressed,
-        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.admin import AdminApi, ImCollector
+from bot.admin import AdminApi
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.conferencing.acting import Registering, load_credentials, mode_of
@@ -28,6 +28,7 @@ from bot.datadir import data_dir as default_data_dir
 from bot.datadir import prepare
 from bot.im.encoding import ENCODINGS
 from bot.im.service import ImService
+from bot.metrics import BotCollector
 from bot.reload import Reload, merge
 from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
@@ -197,7 +198,7 @@ class Runtime:
         if self.config.sip.mode == "external":
             self.registration = Registration(self.endpoint, self.config)
             self.registration.start()
-        self.admin.add_collector(ImCollector(self.im))
+        self.admin.add_collector(BotCollector(self))
         await self.admin.start()
         if self.control is not None:
             await self.control.start()

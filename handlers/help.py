@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.commands import CommandContext, command
 from bot.commands.dispatcher import UsageError
 from bot.commands.registry import is_enabled, is_visible
+from bot.commands.replies import shorten
 
 
 @command(
@@ -23,7 +24,7 @@ async def show_help(ctx: CommandContext) -> str:
         wanted = ctx.args.lower()
         spec = next((s for s in visible if wanted in s.words), None)
         if spec is None:
-            raise UsageError(f"There is no command '{ctx.args}'.")
+            raise UsageError(f"There is no command '{shorten(ctx.args, 40)}'.")
         lines = [f"{spec.name}: {spec.summary}", f"Usage: {spec.usage}", f"Example: {spec.example}"]
         if spec.details:
             lines.insert(1, spec.details)

@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 
 from bot.commands import CommandContext, command
 from bot.commands.dispatcher import UsageError
+from bot.commands.replies import PAGES, Paged, plural, shorten
 from bot.conferencing.models import Conference
 
 LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
+MAX_SUBJECT_BYTES = 120
+"""Of a subject in a listing line (``meeting N`` shows it whole)."""
 
 
 @command(
@@ -18,21 +21,26 @@ LISTING = "meetings.listing"  # memory key: the ids of the last listing, in orde
     usage="my meetings",
     feature="my_meetings",
 )
-async def my_meetings(ctx: CommandContext) -> str:
-    """List the conferences you organise."""
+async def my_meetings(ctx: CommandContext) -> str | Paged:
+    """List the conferences you organise.
+    A long list comes a page at a time: send 'more' for the next; the numbers go on."""
     endpoint = await ctx.services.endpoints.get(ctx.sender)
     conferences: list[Conference] = await endpoint.conferences.summaries(datetime.now(UTC))
     ctx.memory[LISTING] = [c.conference_id for c in conferences]
     if not conferences:
         return "You have no upcoming conferences."
-    lines = [f"Your conferences ({len(conferences)}):"]
-    for number, conference in enumerate(conferences, start=1):
-        lines.append(
-            f"{number}. {conference.subject} - {when(conference, ctx)} - "
-            f"{conference.access_level} - id {conference.conference_id} - {conference.uri}"
-        )
-    lines.append("Send 'meeting <number>' for the details of one.")
-    return "\n".join(lines)
+    return Paged(
+        heading=f"Your conferences ({len(conferences)}):",
+        continued=f"Your conferences ({len(conferences)}), continued:",
+        items=tuple(
+            f"{number}. {shorten(conference.subject, MAX_SUBJECT_BYTES)} - "
+            f"{when(conference, ctx)} - {conference.access_level} - "
+            f"id {conference.conference_id} - {conference.uri}"
+            for number, conference in enumerate(conferences, start=1)
+        ),
+        footer="Send 'meeting <number>' for the details of one.",
+        noun="conference",
+    )
 
 
 @command(
@@ -70,13 +78,20 @@ async def chosen(ctx: CommandContext) -> Conference:
         if not listing:
             raise UsageError("Send 'my meetings' first to number your conferences.")
         if not 0 <= index < len(listing):
-            raise UsageError(f"Your last listing has {len(listing)} conferences.")
+            raise UsageError(f"Your last listing has {plural(len(listing), 'conference')}.")
         conference_id = listing[index]
     endpoint = await ctx.services.endpoints.get(ctx.sender)
     conference: Conference | None = await endpoint.conferences.details(conference_id)
     if conference is None:
         raise UsageError(f"You have no conference '{conference_id}'.")
     return conference
+
+
+def forget_listing(ctx: CommandContext) -> None:
+    """The conferences changed: the numbers of the last listing, and its pages, no longer
+    hold."""
+    ctx.memory.pop(LISTING, None)
+    ctx.memory.pop(PAGES, None)
 
 
 def when(conference: Conference, ctx: CommandContext) -> str:

@@ -4,16 +4,26 @@ ConferenceServices.BeginScheduleConference / BeginCancelConference)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.commands import CommandContext, command
 from bot.commands.context import CONFIRMATION
 from bot.commands.dispatcher import UsageError
 from bot.conferencing.services import NewConference
 from bot.conferencing.when import WhenError, parse_duration, parse_when
-from handlers.meetings import LISTING, chosen, when
+from handlers.meetings import chosen, forget_listing, when
 
 _PARTS = re.compile(r"^(?P<subject>.+?)(?:\s+at\s+(?P<at>.+?))?(?:\s+for\s+(?P<for>\S+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A cancellation waiting for 'yes' or 'no' (memory key CONFIRMATION)."""
+
+    conference_id: str
+    subject: str
 
 
 @command(
@@ -31,6 +41,8 @@ async def schedule(ctx: CommandContext) -> str:
     if not ctx.args.strip() or m is None:
         raise UsageError()
     now = datetime.now(UTC)
+    if _is_time(m["subject"], now, ctx.services.zone):
+        raise UsageError("Say what the conference is about before when it is.")
     try:
         start = parse_when(m["at"], now, ctx.services.zone) if m["at"] else now
         duration = (
@@ -46,7 +58,7 @@ async def schedule(ctx: CommandContext) -> str:
     conference = await endpoint.conferences.schedule(
         NewConference(subject=m["subject"].strip(), start=start, duration=duration)
     )
-    ctx.memory.pop(LISTING, None)  # the numbers of the last listing no longer hold
+    forget_listing(ctx)
     return (
         f"Scheduled: {conference.subject} - {when(conference, ctx)} for "
         f"{int(duration.total_seconds() // 60)} min - id {conference.conference_id} - "
@@ -64,21 +76,50 @@ async def schedule(ctx: CommandContext) -> str:
 async def cancel(ctx: CommandContext) -> str:
     """Cancel one of your conferences (you confirm with 'yes')."""
     conference = await chosen(ctx)
-    ctx.memory[CONFIRMATION] = conference.conference_id
+    ctx.memory[CONFIRMATION] = Pending(
+        conference_id=conference.conference_id, subject=conference.subject
+    )
     return (
         f"Cancel '{conference.subject}' ({when(conference, ctx)}, id "
         f"{conference.conference_id})? Send 'yes' to cancel it, anything else keeps it."
     )
 
 
-@command("yes", usage="yes", feature="cancel")
+@command("yes", usage="yes", feature="cancel", answers_question=True)
 async def yes(ctx: CommandContext) -> str:
     """Confirm a cancellation you asked for."""
-    conference_id = ctx.memory.pop(CONFIRMATION, None)
-    if conference_id is None:
+    pending: Pending | None = ctx.memory.pop(CONFIRMATION, None)
+    if pending is None:
         return "There is nothing waiting for a 'yes'."
     endpoint = await ctx.services.endpoints.get(ctx.sender)
-    if not await endpoint.conferences.cancel(conference_id):
-        return f"Conference {conference_id} was already gone."
-    ctx.memory.pop(LISTING, None)
-    return f"Cancelled conference {conference_id}."
+    if not await endpoint.conferences.cancel(pending.conference_id):
+        return f"Conference {pending.conference_id} was already gone."
+    forget_listing(ctx)
+    return f"Cancelled conference {pending.conference_id}."
+
+
+@command("no", usage="no", feature="cancel", answers_question=True)
+async def no(ctx: CommandContext) -> str:
+    """Keep the conference you were about to cancel."""
+    pending: Pending | None = ctx.memory.pop(CONFIRMATION, None)
+    if pending is None:
+        return "There is nothing waiting for a 'no'."
+    return f"Kept '{pending.subject}' (id {pending.conference_id}): nothing was cancelled."
+
+
+def _is_time(subject: str, now: datetime, zone: ZoneInfo) -> bool:
+    """``at 10:00`` or ``for 30m`` where the subject should be: no subject at all. (A subject
+    that merely starts with the word, "At risk review", is one.)"""
+    word, _, rest = subject.partition(" ")
+    if word.lower() in ("at", "for") and not rest.strip():
+        return True
+    try:
+        if word.lower() == "at":
+            parse_when(rest, now, zone)
+        elif word.lower() == "for":
+            parse_duration(rest)
+        else:
+            return False
+    except WhenError:
+        return False
+    return True

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 
 CONFIRMATION = "confirm.pending"
-"""Memory key of an action waiting for the sender's 'yes': any other message drops it."""
+"""Memory key of an action waiting for the sender's 'yes' or 'no': any other message drops
+it (the commands that answer it are declared with ``answers_question``)."""
 
 
 class Refusal(Exception):

@@ -5,19 +5,37 @@ from __future__ import annotations
 import difflib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from bot.commands.context import CONFIRMATION, CommandContext, Refusal, Sender
+from bot.commands.memory import SenderMemory
 from bot.commands.ratelimit import RateLimiter
 from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
+from bot.commands.replies import MAX_REPLY_BYTES, Paged, first_page, size
 from bot.config import Config
 
 log = structlog.get_logger("bot.commands")
 _SPACES = re.compile(r"\s+")
 _END_PUNCTUATION = ".,;:!?¡¿…\"'()[]{}"
+OUTCOMES = (
+    "ok",
+    "usage",
+    "refused",
+    "refused-admin",
+    "refused-domain",
+    "disabled",
+    "unknown",
+    "empty",
+    "rate-limited",
+    "error",
+)
+"""What becomes of a message (``outcome`` in the log line and the metrics)."""
+UNKNOWN = "unknown"
+"""The command of a message that names none (metrics label)."""
 
 
 class UsageError(Exception):
@@ -39,6 +57,7 @@ class Dispatcher:
         services: Any,
         *,
         clock: Callable[[], float] = time.monotonic,
+        memory: SenderMemory | None = None,
     ):
         self.config = config
         self.registry = registry
@@ -46,7 +65,9 @@ class Dispatcher:
         self._clock = clock
         limit = config.im.rate_limit
         self._limiter = RateLimiter(limit.rate, limit.burst)
-        self._memory: dict[str, dict[str, Any]] = {}
+        self.memory = memory if memory is not None else SenderMemory()
+        self.answered: Counter[tuple[str, str]] = Counter()
+        """(command name or UNKNOWN, outcome) -> messages answered so: for /metrics."""
 
     def reconfigure(self, config: Config) -> None:
         """New features, ACL and rate limit (a config reload); senders keep their buckets."""
@@ -57,12 +78,24 @@ class Dispatcher:
     def is_admin(self, sender: Sender) -> bool:
         return sender.address in self.config.acl.admins
 
+    def command_names(self) -> list[str]:
+        """Every value the metrics' ``command`` label takes: a fixed set."""
+        return [*(spec.name for spec in self.registry), UNKNOWN]
+
     def enabled(self, spec: CommandSpec) -> bool:
         return is_enabled(spec, self.config.features)
 
     async def dispatch(self, sender: Sender, text: str, *, call_id: str = "") -> str:
+        """The reply to ``text``: one IM of at most MAX_REPLY_BYTES whatever the handler
+        returned - a longer reply is paged here, its rest kept for 'more' (bot.commands.replies),
+        so the IM service always has one short text to send, pager or session alike."""
         started = self._clock()
-        reply, command, outcome = await self._answer(sender, text)
+        answer, command, outcome = await self._answer(sender, text)
+        self.answered[(command or UNKNOWN, outcome)] += 1
+        if isinstance(answer, Paged) or size(answer) > MAX_REPLY_BYTES:
+            reply = first_page(answer, self.memory.get(sender.address, self._clock()))
+        else:
+            reply = answer
         log.info(
             "im.command.answered",
             call_id=call_id,
@@ -73,7 +106,7 @@ class Dispatcher:
         )
         return reply
 
-    async def _answer(self, sender: Sender, text: str) -> tuple[str, str, str]:
+    async def _answer(self, sender: Sender, text: str) -> tuple[str | Paged, str, str]:
         cleaned = normalise(text)
         if not cleaned:
             return "Send 'help' to see what I can do.", "", "empty"
@@ -92,8 +125,8 @@ class Dispatcher:
             )
         lowered = cleaned.lower()
         found = self.registry.match(lowered)
-        if found is None or found[0].name != "yes":  # only the very next message confirms
-            self._memory.get(sender.address, {}).pop(CONFIRMATION, None)
+        if found is None or not found[0].answers_question:  # only the very next message
+            (self.memory.peek(sender.address, self._clock()) or {}).pop(CONFIRMATION, None)
         if found is None:
             return self._unknown(cleaned, sender), "", "unknown"
         spec, args = found
@@ -113,7 +146,7 @@ class Dispatcher:
             config=self.config,
             registry=self.registry,
             services=self.services,
-            memory=self._memory.setdefault(sender.address, {}),
+            memory=self.memory.get(sender.address, self._clock()),
             is_admin=self.is_admin(sender),
         )
         try:

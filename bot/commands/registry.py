@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.commands.context import CommandContext
+from bot.commands.replies import Paged
 
-Handler = Callable[[CommandContext], Awaitable[str]]
+Handler = Callable[[CommandContext], Awaitable[str | Paged]]
+"""A command: its reply, as text or as items shown a page at a time."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +29,9 @@ class CommandSpec:
     """The ``features`` flag that switches it on and off."""
     admin_only: bool
     takes_args: bool
+    answers_question: bool
+    """It answers the bot's last question ('yes', 'no'): a question still open when anything
+    else arrives is dropped (bot.commands.context.CONFIRMATION)."""
     handler: Handler
 
     @property
@@ -97,6 +102,7 @@ def command(
     feature: str | None = None,
     admin_only: bool = False,
     takes_args: bool = False,
+    answers_question: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare an IM command; help comes from the handler's docstring."""
@@ -115,6 +121,7 @@ def command(
                 feature=feature,
                 admin_only=admin_only,
                 takes_args=takes_args,
+                answers_question=answers_question,
                 handler=handler,
             )
         )

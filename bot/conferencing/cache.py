@@ -37,6 +37,9 @@ class ListingCache:
         self.hits = 0
         self.loads = 0
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     async def get(self, organizer: str) -> list[Conference]:
         now = self._clock()
         self._trim(now)

@@ -7,7 +7,8 @@ import base64
 import binascii
 import codecs
 from dataclasses import dataclass
-from html.parser import HTMLParser
+
+from bot.im.htmltext import html_to_text
 
 TEXT_TYPES = (
     "text/plain",
@@ -19,6 +20,11 @@ TEXT_TYPES = (
 # Bodies that are not a person's text: accepted with 2xx and never treated as a command
 # (RFC 3994 isComposing, RFC 5438 IMDN, Lync <KeyboardActivity> INFO).
 NOT_TEXT = ("application/im-iscomposing+xml", "message/imdn+xml", "application/xml")
+NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
+"""Text codecs of Python that are no character set (RFC 2978): host-name and escape-sequence
+transforms, and one that refuses everything."""
+MAX_NESTING = 4
+"""Multiparts read inside a multipart: each level costs a pass over the body (and a frame)."""
 
 
 class UnsupportedBody(ValueError):
@@ -43,9 +49,9 @@ class ContentType:
         return cls(media.strip().lower(), params)
 
 
-def text_of(content_type: str | None, body: bytes) -> str | None:
+def text_of(content_type: str | None, body: bytes, *, depth: int = 0) -> str | None:
     """The text a person typed, or None for a body that carries no text (typing, receipts).
-    Raises :class:`UnsupportedBody` for anything else."""
+    Raises :class:`UnsupportedBody` for anything else, and never another error."""
     kind = ContentType.parse(content_type)
     if kind.media in NOT_TEXT:
         return None
@@ -53,14 +59,15 @@ def text_of(content_type: str | None, body: bytes) -> str | None:
         return _decode(body, kind.params.get("charset"))
     if kind.media == "text/html":
         return html_to_text(_decode(body, kind.params.get("charset")))
-    if kind.media.startswith("multipart/") and kind.media in TEXT_TYPES:
-        return _from_multipart(kind, body)
+    if kind.media.startswith("multipart/") and kind.media in TEXT_TYPES and depth < MAX_NESTING:
+        return _from_multipart(kind, body, depth + 1)
     raise UnsupportedBody(kind.media)
 
 
 def ms_text_format(value: str) -> str | None:
     """The first message of a Lync IM session, from ``ms-text-format: text/plain;
-    charset=UTF-8; ms-body=<base64>``; None when the header holds no body."""
+    charset=UTF-8; ms-body=<base64>``; None when the header holds no body we can read (it never
+    raises: the session opens and the client sends that message again, MS-SIPRE)."""
     kind = ContentType.parse(value)
     encoded = kind.params.get("ms-body")
     if not encoded:
@@ -76,23 +83,38 @@ def ms_text_format(value: str) -> str | None:
 
 
 def _decode(body: bytes, charset: str | None) -> str:
-    name = (charset or "utf-8").strip().lower()
+    """``body`` in its charset (RFC 2046 §4.1.2); one Python does not know is read as UTF-8
+    (US-ASCII commands read the same), one that is no character set is refused."""
     try:
-        codecs.lookup(name)
-    except LookupError:
+        name = codecs.lookup((charset or "utf-8").strip()).name
+    except (LookupError, ValueError):  # unknown, or not even a name ("\0", lone surrogates)
         name = "utf-8"
-    return body.decode(name, errors="replace")
+    if name in NOT_CHARSETS:
+        raise UnsupportedBody(f"charset {charset!r} is not a character set")
+    try:
+        return body.decode(name, errors="replace")
+    except (LookupError, UnicodeError) as exc:  # LookupError: bytes-to-bytes (base64, zlib)
+        raise UnsupportedBody(f"charset {charset!r}: {exc}") from None
 
 
-def _from_multipart(kind: ContentType, body: bytes) -> str | None:
+def _from_multipart(kind: ContentType, body: bytes, depth: int) -> str | None:
     boundary = kind.params.get("boundary")
     if not boundary:
         raise UnsupportedBody(f"{kind.media} without boundary")
+    try:  # header values are read from the wire as UTF-8 with surrogate escapes
+        delimiter = b"--" + boundary.encode("utf-8", "surrogateescape")
+    except UnicodeError:
+        raise UnsupportedBody(f"{kind.media}: boundary is not text") from None
     parts: dict[str, str] = {}
-    for chunk in body.split(b"--" + boundary.encode())[1:]:
+    for chunk in body.split(delimiter)[1:]:
         if chunk.startswith(b"--"):
             break
-        head, _, content = chunk.lstrip(b"\r\n").partition(b"\r\n\r\n")
+        # RFC 2046 §5.1.1: the delimiter line ends (after optional padding) with CRLF; the
+        # part's headers follow, then an empty line - at once when the part has no headers
+        part = chunk.partition(b"\n")[2]
+        head, _, content = (
+            (b"", b"", part[2:]) if part[:2] == b"\r\n" else part.partition(b"\r\n\r\n")
+        )
         part_type = None
         for line in head.split(b"\r\n"):
             name, _, value = line.partition(b":")
@@ -101,7 +123,7 @@ def _from_multipart(kind: ContentType, body: bytes) -> str | None:
         if content.endswith(b"\r\n"):
             content = content[:-2]
         try:
-            text = text_of(part_type, content)
+            text = text_of(part_type, content, depth=depth)
         except UnsupportedBody:
             continue
         if text is not None:
@@ -111,31 +133,3 @@ def _from_multipart(kind: ContentType, body: bytes) -> str | None:
         if preferred in parts:
             return parts[preferred]
     return next(iter(parts.values()), None)
-
-
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)  # entities decoded
-        self.out: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in ("br", "p", "div", "li"):
-            self.out.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style") and self._skip:
-            self._skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.out.append(data)
-
-
-def html_to_text(html: str) -> str:
-    parser = _TextOnly()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.out).strip()

@@ -19,6 +19,12 @@ MEDIA_TYPE = "message/imdn+xml"
 XMLNS = "urn:ietf:params:xml:ns:imdn"
 # RFC 5438 §5.2: what a sender may ask for in imdn.Disposition-Notification
 REQUESTS = frozenset({"positive-delivery", "negative-delivery", "display"})
+STATUSES = {
+    "delivery": ("delivered", "failed", "forbidden", "error"),
+    "display": ("displayed", "forbidden", "error"),
+    "processing": ("processed", "stored", "forbidden", "error"),
+}
+"""RFC 5438 §7.2.1: the statuses each kind of notification may carry."""
 
 
 class ImdnError(ValueError):
@@ -41,12 +47,16 @@ def parse(document: bytes) -> Notification:
         root = ElementTree.fromstring(document)
     except (ElementTree.ParseError, DefusedXmlException) as exc:
         raise ImdnError(f"not XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:
+        # the XML declaration names an encoding that expat asks Python's codecs for: unknown
+        # (LookupError), bytes-to-bytes (LookupError) or one that fails (UnicodeError)
+        raise ImdnError(f"unreadable encoding: {exc}") from exc
     if root.tag != f"{{{XMLNS}}}imdn":
         raise ImdnError(f"not an imdn document: {root.tag}")
     message_id = _text(root, "message-id")
     if not message_id:
         raise ImdnError("no message-id")
-    for kind in ("delivery", "display", "processing"):
+    for kind in STATUSES:
         element = root.find(f"{{{XMLNS}}}{kind}-notification")
         if element is None:
             continue

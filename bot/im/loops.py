@@ -52,7 +52,8 @@ class LoopGuard:
         times = self._replies.pop(key, None) or deque(maxlen=settings.max_replies + 1)
         self._replies[key] = times
         while len(self._replies) > TRACKED:
-            self._replies.popitem(last=False)
+            forgotten, _ = self._replies.popitem(last=False)
+            self._tripped.discard(forgotten)
         while times and now - times[0] > settings.window:
             times.popleft()
         if len(times) >= settings.max_replies:

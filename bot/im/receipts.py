@@ -7,7 +7,7 @@ from collections import Counter, OrderedDict
 
 import structlog
 
-from bot.im.imdn import Notification
+from bot.im.imdn import STATUSES, Notification
 
 log = structlog.get_logger("bot.im")
 TRACKED = 10_000
@@ -17,7 +17,8 @@ class ReceiptBook:
     def __init__(self) -> None:
         self._sent: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.received: Counter[tuple[str, str]] = Counter()
-        """(kind, status) -> count: delivery/delivered, display/displayed, …"""
+        """(kind, status) -> count: delivery/delivered, display/displayed, …; a status
+        RFC 5438 does not define for its kind counts as ``other`` (see :func:`labels`)."""
         self.unmatched = 0
 
     def expect(self, message_id: str, recipient: str, now: float) -> None:
@@ -28,7 +29,7 @@ class ReceiptBook:
 
     def record(self, notification: Notification, sender: str) -> bool:
         """A receipt came in; False when it is for no message we sent and track."""
-        self.received[(notification.kind, notification.status)] += 1
+        self.received[label(notification)] += 1
         known = self._sent.pop(notification.message_id, None)
         if known is None:
             self.unmatched += 1
@@ -50,3 +51,20 @@ class ReceiptBook:
                 break
             del self._sent[message_id]
             log.info("im.receipt.missing", message_id=message_id, recipient=recipient)
+
+
+OTHER = "other"
+
+
+def labels() -> list[tuple[str, str]]:
+    """Every (kind, status) a receipt is counted under: a fixed set, whatever senders write."""
+    return [(kind, status) for kind, statuses in STATUSES.items() for status in (*statuses, OTHER)]
+
+
+def label(notification: Notification) -> tuple[str, str]:
+    """What ``notification`` is counted as: the status element's name is the sender's choice,
+    so one outside RFC 5438 §7.2.1 is ``other`` (3,000 made-up names are not 3,000 series)."""
+    if notification.kind not in STATUSES:
+        return OTHER, OTHER
+    known = STATUSES[notification.kind]
+    return notification.kind, notification.status if notification.status in known else OTHER

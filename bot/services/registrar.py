@@ -7,6 +7,7 @@ user's bindings. Requests from users to the bot are challenged too, so the sende
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -90,6 +91,8 @@ class Registrar:
         )
         self.guard = guard or AuthGuard(config.security.auth, config.sip.trusted_proxies)
         self._bindings: dict[str, list[Binding]] = {}
+        self.answered: Counter[int] = Counter()
+        """REGISTERs answered, by status (401 for a challenge): for /metrics."""
 
     def reconfigure(self, config: Config) -> None:
         """New users and passwords, new nonce lifetime (a config reload); bindings stay."""
@@ -134,6 +137,11 @@ class Registrar:
     # --- REGISTER (RFC 3261 §10.3) -----------------------------------------------------------
 
     def register(self, incoming: Incoming, now: float) -> Response | None:
+        response = self._register(incoming, now)
+        self.answered[401 if response is None else response.status] += 1
+        return response
+
+    def _register(self, incoming: Incoming, now: float) -> Response | None:
         request, peer = incoming.request, incoming.peer
         uri = request.uri
         if not isinstance(uri, SipUri) or uri.host.strip("[]") not in self.aliases:

@@ -194,6 +194,11 @@ class SipEndpoint:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def connection_count(self) -> int:
+        """Open TCP and TLS connections, both directions (for /metrics)."""
+        return sum(stream.connection_count for stream in self._streams.values())
+
     def address(self, transport: str = "UDP") -> tuple[str, int]:
         """Host and port we are reachable on over ``transport``."""
         return self._addresses[transport]

@@ -89,3 +89,51 @@ async def test_fifty_users_asking_at_once_get_fifty_endpoints(tmp_path: Path) ->
         assert len(established) == 50  # reused
     finally:
         await chat.store.close()
+
+
+async def test_schedule_without_a_subject_gets_the_usage_line(tmp_path: Path) -> None:
+    """Issue 14 item 6: 'schedule at 10:00' created a conference titled "at 10:00"."""
+    chat = await chat_bot(tmp_path)
+    try:
+        for text in (
+            "schedule at 10:00",
+            "schedule at tomorrow 9:00 for 30m",
+            "schedule for 1h",
+            "schedule at",
+        ):
+            reply = await chat.say("alice", text)
+            assert reply.startswith("Say what the conference is about"), reply
+            assert "Usage: schedule <subject> [at <when>] [for <duration>]" in reply
+        assert "Your conferences (2)" in await chat.say("alice", "my meetings")  # none made
+        done = await chat.say("alice", "schedule At risk review at 10:00")  # a subject
+        assert done.startswith("Scheduled: At risk review - ")
+    finally:
+        await chat.store.close()
+
+
+async def test_no_after_cancel_says_the_conference_was_kept(tmp_path: Path) -> None:
+    """Issue 14 item 6: 'no' was answered "I don't know 'no'"."""
+    chat = await chat_bot(tmp_path)
+    try:
+        await chat.say("alice", "my meetings")
+        assert (await chat.say("alice", "cancel 1")).startswith("Cancel 'Weekly sync'")
+        assert await chat.say("alice", "No.") == (
+            "Kept 'Weekly sync' (id DEMO0001): nothing was cancelled."
+        )
+        assert await chat.say("alice", "yes") == "There is nothing waiting for a 'yes'."
+        assert await chat.say("alice", "no") == "There is nothing waiting for a 'no'."
+        assert "Weekly sync" in await chat.say("alice", "my meetings")
+    finally:
+        await chat.store.close()
+
+
+async def test_counts_say_one_conference_and_two_conferences(tmp_path: Path) -> None:
+    """Issue 14 item 6: "Your last listing has 1 conferences"."""
+    chat = await chat_bot(tmp_path)
+    try:
+        await chat.say("bob", "my meetings")  # bob organises one
+        assert "Your last listing has 1 conference." in await chat.say("bob", "meeting 5")
+        await chat.say("alice", "my meetings")
+        assert "Your last listing has 2 conferences." in await chat.say("alice", "meeting 5")
+    finally:
+        await chat.store.close()

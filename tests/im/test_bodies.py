@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -50,3 +51,110 @@ def test_ms_text_format_first_message() -> None:
     )
     assert ms_text_format("text/plain; charset=UTF-8") is None
     assert ms_text_format("text/plain; ms-body=!!!notbase64") is None
+
+
+def _nested_multipart(levels: int) -> tuple[str, bytes]:
+    content_type, body = "text/plain", b"help"
+    for level in range(levels):
+        boundary = f"b{level}"
+        body = (
+            f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+            + body
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f"multipart/mixed; boundary={boundary}"
+    return content_type, body
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain; charset=base64", b"aGVscA=="),  # a bytes-to-bytes codec: LookupError
+        ("text/plain; charset=rot13", b"uryc"),
+        ("text/plain; charset=zlib", b"x\x9c"),
+        ("text/plain; charset=idna", b"help"),  # UnicodeError for any error handler
+        ("text/plain; charset=punycode", b"help\xff"),
+        ("text/plain; charset=unicode_escape", b"\\x68elp"),  # an escape transform
+        ("text/plain; charset=undefined", b"help"),
+        ("text/html; charset=base64", b"<b>help</b>"),
+    ],
+)
+def test_undecodable_bodies_are_unsupported_never_another_error(
+    content_type: str, body: bytes
+) -> None:
+    """Issue 15 item 11: body decoding raises only UnsupportedBody (a 415), whatever the
+    charset or structure a sender names."""
+    with pytest.raises(UnsupportedBody):
+        text_of(content_type, body)
+
+
+def test_odd_but_harmless_charset_names_read_as_utf8() -> None:
+    for charset in ("unknown-9", "utf\x00-8", "\udcff", "x" * 10_000, ' "utf-8" '):
+        assert text_of(f"text/plain; charset={charset}", b"help") == "help"
+    assert text_of("text/plain; charset=utf-16-le", "help".encode("utf-16-le")) == "help"
+    assert (
+        text_of('multipart/mixed; boundary="\udcff"', b"--\xff\r\n\r\nhelp\r\n--\xff--") == "help"
+    )
+    assert text_of(*_nested_multipart(3)) == "help"  # real clients nest two levels at most
+    assert text_of(*_nested_multipart(1000)) is None  # was a RecursionError: no text in reach
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "text/plain; charset=base64; ms-body=aGVscA==",
+        "text/plain; charset=idna; ms-body=aGVscA==",
+        "text/html; charset=undefined; ms-body=" + base64.b64encode(b"<![<![").decode(),
+        "text/plain; ms-body=\udcff\u00e9",
+        "image/png; ms-body=aGVscA==",
+    ],
+)
+def test_unreadable_ms_text_format_is_no_first_message_never_an_error(header: str) -> None:
+    """Issue 15 item 11: the first message of a Lync session that cannot be read is none."""
+    assert ms_text_format(header) is None
+
+
+def test_html_parser_assertions_are_gone() -> None:
+    """Issue 15 item 11: ``<![<![`` made html.parser raise AssertionError."""
+    assert text_of("text/html", b"help<![<![") == "help"
+    assert text_of("text/html", b"<![CDATA[x]]>help") == "help"
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<a" * 32_000, ""),  # 88 bytes deflated; html.parser took 3 s
+        ('<a b="' * 10_000, ""),  # html.parser took 8 s
+        ("help<!--" + "x" * 60_000, "help"),  # a comment open to the end
+        ("help" + "<![" * 20_000, "help"),
+        ("help" + "</" * 30_000, "help"),
+        ("<a " + 'b="1" ' * 10_000 + ">help", "help"),  # a long run of attributes
+        ("<a " + "b= " * 20_000 + ">help", "help"),
+        ('<a title="x>y" ' * 4_000 + ">help", "help"),  # '>' inside quoted values
+        ("<script>" * 10_000 + "help", ""),
+        ("<b>" * 21_000 + "help", "help"),  # the most tags a 64 KiB message holds
+        ("&amp;" * 12_000, "&" * 12_000),
+        ("<" * 60_000, "<" * 60_000),
+        ("help " + "x" * 100_000, "help " + "x" * (64 * 1024 - 5)),  # read up to the cap
+    ],
+)
+def test_quadratic_html_converts_in_linear_time(markup: str, text: str) -> None:
+    """Issue 15 item 7: no input of at most a message's size blocks the event loop."""
+    started = time.perf_counter()
+    assert html_to_text(markup) == text
+    assert time.perf_counter() - started < 0.5
+
+
+def test_what_lync_and_other_clients_send_converts_as_before() -> None:
+    lync = (
+        '<span style="font-family:Segoe UI; color:#000000; ">my&nbsp;meetings</span>'
+        '<span style="font-size:10pt;"></span>'
+    )
+    assert html_to_text(lync) == "my\xa0meetings"
+    assert html_to_text("meeting<br>2") == "meeting 2"
+    assert html_to_text("<p>cancel 1</p><p>yes</p>") == "cancel 1  yes"
+    assert html_to_text("<DIV>a &lt; b &#x26; c&#38;d &eacute;</DIV>") == "a < b & c&d \xe9"
+    assert html_to_text("1 < 2 and 3 <= 4") == "1 < 2 and 3 <= 4"
+    assert html_to_text("<!-- note -->help<!-->x<?php echo ?>") == "helpx"
+    assert html_to_text("<STYLE>b{}</Style>help<script src='a>b'>x</script >") == "help"
+    assert html_to_text("<img alt='>' src=x>help") == "help"

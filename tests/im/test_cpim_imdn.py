@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.im import cpim, imdn
+from bot.im.bodies import UnsupportedBody
 from bot.im.content import read
 from bot.im.encoding import MAX_INFLATED, BadEncoding, BodyTooLarge, decode
 
@@ -109,6 +110,11 @@ def test_imdn_we_write_is_what_we_read() -> None:
         b'<imdn xmlns="urn:other"><message-id>1</message-id></imdn>',
         b'<imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>1</message-id></imdn>',
         b'<!DOCTYPE x [<!ENTITY a "aaaa">]><imdn xmlns="urn:ietf:params:xml:ns:imdn">&a;</imdn>',
+        # issue 15 item 11: expat asks Python's codecs for the declared encoding
+        b'<?xml version="1.0" encoding="base64"?><imdn/>',  # was LookupError
+        b'<?xml version="1.0" encoding="nosuch"?><imdn/>',  # was LookupError
+        b'<?xml version="1.0" encoding="idna"?><imdn/>',  # was UnicodeError
+        b'<?xml version="1.0" encoding="undefined"?><imdn/>',  # was UnicodeError
     ],
 )
 def test_imdn_that_is_not_imdn_or_is_hostile_is_refused(bad: bytes) -> None:
@@ -165,3 +171,42 @@ def test_what_a_body_is() -> None:
         b"Content-Type: message/imdn+xml\r\nContent-Disposition: notification\r\n\r\n" + DISPLAYED,
     )
     assert receipt_in_cpim.kind == "receipt" and receipt_in_cpim.text is None
+
+
+def _cpim(content_type: str, content: bytes, *mime: str) -> bytes:
+    head = b"NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: m1\r\n\r\n"
+    lines = [f"Content-Type: {content_type}", *mime]
+    return head + "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n\r\n" + content
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "error"),
+    [
+        ("message/cpim", _cpim("text/plain; charset=base64", b"aGVscA=="), UnsupportedBody),
+        ("message/cpim", _cpim("text/plain; charset=idna", b"help"), UnsupportedBody),
+        ("message/cpim", _cpim("message/cpim", _cpim("text/plain", b"help")), UnsupportedBody),
+        ("message/cpim", _cpim("text/plain", b"help", "Content-Encoding: br"), BadEncoding),
+        ("message/cpim", b"\xff\xfe\r\nno header line\r\n\r\n", UnsupportedBody),
+        (
+            "message/cpim",
+            _cpim("text/plain", zlib.compress(b" " * 70_000), "Content-Encoding: deflate"),
+            BodyTooLarge,
+        ),
+        ("text/plain; charset=rot13", b"uryc", UnsupportedBody),
+    ],
+)
+def test_undecodable_cpim_raises_only_the_documented_errors(
+    content_type: str, body: bytes, error: type[Exception]
+) -> None:
+    """Issue 15 item 11: reading a body raises UnsupportedBody, BadEncoding or BodyTooLarge
+    (415, 415, 413 at the service), never anything else."""
+    with pytest.raises(error):
+        read(content_type, [], body)
+
+
+@pytest.mark.parametrize("encoding", ["base64", "idna", "undefined", "nosuch", "utf-16"])
+def test_an_unreadable_receipt_is_nothing_to_act_on(encoding: str) -> None:
+    """Issue 15 item 11: a receipt whose XML cannot be read is accepted and ignored."""
+    document = DELIVERED.replace(b'encoding="UTF-8"', f'encoding="{encoding}"'.encode())
+    assert read("message/imdn+xml", [], document).kind == "other"
+    assert read("message/cpim", [], _cpim("message/imdn+xml", document)).kind == "other"

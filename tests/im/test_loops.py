@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.commands.context import Sender
 from bot.config import ImConfig
-from bot.im.loops import LoopGuard
+from bot.im.loops import TRACKED, LoopGuard
 from bot.sip import Headers, Request, parse_uri
 
 BOT = Sender("bot", "example.test")
@@ -35,3 +35,14 @@ def test_the_breaker_opens_after_max_replies_in_the_window_and_closes_after() ->
     assert not guard.may_reply(alice, 9.0)
     assert guard.may_reply(alice, 12.5)  # the window has moved on
     assert guard.suppressed == 2
+
+
+def test_the_breaker_forgets_senders_beyond_what_it_tracks() -> None:
+    """Issue 15 item 12: a tripped sender that never wrote again was remembered forever."""
+    guard = LoopGuard(ImConfig(loop_breaker={"max_replies": 1, "window": 10.0}), BOT)
+    for n in range(TRACKED + 1_000):
+        sender = Sender(f"u{n}", "example.test")
+        guard.may_reply(sender, 0.0)
+        guard.may_reply(sender, 0.0)  # trips it
+    assert guard.suppressed == TRACKED + 1_000
+    assert len(guard._replies) == TRACKED and len(guard._tripped) == TRACKED

@@ -5,15 +5,17 @@ CPIM asking for receipts, compressed bodies, typing notices, receipts and automa
 from __future__ import annotations
 
 import asyncio
+import re
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.commands import CommandContext, command
 from bot.commands.registry import Registry
+from bot.conferencing.services import NewConference
 from bot.config import ConferencesConfig, Config, ListenConfig, SipConfig
 from bot.im import cpim, imdn
 from bot.runtime import Runtime
@@ -202,3 +204,55 @@ async def test_a_slow_command_shows_the_bot_typing_until_the_answer(
     answer, idle = await next_message(inbox), await next_message(inbox)
     assert answer.body == b"the report"
     assert b"<state>idle</state>" in idle.body
+
+
+async def test_bodies_that_cannot_be_decoded_get_415_and_the_bot_still_answers(
+    alice: tuple[Alice, asyncio.Queue[Request]],
+) -> None:
+    """Issue 15 item 11: each was a 500 (LookupError, UnicodeError, AssertionError)."""
+    user, inbox = alice
+    for content_type, body in [
+        ("text/plain; charset=base64", b"aGVscA=="),
+        ("text/plain; charset=idna", b"help"),
+        ("text/html; charset=rot13", b"<b>uryc</b>"),
+        ("message/cpim", cpim.build([], "text/plain; charset=undefined", b"help")),
+    ]:
+        refused = await user.say(content_type, body)
+        assert refused.status == 415, content_type
+        assert "text/plain" in (refused.headers.get("accept") or "")
+    assert (await user.say("text/html", b"help<![<![")).status == 200
+    assert b"my meetings" in (await next_message(inbox)).body  # html.parser raised on that
+
+
+async def test_a_long_listing_reaches_a_udp_only_client_page_by_page(
+    runtime: Runtime, alice: tuple[Alice, asyncio.Queue[Request]]
+) -> None:
+    """Issue 14 item 14: with 16 conferences the reply was over 1300 bytes, went to TCP
+    (RFC 3261 §18.1.1), which a UDP-only softphone refuses: alice got nothing."""
+    user, inbox = alice
+    start = datetime.now(UTC) + timedelta(days=3)
+    for n in range(14):  # and the two demo conferences
+        new = NewConference(
+            subject=f"Projektbesprechung Überblick {n:02d} " + "é" * 40,
+            start=start + timedelta(hours=n),
+            duration=timedelta(hours=1),
+        )
+        await runtime.store.schedule("alice@example.test", new)
+    pages: list[Request] = []
+    text = "my meetings"
+    while True:
+        assert (await user.say("text/plain", text.encode())).status == 200
+        pages.append(await next_message(inbox))
+        if b"send 'more'" not in pages[-1].body:
+            break
+        text = "more"
+    sizes = [len(page.serialize()) for page in pages]
+    assert len(pages) > 2 and max(sizes) <= 1300, sizes
+    listed = re.findall(rb"^(\d+)\. ", b"\n".join(p.body for p in pages), re.MULTILINE)
+    assert [int(n) for n in listed] == list(range(1, 17))  # every one, once, in order
+    # the same page in CPIM (Linphone) carries about 200 bytes more: still under 1300
+    asked = cpim.build([("imdn.Message-ID", "a-2")], "text/plain", b"my meetings")
+    assert (await user.say("message/cpim", asked)).status == 200
+    wrapped = await next_message(inbox)
+    assert b"Your conferences (16):" in wrapped.body
+    assert len(wrapped.serialize()) <= 1300, len(wrapped.serialize())

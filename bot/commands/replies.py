@@ -1,0 +1,147 @@
+"""Words and lengths of the replies people read: counts in the right number, and every IM short
+enough for any client.
+
+MAX_REPLY_BYTES is the budget of one reply's text. A MESSAGE carrying it with its headers
+stays under 1300 bytes, the size above which RFC 3261 §18.1.1 moves a request off UDP - and a
+softphone that listens on UDP only never gets it (issue 14 item 14).
+
+The paging is done by the dispatcher, for every command: the IM service gets one short text
+per command and sends it as it sends any reply (pager or session), and a handler may return
+its reply as items (:class:`Paged`) to be paged at item boundaries with a count of what is
+left; plain text is paged at line boundaries. The rest waits in the sender's memory for the
+``more`` command (handlers/more.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+MAX_REPLY_BYTES = 700
+"""UTF-8 bytes of text in one reply. Measured around it (tests/im/test_pager_content.py): a
+pager reply's SIP headers take about 390 bytes, in CPIM (Linphone) about 590, so a full page
+is about 1090 and 1290 bytes on the wire with short names: under 1300 either way."""
+MAX_KEPT_BYTES = 16 * 1024
+"""Of a long reply kept for 'more' (about 20 pages): what a sender can make the bot hold."""
+ELLIPSIS = "…"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 conference``, ``2 conferences``."""
+    return f"{count} {_number(count, noun)}"
+
+
+def _number(count: int, noun: str) -> str:
+    return noun if count == 1 else noun + "s"
+
+
+def size(text: str) -> int:
+    """What ``text`` weighs on the wire (UTF-8)."""
+    return len(text.encode("utf-8"))
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, with an ellipsis when cut (never in the
+    middle of a character)."""
+    if size(text) <= limit:
+        return text
+    room = limit - size(ELLIPSIS)
+    cut = text.encode("utf-8")[: max(room, 0)].decode("utf-8", "ignore")
+    return cut.rstrip() + ELLIPSIS
+
+
+PAGES = "reply.pages"
+"""Memory key of what is left of the last long reply, for 'more'."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Paged:
+    """A reply made of items (one line each), shown a page at a time: as many items as fit in
+    MAX_REPLY_BYTES, then "… 10 more conferences: send 'more'"."""
+
+    heading: str
+    """The first line of the first page (``Your conferences (40):``)."""
+    continued: str = ""
+    """The first line of the pages after it, when they need one."""
+    items: tuple[str, ...]
+    footer: str = ""
+    """The last line, once every item was shown."""
+    noun: str = "line"
+    """What an item is, for the count of those left."""
+
+
+@dataclass(slots=True)
+class _Left:
+    reply: Paged
+    shown: int
+
+
+def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str:
+    """``reply`` as one IM of at most ``budget`` bytes: whole when it fits, else its first
+    page, the rest kept in ``memory`` for :func:`next_page`. A plain text too long is paged
+    by its lines (a line too long for a page is split), so nothing is ever lost."""
+    if isinstance(reply, str):
+        if size(reply) <= budget:
+            return reply
+        kept = shorten(reply, MAX_KEPT_BYTES)
+        pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
+        reply = Paged(heading="", items=tuple(pieces))
+    memory[PAGES] = _Left(_bounded(reply), 0)
+    return _page(memory, budget)
+
+
+def next_page(memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str | None:
+    """The page after the last one shown, or None when nothing is left."""
+    return _page(memory, budget) if PAGES in memory else None
+
+
+def _page(memory: dict[str, Any], budget: int) -> str:
+    left: _Left = memory[PAGES]
+    reply, start, total = left.reply, left.shown, len(left.reply.items)
+    heading = reply.heading if start == 0 else reply.continued
+    lines = [heading] if heading else []
+    item_room = budget - size(heading) - max(size(reply.footer), size(_more(total, reply))) - 2
+    shown = start
+    while shown < total:
+        item = shorten(reply.items[shown], item_room)
+        after = reply.footer if shown + 1 == total else _more(total - shown - 1, reply)
+        if shown > start and size("\n".join([*lines, item, after])) > budget:
+            break
+        lines.append(item)
+        shown += 1
+    if shown == total:
+        del memory[PAGES]
+        lines += [reply.footer] if reply.footer else []
+    else:
+        left.shown = shown
+        lines.append(_more(total - shown, reply))
+    return shorten("\n".join(lines), budget)
+
+
+def _bounded(reply: Paged) -> Paged:
+    """``reply`` with as many items as MAX_KEPT_BYTES holds, and a last one saying how many
+    more there were."""
+    kept = 0
+    for count, item in enumerate(reply.items):
+        kept += size(item) + 1
+        if kept > MAX_KEPT_BYTES:
+            left = len(reply.items) - count
+            note = f"({left} more {_number(left, reply.noun)} not shown: too many for chat)"
+            return replace(reply, items=(*reply.items[:count], note))
+    return reply
+
+
+def _more(count: int, reply: Paged) -> str:
+    return f"{ELLIPSIS} {count} more {_number(count, reply.noun)}: send 'more'"
+
+
+def _split(line: str, limit: int) -> list[str]:
+    """``line`` in pieces of at most ``limit`` bytes, cut at a space where there is one."""
+    pieces = []
+    rest = line.encode("utf-8")
+    while len(rest) > limit:
+        cut = rest[:limit]
+        space = cut.rfind(b" ")
+        piece = (cut[:space] if space > limit // 2 else cut).decode("utf-8", "ignore")
+        pieces.append(piece)
+        rest = rest[len(piece.encode("utf-8")) :].lstrip(b" ")
+    return [*pieces, rest.decode("utf-8")]

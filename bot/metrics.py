@@ -1,0 +1,200 @@
+"""What ``/metrics`` shows (Prometheus text format), read from the running bot at scrape time.
+
+Every counter is there from the start, at zero, and every label takes values from a fixed set
+(command names, outcomes, RFC 5438 statuses): nothing a sender writes becomes a series.
+
+Counters: ``sipbot_auth_failures_total{reason}``, ``sipbot_banned_requests_dropped_total``,
+``sipbot_im_commands_total{command,outcome}``, ``sipbot_register_requests_total{outcome}``,
+``sipbot_im_receipts_total{kind,status}``, ``sipbot_im_replies_suppressed_total``,
+``sipbot_sip_messages_received_total``, ``sipbot_sip_messages_dropped_total``,
+``sipbot_sip_retransmissions_absorbed_total``, ``sipbot_sip_retransmissions_sent_total``.
+
+Gauges: ``sipbot_bans_active``, ``sipbot_registered_users``, ``sipbot_registered_with_server``,
+``sipbot_sip_transactions``, ``sipbot_sip_connections``, ``sipbot_im_sessions``,
+``sipbot_user_endpoints``, ``sipbot_listing_cache_entries``, ``sipbot_command_memory_senders``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bot.commands.dispatcher import OUTCOMES, Dispatcher
+from bot.conferencing.endpoints import UserEndpointPool
+from bot.conferencing.store import ConferenceStore
+from bot.im.receipts import labels as receipt_labels
+from bot.im.service import ImService
+from bot.services.guard import AuthGuard
+from bot.services.registrar import Registrar
+from bot.services.registration import Registration
+from bot.transport.endpoint import SipEndpoint
+
+REGISTER_OUTCOMES = ("ok", "challenged", "refused", "invalid", "error")
+"""What became of a REGISTER: 200, a challenge, 403/404, another 4xx, a 5xx."""
+
+
+class Bot(Protocol):
+    """The parts of the running bot (bot.runtime.Runtime) the figures come from."""
+
+    @property
+    def endpoint(self) -> SipEndpoint: ...
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+    @property
+    def registrar(self) -> Registrar | None: ...
+    @property
+    def registration(self) -> Registration | None: ...
+    @property
+    def im(self) -> ImService | None: ...
+    @property
+    def endpoints(self) -> UserEndpointPool: ...
+    @property
+    def store(self) -> ConferenceStore: ...
+
+
+class GuardCollector(Collector):
+    """The guard's counters: password guessing and bans."""
+
+    def __init__(self, guard: AuthGuard):
+        self.guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily(
+            "sipbot_auth_failures", "Failed digest authentications", labels=["reason"]
+        )
+        for reason, count in sorted(self.guard.failures_total.items()):
+            failures.add_metric([reason], count)
+        yield failures
+        now = asyncio.get_running_loop().time()
+        yield GaugeMetricFamily(
+            "sipbot_bans_active",
+            "Addresses banned for password guessing",
+            self.guard.active_bans(now),
+        )
+        yield CounterMetricFamily(
+            "sipbot_banned_requests_dropped",
+            "Requests from banned addresses dropped unanswered",
+            self.guard.dropped,
+        )
+
+
+class BotCollector(Collector):
+    """Commands, registrations, IM, and the sizes of what the bot holds in memory (what a
+    flood must leave at its baseline)."""
+
+    def __init__(self, bot: Bot):
+        self.bot = bot
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._commands()
+        yield from self._registrations()
+        yield from self._im()
+        yield from self._sip()
+        yield from self._held()
+
+    def _commands(self) -> Iterator[Metric]:
+        dispatcher = self.bot.dispatcher
+        commands = CounterMetricFamily(
+            "sipbot_im_commands",
+            "Messages answered, by command (unknown: none named) and outcome",
+            labels=["command", "outcome"],
+        )
+        for command in sorted({*dispatcher.command_names(), *(c for c, _ in dispatcher.answered)}):
+            for outcome in OUTCOMES:
+                commands.add_metric([command, outcome], dispatcher.answered[(command, outcome)])
+        yield commands
+
+    def _registrations(self) -> Iterator[Metric]:
+        registrar, registration = self.bot.registrar, self.bot.registration
+        outcomes = dict.fromkeys(REGISTER_OUTCOMES, 0)
+        for status, count in (registrar.answered if registrar else {}).items():
+            outcomes[register_outcome(status)] += count
+        requests = CounterMetricFamily(
+            "sipbot_register_requests",
+            "REGISTERs the embedded registrar answered, by outcome",
+            labels=["outcome"],
+        )
+        for outcome, count in outcomes.items():
+            requests.add_metric([outcome], count)
+        yield requests
+        yield GaugeMetricFamily(
+            "sipbot_registered_users",
+            "Users with a live binding at the embedded registrar",
+            registrar.registered_users if registrar else 0,
+        )
+        yield GaugeMetricFamily(
+            "sipbot_registered_with_server",
+            "1 while the bot is registered with the external SIP server",
+            int(registration.registered) if registration else 0,
+        )
+
+    def _im(self) -> Iterator[Metric]:
+        im = self.bot.im
+        receipts = CounterMetricFamily(
+            "sipbot_im_receipts",
+            "IMDN receipts received for the bot's messages (RFC 5438)",
+            labels=["kind", "status"],
+        )
+        received = im.receipts.received if im else {}
+        for kind, status in sorted({*receipt_labels(), *received}):
+            receipts.add_metric([kind, status], received.get((kind, status), 0))
+        yield receipts
+        yield CounterMetricFamily(
+            "sipbot_im_replies_suppressed",
+            "Replies not sent because a conversation looked like a loop",
+            im.loops.suppressed if im else 0,
+        )
+        yield GaugeMetricFamily(
+            "sipbot_im_sessions", "Open IM sessions (INVITE-based)", im.session_count if im else 0
+        )
+
+    def _sip(self) -> Iterator[Metric]:
+        endpoint = self.bot.endpoint
+        stats = endpoint.layer.stats
+        for name, value, what in (
+            ("messages_received", stats.received, "SIP messages received"),
+            ("messages_dropped", stats.dropped, "SIP messages dropped unanswered"),
+            ("retransmissions_absorbed", stats.retransmissions_absorbed,
+             "Retransmitted requests answered from their transaction"),
+            ("retransmissions_sent", stats.retransmissions_sent,
+             "Requests and responses sent again (RFC 3261 timers A, E, G)"),
+        ):  # fmt: skip
+            yield CounterMetricFamily(f"sipbot_sip_{name}", what, value)
+        yield GaugeMetricFamily(
+            "sipbot_sip_transactions",
+            "SIP transactions held (RFC 3261 §17), client and server",
+            endpoint.layer.transaction_count,
+        )
+        yield GaugeMetricFamily(
+            "sipbot_sip_connections", "Open TCP and TLS connections", endpoint.connection_count
+        )
+
+    def _held(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sipbot_user_endpoints", "User endpoints in the pool", len(self.bot.endpoints)
+        )
+        yield GaugeMetricFamily(
+            "sipbot_listing_cache_entries",
+            "Organizers whose conference listing is cached",
+            len(self.bot.store.listings),
+        )
+        yield GaugeMetricFamily(
+            "sipbot_command_memory_senders",
+            "Senders the commands remember something of (last listing, pending question)",
+            len(self.bot.dispatcher.memory),
+        )
+
+
+def register_outcome(status: int) -> str:
+    """The REGISTER_OUTCOMES value of a registrar's answer."""
+    if 200 <= status < 300:
+        return "ok"
+    if status in (401, 407):
+        return "challenged"
+    if status in (403, 404):
+        return "refused"
+    return "invalid" if status < 500 else "error"
