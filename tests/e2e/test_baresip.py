@@ -1,66 +1,52 @@
-"""baresip (Debian baresip-core), a real softphone, asks the bot for its user's meetings.
-
-baresip 1.0 does not print the MESSAGEs it receives, so the delivery is read on the bot's
-side: baresip's 200 to the reply, at the contact it registered.
-"""
+"""baresip (Debian baresip-core 1.0), a real softphone, set up and driven exactly as the README
+says: its generated ``config``, ``accounts`` and ``contacts`` edited with the README's lines,
+``/message`` typed into its menu, the bot's reply printed by baresip."""
 
 from __future__ import annotations
 
-import asyncio
-import json
+import re
 from pathlib import Path
 
-from tests.peers.conftest import Process, free_port, start
+from tests.peers.console import Console
+from tests.readme import recipe, transcript
 
 from .conftest import StartBot
 
-
-def baresip_config(folder: Path, sip_port: int, ctrl_port: int, bot_port: int) -> None:
-    (folder / "config").write_text(
-        "module_path /usr/lib/baresip/modules\n"
-        f"sip_listen 127.0.0.1:{sip_port}\n"
-        "net_interface 127.0.0.1\n"
-        "dns_server 127.0.0.1:53\n"
-        "audio_player\naudio_source\n"
-        "module_tmp account.so\nmodule contact.so\nmodule g711.so\n"
-        "module_app menu.so\nmodule_app ctrl_tcp.so\n"
-        f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
-        "statmode_default off\n"
-    )
-    (folder / "accounts").write_text(
-        f"<sip:alice@example.test>;auth_pass=alice-demo;"
-        f'outbound="sip:127.0.0.1:{bot_port};transport=udp";regint=600\n'
-    )
-    (folder / "contacts").write_text('"Bot" <sip:bot@example.test>\n')
+REGISTERED = "All 1 useragent registered successfully!"
 
 
-async def ctrl(port: int, command: str, params: str) -> asyncio.StreamReader:
-    """Send one ctrl_tcp command (netstring-framed JSON); the reader yields its events."""
-    for _ in range(50):
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("baresip's ctrl_tcp did not open")
-    body = json.dumps({"command": command, "params": params, "token": "t1"}).encode()
-    writer.write(str(len(body)).encode() + b":" + body + b",")
-    await writer.drain()
-    return reader
+def in_home(argv: list[str], home: Path) -> list[str]:
+    """``argv`` with a leading ``~/`` expanded to ``home``, as the reader's shell does."""
+    return [str(home / arg[2:]) if arg.startswith("~/") else arg for arg in argv]
 
 
-async def test_baresip_sends_my_meetings_and_receives_the_reply(
-    start_bot: StartBot, processes: list[Process], tmp_path: Path
-) -> None:
+async def test_readme_baresip_recipe_works_as_written(start_bot: StartBot, tmp_path: Path) -> None:
     bot = await start_bot()
-    sip_port, ctrl_port = free_port(), free_port()
-    baresip_config(tmp_path, sip_port, ctrl_port, bot.port)
-    phone = await start("baresip", "-f", str(tmp_path))
-    processes.append(phone)
-    await bot.event("registrar.bindings_updated", user="alice", bindings=1)
-    await ctrl(ctrl_port, "message", "my meetings")
-    reply = await bot.event("im.reply.delivered", sender="alice@example.test", status=200)
-    assert f"@127.0.0.1:{sip_port}" in str(reply["target"])  # baresip's registered contact
+    home = tmp_path / "home"
+    session = transcript("baresip", typed="/", keep=True)
+    command = in_home(session.command, home)
+    # the first start writes the templates the README has the reader edit
+    first = await Console.start(command, cwd=home, home=home)
+    await first.expect("baresip is ready")
+    assert await first.close("/quit") == 0, first.tail
+    folder = home / ".baresip"
+    with (folder / "config").open("a") as config:
+        config.write(recipe("baresip config"))
+    with (folder / "accounts").open("a") as accounts:
+        accounts.write(recipe("baresip accounts", bot_port=bot.port))
+    (folder / "contacts").write_text(recipe("baresip contacts"))
+
+    phone = await Console.start(command, cwd=home, home=home)
+    try:
+        await phone.expect(re.escape(REGISTERED))
+        for line in session.typed:
+            await phone.send(line)
+        for line in session.shown:
+            await phone.expect(re.escape(line))
+        await phone.expect("Weekly sync")  # the rest of the listing, printed in the same reply
+    finally:
+        code = await phone.close("/quit")
+    assert code == 0, phone.tail
     answered = await bot.event("im.command.answered", sender="alice@example.test")
     assert answered["command"] == "my meetings" and answered["outcome"] == "ok"
+    await bot.event("registrar.bindings_updated", user="alice", bindings=0)  # un-registered
