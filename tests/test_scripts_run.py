@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDER = '#!/bin/sh\necho "$(basename "$0") $*" >>"$(dirname "$0")/../calls"\n'
+RECORDER = '#!/bin/sh\necho "$(basename "$0") $*" >>"$(dirname "$(dirname "$0")")/calls"\n'
 
 
 def checkout(tmp_path: Path) -> Path:
