@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.config import Config
+from bot.services.identity import Refused
 from bot.services.registrar import Registrar
 from bot.sip import Headers, Request, Response, parse_uri
 from bot.sip.digest import DigestClient
@@ -166,9 +167,8 @@ def test_credentials_count_only_for_their_own_request_uri_and_method() -> None:
     good = authorized(registrar, register("alice", call_id="reg-2"))
     as_invite = Request("INVITE", good.uri, good.headers.copy())
     as_invite.headers.set("CSeq", "3 INVITE")
-    refused = registrar.authenticate(as_invite, PEER, 1.0)
-    assert refused.user is None and refused.response is not None
-    assert refused.response.status == 401
+    refused = registrar.gate.identify(Incoming(as_invite), 1.0)
+    assert isinstance(refused, Refused) and refused.response.status == 401
 
 
 def test_an_expired_nonce_is_stale_and_the_clients_retry_succeeds() -> None:
@@ -187,6 +187,9 @@ def test_an_expired_nonce_is_stale_and_the_clients_retry_succeeds() -> None:
 
 def test_failed_answers_for_a_much_guessed_user_are_held_back_not_refused() -> None:
     registrar = Registrar(Config(security={"auth": {"user_max_failures": 3, "user_delay": 2}}))
+    assert (
+        answer(registrar, authorized(registrar, register("alice", call_id="a")), 0.5).status == 200
+    )
     delays = []
     for n in range(4):
         peer = Peer("UDP", f"192.0.2.{n + 1}", 5060)  # from four addresses: no ban
@@ -198,8 +201,9 @@ def test_failed_answers_for_a_much_guessed_user_are_held_back_not_refused() -> N
             delay, response = 0.0, now
         assert response.status == 401
         delays.append(delay)
-    assert delays == [0.0, 0.0, 2.0, 2.0]
-    # alice herself, answering right, is neither delayed nor refused
+    assert delays == [0.0, 0.0, 0.0, 2.0]  # paced from the third failure on
+    # alice herself, answering right from where she registered before, is neither delayed
+    # nor refused
     right = Incoming(authorized(registrar, register("alice", call_id="real")), PEER)
     response = registrar.register(right, 2.0)
     assert response is not None and response.status == 200 and not right.late
