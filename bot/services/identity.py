@@ -239,18 +239,21 @@ def asserted_identity(rows: list[str]) -> SipUri | None:
     (``"Doe, John" <sip:john@...>``) do not separate values (RFC 3261 §7.3.1)."""
     sip: list[SipUri] = []
     tel = 0
-    for row in rows:
-        for part in split_outside_quotes(row, ","):
-            try:
-                uri = Address.parse(part.strip()).uri
-            except SipParseError:
-                return None
-            if isinstance(uri, SipUri):
-                sip.append(uri)
-            elif str(uri).lower().startswith("tel:"):
-                tel += 1
-            else:
-                return None
+    try:
+        uris = [
+            Address.parse(part.strip()).uri
+            for row in rows
+            for part in split_outside_quotes(row, ",")
+        ]
+    except SipParseError:
+        return None
+    for uri in uris:
+        if isinstance(uri, SipUri):
+            sip.append(uri)
+        elif str(uri).lower().startswith("tel:"):
+            tel += 1
+        else:
+            return None
     if len(sip) != 1 or tel > 1 or sip[0].user is None:
         return None
     return sip[0]
