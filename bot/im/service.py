@@ -415,13 +415,11 @@ class ImService:
 
     def _in_dialog(self, incoming: ServerRequest) -> Response | None:
         request = incoming.request
-        dialog, error = self.dialogs.route(request)
-        if error is not None or dialog is None:
-            return error or make_response(request, 481)
-        session = self.sessions.get(dialog.id)
+        session = self._session_of(request)
         if session is None:
-            return make_response(request, 481)
-        # the dialog's identity holds only on its own flow (bot.services.identity)
+            return make_response(request, 481)  # RFC 3261 §12.2.2
+        # the dialog's identity holds only on its own flow (bot.services.identity); checked
+        # before the dialog sees the request, so a stranger cannot move its CSeq either
         who = self.gate.in_dialog(incoming, session.sender, session.peer, self._loop.time())
         return self._admitted(incoming, who, lambda inc, _: self._in_session(inc, session))
 
@@ -429,6 +427,9 @@ class ImService:
         request = incoming.request
         if session.dialog.id not in self.sessions:
             return make_response(request, 481)  # closed while the answer was held
+        error = session.dialog.receive_request(request)  # RFC 3261 §12.2.2: CSeq order
+        if error is not None:
+            return error
         session.last_activity = self._loop.time()
         if request.method == "BYE":
             self._forget(session)
