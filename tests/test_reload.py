@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from bot.config import Config
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from bot.config import Config, load_config
 from bot.reload import merge
+from bot.runtime import Runtime
+
+TOKEN = "reload-test-token"
 
 
 def test_live_settings_apply_and_the_rest_is_kept_and_reported() -> None:
@@ -39,3 +47,43 @@ def test_live_settings_apply_and_the_rest_is_kept_and_reported() -> None:
 def test_reloading_the_same_config_changes_nothing() -> None:
     outcome = merge(Config(), Config())
     assert outcome.config == Config() and outcome.restart_needed == ()
+
+
+async def test_a_reload_that_fails_in_the_middle_changes_nothing(tmp_path: Path) -> None:
+    """Item 14: an unknown conferences.time_zone used to raise after the ACL and the users had
+    changed (and the admin API answered 500). Now every piece is built first: nothing moves,
+    and POST /admin/reload answers 422 with the reason."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+    base = {
+        "sip": {"listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}]},
+        "conferences": {"database_url": database},
+        "admin": {"port": 0, "token": TOKEN},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(base))
+    runtime = Runtime(load_config(path), config_path=path)
+    await runtime.start()
+    try:
+        bad = {
+            **base,
+            "acl": {"allowed_domains": ["evil.test"]},
+            "registrar": {"users": {"mallory": {"password": "mallory-pw"}}},
+            "security": {"auth": {"allow": ["0.0.0.0/0"]}},
+            "conferences": {"database_url": database, "time_zone": "Mars/Olympus_Mons"},
+        }
+        path.write_text(yaml.safe_dump(bad))
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"http://127.0.0.1:{runtime.admin.port}/admin/reload",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as response:
+                assert response.status == 422
+                assert "Mars/Olympus_Mons" in str(await response.json())
+        config = runtime.config
+        assert config.acl.allowed_domains == Config().acl.allowed_domains
+        assert set(config.registrar.users) == {"alice", "bob"}
+        assert runtime.gate.settings.passwords.keys() == {"alice", "bob"}
+        assert runtime.gate.settings.never_ban == []
+        assert str(runtime.services.zone) == "UTC"
+    finally:
+        await runtime.stop()
