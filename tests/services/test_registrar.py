@@ -216,3 +216,34 @@ def authorized_with(registrar: Registrar, password: str, peer: Peer) -> Request:
     retry.headers.set("CSeq", "2 REGISTER")
     assert DigestClient("alice", password).authorize(retry, challenge)
     return retry
+
+
+# --- bounded bindings (issue 15 item 10) ----------------------------------------------------
+
+
+def contacts(first: int, count: int) -> str:
+    return ", ".join(f"<sip:alice@127.0.0.1:{port}>" for port in range(first, first + count))
+
+
+def test_registrar_bindings_are_capped_and_only_sip_contacts_kept() -> None:
+    registrar = Registrar(Config(registrar={"max_bindings": 3}))
+    many = with_credentials(registrar, register("alice", contact=contacts(41000, 4)), "alice-demo")
+    assert many.status == 403 and registrar.lookup("alice", 1.0) == []
+    three = register("alice", contact=contacts(41000, 3), call_id="c1")
+    assert with_credentials(registrar, three, "alice-demo").status == 200
+    one_more = register("alice", contact=contacts(42000, 1), call_id="c2")
+    assert with_credentials(registrar, one_more, "alice-demo").status == 403
+    assert len(registrar.lookup("alice", 1.0)) == 3
+    again = register("alice", contact=contacts(41000, 3), call_id="c1", cseq=5)  # a refresh
+    assert with_credentials(registrar, again, "alice-demo").status == 200
+    tel = register("alice", contact="<tel:+15551234>", call_id="c3")
+    assert with_credentials(registrar, tel, "alice-demo").status == 400
+    assert all(b.uri.scheme in ("sip", "sips") for b in registrar.lookup("alice", 1.0))
+
+
+def test_non_ascii_digits_in_expires_are_not_numbers() -> None:
+    registrar = Registrar(Config())
+    response = with_credentials(registrar, register("alice", expires="²"), "alice-demo")
+    assert response.status == 200  # unreadable Expires: the default applies, nothing raised
+    [binding] = registrar.lookup("alice", 0.0)
+    assert binding.expires_at == 600.0
