@@ -247,3 +247,17 @@ def test_non_ascii_digits_in_expires_are_not_numbers() -> None:
     assert response.status == 200  # unreadable Expires: the default applies, nothing raised
     [binding] = registrar.lookup("alice", 0.0)
     assert binding.expires_at == 600.0
+
+
+def test_a_correct_guess_under_a_heavy_attack_is_answered_no_sooner() -> None:
+    """Parallel guessing is not sped up by the right password: from a new address, its 200
+    waits in the same per-user pace as the wrong answers (bot.services.guard)."""
+    registrar = Registrar(Config(security={"auth": {"user_max_failures": 3, "user_delay": 2}}))
+    for n in range(3):
+        peer = Peer("UDP", f"192.0.2.{n + 1}", 5060)
+        registrar.register(Incoming(authorized_with(registrar, "guess", peer), peer), 1.0)
+    attacker = Peer("UDP", "192.0.2.99", 5060)
+    right = Incoming(authorized_with(registrar, "alice-demo", attacker), attacker)
+    assert registrar.register(right, 1.0) is None
+    [(delay, response)] = right.late
+    assert response.status == 200 and delay >= 2.0
