@@ -87,3 +87,28 @@ async def test_a_reload_that_fails_in_the_middle_changes_nothing(tmp_path: Path)
         assert str(runtime.services.zone) == "UTC"
     finally:
         await runtime.stop()
+
+
+def test_trusted_proxies_and_registrar_caps_apply_live() -> None:
+    new = Config(sip={"trusted_proxies": ["192.0.2.1"]}, registrar={"max_bindings": 3})
+    outcome = merge(Config(), new)
+    assert outcome.config.sip.trusted_proxies == ("192.0.2.1",)
+    assert outcome.config.registrar.max_bindings == 3 and outcome.restart_needed == ()
+
+
+async def test_a_reload_rebuilds_the_identity_gate_and_the_ban_exemptions(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+    runtime = Runtime(Config(conferences={"database_url": database}))
+    runtime.reload(
+        Config(
+            conferences={"database_url": database},
+            sip={"trusted_proxies": ["192.0.2.1"]},
+            security={"auth": {"allow": ["198.51.100.0/24"], "max_failures": 1}},
+        )
+    )
+    assert runtime.gate.settings.proxies == {"192.0.2.1"}
+    for address in ("192.0.2.1", "198.51.100.7", "203.0.113.9"):
+        runtime.guard.failed(address, "alice", "wrong credentials", 0.0)
+    assert [ban.address for ban in runtime.guard.bans(0.0)] == ["203.0.113.9"]
