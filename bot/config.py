@@ -129,6 +129,8 @@ class RegistrarConfig(_Section):
     max_expires: int = Field(3600, ge=1)
     default_expires: int = Field(600, ge=1)
     digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)
+    max_bindings: int = Field(10, ge=1, le=1000)
+    """Contacts one user may have registered (and list in one REGISTER); more: 403."""
     server: str | None = None
     username: str | None = None
     password: str | None = None
@@ -219,6 +221,8 @@ class TypingConfig(_Section):
 
 class ImConfig(_Section):
     session_idle_timeout: float = Field(300.0, gt=0)
+    max_sessions_per_sender: int = Field(10, ge=1, le=1000)
+    """Open IM sessions one sender may hold; a new one closes their least recently used."""
     rate_limit: RateLimitConfig = RateLimitConfig()
     loop_breaker: LoopBreakerConfig = LoopBreakerConfig()
     automata: tuple[str, ...] = ()

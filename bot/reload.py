@@ -15,7 +15,8 @@ LIVE = {
     "acl": None,
     "im": None,
     "security": None,
-    "registrar": ("users",),
+    "registrar": ("users", "max_bindings"),
+    "sip": ("trusted_proxies",),  # the identity gate and the ban exemptions, swapped whole
     "conferences": ("cache_seconds", "time_zone"),
 }
 """Sections that apply live: wholly (None) or only the fields named."""

@@ -31,6 +31,7 @@ from bot.im.service import ImService
 from bot.metrics import BotCollector
 from bot.reload import Reload, merge
 from bot.services.guard import AuthGuard
+from bot.services.identity import GateSettings, IdentityGate
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
 from bot.sip.message import Response, make_response
@@ -136,7 +137,8 @@ class Runtime:
         self.started = time.monotonic()
         self.endpoint = SipEndpoint(endpoint_config(config), handler=self._route)
         self.guard = AuthGuard(config.security.auth, config.sip.trusted_proxies)
-        self.registrar = Registrar(config, self.guard) if config.sip.mode == "embedded" else None
+        self.gate = IdentityGate(config, self.guard)
+        self.registrar = Registrar(config, self.gate) if config.sip.mode == "embedded" else None
         self.registration: Registration | None = None
         self.store = ConferenceStore(
             config.conferences.database_url or default_url(prepare(data_dir or default_data_dir())),
@@ -189,10 +191,9 @@ class Runtime:
         await self.store.open()
         if self.config.conferences.demo_data:
             await self.store.seed_demo(self.config.sip.domain, datetime.now(UTC))
-        if self.registrar is not None:
-            self.endpoint.admit = self.guard.allows
+        self.endpoint.admit = self.gate.admits
         await self.endpoint.start()
-        self.im = ImService(self.endpoint, self.config, self._answer, self.registrar)
+        self.im = ImService(self.endpoint, self.config, self._answer, self.registrar, self.gate)
         self.endpoint.on_ack = self.im.on_ack
         self.im.start()
         if self.config.sip.mode == "external":
@@ -244,18 +245,31 @@ class Runtime:
         return self.reload(new)
 
     def reload(self, new: Config) -> Reload:
-        """Apply ``new``: live settings at once, the rest at the next restart (bot.reload)."""
-        outcome = merge(self.config, new)
-        config = self.config = outcome.config
+        """Apply ``new``: live settings at once, the rest at the next restart (bot.reload).
+        Atomic: every piece of new state is built first - anything invalid raises ConfigError
+        with nothing changed - and swapped in last, by steps that cannot fail."""
+        try:
+            outcome = merge(self.config, new)
+            config = outcome.config
+            zone = ZoneInfo(config.conferences.time_zone)
+            gate = GateSettings.of(config)
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            log.error("config.reload_failed", errors=[str(exc)])
+            raise ConfigError([f"reload refused, nothing changed: {exc}"]) from exc
+        ended = self.gate.changed_users(gate) if self.registrar is not None else set()
+        # --- swap: nothing below raises
+        self.config = config
+        self.gate.apply(gate, config)
         self.dispatcher.reconfigure(config)
-        if self.im is not None:
-            self.im.reconfigure(config)
-        self.guard.settings = config.security.auth
         if self.registrar is not None:
             self.registrar.reconfigure(config)
+        if self.im is not None:
+            self.im.reconfigure(config)
+            self.im.end_sessions_of(ended)
         self.store.listings.ttl = config.conferences.cache_seconds
-        self.services.zone = ZoneInfo(config.conferences.time_zone)
-        log.info("config.reloaded", restart_needed=list(outcome.restart_needed))
+        self.services.zone = zone
+        log.info("config.reloaded", restart_needed=list(outcome.restart_needed),
+                 sessions_ended_for=sorted(ended))  # fmt: skip
         return outcome
 
     def status(self) -> dict[str, Any]:

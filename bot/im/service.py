@@ -20,6 +20,7 @@ from bot.im.encoding import ENCODINGS, BadEncoding, BodyTooLarge
 from bot.im.loops import AUTO_SUBMITTED, LoopGuard
 from bot.im.outgoing import Payload
 from bot.im.receipts import ReceiptBook
+from bot.services.identity import Identified, IdentityGate, Refused
 from bot.services.registrar import Registrar
 from bot.sip.dialog import Dialog, DialogTable
 from bot.sip.errors import SipParseError
@@ -48,6 +49,22 @@ RECEIPT_WAIT = 60.0
 """Seconds after which a receipt we asked for is logged as missing (never asked again)."""
 SHUTDOWN_WAIT = 5.0
 """Seconds the BYEs closing the sessions may take at shutdown."""
+DELIVERY_WAIT = 32.0
+"""Seconds a pager reply may take to reach one of the user's contacts (64*T1, RFC 3261
+§17.1.2.2: a non-INVITE transaction's own limit), all contacts tried at once."""
+UNREADABLE = (
+    UnsupportedBody,
+    BadEncoding,
+    SipParseError,
+    LookupError,
+    UnicodeError,
+    AssertionError,
+)
+"""What decoding an IM body may raise: the decoders' own errors, the codec registry's for a
+charset that is not a text encoding (``base64``: LookupError; ``idna``: UnicodeError), and
+html.parser's AssertionError on a malformed marked section (``<![<![``, Python 3.11). Each is
+an unsupported body (415/488), never a 500."""
+Work = Callable[[ServerRequest, Sender], "Response | None"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -84,13 +101,16 @@ class ImService:
         config: Config,
         answer: Answer,
         registrar: Registrar | None,
+        gate: IdentityGate | None = None,
     ):
         self.endpoint = endpoint
         self.config = config
         self.answer = answer
         self.registrar = registrar
+        self.gate = gate or (registrar.gate if registrar is not None else IdentityGate(config))
         self.dialogs = DialogTable()
         self.sessions: dict[tuple[str, str, str], ImSession] = {}
+        self._by_sender: dict[Sender, dict[tuple[str, str, str], ImSession]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -121,55 +141,55 @@ class ImService:
 
     # --- incoming ----------------------------------------------------------------------------
 
+    def end_sessions_of(self, users: set[str]) -> None:
+        """End (BYE) the sessions of these users of our domain: removed, or their password
+        changed, by a reload - the identity the session was opened with no longer holds."""
+        domain = self.config.sip.domain
+        for session in list(self.sessions.values()):
+            if session.sender.user in users and session.sender.domain == domain:
+                self._spawn(self._bye(session, "user changed by reload"))
+
     def handle(self, incoming: ServerRequest) -> Response | None:
-        """Requests the router gives us: MESSAGE, INVITE, and everything inside a session."""
+        """Requests the router gives us: MESSAGE, INVITE, and everything inside a session.
+        Who sent each is decided by the identity gate (bot.services.identity), nowhere else."""
         request = incoming.request
         if request.to.tag is not None:
             return self._in_dialog(incoming)
+        work: Work
         if request.method == "MESSAGE":
-            return self._pager(incoming)
-        if request.method == "INVITE":
-            return self._invite(incoming)
-        return make_response(request, 405)
+            work = self._pager
+        elif request.method == "INVITE":
+            work = self._invite
+        else:
+            return make_response(request, 405)
+        return self._admitted(incoming, self.gate.identify(incoming, self._loop.time()), work)
+
+    def _admitted(
+        self, incoming: ServerRequest, who: Identified | Refused, work: Work
+    ) -> Response | None:
+        """Run ``work`` for the identified sender - after the hold the gate asks for (the
+        per-user pace) - or send the gate's refusal."""
+        if isinstance(who, Refused):
+            who.send(incoming)
+            return None
+        if who.hold <= 0:
+            return work(incoming, who.sender)
+
+        def later() -> None:
+            response = work(incoming, who.sender)
+            if response is not None:
+                incoming.respond(response)
+
+        self._loop.call_later(who.hold, later)
+        return None
 
     def on_ack(self, ack: Request) -> None:
         session = self._session_of(ack)
         if session is not None:
             session.acked.set()
 
-    def identify(self, incoming: ServerRequest) -> Sender | Response | None:
-        """Who sent this (RFC 3261 §22): the authenticated user when we are the registrar.
-        Behind proxies (``sip.trusted_proxies``): only requests from them are taken, and their
-        P-Asserted-Identity (RFC 3325) names the sender, else the From. With no proxies
-        configured, the From (for closed networks only). A Response (or None, when the
-        refusal goes out later) means: refused."""
+    def _pager(self, incoming: ServerRequest, sender: Sender) -> Response | None:
         request = incoming.request
-        if self.registrar is not None:
-            auth = self.registrar.authenticate(request, incoming.peer, self._loop.time())
-            if auth.response is not None:
-                auth.refuse(incoming)
-                return None
-            assert auth.user is not None
-            return Sender(auth.user, self.config.sip.domain)
-        uri = request.from_.uri
-        proxies = self.config.sip.trusted_proxies
-        if proxies and incoming.peer.host not in proxies:
-            # with proxies configured, users reach the bot through them: anything else could
-            # claim to be anyone in From or P-Asserted-Identity
-            return make_response(request, 403, "Forbidden (send through the proxy)")
-        asserted = request.headers.get("p-asserted-identity")
-        if asserted and proxies:
-            with contextlib.suppress(SipParseError):
-                uri = Address.parse(asserted.split(",")[0]).uri
-        if not isinstance(uri, SipUri) or uri.user is None:
-            return make_response(request, 403, "Forbidden (sender is not a SIP user)")
-        return Sender(uri.user, uri.host)
-
-    def _pager(self, incoming: ServerRequest) -> Response | None:
-        request = incoming.request
-        sender = self.identify(incoming)
-        if not isinstance(sender, Sender):
-            return sender
         content = _read(request)
         if isinstance(content, Response):
             return content
@@ -264,18 +284,44 @@ class ImService:
             elif response.status >= 300:
                 log.warning(f"im.{what}.failed", call_id=to.dialog.call_id, status=response.status)
             return
+        await self._deliver(to, payload, what)
+
+    async def _deliver(self, to: Pager, payload: Payload, what: str) -> None:
+        """A pager MESSAGE to every contact of the user at once (parallel forking, RFC 3261
+        §16.7), one deadline for all: the first 2xx delivers it, the rest stop being waited."""
         targets = self._targets(to.sender, to.request, to.peer)
-        for uri, peer in targets:
-            message = self._new_message(uri, to.sender, payload)
-            response = await self.endpoint.request(message, destination=peer)
-            if 200 <= response.status < 300:
-                log.info(f"im.{what}.delivered", sender=to.sender.address, target=str(uri),
-                         status=response.status)  # fmt: skip
-                return
-            log.warning(f"im.{what}.failed", sender=to.sender.address, status=response.status,
-                        target=str(uri))  # fmt: skip
         if not targets:
             log.warning(f"im.{what}.no_target", sender=to.sender.address)
+            return
+        tries = {
+            asyncio.ensure_future(
+                self.endpoint.request(self._new_message(uri, to.sender, payload), destination=peer)
+            ): uri
+            for uri, peer in targets
+        }
+        pending = set(tries)
+        deadline = self._loop.time() + DELIVERY_WAIT
+        try:
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending,
+                    timeout=max(0.0, deadline - self._loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    log.warning(f"im.{what}.failed", sender=to.sender.address, status=408)
+                    return
+                for task in done:
+                    status, target = task.result().status, str(tries[task])
+                    if 200 <= status < 300:
+                        log.info(f"im.{what}.delivered", sender=to.sender.address,
+                                 target=target, status=status)  # fmt: skip
+                        return
+                    log.warning(f"im.{what}.failed", sender=to.sender.address, status=status,
+                                target=target)  # fmt: skip
+        finally:
+            for task in pending:
+                task.cancel()
 
     def _targets(
         self, sender: Sender, request: Request, peer: Peer
@@ -308,11 +354,8 @@ class ImService:
 
     # --- IM sessions -------------------------------------------------------------------------
 
-    def _invite(self, incoming: ServerRequest) -> Response | None:
+    def _invite(self, incoming: ServerRequest, sender: Sender) -> Response | None:
         request = incoming.request
-        sender = self.identify(incoming)
-        if not isinstance(sender, Sender):
-            return sender
         try:
             offer = SessionDescription.parse(request.body) if request.body else None
         except SipParseError:
@@ -323,28 +366,43 @@ class ImService:
             response = make_response(request, 488, "Not Acceptable Here (IM sessions only)")
             response.headers.add("Warning", '304 sipbot "only m=message sessions are accepted"')
             return response
-        answer_sdp = result[0].serialize()
+        # The first message may ride in ms-text-format (MS-SIPRE): read before any session
+        # exists, so an unreadable one leaves nothing behind (RFC 3261 §21.4.26: 488).
+        first = request.headers.get("ms-text-format")
+        try:
+            text = ms_text_format(first) if first else None
+        except UNREADABLE:
+            response = make_response(request, 488, "Not Acceptable Here (unreadable message)")
+            response.headers.add("Warning", '399 sipbot "ms-text-format could not be read"')
+            return response
         tag = new_tag()
-        dialog = Dialog.as_uas(request, tag)
         session = ImSession(
-            dialog=dialog,
+            dialog=Dialog.as_uas(request, tag),
             peer=incoming.peer,
             sender=sender,
-            answer_sdp=answer_sdp,
+            answer_sdp=result[0].serialize(),
             last_activity=self._loop.time(),
         )
-        self.dialogs.add(dialog)
-        self.sessions[dialog.id] = session
+        self._open(session)
         response = self._session_ok(request, session, tag)
-        # The first message may ride in ms-text-format: we read it here and say so with
-        # Supported: ms-text-format, so the client does not send it again (MS-SIPRE).
-        first = request.headers.get("ms-text-format")
-        text = ms_text_format(first) if first else None
-        if text is not None:
+        if text is not None:  # said with Supported, so the client does not send it again
             response.headers.add("Supported", "ms-text-format")
             self._received(ImContent("text", text), sender, request, session)
         log.info("im.session.opened", call_id=request.call_id, sender=sender.address)
         return response
+
+    def _open(self, session: ImSession) -> None:
+        """Keep the session; a sender at ``im.max_sessions_per_sender`` loses their least
+        recently active one (BYE, RFC 3261 §15.1.1), as closing a conversation window would:
+        the user is served, and no sender holds more than the cap."""
+        mine = self._by_sender.setdefault(session.sender, {})
+        if len(mine) >= self.config.im.max_sessions_per_sender:
+            oldest = min(mine.values(), key=lambda s: s.last_activity)
+            self._forget(oldest)
+            self._spawn(self._bye(oldest, "too many sessions"))
+        self.dialogs.add(session.dialog)
+        self.sessions[session.dialog.id] = session
+        mine[session.dialog.id] = session
 
     def _session_ok(self, request: Request, session: ImSession, tag: str | None) -> Response:
         response = make_response(request, 200, to_tag=tag)
@@ -357,12 +415,21 @@ class ImService:
 
     def _in_dialog(self, incoming: ServerRequest) -> Response | None:
         request = incoming.request
-        dialog, error = self.dialogs.route(request)
-        if error is not None or dialog is None:
-            return error or make_response(request, 481)
-        session = self.sessions.get(dialog.id)
+        session = self._session_of(request)
         if session is None:
-            return make_response(request, 481)
+            return make_response(request, 481)  # RFC 3261 §12.2.2
+        # the dialog's identity holds only on its own flow (bot.services.identity); checked
+        # before the dialog sees the request, so a stranger cannot move its CSeq either
+        who = self.gate.in_dialog(incoming, session.sender, session.peer, self._loop.time())
+        return self._admitted(incoming, who, lambda inc, _: self._in_session(inc, session))
+
+    def _in_session(self, incoming: ServerRequest, session: ImSession) -> Response | None:
+        request = incoming.request
+        if session.dialog.id not in self.sessions:
+            return make_response(request, 481)  # closed while the answer was held
+        error = session.dialog.receive_request(request)  # RFC 3261 §12.2.2: CSeq order
+        if error is not None:
+            return error
         session.last_activity = self._loop.time()
         if request.method == "BYE":
             self._forget(session)
@@ -382,7 +449,7 @@ class ImService:
         return None
 
     async def _bye(self, session: ImSession, reason: str) -> None:
-        self._forget(session)
+        self._forget(session)  # (again, harmless: the session may be forgotten already)
         bye = session.dialog.create_request("BYE")
         response = await self.endpoint.request(bye, destination=session.peer)
         log.info(
@@ -403,8 +470,14 @@ class ImService:
             self.receipts.sweep(now, RECEIPT_WAIT)
 
     def _forget(self, session: ImSession) -> None:
-        self.sessions.pop(session.dialog.id, None)
+        if self.sessions.pop(session.dialog.id, None) is None:
+            return
         self.dialogs.remove(session.dialog)
+        mine = self._by_sender.get(session.sender)
+        if mine is not None:
+            mine.pop(session.dialog.id, None)
+            if not mine:
+                del self._by_sender[session.sender]
 
     def _session_of(self, request: Request) -> ImSession | None:
         try:
@@ -436,7 +509,7 @@ def _read(request: Request) -> ImContent | Response:
             request.headers.values("content-encoding"),
             request.body,
         )
-    except (UnsupportedBody, BadEncoding):
+    except UNREADABLE:
         return _unsupported(request)
     except BodyTooLarge:
         return make_response(request, 413, "Request Entity Too Large (inflated body)")

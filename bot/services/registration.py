@@ -12,6 +12,8 @@ import structlog
 
 from bot.config import Config
 from bot.sip.digest import DigestClient
+from bot.sip.errors import SipParseError
+from bot.sip.grammar import is_digits
 from bot.sip.headers import Headers
 from bot.sip.message import Request, Response, new_tag
 from bot.sip.uri import SipUri
@@ -37,11 +39,16 @@ class Registration:
         self._call_id = f"{new_tag()}{new_tag()}@{config.sip.domain}"
         self._cseq = 0
         self._task: asyncio.Task[None] | None = None
+        self._running = False
 
     def start(self) -> None:
+        self._running = True
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        # the flag ends the loops even when a cancellation is swallowed: on Python 3.11,
+        # asyncio.wait_for loses it when the awaited request completes at the same moment
+        self._running = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -57,11 +64,11 @@ class Registration:
 
     async def _run(self) -> None:
         settings = self.config.registrar
-        while True:
+        while self._running:
             response = await self._send(self.expires)
             if response.status == 423:  # §10.2.8: ask again with at least Min-Expires
                 minimum = (response.headers.get("min-expires") or "").strip()
-                if minimum.isdigit() and int(minimum) > self.expires:
+                if is_digits(minimum) and int(minimum) > self.expires:
                     self.expires = int(minimum)
                     continue
             if 200 <= response.status < 300:
@@ -90,7 +97,7 @@ class Registration:
         deadline = loop.time() + seconds
         interval = self.config.registrar.keepalive
         lost = False
-        while (left := deadline - loop.time()) > 0:
+        while self._running and (left := deadline - loop.time()) > 0:
             await asyncio.sleep(min(interval, left))
             if loop.time() >= deadline:
                 return
@@ -135,10 +142,16 @@ class Registration:
         return Request(method, SipUri(host=sip.domain), headers)
 
     def _granted(self, response: Response) -> int:
+        """The lifetime the registrar granted our contact (RFC 3261 §10.2.4), read leniently:
+        an unreadable Contact or Expires leaves the one we asked for."""
         mine = self.endpoint.contact(self.config.sip.user).uri
-        for contact in response.contacts:
+        try:
+            contacts = response.contacts
+        except SipParseError:
+            contacts = []
+        for contact in contacts:
             value = contact.param("expires")
-            if contact.uri == mine and value and value.isdigit():
+            if contact.uri == mine and value and is_digits(value):
                 return int(value)
         header = (response.headers.get("expires") or "").strip()
-        return int(header) if header.isdigit() else self.expires
+        return int(header) if is_digits(header) else self.expires

@@ -264,12 +264,25 @@ class Verdict:
     """The nonce was ours but expired: challenge again with ``stale=true`` (RFC 7616 §3.3)."""
     reason: str = ""
 
+    @property
+    def wrong_answer(self) -> bool:
+        """A wrong response to a nonce we issued to this very source: the only verdict that
+        says someone there guessed (a forged or replayed nonce proves nothing about them)."""
+        return self.reason == WRONG_CREDENTIALS
+
+
+WRONG_CREDENTIALS = "wrong credentials"
+NOT_OURS = "nonce not ours"
+
 
 class DigestServer:
     """Issues and checks Digest challenges for one realm (RFC 7616 §3.3, §3.4, §5).
 
-    Nonces are ``base64(issued_at | random | HMAC(secret, issued_at | random | realm))``: no state
-    is kept per challenge, only the highest nonce count seen per nonce in use (replay guard).
+    Nonces are ``base64(issued_at | random | HMAC(secret, issued_at | random | realm | source))``:
+    no state is kept per challenge, only the highest nonce count seen per nonce in use (replay
+    guard). ``source`` is the address the challenge went to; a nonce answered from another
+    address is not ours (RFC 7616 §5.5 lets the server bind a nonce to the client's address),
+    so a forged answer from a spoofed address cannot pass for a guess made there.
     """
 
     def __init__(
@@ -288,9 +301,10 @@ class DigestServer:
         self._secret = secret or secrets.token_bytes(32)
         self._seen_nc: dict[str, tuple[int, float]] = {}
 
-    def challenges(self, now: float, *, stale: bool = False) -> list[str]:
-        """Challenge header values, one per algorithm in order of preference."""
-        nonce = self._new_nonce(now)
+    def challenges(self, now: float, *, source: str, stale: bool = False) -> list[str]:
+        """Challenge header values for a request from ``source`` (an IP address), one per
+        algorithm in order of preference."""
+        nonce = self._new_nonce(now, source)
         return [
             Challenge(
                 realm=self.realm, nonce=nonce, algorithm=alg, qop=self.qop, stale=stale
@@ -304,9 +318,11 @@ class DigestServer:
         password_of: Callable[[str], str | None],
         now: float,
         *,
+        source: str,
         proxy: bool = False,
     ) -> Verdict:
-        """Check the request's Authorization (or Proxy-Authorization) for this realm."""
+        """Check the request's Authorization (or Proxy-Authorization) for this realm, as sent
+        from ``source`` (the IP address the request came from)."""
         header = "proxy-authorization" if proxy else "authorization"
         for value in request.headers.rows(header):
             try:
@@ -314,7 +330,7 @@ class DigestServer:
             except SipParseError:
                 continue
             if scheme.lower() == "digest" and params.get("realm") == self.realm:
-                return self._check(request, params, password_of, now)
+                return self._check(request, params, password_of, now, source)
         return Verdict(ok=False, reason="no credentials for this realm")
 
     def _check(
@@ -323,6 +339,7 @@ class DigestServer:
         p: dict[str, str],
         password_of: Callable[[str], str | None],
         now: float,
+        source: str,
     ) -> Verdict:
         username = p.get("username")
         nonce = p.get("nonce", "")
@@ -331,9 +348,9 @@ class DigestServer:
             return Verdict(ok=False, username=username, reason="incomplete credentials")
         if algorithm not in self.algorithms:
             return Verdict(ok=False, username=username, reason="algorithm not offered")
-        issued = self._nonce_issued(nonce)
+        issued = self._nonce_issued(nonce, source)
         if issued is None:
-            return Verdict(ok=False, username=username, reason="nonce not ours")
+            return Verdict(ok=False, username=username, reason=NOT_OURS)
         if p["uri"] != str(request.uri):  # RFC 7616 §3.4.6: the uri must be the Request-URI
             return Verdict(ok=False, username=username, reason="digest uri is not the Request-URI")
         qop = p.get("qop", "")
@@ -360,7 +377,7 @@ class DigestServer:
             body=request.body,
         )
         if not hmac.compare_digest(expected.encode(), p["response"].encode()) or password is None:
-            return Verdict(ok=False, username=username, reason="wrong credentials")
+            return Verdict(ok=False, username=username, reason=WRONG_CREDENTIALS)
         if now - issued > self.nonce_lifetime:
             return Verdict(ok=False, username=username, stale=True, reason="nonce expired")
         if qop:
@@ -372,12 +389,15 @@ class DigestServer:
             self._prune(now)
         return Verdict(ok=True, username=username)
 
-    def _new_nonce(self, now: float) -> str:
+    def _new_nonce(self, now: float, source: str) -> str:
         body = struct.pack(">d", now) + secrets.token_bytes(12)
-        mac = hmac.new(self._secret, body + self.realm.encode(), hashlib.sha256).digest()[:16]
-        return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
+        return base64.urlsafe_b64encode(body + self._mac(body, source)).decode().rstrip("=")
 
-    def _nonce_issued(self, nonce: str) -> float | None:
+    def _mac(self, body: bytes, source: str) -> bytes:
+        signed = body + self.realm.encode() + b"\0" + source.encode()
+        return hmac.new(self._secret, signed, hashlib.sha256).digest()[:16]
+
+    def _nonce_issued(self, nonce: str, source: str) -> float | None:
         try:
             raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
         except ValueError:
@@ -385,8 +405,7 @@ class DigestServer:
         if len(raw) != 36:
             return None
         body, mac = raw[:20], raw[20:]
-        good = hmac.new(self._secret, body + self.realm.encode(), hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(mac, good):
+        if not hmac.compare_digest(mac, self._mac(body, source)):
             return None
         issued: float = struct.unpack(">d", body[:8])[0]
         return issued

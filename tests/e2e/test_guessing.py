@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_config
+from tests.peers.conftest import free_port
 
 from .conftest import RunningBot, StartBot, alice_says
 
@@ -50,6 +51,8 @@ async def test_svwar_cannot_tell_real_users_from_made_up_ones(
         "example.test",
         "-p",
         str(bot.port),
+        "-P",
+        str(free_port()),
         "127.0.0.1",
     )
     listed = set(re.findall(r"^\|\s*(\S+)\s*\|", report, re.MULTILINE)) - {"Extension"}
@@ -78,6 +81,8 @@ async def test_svcrack_is_banned_before_it_finds_alices_password_and_alice_keeps
             str(bot.port),
             "--maximumtime",
             "3",
+            "-P",  # its own free port, not 5060: other tests' SIP traffic cannot reach it
+            str(free_port()),
             "127.0.0.1",
         )
     )
@@ -146,3 +151,58 @@ async def test_a_flood_of_unauthenticated_registers_leaves_no_state_and_alice_is
     assert after - before < 8 * 1024, f"RSS grew from {before} KiB to {after} KiB"
     assert "guard.banned" not in "".join(bot.raw)  # challenges are not failures
     assert "Weekly sync" in await alice_says_from_her_host(bot, "my meetings")
+
+
+def forged_register(n: int, local_port: int, authorization: str) -> bytes:
+    return (
+        f"REGISTER sip:example.test SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {ALICE_HOST}:{local_port};branch=z9hG4bKforged{n}\r\n"
+        f"From: <sip:alice@example.test>;tag=f{n}\r\n"
+        f"To: <sip:alice@example.test>\r\n"
+        f"Call-ID: forged-{n}\r\nCSeq: 1 REGISTER\r\n"
+        f"Contact: <sip:alice@{ALICE_HOST}:{local_port}>\r\n"
+        f"Authorization: {authorization}\r\n"
+        f"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+class Inbox(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.datagrams: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self.datagrams.put_nowait(data)
+
+
+async def test_spoofed_failures_cannot_ban_the_victim(start_bot: StartBot) -> None:
+    """Bans that an attacker controls: forged credentials sent with the victim's source address
+    (127.0.0.2) - fabricated nonces, a real nonce issued to the attacker's own address, made-up
+    responses, incomplete credentials - count for nothing; alice then registers from there."""
+    bot = await start_bot(security={"auth": GUARD})
+    loop = asyncio.get_running_loop()
+    # the attacker's own address gets a real nonce
+    own, inbox = await loop.create_datagram_endpoint(Inbox, local_addr=("127.0.0.1", 0))
+    own_port = own.get_extra_info("sockname")[1]
+    own.sendto(forged_register(0, own_port, 'Digest username="alice"'), ("127.0.0.1", bot.port))
+    challenge = (await asyncio.wait_for(inbox.datagrams.get(), 5)).decode()
+    [nonce] = re.findall(r'nonce="([^"]+)"', challenge)
+    own.close()
+    # ... and answers it, and fabricated ones, "from" the victim
+    victim, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=(ALICE_HOST, 0)
+    )
+    port = victim.get_extra_info("sockname")[1]
+    forged = [
+        f'Digest username="alice", realm="example.test", nonce="{value}", '
+        f'uri="sip:example.test", response="{n:032x}", algorithm=MD5'
+        for n, value in enumerate([nonce] * 8 + [f"made-up-{n}" for n in range(8)])
+    ] + ['Digest username="alice", realm="example.test"'] * 4
+    try:
+        for n, authorization in enumerate(forged, start=1):
+            victim.sendto(forged_register(n, port, authorization), ("127.0.0.1", bot.port))
+    finally:
+        victim.close()
+    assert len(forged) >= 2 * GUARD["max_failures"]
+    during = await alice_says_from_her_host(bot, "help")  # registers, then asks
+    assert "my meetings" in during
+    assert "guard.banned" not in "".join(bot.raw)

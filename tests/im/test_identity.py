@@ -100,3 +100,34 @@ async def test_behind_a_proxy_only_the_proxy_is_believed(tmp_path: Path) -> None
             assert b"Design review" in reply.body and b"Weekly sync" not in reply.body
         finally:
             await runtime.stop()
+
+
+async def test_p_asserted_identity_fails_open_no_more(tmp_path: Path) -> None:
+    """Item 3: a quoted display name with a comma is read (the sender is bob, not the From's
+    alice); a relayed request whose identity cannot be read gets 403 and no reply."""
+    inbox: asyncio.Queue[Request] = asyncio.Queue()
+    async with user_agent("127.0.0.3", inbox) as proxy:
+        host, port = proxy.address()
+        runtime = await run_bot(
+            tmp_path,
+            sip={
+                "mode": "external",
+                "trusted_proxies": [host],
+                "listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}],
+            },
+            registrar={"server": f"sip:{host}:{port}"},
+        )
+        try:
+            bot = Peer("UDP", *runtime.endpoint.address())
+            unreadable = claim("alice", "x", str(proxy.contact("alice")))
+            unreadable.headers.set("P-Asserted-Identity", '"Doe, Bob <sip:bob@example.test>')
+            assert (await proxy.request(unreadable, destination=bot)).status == 403
+            quoted = claim("alice", "x", str(proxy.contact("bob")))
+            quoted.headers.set("P-Asserted-Identity", '"Doe, Bob" <sip:bob@example.test>')
+            assert (await proxy.request(quoted, destination=bot)).status == 200
+            while (reply := await asyncio.wait_for(inbox.get(), 5)).method != "MESSAGE":
+                continue  # the bot's REGISTER
+            assert reply.to.sip_uri.user == "bob"
+            assert b"Design review" in reply.body and b"Weekly sync" not in reply.body
+        finally:
+            await runtime.stop()

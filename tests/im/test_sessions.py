@@ -4,12 +4,13 @@ idle, and requests for a dialog it does not know."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.config import ConferencesConfig, Config, ImConfig, ListenConfig, SipConfig
+from bot.config import ConferencesConfig, Config, ImConfig, ListenConfig, SipConfig, UserConfig
 from bot.runtime import Runtime
 from bot.sip import Headers, Request, Response, make_response, parse_uri
 from bot.sip.dialog import Dialog
@@ -22,17 +23,30 @@ from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEnd
 FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+async def running(tmp_path: Path, im: ImConfig) -> AsyncIterator[Runtime]:
     config = Config(
         sip=SipConfig(listen=(ListenConfig(transport="udp", port=0),)),
-        im=ImConfig(session_idle_timeout=0.5),
+        im=im,
         conferences=ConferencesConfig(database_url=f"sqlite+aiosqlite:///{tmp_path / 'db'}"),
     )
     bot = Runtime(config)
     await bot.start()
     yield bot
     await bot.stop()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """Sessions idle for 0.5 s are closed."""
+    async for bot in running(tmp_path, ImConfig(session_idle_timeout=0.5)):
+        yield bot
+
+
+@pytest.fixture
+async def calm(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """Sessions stay open (the default idle timeout); two per sender at most."""
+    async for bot in running(tmp_path, ImConfig(max_sessions_per_sender=2)):
+        yield bot
 
 
 class Alice:
@@ -46,7 +60,7 @@ class Alice:
         return make_response(incoming.request, 200)
 
 
-async def open_session(alice: SipEndpoint, bot: Peer) -> tuple[Request, Response]:
+def session_invite(alice: SipEndpoint, bot: Peer) -> Request:
     host, port = alice.address()
     invite = Request(
         "INVITE",
@@ -61,10 +75,13 @@ async def open_session(alice: SipEndpoint, bot: Peer) -> tuple[Request, Response
         ),
     )
     invite.body = message_offer(host, port, "null").serialize()
-    ok = await alice.request(
-        invite, destination=bot, credentials=DigestClient("alice", "alice-demo")
-    )
-    return invite, ok
+    return invite
+
+
+async def open_session(alice: SipEndpoint, bot: Peer) -> tuple[Request, Response]:
+    invite = session_invite(alice, bot)
+    credentials = DigestClient("alice", "alice-demo")
+    return invite, await alice.request(invite, destination=bot, credentials=credentials)
 
 
 async def test_session_commands_and_idle_close(runtime: Runtime) -> None:
@@ -116,3 +133,161 @@ async def test_audio_calls_are_refused_with_488(runtime: Runtime) -> None:
             invite, destination=bot, credentials=DigestClient("alice", "alice-demo")
         )
         assert response.status == 488
+
+
+def endpoint_on(host: str, handler: Alice | None = None) -> SipEndpoint:
+    return SipEndpoint(
+        EndpointConfig(listen=(Listen(host=host, port=0),), timers=FAST), handler=handler
+    )
+
+
+async def test_in_dialog_requests_are_re_identified(calm: Runtime) -> None:
+    """Item 2: knowing a session's Call-ID and tags proves nothing. From another source
+    (127.0.0.2) a MESSAGE, INFO or BYE inside alice's session is challenged; bob's credentials
+    are refused; alice's own, from there, are taken and answered inside her session."""
+    runtime = calm
+    user = Alice()
+    bot = Peer("UDP", *runtime.endpoint.address())
+    assert runtime.im is not None
+    async with endpoint_on("127.0.0.1", user) as alice, endpoint_on("127.0.0.2") as mallory:
+        invite, ok = await open_session(alice, bot)
+        dialog = Dialog.as_uac(invite, ok)
+        alice.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
+
+        def inside(method: str, body: bytes = b"") -> Request:
+            return dialog.create_request(
+                method, via=mallory.via(), body=body, content_type="text/plain" if body else None
+            )
+
+        for method, body in (("MESSAGE", b"my meetings"), ("INFO", b""), ("BYE", b"")):
+            refused = await mallory.request(inside(method, body), destination=bot)
+            assert refused.status == 401, method
+        as_bob = await mallory.request(
+            inside("MESSAGE", b"my meetings"),
+            destination=bot,
+            credentials=DigestClient("bob", "bob-demo"),
+        )
+        assert as_bob.status == 403
+        assert runtime.im.session_count == 1  # the forged BYE closed nothing
+        inside("MESSAGE")  # (the digest retry used the next CSeq)
+        as_alice = await mallory.request(
+            inside("MESSAGE", b"help"),
+            destination=bot,
+            credentials=DigestClient("alice", "alice-demo"),
+        )
+        assert as_alice.status == 200
+        reply = await asyncio.wait_for(user.received.get(), 5)
+        # the only command run is alice's own: nothing answered "my meetings"
+        assert reply.call_id == invite.call_id and reply.body.startswith(b"Commands:")
+        assert user.received.empty()
+
+
+async def test_behind_a_proxy_in_dialog_requests_from_elsewhere_get_403(tmp_path: Path) -> None:
+    """Item 2 behind proxies: a session relayed by the proxy (127.0.0.3) cannot be driven
+    from another address, even naming the session exactly."""
+    user = Alice()
+    async with endpoint_on("127.0.0.3", user) as proxy, endpoint_on("127.0.0.2") as mallory:
+        host, port = proxy.address()
+        config = Config(
+            sip=SipConfig(
+                mode="external",
+                trusted_proxies=(host,),
+                listen=(ListenConfig(transport="udp", host="127.0.0.1", port=0),),
+            ),
+            registrar={"server": f"sip:{host}:{port}"},
+            conferences={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}"},
+        )
+        runtime = Runtime(config)
+        await runtime.start()
+        try:
+            bot = Peer("UDP", *runtime.endpoint.address())
+            invite = session_invite(proxy, bot)
+            invite.headers.set("P-Asserted-Identity", "<sip:alice@example.test>")
+            ok = await proxy.request(invite, destination=bot)
+            assert ok.status == 200
+            dialog = Dialog.as_uac(invite, ok)
+            bye = dialog.create_request("BYE", via=mallory.via())
+            assert (await mallory.request(bye, destination=bot)).status == 403
+            assert runtime.im is not None and runtime.im.session_count == 1
+        finally:
+            await runtime.stop()
+
+
+async def test_a_reload_ends_the_sessions_of_removed_or_repassworded_users(
+    calm: Runtime,
+) -> None:
+    runtime = calm
+    user = Alice()
+    bot = Peer("UDP", *runtime.endpoint.address())
+    async with endpoint_on("127.0.0.1", user) as alice:
+        invite, ok = await open_session(alice, bot)
+        assert ok.status == 200
+        new = runtime.config.model_copy(
+            update={
+                "registrar": runtime.config.registrar.model_copy(
+                    update={
+                        "users": {
+                            "alice": UserConfig(password="changed"),
+                            "bob": UserConfig(password="bob-demo"),
+                        }
+                    }  # fmt: skip
+                )
+            }
+        )
+        runtime.reload(new)
+        bye = await asyncio.wait_for(user.received.get(), 5)
+        assert bye.method == "BYE" and bye.call_id == invite.call_id
+        assert runtime.im is not None and runtime.im.session_count == 0
+
+
+async def test_a_sender_over_the_session_cap_loses_the_oldest_session(calm: Runtime) -> None:
+    """Item 12: im.max_sessions_per_sender (2 here); a third INVITE closes the first."""
+    user = Alice()
+    bot = Peer("UDP", *calm.endpoint.address())
+    async with endpoint_on("127.0.0.1", user) as alice:
+        calls = [await open_session(alice, bot) for _ in range(3)]
+        assert all(ok.status == 200 for _, ok in calls)
+        bye = await asyncio.wait_for(user.received.get(), 5)
+        assert bye.method == "BYE" and bye.call_id == calls[0][0].call_id
+        assert calm.im is not None and calm.im.session_count == 2
+
+
+UNREADABLE = [
+    ("text/plain; charset=base64", b"aGVsbG8="),
+    ("text/plain; charset=idna", b"\xff\xfehelp"),
+    ("text/html", b"<![<![ help"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), UNREADABLE)
+async def test_an_unreadable_body_is_unsupported_and_leaves_no_session(
+    calm: Runtime, content_type: str, body: bytes
+) -> None:
+    """Item 11: a pager MESSAGE gets 415, an INVITE whose ms-text-format holds it 488, and no
+    session is left behind (it used to be registered first and leak until idle)."""
+    bot = Peer("UDP", *calm.endpoint.address())
+    async with endpoint_on("127.0.0.1") as alice:
+        message = Request(
+            "MESSAGE",
+            parse_uri(f"sip:bot@{bot.host}:{bot.port}"),
+            Headers.of(
+                ("From", f"<sip:alice@example.test>;tag={new_tag()}"),
+                ("To", "<sip:bot@example.test>"),
+                ("Call-ID", new_tag()),
+                ("CSeq", "1 MESSAGE"),
+                ("Content-Type", content_type),
+            ),
+            body,
+        )
+        pager = await alice.request(
+            message, destination=bot, credentials=DigestClient("alice", "alice-demo")
+        )
+        assert pager.status == 415
+        invite = session_invite(alice, bot)
+        encoded = base64.b64encode(body).decode()
+        invite.headers.add("ms-text-format", f"{content_type}; ms-body={encoded}")
+        refused = await alice.request(
+            invite, destination=bot, credentials=DigestClient("alice", "alice-demo")
+        )
+        assert refused.status == 488
+        assert calm.im is not None and calm.im.session_count == 0 and not calm.im.dialogs._dialogs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.config import Config
+from bot.services.identity import Refused
 from bot.services.registrar import Registrar
 from bot.sip import Headers, Request, Response, parse_uri
 from bot.sip.digest import DigestClient
@@ -166,9 +167,8 @@ def test_credentials_count_only_for_their_own_request_uri_and_method() -> None:
     good = authorized(registrar, register("alice", call_id="reg-2"))
     as_invite = Request("INVITE", good.uri, good.headers.copy())
     as_invite.headers.set("CSeq", "3 INVITE")
-    refused = registrar.authenticate(as_invite, PEER, 1.0)
-    assert refused.user is None and refused.response is not None
-    assert refused.response.status == 401
+    refused = registrar.gate.identify(Incoming(as_invite), 1.0)
+    assert isinstance(refused, Refused) and refused.response.status == 401
 
 
 def test_an_expired_nonce_is_stale_and_the_clients_retry_succeeds() -> None:
@@ -187,6 +187,9 @@ def test_an_expired_nonce_is_stale_and_the_clients_retry_succeeds() -> None:
 
 def test_failed_answers_for_a_much_guessed_user_are_held_back_not_refused() -> None:
     registrar = Registrar(Config(security={"auth": {"user_max_failures": 3, "user_delay": 2}}))
+    assert (
+        answer(registrar, authorized(registrar, register("alice", call_id="a")), 0.5).status == 200
+    )
     delays = []
     for n in range(4):
         peer = Peer("UDP", f"192.0.2.{n + 1}", 5060)  # from four addresses: no ban
@@ -198,8 +201,9 @@ def test_failed_answers_for_a_much_guessed_user_are_held_back_not_refused() -> N
             delay, response = 0.0, now
         assert response.status == 401
         delays.append(delay)
-    assert delays == [0.0, 0.0, 2.0, 2.0]
-    # alice herself, answering right, is neither delayed nor refused
+    assert delays == [0.0, 0.0, 0.0, 2.0]  # paced from the third failure on
+    # alice herself, answering right from where she registered before, is neither delayed
+    # nor refused
     right = Incoming(authorized(registrar, register("alice", call_id="real")), PEER)
     response = registrar.register(right, 2.0)
     assert response is not None and response.status == 200 and not right.late
@@ -212,3 +216,48 @@ def authorized_with(registrar: Registrar, password: str, peer: Peer) -> Request:
     retry.headers.set("CSeq", "2 REGISTER")
     assert DigestClient("alice", password).authorize(retry, challenge)
     return retry
+
+
+# --- bounded bindings (issue 15 item 10) ----------------------------------------------------
+
+
+def contacts(first: int, count: int) -> str:
+    return ", ".join(f"<sip:alice@127.0.0.1:{port}>" for port in range(first, first + count))
+
+
+def test_registrar_bindings_are_capped_and_only_sip_contacts_kept() -> None:
+    registrar = Registrar(Config(registrar={"max_bindings": 3}))
+    many = with_credentials(registrar, register("alice", contact=contacts(41000, 4)), "alice-demo")
+    assert many.status == 403 and registrar.lookup("alice", 1.0) == []
+    three = register("alice", contact=contacts(41000, 3), call_id="c1")
+    assert with_credentials(registrar, three, "alice-demo").status == 200
+    one_more = register("alice", contact=contacts(42000, 1), call_id="c2")
+    assert with_credentials(registrar, one_more, "alice-demo").status == 403
+    assert len(registrar.lookup("alice", 1.0)) == 3
+    again = register("alice", contact=contacts(41000, 3), call_id="c1", cseq=5)  # a refresh
+    assert with_credentials(registrar, again, "alice-demo").status == 200
+    tel = register("alice", contact="<tel:+15551234>", call_id="c3")
+    assert with_credentials(registrar, tel, "alice-demo").status == 400
+    assert all(b.uri.scheme in ("sip", "sips") for b in registrar.lookup("alice", 1.0))
+
+
+def test_non_ascii_digits_in_expires_are_not_numbers() -> None:
+    registrar = Registrar(Config())
+    response = with_credentials(registrar, register("alice", expires="²"), "alice-demo")
+    assert response.status == 200  # unreadable Expires: the default applies, nothing raised
+    [binding] = registrar.lookup("alice", 0.0)
+    assert binding.expires_at == 600.0
+
+
+def test_a_correct_guess_under_a_heavy_attack_is_answered_no_sooner() -> None:
+    """Parallel guessing is not sped up by the right password: from a new address, its 200
+    waits in the same per-user pace as the wrong answers (bot.services.guard)."""
+    registrar = Registrar(Config(security={"auth": {"user_max_failures": 3, "user_delay": 2}}))
+    for n in range(3):
+        peer = Peer("UDP", f"192.0.2.{n + 1}", 5060)
+        registrar.register(Incoming(authorized_with(registrar, "guess", peer), peer), 1.0)
+    attacker = Peer("UDP", "192.0.2.99", 5060)
+    right = Incoming(authorized_with(registrar, "alice-demo", attacker), attacker)
+    assert registrar.register(right, 1.0) is None
+    [(delay, response)] = right.late
+    assert response.status == 200 and delay >= 2.0

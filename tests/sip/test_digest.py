@@ -130,10 +130,13 @@ def request(method: str = "REGISTER", body: bytes = b"") -> Request:
 
 def challenge_response(server: DigestServer, now: float = 0.0, *, status: int = 401) -> Response:
     header = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
-    return Response(status, headers=Headers.of(*[(header, v) for v in server.challenges(now)]))
+    return Response(
+        status, headers=Headers.of(*[(header, v) for v in server.challenges(now, source=SRC)])
+    )
 
 
 PASSWORDS = {"alice": "wonderland"}
+SRC = "192.0.2.5"
 
 
 def test_client_and_server_agree_and_nc_is_8_hex_digits() -> None:
@@ -143,7 +146,7 @@ def test_client_and_server_agree_and_nc_is_8_hex_digits() -> None:
     assert client.authorize(first, challenge_response(server))
     value = first.headers.get("authorization") or ""
     assert "nc=00000001" in value and 'cnonce="abc"' in value and "qop=auth" in value
-    assert server.verify(first, PASSWORDS.get, 1.0).ok
+    assert server.verify(first, PASSWORDS.get, 1.0, source=SRC).ok
 
 
 def test_replayed_credentials_are_refused_and_rising_nc_is_accepted() -> None:
@@ -152,8 +155,8 @@ def test_replayed_credentials_are_refused_and_rising_nc_is_accepted() -> None:
     challenge = challenge_response(server)
     first = request()
     client.authorize(first, challenge)
-    assert server.verify(first, PASSWORDS.get, 1.0).ok
-    replay = server.verify(first, PASSWORDS.get, 2.0)
+    assert server.verify(first, PASSWORDS.get, 1.0, source=SRC).ok
+    replay = server.verify(first, PASSWORDS.get, 2.0, source=SRC)
     assert not replay.ok and replay.reason == "nonce count replayed"
     second = request()
     second.headers.add(
@@ -163,7 +166,7 @@ def test_replayed_credentials_are_refused_and_rising_nc_is_accepted() -> None:
         ),
     )
     assert "nc=00000002" in (second.headers.get("authorization") or "")
-    assert server.verify(second, PASSWORDS.get, 3.0).ok
+    assert server.verify(second, PASSWORDS.get, 3.0, source=SRC).ok
 
 
 def test_credentials_only_count_for_their_own_request_uri() -> None:
@@ -172,7 +175,7 @@ def test_credentials_only_count_for_their_own_request_uri() -> None:
     original = request()
     client.authorize(original, challenge_response(server))
     moved = Request("REGISTER", parse_uri("sip:other.test"), original.headers.copy())
-    verdict = server.verify(moved, PASSWORDS.get, 1.0)
+    verdict = server.verify(moved, PASSWORDS.get, 1.0, source=SRC)
     assert not verdict.ok and "Request-URI" in verdict.reason
 
 
@@ -182,8 +185,8 @@ def test_wrong_password_and_unknown_user_look_the_same() -> None:
     DigestClient("alice", "guess").authorize(wrong, challenge_response(server))
     unknown = request()
     DigestClient("mallory", "guess").authorize(unknown, challenge_response(server))
-    assert server.verify(wrong, PASSWORDS.get, 1.0).reason == "wrong credentials"
-    assert server.verify(unknown, PASSWORDS.get, 1.0).reason == "wrong credentials"
+    assert server.verify(wrong, PASSWORDS.get, 1.0, source=SRC).reason == "wrong credentials"
+    assert server.verify(unknown, PASSWORDS.get, 1.0, source=SRC).reason == "wrong credentials"
 
 
 def test_expired_nonce_is_stale_and_forged_nonce_is_not_ours() -> None:
@@ -191,12 +194,12 @@ def test_expired_nonce_is_stale_and_forged_nonce_is_not_ours() -> None:
     client = DigestClient("alice", "wonderland")
     old = request()
     client.authorize(old, challenge_response(server, now=0.0))
-    verdict = server.verify(old, PASSWORDS.get, 31.0)
+    verdict = server.verify(old, PASSWORDS.get, 31.0, source=SRC)
     assert verdict.stale and not verdict.ok
     other_server = DigestServer("example.test")
     forged = request()
     DigestClient("alice", "wonderland").authorize(forged, challenge_response(other_server))
-    assert server.verify(forged, PASSWORDS.get, 1.0).reason == "nonce not ours"
+    assert server.verify(forged, PASSWORDS.get, 1.0, source=SRC).reason == "nonce not ours"
 
 
 def test_preauthorize_reuses_the_last_challenge_with_a_rising_count_and_stale_is_seen() -> None:
@@ -205,14 +208,15 @@ def test_preauthorize_reuses_the_last_challenge_with_a_rising_count_and_stale_is
     assert not client.preauthorize(request())  # nothing to reuse yet
     first = request()
     assert client.authorize(first, challenge_response(server))
-    assert server.verify(first, PASSWORDS.get, 1.0).ok
+    assert server.verify(first, PASSWORDS.get, 1.0, source=SRC).ok
     again = request()
     assert client.preauthorize(again)
     assert "nc=00000002" in (again.headers.get("authorization") or "")
-    assert server.verify(again, PASSWORDS.get, 2.0).ok
+    assert server.verify(again, PASSWORDS.get, 2.0, source=SRC).ok
     assert not DigestClient.is_stale(challenge_response(server))
     stale = Response(
-        401, headers=Headers.of(("WWW-Authenticate", server.challenges(0, stale=True)[0]))
+        401,
+        headers=Headers.of(("WWW-Authenticate", server.challenges(0, source=SRC, stale=True)[0])),
     )
     assert DigestClient.is_stale(stale)
 
@@ -223,13 +227,13 @@ def test_auth_int_hashes_the_body() -> None:
     message = request("MESSAGE", b"hello")
     client.authorize(message, challenge_response(server))
     assert "qop=auth-int" in (message.headers.get("authorization") or "")
-    assert server.verify(message, PASSWORDS.get, 1.0).ok
+    assert server.verify(message, PASSWORDS.get, 1.0, source=SRC).ok
     message.body = b"HELLO"
     message.headers.set(
         "Authorization",
         (message.headers.get("authorization") or "").replace("nc=00000001", "nc=00000002"),
     )
-    assert not server.verify(message, PASSWORDS.get, 1.0).ok
+    assert not server.verify(message, PASSWORDS.get, 1.0, source=SRC).ok
 
 
 def test_several_challenges_pick_the_strongest_per_realm_and_answer_every_realm() -> None:
@@ -272,3 +276,12 @@ def test_md5_sess_without_qop() -> None:
         cnonce="cc",
     )
     assert f'response="{expected}"' in value
+
+
+def test_a_nonce_answered_from_another_address_is_not_ours() -> None:
+    server = DigestServer("example.test")
+    answered = request()
+    DigestClient("alice", "guess").authorize(answered, challenge_response(server))
+    verdict = server.verify(answered, PASSWORDS.get, 1.0, source="192.0.2.6")
+    assert verdict.reason == "nonce not ours" and not verdict.wrong_answer
+    assert server.verify(answered, PASSWORDS.get, 1.0, source=SRC).wrong_answer

@@ -153,11 +153,13 @@ async def test_digest_challenge_is_answered_once() -> None:
     loop = asyncio.get_running_loop()
 
     def handler(incoming: ServerRequest) -> Response:
-        verdict = digest.verify(incoming.request, {"alice": "pw"}.get, loop.time())
+        verdict = digest.verify(
+            incoming.request, {"alice": "pw"}.get, loop.time(), source=incoming.peer.host
+        )
         if verdict.ok:
             return make_response(incoming.request, 200)
         response = make_response(incoming.request, 401)
-        for value in digest.challenges(loop.time(), stale=verdict.stale):
+        for value in digest.challenges(loop.time(), source=incoming.peer.host, stale=verdict.stale):
             response.headers.add("WWW-Authenticate", value)
         return response
 
