@@ -66,8 +66,9 @@ def text_of(content_type: str | None, body: bytes, *, depth: int = 0) -> str | N
 
 def ms_text_format(value: str) -> str | None:
     """The first message of a Lync IM session, from ``ms-text-format: text/plain;
-    charset=UTF-8; ms-body=<base64>``; None when the header holds no body we can read (it never
-    raises: the session opens and the client sends that message again, MS-SIPRE)."""
+    charset=UTF-8; ms-body=<base64>``; None when the header carries no body. Raises
+    :class:`UnsupportedBody` (and nothing else) for one that cannot be read: the INVITE is then
+    refused before any session exists (488)."""
     kind = ContentType.parse(value)
     encoded = kind.params.get("ms-body")
     if not encoded:
@@ -75,11 +76,8 @@ def ms_text_format(value: str) -> str | None:
     try:
         raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError):
-        return None
-    try:
-        return text_of(value, raw)
-    except UnsupportedBody:
-        return None
+        raise UnsupportedBody("ms-body is not base64") from None
+    return text_of(value, raw)
 
 
 def _decode(body: bytes, charset: str | None) -> str:

@@ -52,18 +52,9 @@ SHUTDOWN_WAIT = 5.0
 DELIVERY_WAIT = 32.0
 """Seconds a pager reply may take to reach one of the user's contacts (64*T1, RFC 3261
 §17.1.2.2: a non-INVITE transaction's own limit), all contacts tried at once."""
-UNREADABLE = (
-    UnsupportedBody,
-    BadEncoding,
-    SipParseError,
-    LookupError,
-    UnicodeError,
-    AssertionError,
-)
-"""What decoding an IM body may raise: the decoders' own errors, the codec registry's for a
-charset that is not a text encoding (``base64``: LookupError; ``idna``: UnicodeError), and
-html.parser's AssertionError on a malformed marked section (``<![<![``, Python 3.11). Each is
-an unsupported body (415/488), never a 500."""
+UNREADABLE = (UnsupportedBody, BadEncoding, SipParseError)
+"""What decoding an IM body may raise (bot.im.bodies, bot.im.encoding, bot.im.cpim): an
+unsupported body (415/488), never a 500."""
 Work = Callable[[ServerRequest, Sender], "Response | None"]
 
 

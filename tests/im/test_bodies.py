@@ -50,7 +50,8 @@ def test_ms_text_format_first_message() -> None:
         "my meetings"
     )
     assert ms_text_format("text/plain; charset=UTF-8") is None
-    assert ms_text_format("text/plain; ms-body=!!!notbase64") is None
+    with pytest.raises(UnsupportedBody):
+        ms_text_format("text/plain; ms-body=!!!notbase64")
 
 
 def _nested_multipart(levels: int) -> tuple[str, bytes]:
@@ -109,9 +110,11 @@ def test_odd_but_harmless_charset_names_read_as_utf8() -> None:
         "image/png; ms-body=aGVscA==",
     ],
 )
-def test_unreadable_ms_text_format_is_no_first_message_never_an_error(header: str) -> None:
-    """Issue 15 item 11: the first message of a Lync session that cannot be read is none."""
-    assert ms_text_format(header) is None
+def test_unreadable_ms_text_format_is_unsupported_never_another_error(header: str) -> None:
+    """Issue 15 item 11: a first message that cannot be read is an unsupported body (the
+    INVITE gets 488 before a session exists), never another error."""
+    with pytest.raises(UnsupportedBody):
+        ms_text_format(header)
 
 
 def test_html_parser_assertions_are_gone() -> None:

@@ -255,7 +255,7 @@ async def test_a_sender_over_the_session_cap_loses_the_oldest_session(calm: Runt
 UNREADABLE = [
     ("text/plain; charset=base64", b"aGVsbG8="),
     ("text/plain; charset=idna", b"\xff\xfehelp"),
-    ("text/html", b"<![<![ help"),
+    ("text/plain; charset=zlib", b"x\x9c+\xc9\xc8,\x06\x00\x04]\x01\xc1"),
 ]
 
 
