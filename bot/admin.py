@@ -87,16 +87,7 @@ class AdminApi:
         now = asyncio.get_running_loop().time()
         return web.json_response(
             {
-                "bans": [
-                    {
-                        "address": ban.address,
-                        "seconds_left": round(ban.until - now, 1),
-                        "failures": ban.failures,
-                        "users_tried": list(ban.users),
-                        "offence": ban.offence,
-                    }
-                    for ban in self.guard.bans(now)
-                ],
+                "bans": [ban.describe(now) for ban in self.guard.bans(now)],
                 "auth_failures_total": dict(self.guard.failures_total),
                 "dropped_requests": self.guard.dropped,
             }

@@ -42,20 +42,6 @@ def socket_path(data_dir: Path) -> Path:
     return data_dir / SOCKET
 
 
-def describe_bans(guard: AuthGuard, now: float) -> list[dict[str, Any]]:
-    """The bans in force, as the control channel (and the admin API) show them."""
-    return [
-        {
-            "address": ban.address,
-            "seconds_left": round(ban.until - now, 1),
-            "failures": ban.failures,
-            "users_tried": list(ban.users),
-            "offence": ban.offence,
-        }
-        for ban in guard.bans(now)
-    ]
-
-
 class ControlChannel:
     """The server side, inside ``sipbot run``."""
 
@@ -120,7 +106,8 @@ class ControlChannel:
             return {"ok": False, "error": 'send {"command": "bans"} or {"command": "unban", ...}'}
         command = request.get("command")
         if command == "bans":
-            return {"ok": True, "bans": describe_bans(self.guard, self._clock())}
+            now = self._clock()
+            return {"ok": True, "bans": [ban.describe(now) for ban in self.guard.bans(now)]}
         if command == "unban":
             address = request.get("address")
             if not isinstance(address, str):

@@ -66,6 +66,16 @@ class Ban:
     offence: int
     """1 for a first ban, 2 for the next within a day, ... (the length doubles each time)."""
 
+    def describe(self, now: float) -> dict[str, object]:
+        """The ban as the admin API and the control channel (``sipbot bans``) show it."""
+        return {
+            "address": self.address,
+            "seconds_left": round(self.until - now, 1),
+            "failures": self.failures,
+            "users_tried": list(self.users),
+            "offence": self.offence,
+        }
+
 
 def source_of(address: str) -> str:
     """The unit a ban covers: an IPv4 address as it is, an IPv6 address's /64."""
