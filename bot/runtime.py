@@ -36,7 +36,7 @@ from bot.services.registrar import Registrar
 from bot.services.registration import Registration
 from bot.sip.message import Response, make_response
 from bot.sip.transaction import Peer, TimerConfig
-from bot.sip.uri import SipUri, parse_uri
+from bot.sip.uri import SipUri, Uri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 from bot.transport.limits import StreamLimits
@@ -297,5 +297,22 @@ class Runtime:
             response.headers.add("Allow", ", ".join(sorted(self.endpoint.layer.policy.methods)))
             response.headers.add("Accept", "text/plain, text/html, application/sdp")
             return response
+        if request.to.tag is None and not self._addressed_to_us(request.uri):
+            # RFC 3261 §8.2.2.1: a Request-URI we do not accept requests for gets 404; the bot
+            # is no proxy, and a message for alice is not a command for the bot
+            return make_response(request, 404, "Not Found (not this bot)")
         assert self.im is not None
         return self.im.handle(incoming)
+
+    def _addressed_to_us(self, uri: Uri) -> bool:
+        """The bot's own URI (any host: proxies and clients name it by domain or address), or
+        a user-less URI naming one of our hosts (``sip:127.0.0.1:5060``)."""
+        if not isinstance(uri, SipUri):
+            return False
+        if uri.user is not None:
+            return uri.user == self.config.sip.user
+        sip = self.config.sip
+        listening = {item.host.strip("[]") for item in sip.listen}
+        if listening & {"0.0.0.0", "::"}:
+            return True  # a wildcard listener: any of the machine's addresses is ours
+        return uri.host.strip("[]") in {sip.domain, sip.advertise, *listening}
