@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import TypeVar
 
 from bot.sip.errors import SipParseError
-from bot.sip.headers import Address, CSeq, Headers, Via, header_key
+from bot.sip.grammar import is_digits, is_token
+from bot.sip.head import content_length, find_head_end, header_lines, header_row
+from bot.sip.headers import Address, CSeq, Headers, Via
 from bot.sip.uri import AbsoluteUri, Uri, parse_uri
 
 _T = TypeVar("_T")
-_FOLD_RE = re.compile(r"\r?\n[ \t]+")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_valid_names: dict[str, str] = {}  # header names seen before -> their key (they are tokens)
 # Header fields that may appear at most once (RFC 3261 §7.3.1: not comma-separated lists).
 SINGLE_HEADERS = frozenset(
     {"call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type"}
@@ -256,42 +254,26 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
 
 def _parse(data: bytes, datagram: bool) -> Request | Response:
     data = data.lstrip(b"\r\n")  # RFC 3261 §7.5: ignore CRLFs before the start line
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        head, body_start = data[:end], end + 4
-    else:
-        end = data.find(b"\n\n")
-        if end >= 0:
-            head, body_start = data[:end], end + 2
-        elif datagram and data.endswith(b"\r\n"):
-            # a datagram cut right after its last header: the datagram frames it (§18.3)
-            head, body_start = data[:-2], len(data)
-        else:
-            raise SipParseError("no end of header block", status=None)
-    text = head.decode("utf-8", "surrogateescape")
-    if "\n " in text or "\n\t" in text:
-        text = _FOLD_RE.sub(" ", text)  # RFC 3261 §7.3.1: LWS folding is one SP
-    lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
+    bounds = find_head_end(data, datagram=datagram)
+    if bounds is None:
+        raise SipParseError("no end of header block", status=None)
+    head_end, body_start = bounds
+    lines = header_lines(data[:head_end])
     message, start_error = _start_line(lines[0])
     rows: list[tuple[str, str, str]] = []
     present: set[str] = set()
     duplicate: str | None = None
     bad_line: str | None = None
     for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        key = _valid_names.get(name)
-        if key is None:
-            if not colon or _TOKEN_RE.match(name) is None:
-                bad_line = bad_line or line
-                continue
-            key = header_key(name)
-            if len(_valid_names) < 4096:
-                _valid_names[name] = key
+        row = header_row(line)
+        if row is None:
+            bad_line = bad_line or line
+            continue
+        key = row[0]
         if key in present and key in SINGLE_HEADERS:
             duplicate = duplicate or key
         present.add(key)
-        rows.append((key, name, value.strip(" \t")))
+        rows.append(row)
     message.headers = Headers(rows)
     is_request = isinstance(message, Request)
     status_hint = 400 if is_request else None
@@ -330,12 +312,12 @@ def _start_line(line: str) -> tuple[Request | Response, SipParseError | None]:
         code, _, reason = rest.partition(" ")
         if version.upper() != "SIP/2.0":
             raise SipParseError(f"unsupported version {version!r}", status=None)
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise SipParseError(f"bad status code {code!r}", status=None)
         return Response(int(code), reason), None
     # RFC 3261 §7.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs)
     parts = line.split(" ")
-    if len(parts) < 3 or _TOKEN_RE.match(parts[0]) is None or " SIP/" not in line.upper():
+    if len(parts) < 3 or not is_token(parts[0]) or " SIP/" not in line.upper():
         raise SipParseError(f"not a request line: {line!r}", status=None)
     method, raw_uri, version = parts[0], parts[1], parts[2]
     request = Request(method, AbsoluteUri(scheme="invalid", rest=raw_uri), version=version)
@@ -354,9 +336,9 @@ def _body(message: Message, data: bytes, start: int, datagram: bool, status: int
     raw = message.headers.get("content-length")
     if raw is None:
         return data[start:] if datagram else b""
-    if not raw.isdigit() or len(raw) > 10:
+    length = content_length(raw)
+    if length is None:
         raise SipParseError(f"bad Content-Length {raw!r}", status=status, partial=message)
-    length = int(raw)
     available = len(data) - start
     if length > available:
         # RFC 3261 §18.3: a UDP message whose Content-Length exceeds its body is rejected (400)
@@ -380,7 +362,7 @@ def _check_request(request: Request, present: set[str]) -> None:
             f"CSeq method {cseq.method!r} does not match {request.method!r}", partial=request
         )
     max_forwards = headers.get("max-forwards")
-    if max_forwards is not None and (not max_forwards.isdigit() or int(max_forwards) > 255):
+    if max_forwards is not None and (not is_digits(max_forwards) or int(max_forwards) > 255):
         raise SipParseError(f"bad Max-Forwards {max_forwards!r}", partial=request)
 
 
