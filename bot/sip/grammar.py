@@ -21,6 +21,16 @@ def is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def digits_value(text: str, limit: int) -> int | None:
+    """The value of ``1*DIGIT`` text (ASCII digits only) when it is at most ``limit``, else
+    None. Leading zeros are allowed; overlong text is refused before ``int`` reads it (``int``
+    refuses strings past 4,300 digits with ValueError, and takes quadratic time below that)."""
+    if not is_digits(text) or len(text.lstrip("0")) > len(str(limit)):
+        return None
+    value = int(text)
+    return value if value <= limit else None
+
+
 def is_token(text: str) -> bool:
     return _TOKEN_RE.match(text) is not None
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
     Params,
+    digits_value,
     format_params,
     get_param,
     is_token,
@@ -214,8 +215,8 @@ class Headers:
 
 _VIA_RE = re.compile(
     r"\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+"
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*(\d{1,5}))?\s*(?:;(.*))?\Z",
-    re.DOTALL,
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*([0-9]{1,5}))?\s*(?:;(.*))?\Z",
+    re.DOTALL | re.ASCII,  # RFC 3261 §25.1: DIGIT and LWS are ASCII; "²" is no port
 )
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7
 
@@ -264,7 +265,9 @@ class Via:
 
 
 # ``["quoted name"] <uri> [;params]``, the shape nearly every From/To/Contact has
-_COMMON_ADDRESS_RE = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"\s*)?<([^<>\s]*)>\s*(;.*)?\Z', re.DOTALL)
+_COMMON_ADDRESS_RE = re.compile(
+    r'\s*(?:"((?:[^"\\]|\\.)*)"\s*)?<([^<>\s]*)>\s*(;.*)?\Z', re.DOTALL | re.ASCII
+)
 _UNQUOTE_RE = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -362,11 +365,12 @@ class CSeq:
         number, _, method = value.strip().partition(" ")
         method = method.strip()
         # "The sequence number value MUST be expressible as a 32-bit unsigned integer"
-        if not number.isdigit() or len(number) > 10 or int(number) > 0xFFFFFFFF:
+        seq = digits_value(number, 0xFFFFFFFF)
+        if seq is None:
             raise SipParseError(f"bad CSeq number: {value!r}")
         if not is_token(method):
             raise SipParseError(f"bad CSeq method: {value!r}")
-        return cls(int(number), method)
+        return cls(seq, method)
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"

@@ -323,15 +323,18 @@ class TransactionLayer:
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
             return
-        tx = ServerTransaction(key, request, peer, _reply_to(request, peer))
+        reply_to = _reply_to(request, peer)
+        error = check_request(request, self.policy)
+        if error is not None:
+            # Validated before anything is stored, and refused statelessly (RFC 3261 §8.2.7):
+            # a refused request leaves no state, whatever it holds
+            self._send_stateless(error, reply_to)
+            return
+        tx = ServerTransaction(key, request, peer, reply_to)
         self._server[key] = tx
         if tx.is_invite:
             # §17.2.1: 100 Trying at once, so the client stops retransmitting
             self.respond(tx, make_response(request, 100), now)
-        error = check_request(request, self.policy)
-        if error is not None:
-            self.respond(tx, error, now)
-            return
         if request.method == "CANCEL":
             self._receive_cancel(tx, now)
             return
@@ -357,7 +360,11 @@ class TransactionLayer:
             self._out.append((tx.wire, tx.reply_to))
 
     def _ack_without_transaction(self, ack: Request, peer: Peer, now: float) -> None:
-        key = (ack.call_id, ack.cseq.seq, ack.from_.tag)
+        try:
+            key = (ack.call_id, ack.cseq.seq, ack.from_.tag)
+        except SipParseError:
+            self.stats.dropped += 1  # an ACK is never answered (RFC 3261 §17.2.3)
+            return
         tx = self._accepted.get(key)
         if tx is not None and tx.state is State.ACCEPTED:
             tx.move(Ev.ACK)

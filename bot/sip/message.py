@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bot.sip.errors import SipParseError
-from bot.sip.grammar import is_digits, is_token
+from bot.sip.grammar import digits_value, is_digits, is_token
 from bot.sip.head import content_length, find_head_end, header_lines, header_row
 from bot.sip.headers import Address, CSeq, Headers, Via
 from bot.sip.uri import AbsoluteUri, Uri, parse_uri
@@ -362,7 +362,7 @@ def _check_request(request: Request, present: set[str]) -> None:
             f"CSeq method {cseq.method!r} does not match {request.method!r}", partial=request
         )
     max_forwards = headers.get("max-forwards")
-    if max_forwards is not None and (not is_digits(max_forwards) or int(max_forwards) > 255):
+    if max_forwards is not None and digits_value(max_forwards, 255) is None:
         raise SipParseError(f"bad Max-Forwards {max_forwards!r}", partial=request)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
     Params,
+    digits_value,
     escape,
     format_params,
     get_param,
@@ -234,6 +235,7 @@ def parse_hostport(hostport: str, context: str) -> tuple[str, int | None]:
         host = host.lower()
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+    port = digits_value(port_text, 65535)
+    if port is None:
         raise SipParseError(f"bad port {port_text!r} in {context!r}")
-    return host, int(port_text)
+    return host, port

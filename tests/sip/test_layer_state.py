@@ -1,0 +1,138 @@
+"""Issue 15: what a remote sends leaves no state behind in the transaction layer, and its
+answers go where the request really came from."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.sip import SipParseError, parse_message
+from bot.sip.events import RequestReceived
+from bot.sip.layer import TransactionLayer
+from bot.sip.sdp import Crypto, SessionDescription, answer_audio
+from bot.sip.transaction import Peer
+
+SOURCE = Peer("UDP", "192.0.2.7", 5072)
+TCP_SOURCE = Peer("TCP", "192.0.2.7", 40123)
+
+
+def wire(
+    method: str = "OPTIONS",
+    *,
+    uri: str = "sip:bot@example.test",
+    via: str = "SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bK1",
+    to: str = "<sip:bot@example.test>",
+    cseq: str = "",
+    max_forwards: str = "70",
+    extra: str = "",
+    body: str = "",
+) -> bytes:
+    lines = [
+        f"{method} {uri} SIP/2.0",
+        f"Via: {via}",
+        f"Max-Forwards: {max_forwards}",
+        "From: <sip:alice@example.test>;tag=a1",
+        f"To: {to}",
+        "Call-ID: c1@192.0.2.7",
+        f"CSeq: {cseq or '1 ' + method}",
+        *([extra] if extra else []),
+        *(["Content-Type: application/sdp"] if body else []),
+        f"Content-Length: {len(body.encode())}",
+        "",
+        body,
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def statuses(layer: TransactionLayer) -> list[int]:
+    out = []
+    for data, _ in layer.datagrams_to_send():
+        first = data.split(b"\r\n", 1)[0].split(b" ")
+        out.append(int(first[1]))
+    return out
+
+
+def events(layer: TransactionLayer) -> list[object]:
+    out = []
+    while (event := layer.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+# --- item 5: non-ASCII digits ------------------------------------------------------------------
+
+NON_ASCII_DIGITS = {
+    "to-port": {"to": "<sip:bot@example.test:\u00b2>"},
+    "to-port-arabic": {"to": "<sip:bot@example.test:\u0665\u0660\u0666\u0660>"},
+    "to-port-huge": {"to": "<sip:bot@example.test:" + "9" * 5000 + ">"},
+    "uri-port": {"uri": "sip:bot@example.test:\u00b2"},
+    "via-port": {"via": "SIP/2.0/UDP 192.0.2.7:\u00b2;branch=z9hG4bK1"},
+    "cseq": {"cseq": "\u00b2 OPTIONS"},
+    "cseq-huge": {"cseq": "9" * 5000 + " OPTIONS"},
+    "via-port-arabic": {"via": "SIP/2.0/UDP 192.0.2.7:\u0665\u0660;branch=z9hG4bK1"},
+    "max-forwards": {"max_forwards": "\u00b9"},
+    "max-forwards-huge": {"max_forwards": "7" * 5000},
+    "contact-port": {"extra": "Contact: <sip:alice@192.0.2.7:\u00b2>"},
+    "route-port": {"extra": "Route: <sip:proxy.example.test:\u00b3;lr>"},
+}
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "MESSAGE", "INVITE"])
+@pytest.mark.parametrize("case", sorted(NON_ASCII_DIGITS))
+def test_item5_non_ascii_digits_are_400_and_leave_no_transaction(method: str, case: str) -> None:
+    layer = TransactionLayer()
+    for peer in (SOURCE, TCP_SOURCE):
+        data = wire(method, **NON_ASCII_DIGITS[case])  # type: ignore[arg-type]
+        layer.receive(data, peer, now=0.0)
+        assert statuses(layer) == [400]  # no 100 Trying first: refused before anything
+        assert events(layer) == []
+        assert layer.transaction_count == 0 and layer.next_deadline() is None
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u0661\u0662", "9" * 5000])
+def test_item5_non_ascii_content_length_is_400(length: str) -> None:
+    layer = TransactionLayer()
+    data = wire("MESSAGE").replace(b"Content-Length: 0", f"Content-Length: {length}".encode())
+    layer.receive(data, SOURCE, now=0.0)
+    assert statuses(layer) == [400]
+    assert layer.transaction_count == 0
+
+
+def test_item5_a_valid_request_still_goes_through() -> None:
+    layer = TransactionLayer()
+    layer.receive(wire("OPTIONS", to="<sip:bot@example.test:5060>"), SOURCE, now=0.0)
+    assert [type(e) for e in events(layer)] == [RequestReceived]
+
+
+def test_item5_status_code_digits_are_ascii() -> None:
+    response = "SIP/2.0 2\u00b20 OK\r\nContent-Length: 0\r\n\r\n".encode()
+    with pytest.raises(SipParseError):
+        parse_message(response)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "m=audio \u00b2 RTP/AVP 0",
+        "m=audio " + "9" * 5000 + " RTP/AVP 0",
+    ],
+)
+def test_item5_sdp_ports_are_ascii_digits(line: str) -> None:
+    with pytest.raises(SipParseError) as info:
+        SessionDescription.parse(f"v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\n{line}\r\n")
+    assert info.value.status == 488
+
+
+def test_item5_sdp_rtpmap_and_crypto_with_odd_digits_are_ignored_or_488() -> None:
+    sdp = SessionDescription.parse(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\n"
+        "m=audio 4000 RTP/AVP \u00b2 0\r\na=rtpmap:\u00b2 PCMU/8000\r\n"
+        "a=rtpmap:0 PCMU/\u00b2\r\na=ptime:\u00b2\r\n"
+    )
+    assert sdp.media[0].rtpmap() == {"0": ("PCMU", 8000)}
+    only_odd = SessionDescription.parse(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\n"
+        "m=audio 4000 RTP/AVP \u00b2\r\na=rtpmap:\u00b2 PCMU/8000\r\n"
+    )
+    assert answer_audio(only_odd, "192.0.2.1", 5000) is None  # 488, not a crash
+    with pytest.raises(SipParseError):
+        Crypto.parse("\u00b2 AES_CM_128_HMAC_SHA1_80 inline:AAAA")
