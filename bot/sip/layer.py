@@ -22,7 +22,7 @@ from bot.sip.events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from bot.sip.grammar import replace_param
+from bot.sip.grammar import has_param, replace_param
 from bot.sip.headers import Headers, Via
 from bot.sip.message import Request, Response, make_response, parse_message
 from bot.sip.transaction import (
@@ -310,9 +310,8 @@ class TransactionLayer:
 
     def _receive_request(self, request: Request, peer: Peer, now: float) -> None:
         try:
-            via = request.via
-            _apply_rport(request, via, peer)
-            key = _server_key(request, request.via)
+            via = _apply_rport(request, request.via, peer)
+            key = _server_key(request, via)
         except SipParseError as exc:
             self._send_stateless(make_response(request, 400, exc.response_reason()), peer)
             return
@@ -323,7 +322,7 @@ class TransactionLayer:
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
             return
-        reply_to = _reply_to(request, peer)
+        reply_to = _reply_to(via, peer)
         error = check_request(request, self.policy)
         if error is not None:
             # Validated before anything is stored, and refused statelessly (RFC 3261 §8.2.7):
@@ -451,28 +450,35 @@ def _server_key(request: Request, via: Via) -> tuple[object, ...]:
     )
 
 
-def _reply_to(request: Request, peer: Peer) -> Peer:
-    """Where responses go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+def _reply_to(via: Via, peer: Peer) -> Peer:
+    """Where responses go: the connection the request came on (RFC 3261 §18.2.2), or over UDP
+    the address it really came from, at the port it came from when the Via asks for rport
+    (RFC 3581 §4) or else the sent-by port (§18.2.2: the ``received`` address, which is always
+    the source). Never a host name: nothing is resolved to answer, and nothing the client
+    wrote in its Via picks another address."""
     if peer.reliable:
-        return peer  # back over the connection the request came on
-    via = request.via
-    host = via.param("received") or via.host
-    rport = via.param("rport")
-    port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
-    return Peer(peer.transport, host.strip("[]"), port)
+        return peer
+    port = peer.port if has_param(via.params, "rport") else (via.port or 5060)
+    return Peer(peer.transport, peer.host, port)
 
 
-def _apply_rport(request: Request, via: Via, peer: Peer) -> None:
-    """RFC 3261 §18.2.1 ``received`` and RFC 3581 §4 ``rport`` on the top Via."""
+def _apply_rport(request: Request, via: Via, peer: Peer) -> Via:
+    """The top Via with ``received`` and ``rport`` written from the real source, replacing any
+    value the client put there. RFC 3261 §18.2.1: ``received`` when the sent-by host is not the
+    source address; RFC 3581 §4: with ``rport``, ``received`` always and ``rport`` set to the
+    source port."""
     params = via.params
-    if via.host.strip("[]") != peer.host:
+    rport = has_param(params, "rport")
+    if rport or has_param(params, "received") or via.host.strip("[]") != peer.host:
         params = replace_param(params, "received", peer.host)
-    if via.param("rport") is None and any(k == "rport" for k, _ in params):
+    if rport:
         params = replace_param(params, "rport", str(peer.port))
-    if params is not via.params:
-        top = Via(transport=via.transport, host=via.host, port=via.port, params=params)
-        request.headers.remove_first("via")
-        request.headers.prepend("Via", str(top))
+    if params == via.params:
+        return via
+    top = Via(transport=via.transport, host=via.host, port=via.port, params=params)
+    request.headers.remove_first("via")
+    request.headers.prepend("Via", str(top))
+    return top
 
 
 def _response_to_tag(tx: ServerTransaction) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sip import SipParseError, parse_message
+from bot.sip import SipParseError, make_response, parse_message
 from bot.sip.events import RequestReceived
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import Crypto, SessionDescription, answer_audio
@@ -136,3 +136,47 @@ def test_item5_sdp_rtpmap_and_crypto_with_odd_digits_are_ignored_or_488() -> Non
     assert answer_audio(only_odd, "192.0.2.1", 5000) is None  # 488, not a crash
     with pytest.raises(SipParseError):
         Crypto.parse("\u00b2 AES_CM_128_HMAC_SHA1_80 inline:AAAA")
+
+
+# --- item 4: Via received/rport come from the real source ---------------------------------------
+
+
+def answer_options(layer: TransactionLayer, status: int = 200) -> None:
+    [event] = events(layer)
+    assert isinstance(event, RequestReceived)
+    layer.respond(event.transaction, make_response(event.request, status), now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("via", "port"),
+    [
+        ("SIP/2.0/UDP 192.0.2.7:5072;received=10.9.9.9;rport=9999;branch=z9hG4bK1", 5072),
+        ("SIP/2.0/UDP 192.0.2.7:5072;rport=9999;branch=z9hG4bK1", 5072),
+        ("SIP/2.0/UDP 192.0.2.7:5072;received=10.9.9.9;branch=z9hG4bK1", 5072),
+        ("SIP/2.0/UDP victim.example.test:5072;received=10.9.9.9;rport;branch=z9hG4bK1", 5072),
+        ("SIP/2.0/UDP victim.example.test:6000;branch=z9hG4bK1", 6000),  # §18.2.2 sent-by port
+        ("SIP/2.0/UDP 10.9.9.9;rport=9999;branch=z9hG4bK1", 5072),
+    ],
+)
+def test_item4_forged_received_and_rport_never_pick_where_the_answer_goes(
+    via: str, port: int
+) -> None:
+    layer = TransactionLayer()
+    layer.receive(wire("OPTIONS", via=via), SOURCE, now=0.0)
+    answer_options(layer)
+    [(data, to)] = layer.datagrams_to_send()
+    assert to == Peer("UDP", SOURCE.host, port)  # the real source address, never a name
+    top = parse_message(data).via
+    assert top.param("received") in (None, SOURCE.host)
+    if "rport" in via:
+        assert (top.param("received"), top.param("rport")) == (SOURCE.host, str(SOURCE.port))
+    if "10.9.9.9;" in via or "victim" in via:
+        assert top.param("received") == SOURCE.host
+
+
+def test_item4_refusals_also_go_to_the_real_source() -> None:
+    layer = TransactionLayer()
+    via = "SIP/2.0/UDP 192.0.2.7:5072;received=10.9.9.9;rport=9999;branch=z9hG4bK1"
+    layer.receive(wire("FOO", via=via), SOURCE, now=0.0)  # 501, sent by the layer itself
+    [(data, to)] = layer.datagrams_to_send()
+    assert to == SOURCE and b" 501 " in data.split(b"\r\n")[0]
