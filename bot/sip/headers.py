@@ -25,7 +25,7 @@ from bot.sip.grammar import (
     read_quoted,
     split_outside_quotes,
 )
-from bot.sip.uri import PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
+from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
 
 # RFC 3261 §7.3.3 and §20, RFC 3265 §7.2 (o, u), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x),
 # RFC 3841 (a, j, d), RFC 4474 (y): compact form -> canonical lower-case name
@@ -67,6 +67,11 @@ LIST_HEADERS = frozenset(
     }
 )
 
+MAX_CACHED_NAME = 128
+"""Longest header name, in characters, whose key is remembered: real names are short, and a
+table filled by what peers send must be bounded in bytes, not only in entries."""
+MAX_CACHED_NAMES = 4096
+"""Distinct header names whose key is remembered."""
 _key_cache: dict[str, str] = {}
 
 
@@ -76,7 +81,7 @@ def header_key(name: str) -> str:
     if key is None:
         lower = name.lower()
         key = COMPACT_FORMS.get(lower, lower)
-        if len(_key_cache) < 4096:
+        if len(_key_cache) < MAX_CACHED_NAMES and len(name) <= MAX_CACHED_NAME:
             _key_cache[name] = key
     return key
 
@@ -281,9 +286,15 @@ class Address:
     params: Params = ()
 
     @staticmethod
-    @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
     def parse(value: str) -> Address:
-        """Memoised: addresses are immutable, and From and To repeat for a whole dialog."""
+        """Memoised up to :data:`MAX_CACHED_VALUE` characters: addresses are immutable, and
+        From and To repeat for a whole dialog."""
+        if len(value) > MAX_CACHED_VALUE:
+            return _parse_address(value)
+        return _parse_address_cached(value)
+
+    @classmethod
+    def _parse_common(cls, value: str) -> Address:
         m = _COMMON_ADDRESS_RE.match(value)
         if m is not None:
             display, uri, tail = m.groups()
@@ -292,7 +303,7 @@ class Address:
                 display_name=_UNQUOTE_RE.sub(r"\1", display) if display is not None else None,
                 params=parse_params(tail[1:], "address") if tail else (),
             )
-        return Address._parse_general(value)
+        return cls._parse_general(value)
 
     @classmethod
     def _parse_general(cls, value: str) -> Address:
@@ -351,6 +362,13 @@ class Address:
         if not isinstance(self.uri, SipUri):
             raise SipParseError(f"not a SIP URI: {self.uri}")
         return self.uri
+
+
+def _parse_address(value: str) -> Address:
+    return Address._parse_common(value)
+
+
+_parse_address_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_address)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,13 @@ answers go where the request really came from."""
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+from collections.abc import Callable
+
 import pytest
 
-from bot.sip import SipParseError, make_response, parse_message
+from bot.sip import Address, SipParseError, head, headers, make_response, parse_message, parse_uri
 from bot.sip.events import RequestReceived
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import Crypto, SessionDescription, answer_audio
@@ -180,3 +184,49 @@ def test_item4_refusals_also_go_to_the_real_source() -> None:
     layer.receive(wire("FOO", via=via), SOURCE, now=0.0)  # 501, sent by the layer itself
     [(data, to)] = layer.datagrams_to_send()
     assert to == SOURCE and b" 501 " in data.split(b"\r\n")[0]
+
+
+# --- item 6: caches bounded in bytes, not only in entries ---------------------------------------
+
+
+def _retained_by(work: Callable[[], None]) -> int:
+    """Bytes still allocated after ``work`` (its own temporaries freed): what caches kept."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        work()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_item6_long_header_names_are_not_interned() -> None:
+    base = wire("OPTIONS").replace(b"Content-Length: 0", b"%s: v\r\nContent-Length: 0")
+
+    def flood() -> None:
+        for i in range(1000):
+            name = b"X-%d-" % i + b"n" * 30_000
+            parse_message(base % name)
+
+    retained = _retained_by(flood)  # 30 MB of distinct names went through
+    assert retained < 1_000_000
+    assert all(len(name) <= head.MAX_INTERNED_NAME for name in head._valid_names)
+    assert all(len(name) <= headers.MAX_CACHED_NAME for name in headers._key_cache)
+
+
+def test_item6_long_uris_and_addresses_are_not_cached() -> None:
+    def flood() -> None:
+        for i in range(1000):
+            uri = f"sip:{'u' * 30_000}{i}@example.test"
+            parse_uri(uri)
+            Address.parse(f"<{uri}>;tag={i}")
+
+    retained = _retained_by(flood)  # 60 MB of distinct values went through
+    assert retained < 1_000_000
+
+
+def test_item6_short_values_are_still_cached() -> None:
+    assert parse_uri("sip:carol@example.test") is parse_uri("sip:carol@example.test")
+    assert Address.parse("<sip:carol@example.test>") is Address.parse("<sip:carol@example.test>")
