@@ -230,3 +230,73 @@ def test_item6_long_uris_and_addresses_are_not_cached() -> None:
 def test_item6_short_values_are_still_cached() -> None:
     assert parse_uri("sip:carol@example.test") is parse_uri("sip:carol@example.test")
     assert Address.parse("<sip:carol@example.test>") is Address.parse("<sip:carol@example.test>")
+
+
+# --- item 9: unauthenticated requests are answered statelessly ----------------------------------
+
+
+def _answer_all(layer: TransactionLayer, status: int) -> int:
+    answered = 0
+    while (event := layer.next_event()) is not None:
+        assert isinstance(event, RequestReceived)
+        layer.respond(event.transaction, make_response(event.request, status), now=0.0)
+        answered += 1
+    return answered
+
+
+def test_item9_twenty_thousand_options_leave_no_transaction() -> None:
+    layer = TransactionLayer()
+    for i in range(20_000):
+        via = f"SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bK{i}"
+        layer.receive(wire("OPTIONS", via=via), SOURCE, now=0.0)
+        assert _answer_all(layer, 200) == 1
+    assert len(layer.datagrams_to_send()) == 20_000
+    assert layer.transaction_count == 0 and layer.next_deadline() is None
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 415, 481, 488, 501])
+@pytest.mark.parametrize("transport", ["UDP", "TCP"])
+def test_item9_refusals_of_non_invite_requests_leave_no_transaction(
+    status: int, transport: str
+) -> None:
+    layer = TransactionLayer()
+    peer = Peer(transport, SOURCE.host, SOURCE.port)
+    for method in ("MESSAGE", "SUBSCRIBE", "REGISTER", "BYE", "INFO"):
+        layer.receive(wire(method), peer, now=0.0)
+        assert _answer_all(layer, status) == 1
+        assert layer.transaction_count == 0
+        layer.receive(wire(method), peer, now=1.0)  # a retransmission is simply answered again
+        assert _answer_all(layer, status) == 1
+        assert statuses(layer) == [status, status]
+    assert layer.next_deadline() is None
+
+
+def test_item9_layer_refusals_leave_no_transaction() -> None:
+    layer = TransactionLayer()
+    layer.receive(wire("CANCEL"), SOURCE, now=0.0)  # nothing to cancel: 481 from the layer
+    layer.receive(wire("PUBLISH"), SOURCE, now=0.0)  # 405 from validation
+    layer.receive(wire("FOO"), SOURCE, now=0.0)  # 501
+    layer.receive(wire("MESSAGE", extra="Require: foo"), SOURCE, now=0.0)  # 420
+    layer.receive(wire("MESSAGE", body="x").replace(b"sdp", b"x-y"), SOURCE, now=0.0)  # 415
+    assert statuses(layer) == [481, 405, 501, 420, 415]
+    assert layer.transaction_count == 0 and layer.next_deadline() is None
+
+
+def test_item9_a_retransmitted_message_after_200_is_still_absorbed() -> None:
+    layer = TransactionLayer()
+    layer.receive(wire("MESSAGE"), SOURCE, now=0.0)
+    assert _answer_all(layer, 200) == 1
+    layer.receive(wire("MESSAGE"), SOURCE, now=0.5)
+    assert events(layer) == []  # the command does not run twice
+    assert statuses(layer) == [200, 200]  # the retransmission gets the stored 200
+    assert layer.transaction_count == 1
+    layer.handle_timer(now=64 * 0.5)  # Timer J
+    assert layer.transaction_count == 0
+
+
+def test_item9_refusals_of_invite_stay_stateful() -> None:
+    layer = TransactionLayer()
+    layer.receive(wire("INVITE", body="v=0\r\n"), SOURCE, now=0.0)
+    assert _answer_all(layer, 488) == 1
+    assert statuses(layer) == [100, 488]
+    assert layer.transaction_count == 1  # RFC 3261 §17.2.1: kept until the ACK (Timer G/H)
