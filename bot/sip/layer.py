@@ -11,6 +11,7 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.sip.errors import SipParseError
 from bot.sip.events import (
@@ -38,6 +39,9 @@ from bot.sip.transaction import (
 )
 from bot.sip.validation import UasPolicy, check_request
 
+_Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
+_ANSWERED = frozenset({State.COMPLETED, State.ACCEPTED})
+"""Client transaction states in which the TU already has the final response."""
 MAX_MESSAGE_SIZE = 65_535
 """Largest message accepted, in octets: the largest UDP payload; larger requests get 413."""
 
@@ -65,6 +69,9 @@ class TransactionLayer:
         self._server: dict[tuple[object, ...], ServerTransaction] = {}
         self._client: dict[tuple[object, ...], ClientTransaction] = {}
         self._accepted: dict[tuple[str, int, str | None], ServerTransaction] = {}
+        # transactions by the peer they are bound to, in creation order: a transport failure
+        # touches only that peer's transactions (issue 15 item 8)
+        self._by_peer: dict[Peer, dict[ClientTransaction | ServerTransaction, None]] = {}
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
         self._events: deque[Event] = deque()
@@ -123,11 +130,17 @@ class TransactionLayer:
                 self._server_timer(tx, letter, now)
 
     def transport_failed(self, peer: Peer, reason: str) -> None:
-        """The transport cannot reach ``peer``: every transaction bound to it ends."""
-        for table in (self._client, self._server):
-            for tx in [t for t in table.values() if t.peer == peer]:
-                tx.move(Ev.TRANSPORT_ERROR)
-                self._forget(tx)
+        """The transport cannot reach ``peer``: every transaction bound to it ends (RFC 3261
+        §17.1.4, §17.2.4). The TU hears of it, except for client transactions that already
+        gave it their final response: it has its answer, there is nothing left to fail."""
+        bound = self._by_peer.get(peer)
+        if not bound:
+            return
+        for tx in list(bound):
+            answered = isinstance(tx, ClientTransaction) and tx.state in _ANSWERED
+            tx.move(Ev.TRANSPORT_ERROR)  # allowed from every state but Terminated
+            self._forget(tx)
+            if not answered:
                 self._events.append(TransportFailed(transaction=tx, reason=reason))
 
     # --- client side (RFC 3261 §17.1) ------------------------------------------------------
@@ -144,7 +157,7 @@ class TransactionLayer:
             raise ValueError("request needs a Via branch starting with z9hG4bK")
         tx = ClientTransaction((branch, request.method), request, peer)
         tx.wire = wire if wire is not None else request.serialize()
-        self._client[tx.key] = tx
+        self._store(self._client, tx)
         self._out.append((tx.wire, peer))
         t1 = self.timers.t1
         if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
@@ -334,7 +347,7 @@ class TransactionLayer:
             self._send_stateless(error, reply_to)
             return
         tx = ServerTransaction(key, request, peer, reply_to)
-        self._server[key] = tx
+        self._store(self._server, tx)
         if tx.is_invite:
             # §17.2.1: 100 Trying at once, so the client stops retransmitting
             self.respond(tx, make_response(request, 100), now)
@@ -415,13 +428,30 @@ class TransactionLayer:
         tx.timers[letter] = deadline
         heapq.heappush(self._heap, (deadline, next(self._seq), tx, letter))
 
-    def _forget(self, tx: Transaction) -> None:
+    def _store(self, table: dict[tuple[object, ...], _Tx], tx: _Tx) -> None:
+        old = table.get(tx.key)
+        if old is not None:  # the same key again (a caller reusing a branch): one per key
+            self._unindex(old)
+        table[tx.key] = tx
+        self._by_peer.setdefault(tx.peer, {})[tx] = None
+
+    def _forget(self, tx: ClientTransaction | ServerTransaction) -> None:
         if isinstance(tx, ClientTransaction):
-            self._client.pop(tx.key, None)
-        elif isinstance(tx, ServerTransaction):
-            self._server.pop(tx.key, None)
-            if tx.dialog_key is not None:
-                self._accepted.pop(tx.dialog_key, None)
+            if self._client.get(tx.key) is tx:
+                del self._client[tx.key]
+        else:
+            if self._server.get(tx.key) is tx:
+                del self._server[tx.key]
+            if tx.dialog_key is not None and self._accepted.get(tx.dialog_key) is tx:
+                del self._accepted[tx.dialog_key]
+        self._unindex(tx)
+
+    def _unindex(self, tx: ClientTransaction | ServerTransaction) -> None:
+        bound = self._by_peer.get(tx.peer)
+        if bound is not None:
+            bound.pop(tx, None)
+            if not bound:
+                del self._by_peer[tx.peer]
 
     def _send_stateless(self, response: Response, peer: Peer) -> None:
         self._out.append((response.serialize(), peer))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.sip import Address, SipParseError, head, headers, make_response, parse_message, parse_uri
-from bot.sip.events import RequestReceived
+from bot.sip.events import RequestReceived, TransportFailed
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import Crypto, SessionDescription, answer_audio
 from bot.sip.transaction import Peer
@@ -300,3 +300,47 @@ def test_item9_refusals_of_invite_stay_stateful() -> None:
     assert _answer_all(layer, 488) == 1
     assert statuses(layer) == [100, 488]
     assert layer.transaction_count == 1  # RFC 3261 §17.2.1: kept until the ACK (Timer G/H)
+
+
+# --- item 8: a connection's failure touches only that connection's transactions ----------------
+
+
+class CountingPeer(Peer):
+    """A peer that counts how often it is compared with another."""
+
+    __slots__ = ()
+    comparisons = [0]
+
+    def __eq__(self, other: object) -> bool:
+        CountingPeer.comparisons[0] += 1
+        return isinstance(other, Peer) and (self.transport, self.host, self.port) == (
+            other.transport,
+            other.host,
+            other.port,
+        )
+
+    __hash__ = Peer.__hash__
+
+
+def test_item8_transport_failure_ends_only_that_peers_transactions() -> None:
+    layer = TransactionLayer()
+    others = [CountingPeer("TCP", "192.0.2.50", 20_000 + i) for i in range(5_000)]
+    for i, peer in enumerate(others):
+        layer.receive(wire("MESSAGE", via=f"SIP/2.0/TCP h;branch=z9hG4bKo{i}"), peer, now=0.0)
+    failing = Peer("TCP", SOURCE.host, 40_000)
+    for i in range(3):
+        layer.receive(wire("MESSAGE", via=f"SIP/2.0/TCP h;branch=z9hG4bKf{i}"), failing, now=0.0)
+    client = layer.send_request(parse_message(wire("OPTIONS")), failing, now=0.0)  # type: ignore[arg-type]
+    pending = [e.transaction for e in events(layer) if isinstance(e, RequestReceived)]
+    doomed = {*(tx for tx in pending if tx.peer == failing), client}
+    assert layer.transaction_count == 5_004 and len(doomed) == 4
+    CountingPeer.comparisons[0] = 0
+    layer.transport_failed(failing, "connection reset")
+    assert CountingPeer.comparisons[0] == 0  # no other peer's transaction was looked at
+    failed = events(layer)
+    assert all(isinstance(e, TransportFailed) for e in failed)
+    assert {e.transaction for e in failed} == doomed  # type: ignore[attr-defined]
+    assert layer.transaction_count == 5_000
+    layer.transport_failed(others[7], "connection reset")
+    assert [e.transaction.peer for e in events(layer)] == [others[7]]  # type: ignore[attr-defined]
+    assert layer.transaction_count == 4_999
