@@ -52,6 +52,8 @@ class _Stats:
     dropped: int = 0
     retransmissions_absorbed: int = 0
     retransmissions_sent: int = 0
+    out_of_state: int = 0
+    """Responses a client transaction no longer expected in its state: dropped."""
 
 
 class TransactionLayer:
@@ -204,6 +206,12 @@ class TransactionLayer:
             self._out.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
             self.stats.retransmissions_sent += 1
             return
+        if not tx.allows(event):
+            # a response the transaction no longer expects: a 1xx or a failure (a late 401
+            # after a CANCEL) once a 2xx has arrived, a 1xx or 2xx after a failure (RFC 3261
+            # §17.1.1.2, RFC 6026 §7.2). It comes from the wire: dropped, never an error of ours.
+            self.stats.out_of_state += 1
+            return
         tx.move(event)
         if tx.is_invite:
             self._invite_client_response(tx, before, response, now)
@@ -283,8 +291,8 @@ class TransactionLayer:
         """Send the TU's response through its server transaction; final answers that
         :func:`answered_statelessly` names are sent and the transaction forgotten at once."""
         tx = transaction
-        if tx.state is State.TERMINATED:
-            return
+        if tx.state is State.TERMINATED or tx.cancelled:
+            return  # the transport failed, or a CANCEL was answered with 487 first (§9.2)
         if answered_statelessly(tx.method, response.status):
             self.respond_stateless(tx, response)
             return
@@ -401,6 +409,7 @@ class TransactionLayer:
             to_tag = _response_to_tag(invite_tx)
             invite = kept_request(invite_tx)
             self.respond(invite_tx, make_response(invite, 487, to_tag=to_tag), now)
+            invite_tx.cancelled = True
             self._events.append(
                 CancelReceived(request=cancel, invite=invite, transaction=invite_tx)
             )

@@ -372,7 +372,9 @@ def _check_response(response: Response) -> None:
         if name not in response.headers:
             raise SipParseError(f"response without {name}", status=None, partial=response)
     try:
-        _ = (response.cseq, response.via)
+        # what matching and dialogs read (RFC 3261 §17.1.3, §12.1.2): parsed now, so a
+        # response that gets through can be read without raising
+        _ = (response.cseq, response.via, response.from_, response.to)
     except SipParseError as exc:
         exc.status = None
         raise

@@ -178,6 +178,10 @@ class Transaction:
         self._table = table
         self.name = name
 
+    def allows(self, event: Ev) -> bool:
+        """Whether ``event`` is a move the machine has from its state."""
+        return (self.state, event) in self._table
+
     def move(self, event: Ev) -> State:
         """Apply ``event``; raise :class:`ProtocolStateError` for a move the RFC does not allow."""
         new = self._table.get((self.state, event))
@@ -221,7 +225,7 @@ class ClientTransaction(Transaction):
 
 
 class ServerTransaction(Transaction):
-    __slots__ = ("request", "reply_to", "last_response", "acked", "dialog_key")
+    __slots__ = ("request", "reply_to", "last_response", "acked", "dialog_key", "cancelled")
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer, reply_to: Peer):
         invite = request.method == "INVITE"
@@ -244,6 +248,8 @@ class ServerTransaction(Transaction):
         """An ACK arrived for our 2xx (RFC 3261 §13.3.1.4)."""
         self.dialog_key: tuple[str, int, str | None] | None = None
         """(Call-ID, CSeq number, From tag) of an accepted INVITE: how its 2xx ACK is found."""
+        self.cancelled = False
+        """A CANCEL ended this INVITE with 487 (RFC 3261 §9.2); the TU's answer comes too late."""
 
     def release(self) -> None:
         """Keep only what absorbing retransmissions needs (non-INVITE, after the final)."""

@@ -9,11 +9,20 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.sip import Address, SipParseError, head, headers, make_response, parse_message, parse_uri
-from bot.sip.events import RequestReceived, TransportFailed
+from bot.sip import (
+    Address,
+    Request,
+    SipParseError,
+    head,
+    headers,
+    make_response,
+    parse_message,
+    parse_uri,
+)
+from bot.sip.events import CancelReceived, RequestReceived, TransportFailed
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import Crypto, SessionDescription, answer_audio
-from bot.sip.transaction import Peer
+from bot.sip.transaction import ClientTransaction, Peer, State, kept_request
 
 SOURCE = Peer("UDP", "192.0.2.7", 5072)
 TCP_SOURCE = Peer("TCP", "192.0.2.7", 40123)
@@ -344,3 +353,84 @@ def test_item8_transport_failure_ends_only_that_peers_transactions() -> None:
     layer.transport_failed(others[7], "connection reset")
     assert [e.transaction.peer for e in events(layer)] == [others[7]]  # type: ignore[attr-defined]
     assert layer.transaction_count == 4_999
+
+
+# --- item 7: events from the wire or the transport never raise ProtocolStateError --------------
+
+SERVER = Peer("UDP", "192.0.2.2", 5060)
+
+
+def _client_invite(layer: TransactionLayer) -> tuple[ClientTransaction, Request]:
+    invite = parse_message(wire("INVITE", via="SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc1"))
+    assert isinstance(invite, Request)
+    return layer.send_request(invite, SERVER, now=0.0), invite
+
+
+def _answer(layer: TransactionLayer, request: Request, status: int, tag: str = "b1") -> None:
+    response = make_response(request, status, to_tag=tag)
+    layer.receive(response.serialize(), SERVER, now=0.1)
+
+
+def test_item7_late_401_after_cancel_and_2xx_is_dropped() -> None:
+    layer = TransactionLayer()
+    tx, invite = _client_invite(layer)
+    _answer(layer, invite, 180)
+    cancel_tx = layer.cancel(tx, now=0.1)
+    assert cancel_tx is not None
+    _answer(layer, invite, 200)  # the callee answered before our CANCEL reached it
+    events(layer)
+    for late in (401, 407, 180, 487):  # late answers from the wire, in a state that ended
+        _answer(layer, invite, late, tag="b2")
+    assert events(layer) == []
+    assert layer.stats.out_of_state == 4
+    assert tx.state is State.ACCEPTED
+
+
+def test_item7_late_2xx_after_a_failure_is_dropped() -> None:
+    layer = TransactionLayer()
+    tx, invite = _client_invite(layer)
+    _answer(layer, invite, 486)
+    events(layer)
+    _answer(layer, invite, 200, tag="b2")
+    _answer(layer, invite, 183, tag="b2")
+    assert events(layer) == [] and tx.state is State.COMPLETED
+
+
+@pytest.mark.parametrize("transport", ["TCP", "UDP"])
+def test_item7_transport_failure_after_the_final_response_raises_nothing(
+    transport: str,
+) -> None:
+    layer = TransactionLayer()
+    peer = Peer(transport, SERVER.host, SERVER.port)
+    request = parse_message(wire("MESSAGE", via=f"SIP/2.0/{transport} h;branch=z9hG4bKm1"))
+    assert isinstance(request, Request)
+    tx = layer.send_request(request, peer, now=0.0)
+    layer.receive(make_response(request, 200, to_tag="b").serialize(), peer, now=0.1)
+    [answered] = events(layer)
+    assert tx.request is None  # released: the TU has the response
+    layer.transport_failed(peer, "connection reset")
+    assert events(layer) == []  # nothing left to fail: no event the TU could trip on
+    assert layer.transaction_count == 0
+
+
+def test_item7_transport_failure_before_the_final_response_still_reaches_the_tu() -> None:
+    layer = TransactionLayer()
+    tx, _ = _client_invite(layer)
+    layer.transport_failed(SERVER, "unreachable")
+    [failed] = events(layer)
+    assert isinstance(failed, TransportFailed) and failed.transaction is tx
+    assert kept_request(tx).method == "INVITE"  # what the TU reads to build its 503
+
+
+def test_item7_tu_answer_after_a_cancel_is_ignored() -> None:
+    layer = TransactionLayer()
+    layer.receive(wire("INVITE", body="v=0\r\n"), SOURCE, now=0.0)
+    [received] = events(layer)
+    assert isinstance(received, RequestReceived)
+    layer.receive(wire("CANCEL"), SOURCE, now=0.1)
+    assert statuses(layer) == [100, 200, 487]
+    [cancelled] = events(layer)
+    assert isinstance(cancelled, CancelReceived)
+    layer.respond(received.transaction, make_response(received.request, 200), now=0.2)
+    layer.respond(received.transaction, make_response(received.request, 180), now=0.2)
+    assert statuses(layer) == []  # too late: the 487 stands (RFC 3261 §9.2)
