@@ -66,6 +66,15 @@ class StreamFramer:
                     return None  # wait: this may be the first half of a ping
                 del buf[:2]
                 return KeepAlive.PONG
+            # any other CR or LF before a start line is ignored, as the parser ignores it
+            # (RFC 3261 §7.5): the header block is then read from the same first byte by both
+            stray = len(buf) - len(buf.lstrip(b"\r\n"))
+            if stray:
+                if stray == len(buf) and buf.endswith(b"\r"):
+                    return None  # wait: this may be the start of a CRLF
+                del buf[:stray]
+                if not buf:
+                    return None
             bounds = find_head_end(buf, datagram=False)
             if bounds is None:
                 if len(buf) > self._max_header:

@@ -151,3 +151,20 @@ def test_item1_default_body_cap_is_the_message_size_limit() -> None:
     with pytest.raises(SipParseError) as info:
         StreamFramer().feed(head % (MAX_MESSAGE_SIZE + 1) + b"\r\n\r\n")
     assert info.value.status == 413
+
+
+@pytest.mark.parametrize("stray", [b"\r\r\n", b"\n", b"\r", b"\n\n\r"])
+def test_item1_stray_line_ends_before_a_bare_lf_message_hide_nothing(stray: bytes) -> None:
+    """Found by tests/sip/test_properties.py: the parser skipped leading CR/LF and then read
+    bare-LF lines, while the framer read the same lines with the CR/LF in front (as one line)
+    and found no Content-Length at all."""
+    outer = (
+        _outer(b"Content-Length: %d\r\n" % len(HIDDEN))
+        .replace(b"\r\n", b"\n")
+        .replace(b"\n\nMESSAGE", b"\r\n\r\nMESSAGE")
+    )
+    head, _, _ = outer.partition(b"\r\n\r\n")
+    outer = head + b"\r\n\r\n" + HIDDEN
+    messages = _frame_and_parse(stray + outer)
+    assert [m.headers.get("call-id") for m in messages] == ["outer"]
+    assert messages[0].body == HIDDEN
