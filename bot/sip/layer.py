@@ -189,7 +189,12 @@ class TransactionLayer:
         for route in invite.headers.values("route"):
             headers.add("Route", route)
         headers.add("Max-Forwards", "70")
-        return self.send_request(Request("CANCEL", invite.uri, headers), transaction.peer, now)
+        cancel = self.send_request(Request("CANCEL", invite.uri, headers), transaction.peer, now)
+        # §9.1: "If there is no final response for the original request in 64*T1 seconds ...
+        # the client ... SHOULD destroy the client transaction handling the original request"
+        transaction.cancelled = True
+        self._arm(transaction, "B", now + 64 * self.timers.t1)
+        return cancel
 
     def _receive_response(self, response: Response, now: float) -> None:
         via = response.via
@@ -223,7 +228,8 @@ class TransactionLayer:
     ) -> None:
         tx.timers.pop("A", None)
         if tx.state is State.PROCEEDING:
-            tx.timers.pop("B", None)  # §17.1.1.2: in Proceeding only the TU may give up
+            if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
+                tx.timers.pop("B", None)
             self._events.append(ResponseReceived(response=response, transaction=tx))
         elif tx.state is State.COMPLETED:
             # §17.1.1.3: the transaction itself ACKs a non-2xx final response

@@ -84,7 +84,9 @@ INVITE_CLIENT: Table = {
     (S.PROCEEDING, E.SUCCESS): S.ACCEPTED,
     (S.PROCEEDING, E.FAILURE): S.COMPLETED,
     (S.PROCEEDING, E.TIMER_RETRANSMIT): S.PROCEEDING,  # a stale Timer A after a 1xx: ignored
-    (S.PROCEEDING, E.TIMER_TIMEOUT): S.PROCEEDING,  # Timer B no longer applies
+    # Timer B stops at the first 1xx; a CANCEL arms it again (RFC 3261 §9.1: no final response
+    # 64*T1 after the CANCEL, and the INVITE transaction is destroyed)
+    (S.PROCEEDING, E.TIMER_TIMEOUT): S.TERMINATED,
     (S.COMPLETED, E.FAILURE): S.COMPLETED,
     (S.COMPLETED, E.TIMER_CLEANUP): S.TERMINATED,
     (S.ACCEPTED, E.SUCCESS): S.ACCEPTED,
@@ -198,7 +200,7 @@ class Transaction:
 
 
 class ClientTransaction(Transaction):
-    __slots__ = ("request", "last_response", "ack")
+    __slots__ = ("request", "last_response", "ack", "cancelled")
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
         invite = request.method == "INVITE"
@@ -216,6 +218,8 @@ class ClientTransaction(Transaction):
         self.last_response: Response | None = None
         self.ack: bytes | None = None
         """ACK sent by the transaction (non-2xx, §17.1.1.3) or by the TU for a 2xx."""
+        self.cancelled = False
+        """We sent a CANCEL for this INVITE: Timer B runs again, through any 1xx (§9.1)."""
 
     def release(self) -> None:
         """Keep nothing but the key and timers (non-INVITE, after the final response)."""

@@ -19,7 +19,7 @@ from bot.sip import (
     parse_message,
     parse_uri,
 )
-from bot.sip.events import CancelReceived, RequestReceived, TransportFailed
+from bot.sip.events import CancelReceived, RequestReceived, TransactionTimedOut, TransportFailed
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import Crypto, SessionDescription, answer_audio
 from bot.sip.transaction import ClientTransaction, Peer, State, kept_request
@@ -434,3 +434,19 @@ def test_item7_tu_answer_after_a_cancel_is_ignored() -> None:
     layer.respond(received.transaction, make_response(received.request, 200), now=0.2)
     layer.respond(received.transaction, make_response(received.request, 180), now=0.2)
     assert statuses(layer) == []  # too late: the 487 stands (RFC 3261 §9.2)
+
+
+def test_cancelled_invite_without_a_final_response_ends_after_64_t1() -> None:
+    """Found by the property tests: after a 1xx, Timer B stopped and a CANCEL the callee
+    ignored left the INVITE client transaction in Proceeding for ever (RFC 3261 §9.1)."""
+    layer = TransactionLayer()
+    tx, invite = _client_invite(layer)
+    _answer(layer, invite, 180)
+    layer.cancel(tx, now=1.0)
+    _answer(layer, invite, 183)  # a later 1xx does not stop the §9.1 timer
+    events(layer)
+    deadline = 1.0 + 64 * 0.5
+    while (due := layer.next_deadline()) is not None and due <= deadline:
+        layer.handle_timer(due)
+    assert layer.transaction_count == 0
+    assert any(isinstance(e, TransactionTimedOut) and e.transaction is tx for e in events(layer))

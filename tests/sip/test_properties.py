@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot.sip import Request, Response, SipParseError, parse_message
+from bot.sip import Request, Response, SipParseError, make_response, parse_message
 from bot.sip.digest import Challenge, DigestServer, Verdict, parse_auth_params
 from bot.sip.events import RequestReceived
 from bot.sip.framing import KeepAlive, StreamFramer
 from bot.sip.grammar import quote
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import SessionDescription, answer_audio, answer_message
-from bot.sip.transaction import Peer
+from bot.sip.transaction import ClientTransaction, Peer
 
 EXAMPLES = 250
 PROPERTY = settings(
@@ -366,3 +366,84 @@ def test_digest_server_verify_survives_non_utf8_credentials(field: str) -> None:
     request = parse_message(_sample_request().replace(b"X-Pad", authorization + b"X-Pad"))
     assert isinstance(request, Request)
     assert isinstance(server.verify(request, lambda user: "secret", now=0.0), Verdict)
+
+
+# --- the transaction layer under any sequence of events ----------------------------------------
+
+_PEERS = [Peer("UDP", "192.0.2.7", 5060), Peer("TCP", "192.0.2.8", 40000)]
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["request", "answer", "send", "response", "cancel", "fail", "time"]),
+        st.integers(0, 5),  # which branch / transaction
+        st.sampled_from(["INVITE", "MESSAGE", "OPTIONS", "ACK", "CANCEL", "BYE"]),
+        st.sampled_from([100, 180, 200, 202, 401, 404, 481, 486, 487, 500]),
+        st.integers(0, 1),  # which peer
+        st.floats(0.0, 40.0),  # seconds to advance
+    ),
+    max_size=40,
+)
+
+
+def _request(method: str, branch: int, transport: str, cseq_method: str | None = None) -> bytes:
+    return (
+        f"{method} sip:bot@example.test SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} 192.0.2.7:5060;branch=z9hG4bK{branch}\r\n"
+        f"From: <sip:alice@example.test>;tag=a{branch}\r\nTo: <sip:bot@example.test>\r\n"
+        f"Call-ID: call{branch}\r\nCSeq: 1 {cseq_method or method}\r\nMax-Forwards: 70\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+@PROPERTY
+@given(ops=_OPS)
+def test_any_sequence_of_events_raises_nothing_and_ends_with_no_state(
+    ops: list[tuple[str, int, str, int, int, float]],
+) -> None:
+    layer = TransactionLayer()
+    now = 0.0
+    pending: list[RequestReceived] = []
+    finals: set[int] = set()
+    clients: list[ClientTransaction] = []
+    for op, n, method, status, p, seconds in ops:
+        peer = _PEERS[p]
+        if op == "request":
+            layer.receive(_request(method, n, peer.transport), peer, now)
+        elif op == "answer" and pending:
+            received = pending[n % len(pending)]
+            if id(received.transaction) not in finals:
+                if status >= 200:
+                    finals.add(id(received.transaction))
+                layer.respond(received.transaction, make_response(received.request, status), now)
+        elif op == "send" and method not in ("ACK", "CANCEL"):
+            request = parse_message(_request(method, 100 + n + len(clients), peer.transport))
+            assert isinstance(request, Request)
+            clients.append(layer.send_request(request, peer, now))
+        elif op == "response" and clients:
+            tx = clients[n % len(clients)]
+            wire = _request(tx.method, int(str(tx.key[0])[7:]), tx.peer.transport)
+            request = parse_message(wire)
+            assert isinstance(request, Request)
+            response = make_response(request, status, to_tag=f"t{n % 2}")
+            layer.receive(response.serialize(), tx.peer, now)
+        elif op == "cancel" and clients:
+            layer.cancel(clients[n % len(clients)], now)
+        elif op == "fail":
+            layer.transport_failed(peer, "gone")
+        elif op == "time":
+            now += seconds
+            layer.handle_timer(now)
+        layer.datagrams_to_send()
+        while (event := layer.next_event()) is not None:
+            if isinstance(event, RequestReceived):
+                pending.append(event)
+    for received in pending:  # the TU answers what it still has
+        if id(received.transaction) not in finals:
+            layer.respond(received.transaction, make_response(received.request, 500), now)
+    for tx in clients:  # and gives up on calls still ringing (RFC 3261 §9.1)
+        layer.cancel(tx, now)
+    start = now
+    while (deadline := layer.next_deadline()) is not None:  # then time passes
+        now = max(now, deadline)
+        layer.handle_timer(now)
+        assert now - start <= 64 * 0.5 + 5.0  # every timer ends by 64*T1 (+T4)
+    assert layer.transaction_count == 0
