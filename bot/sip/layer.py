@@ -115,7 +115,10 @@ class TransactionLayer:
             self._receive_response(message, now)
             return
         if len(data) > self.max_message_size:
-            self._send_stateless(make_response(message, 413), peer)
+            if message.method == "ACK":
+                self.stats.dropped += 1  # never answered (RFC 3261 §17.2.3)
+            else:
+                self._send_stateless(make_response(message, 413), peer)
             return
         self._receive_request(message, peer, now)
 
@@ -392,6 +395,7 @@ class TransactionLayer:
     def _ack_without_transaction(self, ack: Request, peer: Peer, now: float) -> None:
         try:
             key = (ack.call_id, ack.cseq.seq, ack.from_.tag)
+            _ = ack.to  # what the dialog reads to match it (RFC 3261 §12.2.2)
         except SipParseError:
             self.stats.dropped += 1  # an ACK is never answered (RFC 3261 §17.2.3)
             return
@@ -474,7 +478,13 @@ class TransactionLayer:
     def _reject_unparseable(self, exc: SipParseError, peer: Peer) -> None:
         partial = exc.partial
         # A response needs the request's Via (§8.2.6.2); without one there is no one to tell.
-        if exc.status is None or not isinstance(partial, Request) or "via" not in partial.headers:
+        # An ACK is never answered (RFC 3261 §17.2.3), however malformed.
+        if (
+            exc.status is None
+            or not isinstance(partial, Request)
+            or partial.method == "ACK"
+            or "via" not in partial.headers
+        ):
             self.stats.dropped += 1
             return
         self._send_stateless(make_response(partial, exc.status, exc.response_reason()), peer)

@@ -450,3 +450,19 @@ def test_cancelled_invite_without_a_final_response_ends_after_64_t1() -> None:
         layer.handle_timer(due)
     assert layer.transaction_count == 0
     assert any(isinstance(e, TransactionTimedOut) and e.transaction is tx for e in events(layer))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"to": "<sip:bot@example.test:\u00b2>"},
+        {"to": "nonsense <"},
+        {"cseq": "x ACK"},
+        {"extra": "X-Big: " + "x" * 70_000},
+    ],
+)
+def test_item5_malformed_ack_is_dropped_not_handed_up(change: dict[str, str]) -> None:
+    layer = TransactionLayer()
+    layer.receive(wire("ACK", **change), SOURCE, now=0.0)  # type: ignore[arg-type]
+    assert events(layer) == [] and statuses(layer) == []  # never answered (§17.2.3)
+    assert layer.transaction_count == 0
