@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 
 from bot.sip.errors import SipParseError
-from bot.sip.head import content_length, find_head_end, header_lines, header_row
+from bot.sip.head import content_length, find_head_end, read_header_block
 from bot.sip.layer import MAX_MESSAGE_SIZE
 from bot.sip.message import Message, parse_message
 
@@ -114,9 +114,9 @@ def _content_length(head: bytes) -> int:
     is not a number, leave the end of the message unknowable: 400, and the connection closes
     (RFC 3261 §18.3, RFC 4475 §3.3.9)."""
     found: int | None = None
-    for line in header_lines(head)[1:]:
-        row = header_row(line)
-        if row is None or row[0] != "content-length":
+    _, rows, _ = read_header_block(head)
+    for row in rows:
+        if row[0] != "content-length":
             continue
         if found is not None:
             raise SipParseError("more than one Content-Length header on a stream", status=400)

@@ -22,10 +22,12 @@ def is_digits(text: str) -> bool:
 
 
 def digits_value(text: str, limit: int) -> int | None:
-    """The value of ``1*DIGIT`` text (ASCII digits only) when it is at most ``limit``, else
-    None. Leading zeros are allowed; overlong text is refused before ``int`` reads it (``int``
-    refuses strings past 4,300 digits with ValueError, and takes quadratic time below that)."""
-    if not is_digits(text) or len(text.lstrip("0")) > len(str(limit)):
+    """The value of ``1*DIGIT`` text (ASCII digits only) when it is at most ``limit`` (below
+    10**18), else None. Leading zeros are allowed; overlong text is refused before ``int``
+    reads it (``int`` refuses strings past 4,300 digits with ValueError, and is slow below)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    if len(text) > 18 and len(text.lstrip("0")) > 18:
         return None
     value = int(text)
     return value if value <= limit else None

@@ -46,39 +46,50 @@ def find_head_end(data: bytes | bytearray, *, datagram: bool) -> tuple[int, int]
     return None
 
 
-def header_lines(head: bytes) -> list[str]:
-    """The lines of a header block, start line first, continuation lines folded into the line
-    they continue (RFC 3261 §7.3.1: LWS folding is one SP). Lines end at CRLF, or at LF in a
-    message that has no CRLF at all; a CR or LF left inside a line makes it malformed."""
+def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str | None]:
+    """The start line, the header rows and the first line that is not a header line (or None)
+    of a header block.
+
+    Lines end at CRLF, or at LF in a block that has no CRLF at all (RFC 3261 §7.5 tolerance);
+    continuation lines fold into the line they continue (§7.3.1: LWS folding is one SP). A row
+    is ``(key, name as written, value)``: ``field-name HCOLON field-value`` where HCOLON allows
+    whitespace before the colon (§7.3.1) and the key is the lower-case name with the compact
+    form expanded (§7.3.3). A CR or LF left inside a line makes it malformed (§25.1).
+    """
     text = head.decode("utf-8", "surrogateescape")
     if "\r\n" in text:
         if "\r\n " in text or "\r\n\t" in text:
             text = _FOLD_CRLF_RE.sub(" ", text)
-        return text.split("\r\n")
-    if "\n " in text or "\n\t" in text:
-        text = _FOLD_LF_RE.sub(" ", text)
-    return text.split("\n")
-
-
-def header_row(line: str) -> tuple[str, str, str] | None:
-    """(key, name as written, value) of one unfolded header line, or None when it is not a
-    header line (RFC 3261 §7.3.1: ``field-name HCOLON field-value``; HCOLON allows whitespace
-    before the colon; the key is lower-case with the compact form expanded, §7.3.3)."""
-    name, colon, value = line.partition(":")
-    if not colon:
-        return None
-    name = name.rstrip(" \t")
-    key = _valid_names.get(name)
-    if key is None:
-        if not is_token(name):
-            return None
-        key = header_key(name)
-        if len(_valid_names) < MAX_INTERNED_NAMES and len(name) <= MAX_INTERNED_NAME:
-            _valid_names[name] = key
-    value = value.strip(" \t")
-    if "\r" in value or "\n" in value:
-        return None  # a bare CR or LF is no part of any header value (RFC 3261 §25.1)
-    return key, name, value
+        lines = text.split("\r\n")
+        crlf = len(lines) - 1
+        stray = text.count("\r") != crlf or text.count("\n") != crlf  # a bare CR or LF
+    else:
+        if "\n " in text or "\n\t" in text:
+            text = _FOLD_LF_RE.sub(" ", text)
+        lines = text.split("\n")
+        stray = "\r" in text
+    rows: list[tuple[str, str, str]] = []
+    bad_line: str | None = None
+    names = _valid_names
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        key = names.get(name)
+        if key is None:
+            if not colon or not is_token(name):
+                bad_line = bad_line or line
+                continue
+            key = header_key(name)
+            if len(names) < MAX_INTERNED_NAMES and len(name) <= MAX_INTERNED_NAME:
+                names[name] = key
+        elif not colon:
+            bad_line = bad_line or line
+            continue
+        if stray and ("\r" in line or "\n" in line):
+            bad_line = bad_line or line
+            continue
+        rows.append((key, name, value.strip(" \t")))
+    return lines[0], rows, bad_line
 
 
 def content_length(value: str) -> int | None:

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import digits_value, is_digits, is_token
-from bot.sip.head import content_length, find_head_end, header_lines, header_row
+from bot.sip.head import content_length, find_head_end, read_header_block
 from bot.sip.headers import Address, CSeq, Headers, Via
 from bot.sip.uri import AbsoluteUri, Uri, parse_uri
 
@@ -258,22 +258,16 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
     if bounds is None:
         raise SipParseError("no end of header block", status=None)
     head_end, body_start = bounds
-    lines = header_lines(data[:head_end])
-    message, start_error = _start_line(lines[0])
-    rows: list[tuple[str, str, str]] = []
-    present: set[str] = set()
+    start_line, rows, bad_line = read_header_block(data[:head_end])
+    message, start_error = _start_line(start_line)
+    present = {row[0] for row in rows}
     duplicate: str | None = None
-    bad_line: str | None = None
-    for line in lines[1:]:
-        row = header_row(line)
-        if row is None:
-            bad_line = bad_line or line
-            continue
-        key = row[0]
-        if key in present and key in SINGLE_HEADERS:
-            duplicate = duplicate or key
-        present.add(key)
-        rows.append(row)
+    if len(present) != len(rows):  # some name repeats: is it one that may not?
+        seen: set[str] = set()
+        for key, _, _ in rows:
+            if key in seen and key in SINGLE_HEADERS:
+                duplicate = duplicate or key
+            seen.add(key)
     message.headers = Headers(rows)
     is_request = isinstance(message, Request)
     status_hint = 400 if is_request else None
