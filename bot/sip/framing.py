@@ -25,9 +25,11 @@ class KeepAlive(enum.Enum):
 class StreamFramer:
     """Feed bytes, get whole messages (as bytes) and keep-alives out.
 
-    On a stream, Content-Length is mandatory (§18.3); a header block or body past the caps, or a
-    Content-Length that is not a number, is a :class:`SipParseError` after which the connection
-    must be closed: its framing can no longer be trusted.
+    On a stream, Content-Length is mandatory (§18.3). It is read with the parser's own header
+    rules (:mod:`bot.sip.head`), so both agree where every message ends. A header block or body
+    past the caps (413), or a Content-Length that is not a number or is given more than once
+    (400), is a :class:`SipParseError` after which the connection must be closed: its framing
+    can no longer be trusted.
     """
 
     def __init__(
