@@ -259,8 +259,11 @@ def test_the_layer_survives_any_bytes_and_keeps_no_state_for_refusals(
     data: bytes, transport: str
 ) -> None:
     layer = TransactionLayer()
-    layer.receive(data, Peer(transport, "192.0.2.7", 5060), now=0.0)  # never raises
+    source = Peer(transport, "192.0.2.7", 5060)
+    layer.receive(data, source, now=0.0)  # never raises
     sent = layer.datagrams_to_send()
+    # answers go to where the request came from, whatever its Via says (RFC 3581 §4)
+    assert all(to.host == source.host and to.transport == transport for _, to in sent)
     if data.lstrip(b"\r\n").startswith((b"ACK ", b"SIP/")):
         assert sent == []  # neither an ACK nor a response is ever answered (§17.2.3, §18.1.2)
     delivered = 0
