@@ -10,7 +10,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot.sip import Request, Response, SipParseError, make_response, parse_message
+from bot.sip import (
+    Address,
+    Request,
+    Response,
+    SipParseError,
+    Via,
+    make_response,
+    parse_message,
+    parse_uri,
+)
 from bot.sip.digest import Challenge, DigestServer, Verdict, parse_auth_params
 from bot.sip.events import RequestReceived
 from bot.sip.framing import KeepAlive, StreamFramer
@@ -452,3 +461,61 @@ def test_any_sequence_of_events_raises_nothing_and_ends_with_no_state(
         layer.handle_timer(now)
         assert now - start <= 64 * 0.5 + 5.0  # every timer ends by 64*T1 (+T4)
     assert layer.transaction_count == 0
+
+
+# --- typed header values: what we write back reads the same ------------------------------------
+
+
+def _values(*names: str) -> list[str]:
+    out: list[str] = []
+    for data in TORTURE_MESSAGES:
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            if exc.partial is None:
+                continue
+            message = exc.partial  # type: ignore[assignment]
+        for name in names:
+            out += message.headers.values(name)
+    return sorted(set(out))
+
+
+@st.composite
+def _edited(draw: st.DrawFn, corpus: list[str]) -> str:
+    text = draw(st.sampled_from(corpus))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        piece = draw(
+            st.one_of(
+                st.sampled_from([";", ":", "=", "[", "]", "<", ">", '"', "%", "%4", "@", " ",
+                                 ";rport", ";received=10.0.0.1", ";lr", "?a=b", "\u00b2"]),
+                st.text(max_size=3),
+            )
+        )  # fmt: skip
+        text = text[:at] + piece + text[at + draw(st.integers(0, 2)) :]
+    return text
+
+
+VIAS = _values("via")
+ADDRESSES = _values("from", "to", "contact", "route", "record-route")
+
+
+@PROPERTY
+@given(value=_edited(VIAS))
+def test_a_via_we_write_back_reads_the_same(value: str) -> None:
+    try:
+        via = Via.parse(value)
+    except SipParseError:
+        return
+    assert Via.parse(str(via)) == via
+
+
+@PROPERTY
+@given(value=_edited(ADDRESSES))
+def test_an_address_we_write_back_reads_the_same(value: str) -> None:
+    try:
+        address = Address.parse(value)
+    except SipParseError:
+        return
+    assert Address.parse(str(address)) == address
+    assert parse_uri(str(address.uri)) == address.uri
