@@ -19,7 +19,13 @@ from bot.sip import (
     parse_message,
     parse_uri,
 )
-from bot.sip.events import CancelReceived, RequestReceived, TransactionTimedOut, TransportFailed
+from bot.sip.events import (
+    CancelReceived,
+    Event,
+    RequestReceived,
+    TransactionTimedOut,
+    TransportFailed,
+)
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import Crypto, SessionDescription, answer_audio
 from bot.sip.transaction import ClientTransaction, Peer, State, kept_request
@@ -64,8 +70,8 @@ def statuses(layer: TransactionLayer) -> list[int]:
     return out
 
 
-def events(layer: TransactionLayer) -> list[object]:
-    out = []
+def events(layer: TransactionLayer) -> list[Event]:
+    out: list[Event] = []
     while (event := layer.next_event()) is not None:
         out.append(event)
     return out
@@ -73,7 +79,7 @@ def events(layer: TransactionLayer) -> list[object]:
 
 # --- item 5: non-ASCII digits ------------------------------------------------------------------
 
-NON_ASCII_DIGITS = {
+NON_ASCII_DIGITS: dict[str, dict[str, str]] = {
     "to-port": {"to": "<sip:bot@example.test:\u00b2>"},
     "to-port-arabic": {"to": "<sip:bot@example.test:\u0665\u0660\u0666\u0660>"},
     "to-port-huge": {"to": "<sip:bot@example.test:" + "9" * 5000 + ">"},
@@ -94,7 +100,7 @@ NON_ASCII_DIGITS = {
 def test_item5_non_ascii_digits_are_400_and_leave_no_transaction(method: str, case: str) -> None:
     layer = TransactionLayer()
     for peer in (SOURCE, TCP_SOURCE):
-        data = wire(method, **NON_ASCII_DIGITS[case])  # type: ignore[arg-type]
+        data = wire(method, **NON_ASCII_DIGITS[case])
         layer.receive(data, peer, now=0.0)
         assert statuses(layer) == [400]  # no 100 Trying first: refused before anything
         assert events(layer) == []
@@ -339,19 +345,22 @@ def test_item8_transport_failure_ends_only_that_peers_transactions() -> None:
     failing = Peer("TCP", SOURCE.host, 40_000)
     for i in range(3):
         layer.receive(wire("MESSAGE", via=f"SIP/2.0/TCP h;branch=z9hG4bKf{i}"), failing, now=0.0)
-    client = layer.send_request(parse_message(wire("OPTIONS")), failing, now=0.0)  # type: ignore[arg-type]
+    options = parse_message(wire("OPTIONS"))
+    assert isinstance(options, Request)
+    client = layer.send_request(options, failing, now=0.0)
     pending = [e.transaction for e in events(layer) if isinstance(e, RequestReceived)]
     doomed = {*(tx for tx in pending if tx.peer == failing), client}
     assert layer.transaction_count == 5_004 and len(doomed) == 4
     CountingPeer.comparisons[0] = 0
     layer.transport_failed(failing, "connection reset")
     assert CountingPeer.comparisons[0] == 0  # no other peer's transaction was looked at
-    failed = events(layer)
-    assert all(isinstance(e, TransportFailed) for e in failed)
-    assert {e.transaction for e in failed} == doomed  # type: ignore[attr-defined]
+    happened = events(layer)
+    failed = [e for e in happened if isinstance(e, TransportFailed)]
+    assert len(failed) == len(happened) == 4 and {e.transaction for e in failed} == doomed
     assert layer.transaction_count == 5_000
     layer.transport_failed(others[7], "connection reset")
-    assert [e.transaction.peer for e in events(layer)] == [others[7]]  # type: ignore[attr-defined]
+    [other] = events(layer)
+    assert isinstance(other, TransportFailed) and other.transaction.peer == others[7]
     assert layer.transaction_count == 4_999
 
 
@@ -463,6 +472,6 @@ def test_cancelled_invite_without_a_final_response_ends_after_64_t1() -> None:
 )
 def test_item5_malformed_ack_is_dropped_not_handed_up(change: dict[str, str]) -> None:
     layer = TransactionLayer()
-    layer.receive(wire("ACK", **change), SOURCE, now=0.0)  # type: ignore[arg-type]
+    layer.receive(wire("ACK", **change), SOURCE, now=0.0)
     assert events(layer) == [] and statuses(layer) == []  # never answered (§17.2.3)
     assert layer.transaction_count == 0
