@@ -475,3 +475,34 @@ def test_item5_malformed_ack_is_dropped_not_handed_up(change: dict[str, str]) ->
     layer.receive(wire("ACK", **change), SOURCE, now=0.0)
     assert events(layer) == [] and statuses(layer) == []  # never answered (§17.2.3)
     assert layer.transaction_count == 0
+
+
+# --- a flood of every malformed kind above leaves the layer at its baseline ---------------------
+
+
+def test_flood_of_every_malformed_kind_leaves_no_state_and_bounded_caches() -> None:
+    layer = TransactionLayer()
+    kinds: list[Callable[[int], bytes]] = [
+        *(
+            (lambda i, change=change: wire("MESSAGE", via=_via(i), **change))
+            for change in NON_ASCII_DIGITS.values()
+            if "via" not in change
+        ),
+        lambda i: wire("OPTIONS", via=_via(i) + ";received=10.9.9.9;rport=9999"),
+        lambda i: wire("PUBLISH", via=_via(i)),
+        lambda i: wire("CANCEL", via=_via(i)),
+        lambda i: wire("ACK", via=_via(i), to=f"<sip:{i}@example.test:\u00b2>"),
+        lambda i: wire("MESSAGE", via=_via(i), extra=f"X-{i}-{'n' * 2000}: v"),
+        lambda i: wire("MESSAGE", via=_via(i), to=f"<sip:{'u' * 2000}{i}@example.test>"),
+    ]
+    for kind in kinds:
+        for i in range(1_000):
+            layer.receive(kind(i), SOURCE, now=0.0)
+            _answer_all(layer, 404)  # what reaches the TU is refused as an unknown user
+    assert layer.transaction_count == 0 and layer.next_deadline() is None
+    assert all(len(name) <= head.MAX_INTERNED_NAME for name in head._valid_names)
+    assert all(len(name) <= headers.MAX_CACHED_NAME for name in headers._key_cache)
+
+
+def _via(i: int) -> str:
+    return f"SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bKflood{i}"
