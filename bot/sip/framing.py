@@ -6,12 +6,15 @@ from __future__ import annotations
 import enum
 
 from bot.sip.errors import SipParseError
+from bot.sip.head import content_length, find_head_end, read_header_block
+from bot.sip.layer import MAX_MESSAGE_SIZE
 from bot.sip.message import Message, parse_message
 
 MAX_HEADER_BYTES = 16 * 1024
 """Largest header block accepted on a stream, in octets; real SIP headers stay under 4 KiB."""
-MAX_BODY_BYTES = 1024 * 1024
-"""Largest body accepted on a stream, in octets: generous for SDP, C3P and conference-info."""
+MAX_BODY_BYTES = MAX_MESSAGE_SIZE
+"""Largest body accepted on a stream, in octets: no more than the transaction layer accepts
+in a whole message (it answers anything larger with 413), so nothing larger is buffered."""
 
 
 class KeepAlive(enum.Enum):
@@ -22,9 +25,11 @@ class KeepAlive(enum.Enum):
 class StreamFramer:
     """Feed bytes, get whole messages (as bytes) and keep-alives out.
 
-    On a stream, Content-Length is mandatory (§18.3); a header block or body past the caps, or a
-    Content-Length that is not a number, is a :class:`SipParseError` after which the connection
-    must be closed: its framing can no longer be trusted.
+    On a stream, Content-Length is mandatory (§18.3). It is read with the parser's own header
+    rules (:mod:`bot.sip.head`), so both agree where every message ends. A header block or body
+    past the caps (413), or a Content-Length that is not a number or is given more than once
+    (400), is a :class:`SipParseError` after which the connection must be closed: its framing
+    can no longer be trusted.
     """
 
     def __init__(
@@ -63,22 +68,32 @@ class StreamFramer:
                     return None  # wait: this may be the first half of a ping
                 del buf[:2]
                 return KeepAlive.PONG
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
+            # any other CR or LF before a start line is ignored, as the parser ignores it
+            # (RFC 3261 §7.5): the header block is then read from the same first byte by both
+            stray = len(buf) - len(buf.lstrip(b"\r\n"))
+            if stray:
+                if stray == len(buf) and buf.endswith(b"\r"):
+                    return None  # wait: this may be the start of a CRLF
+                del buf[:stray]
+                if not buf:
+                    return None
+            bounds = find_head_end(buf, datagram=False)
+            if bounds is None:
                 if len(buf) > self._max_header:
                     raise SipParseError("header block too large", status=413)
                 return None
+            end, body_start = bounds
             if end > self._max_header:
                 raise SipParseError("header block too large", status=413)
-            length = _content_length(bytes(buf[:end]))
+            try:
+                length = _content_length(bytes(buf[:end]))
+            except SipParseError as exc:
+                exc.partial = _partial(bytes(buf[:body_start]))
+                raise
             if length > self._max_body:
-                partial: Message | None
-                try:
-                    partial = parse_message(bytes(buf[: end + 4]), datagram=False)
-                except SipParseError as exc:  # expected: the body is missing
-                    partial = exc.partial
+                partial = _partial(bytes(buf[:body_start]))
                 raise SipParseError("body too large", status=413, partial=partial)
-            self._need = end + 4 + length
+            self._need = body_start + length
         if len(buf) < self._need:
             return None
         message = bytes(buf[: self._need])
@@ -87,12 +102,27 @@ class StreamFramer:
         return message
 
 
+def _partial(head: bytes) -> Message | None:
+    """What the parser makes of a header block alone: enough to answer it (§8.2.6.2)."""
+    try:
+        return parse_message(head, datagram=False)
+    except SipParseError as exc:  # expected: the body is missing, or the framing is bad
+        return exc.partial
+
+
 def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n")[1:]:
-        name, colon, value = line.partition(b":")
-        if colon and name.strip().lower() in (b"content-length", b"l"):
-            text = value.strip()
-            if not text.isdigit() or len(text) > 10:
-                raise SipParseError(f"bad Content-Length {text!r} on a stream", status=400)
-            return int(text)
-    return 0
+    """What Content-Length the parser will read in ``head``, with its own header rules
+    (:mod:`bot.sip.head`); 0 when there is none. Several Content-Length headers, or one that
+    is not a number, leave the end of the message unknowable: 400, and the connection closes
+    (RFC 3261 §18.3, RFC 4475 §3.3.9)."""
+    found: int | None = None
+    _, rows, _ = read_header_block(head)
+    for row in rows:
+        if row[0] != "content-length":
+            continue
+        if found is not None:
+            raise SipParseError("more than one Content-Length header on a stream", status=400)
+        found = content_length(row[2])
+        if found is None:
+            raise SipParseError(f"bad Content-Length {row[2]!r} on a stream", status=400)
+    return found or 0

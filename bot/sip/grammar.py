@@ -21,6 +21,18 @@ def is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def digits_value(text: str, limit: int) -> int | None:
+    """The value of ``1*DIGIT`` text (ASCII digits only) when it is at most ``limit`` (below
+    10**18), else None. Leading zeros are allowed; overlong text is refused before ``int``
+    reads it (``int`` refuses strings past 4,300 digits with ValueError, and is slow below)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    if len(text) > 18 and len(text.lstrip("0")) > 18:
+        return None
+    value = int(text)
+    return value if value <= limit else None
+
+
 def is_token(text: str) -> bool:
     return _TOKEN_RE.match(text) is not None
 

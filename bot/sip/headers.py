@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
     Params,
+    digits_value,
     format_params,
     get_param,
     is_token,
@@ -24,7 +25,7 @@ from bot.sip.grammar import (
     read_quoted,
     split_outside_quotes,
 )
-from bot.sip.uri import PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
+from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
 
 # RFC 3261 §7.3.3 and §20, RFC 3265 §7.2 (o, u), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x),
 # RFC 3841 (a, j, d), RFC 4474 (y): compact form -> canonical lower-case name
@@ -66,6 +67,11 @@ LIST_HEADERS = frozenset(
     }
 )
 
+MAX_CACHED_NAME = 128
+"""Longest header name, in characters, whose key is remembered: real names are short, and a
+table filled by what peers send must be bounded in bytes, not only in entries."""
+MAX_CACHED_NAMES = 4096
+"""Distinct header names whose key is remembered."""
 _key_cache: dict[str, str] = {}
 
 
@@ -75,7 +81,7 @@ def header_key(name: str) -> str:
     if key is None:
         lower = name.lower()
         key = COMPACT_FORMS.get(lower, lower)
-        if len(_key_cache) < 4096:
+        if len(_key_cache) < MAX_CACHED_NAMES and len(name) <= MAX_CACHED_NAME:
             _key_cache[name] = key
     return key
 
@@ -214,8 +220,8 @@ class Headers:
 
 _VIA_RE = re.compile(
     r"\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+"
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*(\d{1,5}))?\s*(?:;(.*))?\Z",
-    re.DOTALL,
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*([0-9]{1,5}))?\s*(?:;(.*))?\Z",
+    re.DOTALL | re.ASCII,  # RFC 3261 §25.1: DIGIT and LWS are ASCII; "²" is no port
 )
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7
 
@@ -264,7 +270,9 @@ class Via:
 
 
 # ``["quoted name"] <uri> [;params]``, the shape nearly every From/To/Contact has
-_COMMON_ADDRESS_RE = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"\s*)?<([^<>\s]*)>\s*(;.*)?\Z', re.DOTALL)
+_COMMON_ADDRESS_RE = re.compile(
+    r'\s*(?:"((?:[^"\\]|\\.)*)"\s*)?<([^<>\s]*)>\s*(;.*)?\Z', re.DOTALL | re.ASCII
+)
 _UNQUOTE_RE = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -278,9 +286,15 @@ class Address:
     params: Params = ()
 
     @staticmethod
-    @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
     def parse(value: str) -> Address:
-        """Memoised: addresses are immutable, and From and To repeat for a whole dialog."""
+        """Memoised up to :data:`MAX_CACHED_VALUE` characters: addresses are immutable, and
+        From and To repeat for a whole dialog."""
+        if len(value) > MAX_CACHED_VALUE:
+            return _parse_address(value)
+        return _parse_address_cached(value)
+
+    @classmethod
+    def _parse_common(cls, value: str) -> Address:
         m = _COMMON_ADDRESS_RE.match(value)
         if m is not None:
             display, uri, tail = m.groups()
@@ -289,7 +303,7 @@ class Address:
                 display_name=_UNQUOTE_RE.sub(r"\1", display) if display is not None else None,
                 params=parse_params(tail[1:], "address") if tail else (),
             )
-        return Address._parse_general(value)
+        return cls._parse_general(value)
 
     @classmethod
     def _parse_general(cls, value: str) -> Address:
@@ -350,6 +364,13 @@ class Address:
         return self.uri
 
 
+def _parse_address(value: str) -> Address:
+    return Address._parse_common(value)
+
+
+_parse_address_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_address)
+
+
 @dataclass(frozen=True, slots=True)
 class CSeq:
     """CSeq (RFC 3261 §8.1.1.5, §20.16): a 32-bit unsigned sequence number and a method."""
@@ -362,11 +383,12 @@ class CSeq:
         number, _, method = value.strip().partition(" ")
         method = method.strip()
         # "The sequence number value MUST be expressible as a 32-bit unsigned integer"
-        if not number.isdigit() or len(number) > 10 or int(number) > 0xFFFFFFFF:
+        seq = digits_value(number, 0xFFFFFFFF)
+        if seq is None:
             raise SipParseError(f"bad CSeq number: {value!r}")
         if not is_token(method):
             raise SipParseError(f"bad CSeq method: {value!r}")
-        return cls(int(number), method)
+        return cls(seq, method)
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"

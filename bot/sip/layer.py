@@ -11,6 +11,7 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.sip.errors import SipParseError
 from bot.sip.events import (
@@ -22,7 +23,7 @@ from bot.sip.events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from bot.sip.grammar import replace_param
+from bot.sip.grammar import has_param, replace_param
 from bot.sip.headers import Headers, Via
 from bot.sip.message import Request, Response, make_response, parse_message
 from bot.sip.transaction import (
@@ -38,6 +39,9 @@ from bot.sip.transaction import (
 )
 from bot.sip.validation import UasPolicy, check_request
 
+_Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
+_ANSWERED = frozenset({State.COMPLETED, State.ACCEPTED})
+"""Client transaction states in which the TU already has the final response."""
 MAX_MESSAGE_SIZE = 65_535
 """Largest message accepted, in octets: the largest UDP payload; larger requests get 413."""
 
@@ -48,6 +52,8 @@ class _Stats:
     dropped: int = 0
     retransmissions_absorbed: int = 0
     retransmissions_sent: int = 0
+    out_of_state: int = 0
+    """Responses a client transaction no longer expected in its state: dropped."""
 
 
 class TransactionLayer:
@@ -65,6 +71,9 @@ class TransactionLayer:
         self._server: dict[tuple[object, ...], ServerTransaction] = {}
         self._client: dict[tuple[object, ...], ClientTransaction] = {}
         self._accepted: dict[tuple[str, int, str | None], ServerTransaction] = {}
+        # transactions by the peer they are bound to, in creation order: a transport failure
+        # touches only that peer's transactions (issue 15 item 8)
+        self._by_peer: dict[Peer, dict[ClientTransaction | ServerTransaction, None]] = {}
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
         self._events: deque[Event] = deque()
@@ -106,7 +115,10 @@ class TransactionLayer:
             self._receive_response(message, now)
             return
         if len(data) > self.max_message_size:
-            self._send_stateless(make_response(message, 413), peer)
+            if message.method == "ACK":
+                self.stats.dropped += 1  # never answered (RFC 3261 §17.2.3)
+            else:
+                self._send_stateless(make_response(message, 413), peer)
             return
         self._receive_request(message, peer, now)
 
@@ -123,11 +135,17 @@ class TransactionLayer:
                 self._server_timer(tx, letter, now)
 
     def transport_failed(self, peer: Peer, reason: str) -> None:
-        """The transport cannot reach ``peer``: every transaction bound to it ends."""
-        for table in (self._client, self._server):
-            for tx in [t for t in table.values() if t.peer == peer]:
-                tx.move(Ev.TRANSPORT_ERROR)
-                self._forget(tx)
+        """The transport cannot reach ``peer``: every transaction bound to it ends (RFC 3261
+        §17.1.4, §17.2.4). The TU hears of it, except for client transactions that already
+        gave it their final response: it has its answer, there is nothing left to fail."""
+        bound = self._by_peer.get(peer)
+        if not bound:
+            return
+        for tx in list(bound):
+            answered = isinstance(tx, ClientTransaction) and tx.state in _ANSWERED
+            tx.move(Ev.TRANSPORT_ERROR)  # allowed from every state but Terminated
+            self._forget(tx)
+            if not answered:
                 self._events.append(TransportFailed(transaction=tx, reason=reason))
 
     # --- client side (RFC 3261 §17.1) ------------------------------------------------------
@@ -144,7 +162,7 @@ class TransactionLayer:
             raise ValueError("request needs a Via branch starting with z9hG4bK")
         tx = ClientTransaction((branch, request.method), request, peer)
         tx.wire = wire if wire is not None else request.serialize()
-        self._client[tx.key] = tx
+        self._store(self._client, tx)
         self._out.append((tx.wire, peer))
         t1 = self.timers.t1
         if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
@@ -174,7 +192,12 @@ class TransactionLayer:
         for route in invite.headers.values("route"):
             headers.add("Route", route)
         headers.add("Max-Forwards", "70")
-        return self.send_request(Request("CANCEL", invite.uri, headers), transaction.peer, now)
+        cancel = self.send_request(Request("CANCEL", invite.uri, headers), transaction.peer, now)
+        # §9.1: "If there is no final response for the original request in 64*T1 seconds ...
+        # the client ... SHOULD destroy the client transaction handling the original request"
+        transaction.cancelled = True
+        self._arm(transaction, "B", now + 64 * self.timers.t1)
+        return cancel
 
     def _receive_response(self, response: Response, now: float) -> None:
         via = response.via
@@ -191,6 +214,12 @@ class TransactionLayer:
             self._out.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
             self.stats.retransmissions_sent += 1
             return
+        if not tx.allows(event):
+            # a response the transaction no longer expects: a 1xx or a failure (a late 401
+            # after a CANCEL) once a 2xx has arrived, a 1xx or 2xx after a failure (RFC 3261
+            # §17.1.1.2, RFC 6026 §7.2). It comes from the wire: dropped, never an error of ours.
+            self.stats.out_of_state += 1
+            return
         tx.move(event)
         if tx.is_invite:
             self._invite_client_response(tx, before, response, now)
@@ -202,7 +231,8 @@ class TransactionLayer:
     ) -> None:
         tx.timers.pop("A", None)
         if tx.state is State.PROCEEDING:
-            tx.timers.pop("B", None)  # §17.1.1.2: in Proceeding only the TU may give up
+            if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
+                tx.timers.pop("B", None)
             self._events.append(ResponseReceived(response=response, transaction=tx))
         elif tx.state is State.COMPLETED:
             # §17.1.1.3: the transaction itself ACKs a non-2xx final response
@@ -267,9 +297,13 @@ class TransactionLayer:
     # --- server side (RFC 3261 §17.2) ------------------------------------------------------
 
     def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
-        """Send the TU's response through its server transaction."""
+        """Send the TU's response through its server transaction; final answers that
+        :func:`answered_statelessly` names are sent and the transaction forgotten at once."""
         tx = transaction
-        if tx.state is State.TERMINATED:
+        if tx.state is State.TERMINATED or tx.cancelled:
+            return  # the transport failed, or a CANCEL was answered with 487 first (§9.2)
+        if answered_statelessly(tx.method, response.status):
+            self.respond_stateless(tx, response)
             return
         tx.move(response_event(response.status))
         tx.last_response = response
@@ -310,9 +344,8 @@ class TransactionLayer:
 
     def _receive_request(self, request: Request, peer: Peer, now: float) -> None:
         try:
-            via = request.via
-            _apply_rport(request, via, peer)
-            key = _server_key(request, request.via)
+            via = _apply_rport(request, request.via, peer)
+            key = _server_key(request, via)
         except SipParseError as exc:
             self._send_stateless(make_response(request, 400, exc.response_reason()), peer)
             return
@@ -323,15 +356,18 @@ class TransactionLayer:
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
             return
-        tx = ServerTransaction(key, request, peer, _reply_to(request, peer))
-        self._server[key] = tx
+        reply_to = _reply_to(via, peer)
+        error = check_request(request, self.policy)
+        if error is not None:
+            # Validated before anything is stored, and refused statelessly (RFC 3261 §8.2.7):
+            # a refused request leaves no state, whatever it holds
+            self._send_stateless(error, reply_to)
+            return
+        tx = ServerTransaction(key, request, peer, reply_to)
+        self._store(self._server, tx)
         if tx.is_invite:
             # §17.2.1: 100 Trying at once, so the client stops retransmitting
             self.respond(tx, make_response(request, 100), now)
-        error = check_request(request, self.policy)
-        if error is not None:
-            self.respond(tx, error, now)
-            return
         if request.method == "CANCEL":
             self._receive_cancel(tx, now)
             return
@@ -357,7 +393,12 @@ class TransactionLayer:
             self._out.append((tx.wire, tx.reply_to))
 
     def _ack_without_transaction(self, ack: Request, peer: Peer, now: float) -> None:
-        key = (ack.call_id, ack.cseq.seq, ack.from_.tag)
+        try:
+            key = (ack.call_id, ack.cseq.seq, ack.from_.tag)
+            _ = ack.to  # what the dialog reads to match it (RFC 3261 §12.2.2)
+        except SipParseError:
+            self.stats.dropped += 1  # an ACK is never answered (RFC 3261 §17.2.3)
+            return
         tx = self._accepted.get(key)
         if tx is not None and tx.state is State.ACCEPTED:
             tx.move(Ev.ACK)
@@ -378,6 +419,7 @@ class TransactionLayer:
             to_tag = _response_to_tag(invite_tx)
             invite = kept_request(invite_tx)
             self.respond(invite_tx, make_response(invite, 487, to_tag=to_tag), now)
+            invite_tx.cancelled = True
             self._events.append(
                 CancelReceived(request=cancel, invite=invite, transaction=invite_tx)
             )
@@ -405,13 +447,30 @@ class TransactionLayer:
         tx.timers[letter] = deadline
         heapq.heappush(self._heap, (deadline, next(self._seq), tx, letter))
 
-    def _forget(self, tx: Transaction) -> None:
+    def _store(self, table: dict[tuple[object, ...], _Tx], tx: _Tx) -> None:
+        old = table.get(tx.key)
+        if old is not None:  # the same key again (a caller reusing a branch): one per key
+            self._unindex(old)
+        table[tx.key] = tx
+        self._by_peer.setdefault(tx.peer, {})[tx] = None
+
+    def _forget(self, tx: ClientTransaction | ServerTransaction) -> None:
         if isinstance(tx, ClientTransaction):
-            self._client.pop(tx.key, None)
-        elif isinstance(tx, ServerTransaction):
-            self._server.pop(tx.key, None)
-            if tx.dialog_key is not None:
-                self._accepted.pop(tx.dialog_key, None)
+            if self._client.get(tx.key) is tx:
+                del self._client[tx.key]
+        else:
+            if self._server.get(tx.key) is tx:
+                del self._server[tx.key]
+            if tx.dialog_key is not None and self._accepted.get(tx.dialog_key) is tx:
+                del self._accepted[tx.dialog_key]
+        self._unindex(tx)
+
+    def _unindex(self, tx: ClientTransaction | ServerTransaction) -> None:
+        bound = self._by_peer.get(tx.peer)
+        if bound is not None:
+            bound.pop(tx, None)
+            if not bound:
+                del self._by_peer[tx.peer]
 
     def _send_stateless(self, response: Response, peer: Peer) -> None:
         self._out.append((response.serialize(), peer))
@@ -419,10 +478,43 @@ class TransactionLayer:
     def _reject_unparseable(self, exc: SipParseError, peer: Peer) -> None:
         partial = exc.partial
         # A response needs the request's Via (§8.2.6.2); without one there is no one to tell.
-        if exc.status is None or not isinstance(partial, Request) or "via" not in partial.headers:
+        # An ACK is never answered (RFC 3261 §17.2.3), however malformed.
+        if (
+            exc.status is None
+            or not isinstance(partial, Request)
+            or partial.method == "ACK"
+            or "via" not in partial.headers
+        ):
             self.stats.dropped += 1
             return
         self._send_stateless(make_response(partial, exc.status, exc.response_reason()), peer)
+
+
+STATELESS_REFUSALS = frozenset(
+    {400, 404, 405, 413, 414, 415, 416, 420, 421, 423, 481, 488, 501, 505}
+)
+"""Final responses to non-INVITE requests sent without keeping the transaction for Timer J.
+
+RFC 3261 §17.2.2 keeps a non-INVITE server transaction in Completed for Timer J only so that
+a retransmitted request is answered without the TU seeing it again; a UAS may instead behave
+statelessly (§8.2.7) when answering again gives the same answer with no side effect. That is
+so for these refusals, each decided from the request alone before anything is done with it:
+malformed (400), unknown target (404), method or scheme or extension or media or body not
+supported (405, 415, 416, 420, 421, 488, 501, 505), too large (413, 414), interval too brief
+(423), no such dialog or transaction (481). So unauthenticated requests, which get exactly
+these, leave no state (RFC 3261 §26.3.2.4). Not in the set: 2xx to anything but OPTIONS (a
+retransmitted MESSAGE must not run a command twice), 401/407 (the TU challenges statelessly
+itself, with a nonce of its choosing), 403 (it follows checking credentials, which may count a
+failure), and 408/480/486/5xx (they depend on the moment, and repeat what was done)."""
+
+
+def answered_statelessly(method: str, status: int) -> bool:
+    """Whether the final ``status`` to a ``method`` request is sent without a transaction: a
+    listed refusal of a non-INVITE request, or any final answer to OPTIONS, which asks about
+    capabilities and changes nothing (RFC 3261 §11.2)."""
+    if method in ("INVITE", "ACK") or status < 200:
+        return False
+    return method == "OPTIONS" or status in STATELESS_REFUSALS
 
 
 def _server_key(request: Request, via: Via) -> tuple[object, ...]:
@@ -444,28 +536,35 @@ def _server_key(request: Request, via: Via) -> tuple[object, ...]:
     )
 
 
-def _reply_to(request: Request, peer: Peer) -> Peer:
-    """Where responses go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+def _reply_to(via: Via, peer: Peer) -> Peer:
+    """Where responses go: the connection the request came on (RFC 3261 §18.2.2), or over UDP
+    the address it really came from, at the port it came from when the Via asks for rport
+    (RFC 3581 §4) or else the sent-by port (§18.2.2: the ``received`` address, which is always
+    the source). Never a host name: nothing is resolved to answer, and nothing the client
+    wrote in its Via picks another address."""
     if peer.reliable:
-        return peer  # back over the connection the request came on
-    via = request.via
-    host = via.param("received") or via.host
-    rport = via.param("rport")
-    port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
-    return Peer(peer.transport, host.strip("[]"), port)
+        return peer
+    port = peer.port if has_param(via.params, "rport") else (via.port or 5060)
+    return Peer(peer.transport, peer.host, port)
 
 
-def _apply_rport(request: Request, via: Via, peer: Peer) -> None:
-    """RFC 3261 §18.2.1 ``received`` and RFC 3581 §4 ``rport`` on the top Via."""
+def _apply_rport(request: Request, via: Via, peer: Peer) -> Via:
+    """The top Via with ``received`` and ``rport`` written from the real source, replacing any
+    value the client put there. RFC 3261 §18.2.1: ``received`` when the sent-by host is not the
+    source address; RFC 3581 §4: with ``rport``, ``received`` always and ``rport`` set to the
+    source port."""
     params = via.params
-    if via.host.strip("[]") != peer.host:
+    rport = has_param(params, "rport")
+    if rport or has_param(params, "received") or via.host.strip("[]") != peer.host:
         params = replace_param(params, "received", peer.host)
-    if via.param("rport") is None and any(k == "rport" for k, _ in params):
+    if rport:
         params = replace_param(params, "rport", str(peer.port))
-    if params is not via.params:
-        top = Via(transport=via.transport, host=via.host, port=via.port, params=params)
-        request.headers.remove_first("via")
-        request.headers.prepend("Via", str(top))
+    if params == via.params:
+        return via
+    top = Via(transport=via.transport, host=via.host, port=via.port, params=params)
+    request.headers.remove_first("via")
+    request.headers.prepend("Via", str(top))
+    return top
 
 
 def _response_to_tag(tx: ServerTransaction) -> str | None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import TypeVar
 
 from bot.sip.errors import SipParseError
-from bot.sip.headers import Address, CSeq, Headers, Via, header_key
+from bot.sip.grammar import digits_value, is_digits, is_token
+from bot.sip.head import content_length, find_head_end, read_header_block
+from bot.sip.headers import Address, CSeq, Headers, Via
 from bot.sip.uri import AbsoluteUri, Uri, parse_uri
 
 _T = TypeVar("_T")
-_FOLD_RE = re.compile(r"\r?\n[ \t]+")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_valid_names: dict[str, str] = {}  # header names seen before -> their key (they are tokens)
 # Header fields that may appear at most once (RFC 3261 §7.3.1: not comma-separated lists).
 SINGLE_HEADERS = frozenset(
     {"call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type"}
@@ -256,42 +254,20 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
 
 def _parse(data: bytes, datagram: bool) -> Request | Response:
     data = data.lstrip(b"\r\n")  # RFC 3261 §7.5: ignore CRLFs before the start line
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        head, body_start = data[:end], end + 4
-    else:
-        end = data.find(b"\n\n")
-        if end >= 0:
-            head, body_start = data[:end], end + 2
-        elif datagram and data.endswith(b"\r\n"):
-            # a datagram cut right after its last header: the datagram frames it (§18.3)
-            head, body_start = data[:-2], len(data)
-        else:
-            raise SipParseError("no end of header block", status=None)
-    text = head.decode("utf-8", "surrogateescape")
-    if "\n " in text or "\n\t" in text:
-        text = _FOLD_RE.sub(" ", text)  # RFC 3261 §7.3.1: LWS folding is one SP
-    lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
-    message, start_error = _start_line(lines[0])
-    rows: list[tuple[str, str, str]] = []
-    present: set[str] = set()
+    bounds = find_head_end(data, datagram=datagram)
+    if bounds is None:
+        raise SipParseError("no end of header block", status=None)
+    head_end, body_start = bounds
+    start_line, rows, bad_line = read_header_block(data[:head_end])
+    message, start_error = _start_line(start_line)
+    present = {row[0] for row in rows}
     duplicate: str | None = None
-    bad_line: str | None = None
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        key = _valid_names.get(name)
-        if key is None:
-            if not colon or _TOKEN_RE.match(name) is None:
-                bad_line = bad_line or line
-                continue
-            key = header_key(name)
-            if len(_valid_names) < 4096:
-                _valid_names[name] = key
-        if key in present and key in SINGLE_HEADERS:
-            duplicate = duplicate or key
-        present.add(key)
-        rows.append((key, name, value.strip(" \t")))
+    if len(present) != len(rows):  # some name repeats: is it one that may not?
+        seen: set[str] = set()
+        for key, _, _ in rows:
+            if key in seen and key in SINGLE_HEADERS:
+                duplicate = duplicate or key
+            seen.add(key)
     message.headers = Headers(rows)
     is_request = isinstance(message, Request)
     status_hint = 400 if is_request else None
@@ -330,12 +306,12 @@ def _start_line(line: str) -> tuple[Request | Response, SipParseError | None]:
         code, _, reason = rest.partition(" ")
         if version.upper() != "SIP/2.0":
             raise SipParseError(f"unsupported version {version!r}", status=None)
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise SipParseError(f"bad status code {code!r}", status=None)
         return Response(int(code), reason), None
     # RFC 3261 §7.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs)
     parts = line.split(" ")
-    if len(parts) < 3 or _TOKEN_RE.match(parts[0]) is None or " SIP/" not in line.upper():
+    if len(parts) < 3 or not is_token(parts[0]) or " SIP/" not in line.upper():
         raise SipParseError(f"not a request line: {line!r}", status=None)
     method, raw_uri, version = parts[0], parts[1], parts[2]
     request = Request(method, AbsoluteUri(scheme="invalid", rest=raw_uri), version=version)
@@ -354,9 +330,9 @@ def _body(message: Message, data: bytes, start: int, datagram: bool, status: int
     raw = message.headers.get("content-length")
     if raw is None:
         return data[start:] if datagram else b""
-    if not raw.isdigit() or len(raw) > 10:
+    length = content_length(raw)
+    if length is None:
         raise SipParseError(f"bad Content-Length {raw!r}", status=status, partial=message)
-    length = int(raw)
     available = len(data) - start
     if length > available:
         # RFC 3261 §18.3: a UDP message whose Content-Length exceeds its body is rejected (400)
@@ -380,7 +356,7 @@ def _check_request(request: Request, present: set[str]) -> None:
             f"CSeq method {cseq.method!r} does not match {request.method!r}", partial=request
         )
     max_forwards = headers.get("max-forwards")
-    if max_forwards is not None and (not max_forwards.isdigit() or int(max_forwards) > 255):
+    if max_forwards is not None and digits_value(max_forwards, 255) is None:
         raise SipParseError(f"bad Max-Forwards {max_forwards!r}", partial=request)
 
 
@@ -390,7 +366,9 @@ def _check_response(response: Response) -> None:
         if name not in response.headers:
             raise SipParseError(f"response without {name}", status=None, partial=response)
     try:
-        _ = (response.cseq, response.via)
+        # what matching and dialogs read (RFC 3261 §17.1.3, §12.1.2): parsed now, so a
+        # response that gets through can be read without raising
+        _ = (response.cseq, response.via, response.from_, response.to)
     except SipParseError as exc:
         exc.status = None
         raise

@@ -9,6 +9,13 @@ import secrets
 from dataclasses import dataclass, field, replace
 
 from bot.sip.errors import SipParseError
+from bot.sip.grammar import digits_value
+
+MAX_CLOCK_RATE = 1_000_000
+"""Highest RTP clock rate read from ``a=rtpmap``, in Hz: far above any audio codec's."""
+MAX_PTIME = 200
+"""Longest packet time taken from an offer's ``a=ptime``, in ms (RFC 4566 §6): G.711 frames
+past that would not fit one RTP packet on an Ethernet path."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,9 +54,12 @@ class Media:
         for value in self.attribute_values("rtpmap"):
             pt, _, rest = value.partition(" ")
             name, _, rate = rest.partition("/")
-            clock = rate.partition("/")[0]
-            if clock.isdigit():
-                out[pt.strip()] = (name.strip().upper(), int(clock))
+            clock = digits_value(rate.partition("/")[0], MAX_CLOCK_RATE)
+            pt = pt.strip()
+            # RFC 4566 §6: a=rtpmap:<payload type> <encoding name>/<clock rate>; RTP payload
+            # types are 0-127 (RFC 3550 §5.1): anything else names no stream we could play
+            if clock is not None and digits_value(pt, 127) is not None:
+                out[pt] = (name.strip().upper(), clock)
         return out
 
 
@@ -145,12 +155,12 @@ class _Section:
         parts = self.media_line.split()
         if len(parts) < 3:
             raise SipParseError(f"bad m= line {self.media_line!r}", status=488)
-        port_text = parts[1].partition("/")[0]
-        if not port_text.isdigit() or int(port_text) > 65535:
+        port = digits_value(parts[1].partition("/")[0], 65535)  # RFC 4566 §5.14
+        if port is None:
             raise SipParseError(f"bad media port in {self.media_line!r}", status=488)
         return Media(
             kind=parts[0],
-            port=int(port_text),
+            port=port,
             proto=parts[2],
             formats=tuple(parts[3:]),
             connection=self.connection,
@@ -187,14 +197,16 @@ class Crypto:
     @classmethod
     def parse(cls, value: str) -> Crypto:
         parts = value.split()
-        if len(parts) < 3 or not parts[0].isdigit() or not parts[2].startswith("inline:"):
+        # RFC 4568 §9.1: tag = 1*9DIGIT
+        tag = digits_value(parts[0], 999_999_999) if parts else None
+        if len(parts) < 3 or tag is None or not parts[2].startswith("inline:"):
             raise SipParseError(f"bad crypto attribute {value!r}", status=488)
         key_text = parts[2][len("inline:") :].split("|")[0]
         try:
             key = base64.b64decode(key_text + "=" * (-len(key_text) % 4), validate=True)
         except ValueError as exc:
             raise SipParseError(f"bad crypto key in {value!r}", status=488) from exc
-        return cls(tag=int(parts[0]), suite=parts[1].upper(), key=key)
+        return cls(tag=tag, suite=parts[1].upper(), key=key)
 
     @classmethod
     def generate(cls, tag: int = 1, suite: str = SRTP_SUITES[0]) -> Crypto:
@@ -347,7 +359,7 @@ def _accept_audio(
     if dtmf_pt:
         attributes += [("rtpmap", f"{dtmf_pt} telephone-event/8000"), ("fmtp", f"{dtmf_pt} 0-16")]
     ptime_text = media.attribute("ptime")
-    ptime = int(ptime_text) if ptime_text and ptime_text.isdigit() else policy.ptime
+    ptime = digits_value(ptime_text or "", MAX_PTIME) or policy.ptime
     attributes.append(("ptime", str(ptime)))
     if local_crypto is not None:
         attributes.append(("crypto", str(local_crypto)))

@@ -84,7 +84,9 @@ INVITE_CLIENT: Table = {
     (S.PROCEEDING, E.SUCCESS): S.ACCEPTED,
     (S.PROCEEDING, E.FAILURE): S.COMPLETED,
     (S.PROCEEDING, E.TIMER_RETRANSMIT): S.PROCEEDING,  # a stale Timer A after a 1xx: ignored
-    (S.PROCEEDING, E.TIMER_TIMEOUT): S.PROCEEDING,  # Timer B no longer applies
+    # Timer B stops at the first 1xx; a CANCEL arms it again (RFC 3261 §9.1: no final response
+    # 64*T1 after the CANCEL, and the INVITE transaction is destroyed)
+    (S.PROCEEDING, E.TIMER_TIMEOUT): S.TERMINATED,
     (S.COMPLETED, E.FAILURE): S.COMPLETED,
     (S.COMPLETED, E.TIMER_CLEANUP): S.TERMINATED,
     (S.ACCEPTED, E.SUCCESS): S.ACCEPTED,
@@ -178,6 +180,10 @@ class Transaction:
         self._table = table
         self.name = name
 
+    def allows(self, event: Ev) -> bool:
+        """Whether ``event`` is a move the machine has from its state."""
+        return (self.state, event) in self._table
+
     def move(self, event: Ev) -> State:
         """Apply ``event``; raise :class:`ProtocolStateError` for a move the RFC does not allow."""
         new = self._table.get((self.state, event))
@@ -194,7 +200,7 @@ class Transaction:
 
 
 class ClientTransaction(Transaction):
-    __slots__ = ("request", "last_response", "ack")
+    __slots__ = ("request", "last_response", "ack", "cancelled")
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
         invite = request.method == "INVITE"
@@ -212,6 +218,8 @@ class ClientTransaction(Transaction):
         self.last_response: Response | None = None
         self.ack: bytes | None = None
         """ACK sent by the transaction (non-2xx, §17.1.1.3) or by the TU for a 2xx."""
+        self.cancelled = False
+        """We sent a CANCEL for this INVITE: Timer B runs again, through any 1xx (§9.1)."""
 
     def release(self) -> None:
         """Keep nothing but the key and timers (non-INVITE, after the final response)."""
@@ -221,7 +229,7 @@ class ClientTransaction(Transaction):
 
 
 class ServerTransaction(Transaction):
-    __slots__ = ("request", "reply_to", "last_response", "acked", "dialog_key")
+    __slots__ = ("request", "reply_to", "last_response", "acked", "dialog_key", "cancelled")
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer, reply_to: Peer):
         invite = request.method == "INVITE"
@@ -244,6 +252,8 @@ class ServerTransaction(Transaction):
         """An ACK arrived for our 2xx (RFC 3261 §13.3.1.4)."""
         self.dialog_key: tuple[str, int, str | None] | None = None
         """(Call-ID, CSeq number, From tag) of an accepted INVITE: how its 2xx ACK is found."""
+        self.cancelled = False
+        """A CANCEL ended this INVITE with 487 (RFC 3261 §9.2); the TU's answer comes too late."""
 
     def release(self) -> None:
         """Keep only what absorbing retransmissions needs (non-INVITE, after the final)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
     Params,
+    digits_value,
     escape,
     format_params,
     get_param,
@@ -113,11 +114,21 @@ Uri = SipUri | TelUri | AbsoluteUri
 PARSE_CACHE_SIZE = 4096
 """Distinct values the memoised parsers (URIs, addresses) remember: their results are
 immutable, and the same few values come back in every message of a dialog."""
+MAX_CACHED_VALUE = 256
+"""Longest value, in characters, the memoised parsers remember: real URIs and addresses are
+far shorter, and a cache filled by what peers send must be bounded in bytes (4096 entries of
+at most 256 characters), not only in entries."""
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_uri(text: str) -> Uri:
-    """Parse a URI as found in a Request-URI or inside ``<...>``. Memoised."""
+    """Parse a URI as found in a Request-URI or inside ``<...>``. Memoised up to
+    :data:`MAX_CACHED_VALUE` characters."""
+    if len(text) > MAX_CACHED_VALUE:
+        return _parse_uri(text)
+    return _parse_uri_cached(text)
+
+
+def _parse_uri(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or _SCHEME_RE.match(scheme) is None:
         raise SipParseError(f"not an absolute URI: {text!r}")
@@ -134,6 +145,9 @@ def parse_uri(text: str) -> Uri:
     if not rest:
         raise SipParseError(f"empty URI after scheme: {text!r}")
     return AbsoluteUri(scheme=scheme, rest=rest)
+
+
+_parse_uri_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_uri)
 
 
 # The shape almost every URI on the wire has - no escapes, no URI headers - matched in one go;
@@ -234,6 +248,7 @@ def parse_hostport(hostport: str, context: str) -> tuple[str, int | None]:
         host = host.lower()
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+    port = digits_value(port_text, 65535)
+    if port is None:
         raise SipParseError(f"bad port {port_text!r} in {context!r}")
-    return host, int(port_text)
+    return host, port
