@@ -17,6 +17,7 @@ from bot.control import ControlError, ask
 from bot.datadir import data_dir, prepare
 from bot.logs import configure
 from bot.send import BotAddress, SendError, SendOptions, client_part, send
+from bot.sip.grammar import is_digits
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -227,7 +228,7 @@ def _bot_address(config: Config, args: argparse.Namespace) -> BotAddress:
         changes["uri"] = f"sip:{config.sip.user}@{domain}"
     if args.server:
         host, _, port = args.server.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not is_digits(port) or not 0 < int(port) < 65536:
             raise ConfigError([f"--server: give HOST:PORT (127.0.0.1:5060), not {args.server!r}"])
         changes["server"] = Peer("UDP", host.strip("[]"), int(port))
     return dataclasses.replace(bot, **changes)

@@ -9,6 +9,7 @@ from bot.commands import CommandContext, command
 from bot.commands.dispatcher import UsageError
 from bot.commands.replies import PAGES, Paged, plural, shorten
 from bot.conferencing.models import Conference
+from bot.sip.grammar import is_digits
 
 LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
 MAX_SUBJECT_BYTES = 120
@@ -72,7 +73,7 @@ async def chosen(ctx: CommandContext) -> Conference:
     if not ctx.args or " " in ctx.args:
         raise UsageError()
     conference_id = ctx.args
-    if ctx.args.isdigit():
+    if is_digits(ctx.args):
         listing: list[str] = ctx.memory.get(LISTING, [])
         index = int(ctx.args) - 1
         if not listing:

@@ -7,6 +7,8 @@ import re
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.sip.grammar import is_digits
+
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 _SPAN = re.compile(r"^(?:(\d+)\s*h(?:ours?)?)?\s*(?:(\d+)\s*m(?:in(?:utes?)?)?)?$")
 
@@ -17,7 +19,7 @@ class WhenError(ValueError):
 
 def parse_duration(text: str) -> timedelta:
     text = text.strip().lower()
-    if text.isdigit():
+    if is_digits(text):
         minutes = int(text)
     else:
         m = _SPAN.match(text)

@@ -131,17 +131,18 @@ def compute_response(
     body: bytes = b"",
 ) -> str:
     """The ``response`` value (RFC 7616 §3.4.1, RFC 2617 §3.2.2)."""
+    # header text from the wire may hold non-UTF-8 bytes as surrogates: hash the bytes sent
     h = _HASHES[_base_algorithm(algorithm)]
-    ha1 = h(f"{username}:{realm}:{password}".encode())
+    ha1 = h(f"{username}:{realm}:{password}".encode("utf-8", "surrogateescape"))
     if algorithm.upper().endswith("-SESS"):
-        ha1 = h(f"{ha1}:{nonce}:{cnonce}".encode())
+        ha1 = h(f"{ha1}:{nonce}:{cnonce}".encode("utf-8", "surrogateescape"))
     if qop == "auth-int":
-        ha2 = h(f"{method}:{uri}:{h(body)}".encode())
+        ha2 = h(f"{method}:{uri}:{h(body)}".encode("utf-8", "surrogateescape"))
     else:
-        ha2 = h(f"{method}:{uri}".encode())
+        ha2 = h(f"{method}:{uri}".encode("utf-8", "surrogateescape"))
     if qop:
-        return h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode())
-    return h(f"{ha1}:{nonce}:{ha2}".encode())
+        return h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode("utf-8", "surrogateescape"))
+    return h(f"{ha1}:{nonce}:{ha2}".encode("utf-8", "surrogateescape"))
 
 
 @dataclass(slots=True)
@@ -376,7 +377,12 @@ class DigestServer:
             qop=qop,
             body=request.body,
         )
-        if not hmac.compare_digest(expected.encode(), p["response"].encode()) or password is None:
+        if (
+            not hmac.compare_digest(
+                expected.encode(), p["response"].encode("utf-8", "surrogateescape")
+            )
+            or password is None
+        ):
             return Verdict(ok=False, username=username, reason=WRONG_CREDENTIALS)
         if now - issued > self.nonce_lifetime:
             return Verdict(ok=False, username=username, stale=True, reason="nonce expired")

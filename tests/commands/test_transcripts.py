@@ -61,6 +61,9 @@ async def test_meeting_mistakes_get_the_usage_line(bot: ChatBot) -> None:
     assert "Usage: meeting <number|id>" in await bot.say("alice", "meeting")
     # nobody sees another organizer's conference, even by id
     assert "no conference 'DEMO0003'" in await bot.say("alice", "meeting DEMO0003")
+    # "²".isdigit() is true and int("²") raises: a digit is an ASCII digit (issue 15 item 5)
+    assert "no conference '²'" in await bot.say("alice", "meeting ²")
+    assert "Usage: schedule" in await bot.say("alice", "schedule review for ²")
 
 
 async def test_matching_ignores_case_spaces_and_end_punctuation(bot: ChatBot) -> None:
