@@ -330,6 +330,7 @@ class TransactionLayer:
             if unreliable:
                 tx.interval = t1
                 self._arm(tx, "G", now + t1)
+            tx.release()  # Completed: only the response bytes are sent again, the ACK matched
 
     def respond_stateless(self, transaction: ServerTransaction, response: Response) -> None:
         """Answer and forget the transaction at once, as a stateless UAS does (RFC 3261

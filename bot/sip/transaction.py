@@ -242,8 +242,8 @@ class ServerTransaction(Transaction):
             "INVITE server transaction" if invite else "non-INVITE server transaction",
         )
         self.request: Request | None = request
-        """The request; dropped (None) once a non-INVITE transaction has its final response,
-        when only ``wire`` is needed to absorb retransmissions. At thousands of transactions
+        """The request; dropped (None) once a non-INVITE transaction has its final response (an
+        INVITE one its non-2xx), when only ``wire`` is needed to absorb retransmissions. At thousands of transactions
         a second held for Timer J (32 s), keeping every parsed request would cost gigabytes."""
         self.reply_to = reply_to
         """Where responses go (RFC 3261 §18.2.2), worked out once from the top Via."""
@@ -256,7 +256,8 @@ class ServerTransaction(Transaction):
         """A CANCEL ended this INVITE with 487 (RFC 3261 §9.2); the TU's answer comes too late."""
 
     def release(self) -> None:
-        """Keep only what absorbing retransmissions needs (non-INVITE, after the final)."""
+        """Keep only what absorbing retransmissions needs (after a final response: a non-INVITE
+        one, or an INVITE's non-2xx, §17.2.1 Completed)."""
         self.request = None
         self.last_response = None
 
