@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,8 +33,8 @@ from bot.sip.transaction import (
     Peer,
     ServerTransaction,
     State,
+    Timer,
     TimerConfig,
-    Transaction,
     kept_request,
     response_event,
 )
@@ -74,10 +75,27 @@ class TransactionLayer:
         # transactions by the peer they are bound to, in creation order: a transport failure
         # touches only that peer's transactions (issue 15 item 8)
         self._by_peer: dict[Peer, dict[ClientTransaction | ServerTransaction, None]] = {}
-        self._heap: list[tuple[float, int, Transaction, str]] = []
+        self._heap: list[tuple[float, int, ClientTransaction | ServerTransaction, Timer]] = []
         self._seq = itertools.count()
         self._events: deque[Event] = deque()
         self._out: list[tuple[bytes, Peer]] = []
+        # What each timer does when it fires, by side (RFC 3261 §17.1, §17.2; RFC 6026 §7)
+        self._client_timers: dict[Timer, Callable[[ClientTransaction, float], None]] = {
+            Timer.A: self._retransmit_invite,
+            Timer.E: self._retransmit_non_invite,
+            Timer.B: self._client_timed_out,
+            Timer.F: self._client_timed_out,
+            Timer.D: self._client_ended,
+            Timer.K: self._client_ended,
+            Timer.M: self._client_ended,
+        }
+        self._server_timers: dict[Timer, Callable[[ServerTransaction, float], None]] = {
+            Timer.G: self._retransmit_response,
+            Timer.H: self._server_timed_out,
+            Timer.I: self._server_ended,
+            Timer.J: self._server_ended,
+            Timer.L: self._accepted_ended,
+        }
 
     # --- outputs ---------------------------------------------------------------------------
 
@@ -91,8 +109,8 @@ class TransactionLayer:
     def next_deadline(self) -> float | None:
         heap = self._heap
         while heap:
-            deadline, _, tx, letter = heap[0]
-            if tx.timers.get(letter) == deadline:
+            deadline, _, tx, timer = heap[0]
+            if tx.timers.get(timer) == deadline:
                 return deadline
             heapq.heappop(heap)  # stale: the timer was cancelled or re-armed
         return None
@@ -125,14 +143,14 @@ class TransactionLayer:
     def handle_timer(self, now: float) -> None:
         heap = self._heap
         while heap and heap[0][0] <= now:
-            deadline, _, tx, letter = heapq.heappop(heap)
-            if tx.timers.get(letter) != deadline:
+            deadline, _, tx, timer = heapq.heappop(heap)
+            if tx.timers.get(timer) != deadline:
                 continue
-            del tx.timers[letter]
+            del tx.timers[timer]
             if isinstance(tx, ClientTransaction):
-                self._client_timer(tx, letter, now)
-            elif isinstance(tx, ServerTransaction):
-                self._server_timer(tx, letter, now)
+                self._client_timers[timer](tx, now)
+            else:
+                self._server_timers[timer](tx, now)
 
     def transport_failed(self, peer: Peer, reason: str) -> None:
         """The transport cannot reach ``peer``: every transaction bound to it ends (RFC 3261
@@ -167,8 +185,8 @@ class TransactionLayer:
         t1 = self.timers.t1
         if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
             tx.interval = t1
-            self._arm(tx, "A" if tx.is_invite else "E", now + t1)
-        self._arm(tx, "B" if tx.is_invite else "F", now + 64 * t1)
+            self._arm(tx, Timer.A if tx.is_invite else Timer.E, now + t1)
+        self._arm(tx, Timer.B if tx.is_invite else Timer.F, now + 64 * t1)
         return tx
 
     def send_ack(self, ack: Request, peer: Peer, transaction: ClientTransaction | None) -> None:
@@ -196,7 +214,7 @@ class TransactionLayer:
         # §9.1: "If there is no final response for the original request in 64*T1 seconds ...
         # the client ... SHOULD destroy the client transaction handling the original request"
         transaction.cancelled = True
-        self._arm(transaction, "B", now + 64 * self.timers.t1)
+        self._arm(transaction, Timer.B, now + 64 * self.timers.t1)
         return cancel
 
     def _receive_response(self, response: Response, now: float) -> None:
@@ -229,25 +247,25 @@ class TransactionLayer:
     def _invite_client_response(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
-        tx.timers.pop("A", None)
+        tx.timers.pop(Timer.A, None)
         if tx.state is State.PROCEEDING:
             if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
-                tx.timers.pop("B", None)
+                tx.timers.pop(Timer.B, None)
             self._events.append(ResponseReceived(response=response, transaction=tx))
         elif tx.state is State.COMPLETED:
             # §17.1.1.3: the transaction itself ACKs a non-2xx final response
             if tx.ack is None:
                 tx.ack = _ack_for_failure(kept_request(tx), response).serialize()
                 tx.last_response = response
-                tx.timers.pop("B", None)
-                self._arm(tx, "D", now + (0 if tx.peer.reliable else 32.0))
+                tx.timers.pop(Timer.B, None)
+                self._arm(tx, Timer.D, now + (0 if tx.peer.reliable else 32.0))
                 self._events.append(ResponseReceived(response=response, transaction=tx))
             self._out.append((tx.ack, tx.peer))
         elif tx.state is State.ACCEPTED:
             if before is not State.ACCEPTED:
-                tx.timers.pop("B", None)
+                tx.timers.pop(Timer.B, None)
                 tx.last_response = response
-                self._arm(tx, "M", now + 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
+                self._arm(tx, Timer.M, now + 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
             self._events.append(ResponseReceived(response=response, transaction=tx))
 
     def _non_invite_client_response(
@@ -256,38 +274,46 @@ class TransactionLayer:
         if before is State.COMPLETED:
             return  # §17.1.2.2: retransmitted final responses are absorbed
         if tx.state is State.PROCEEDING:
-            if "E" in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
+            if Timer.E in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
                 tx.interval = self.timers.t2
             self._events.append(ResponseReceived(response=response, transaction=tx))
             return
-        tx.timers.pop("E", None)
-        tx.timers.pop("F", None)
-        self._arm(tx, "K", now + (0 if tx.peer.reliable else self.timers.t4))
+        tx.timers.pop(Timer.E, None)
+        tx.timers.pop(Timer.F, None)
+        self._arm(tx, Timer.K, now + (0 if tx.peer.reliable else self.timers.t4))
         self._events.append(ResponseReceived(response=response, transaction=tx))
         tx.release()  # the TU has the response; Timer K needs none of it
 
-    def _client_timer(self, tx: ClientTransaction, letter: str, now: float) -> None:
-        if letter in ("A", "E"):
-            tx.move(Ev.TIMER_RETRANSMIT)
-            if tx.state in (State.CALLING, State.TRYING, State.PROCEEDING):
-                self._out.append((tx.wire, tx.peer))
-                self.stats.retransmissions_sent += 1
-                # Timer A doubles without bound; Timer E doubles up to T2 (§17.1.1.2, §17.1.2.2)
-                if letter == "A":
-                    tx.interval *= 2
-                elif tx.state is State.PROCEEDING:
-                    tx.interval = self.timers.t2
-                else:
-                    tx.interval = min(tx.interval * 2, self.timers.t2)
-                self._arm(tx, letter, now + tx.interval)
-        elif letter in ("B", "F"):
-            tx.move(Ev.TIMER_TIMEOUT)
-            if tx.state is State.TERMINATED:
-                self._forget(tx)
-                self._events.append(TransactionTimedOut(transaction=tx))
-        else:  # D, K, M: the transaction may now be forgotten
-            tx.move(Ev.TIMER_CLEANUP)
-            self._forget(tx)
+    def _retransmit_invite(self, tx: ClientTransaction, now: float) -> None:
+        """Timer A: send the INVITE again; the interval doubles without bound (§17.1.1.2)."""
+        self._retransmit_request(tx, Timer.A, tx.interval * 2, now)
+
+    def _retransmit_non_invite(self, tx: ClientTransaction, now: float) -> None:
+        """Timer E: send the request again; the interval doubles up to T2, and is T2 once a
+        provisional response has come (§17.1.2.2)."""
+        t2 = self.timers.t2
+        proceeding = tx.state is State.PROCEEDING
+        self._retransmit_request(tx, Timer.E, t2 if proceeding else min(tx.interval * 2, t2), now)
+
+    def _retransmit_request(
+        self, tx: ClientTransaction, timer: Timer, interval: float, now: float
+    ) -> None:
+        tx.move(Ev.TIMER_RETRANSMIT)  # only Calling, Trying and Proceeding allow it
+        self._out.append((tx.wire, tx.peer))
+        self.stats.retransmissions_sent += 1
+        tx.interval = interval
+        self._arm(tx, timer, now + interval)
+
+    def _client_timed_out(self, tx: ClientTransaction, now: float) -> None:
+        """Timer B or F: no final response came in time (§17.1.1.2, §17.1.2.2)."""
+        tx.move(Ev.TIMER_TIMEOUT)  # every state that allows it moves to Terminated
+        self._forget(tx)
+        self._events.append(TransactionTimedOut(transaction=tx))
+
+    def _client_ended(self, tx: ClientTransaction, now: float) -> None:
+        """Timer D, K or M: no more retransmitted responses to absorb; forget the transaction."""
+        tx.move(Ev.TIMER_CLEANUP)
+        self._forget(tx)
 
     @staticmethod
     def _same_dialog(tx: ClientTransaction, response: Response) -> bool:
@@ -314,22 +340,22 @@ class TransactionLayer:
         t1 = self.timers.t1
         unreliable = not tx.peer.reliable
         if not tx.is_invite:
-            self._arm(tx, "J", now + (64 * t1 if unreliable else 0))  # §17.2.2 Timer J
+            self._arm(tx, Timer.J, now + (64 * t1 if unreliable else 0))  # §17.2.2 Timer J
             tx.release()
         elif tx.state is State.ACCEPTED:
             # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
-            self._arm(tx, "L", now + 64 * t1)
+            self._arm(tx, Timer.L, now + 64 * t1)
             invite = kept_request(tx)
             tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
             self._accepted[tx.dialog_key] = tx
             if unreliable:
                 tx.interval = t1
-                self._arm(tx, "G", now + t1)
+                self._arm(tx, Timer.G, now + t1)
         else:
-            self._arm(tx, "H", now + 64 * t1)  # §17.2.1 Timers G and H
+            self._arm(tx, Timer.H, now + 64 * t1)  # §17.2.1 Timers G and H
             if unreliable:
                 tx.interval = t1
-                self._arm(tx, "G", now + t1)
+                self._arm(tx, Timer.G, now + t1)
             tx.release()  # Completed: only the response bytes are sent again, the ACK matched
 
     def respond_stateless(self, transaction: ServerTransaction, response: Response) -> None:
@@ -383,10 +409,10 @@ class TransactionLayer:
                 return
             if tx.state in (State.COMPLETED, State.CONFIRMED):
                 tx.move(Ev.ACK)
-                tx.timers.pop("G", None)
-                tx.timers.pop("H", None)
+                tx.timers.pop(Timer.G, None)
+                tx.timers.pop(Timer.H, None)
                 # §17.2.1: Timer I = T4 (unreliable) or 0 (reliable), absorbing ACK copies
-                self._arm(tx, "I", now + (0 if tx.peer.reliable else self.timers.t4))
+                self._arm(tx, Timer.I, now + (0 if tx.peer.reliable else self.timers.t4))
             return
         self.stats.retransmissions_absorbed += 1
         tx.move(Ev.RETRANSMISSION)
@@ -403,7 +429,7 @@ class TransactionLayer:
         tx = self._accepted.get(key)
         if tx is not None and tx.state is State.ACCEPTED:
             tx.move(Ev.ACK)
-            tx.timers.pop("G", None)
+            tx.timers.pop(Timer.G, None)
             tx.acked = True
             self._accepted.pop(key, None)
         self._events.append(AckReceived(request=ack, peer=peer, transaction=tx))
@@ -425,28 +451,39 @@ class TransactionLayer:
                 CancelReceived(request=cancel, invite=invite, transaction=invite_tx)
             )
 
-    def _server_timer(self, tx: ServerTransaction, letter: str, now: float) -> None:
-        if letter == "G":
-            tx.move(Ev.TIMER_RETRANSMIT)
-            self._out.append((tx.wire, tx.reply_to))
-            self.stats.retransmissions_sent += 1
-            tx.interval = min(tx.interval * 2, self.timers.t2)
-            self._arm(tx, "G", now + tx.interval)
-        elif letter == "H":
-            tx.move(Ev.TIMER_TIMEOUT)
-            self._forget(tx)
+    def _retransmit_response(self, tx: ServerTransaction, now: float) -> None:
+        """Timer G: send the final response again; the interval doubles up to T2 (§17.2.1)."""
+        tx.move(Ev.TIMER_RETRANSMIT)
+        self._out.append((tx.wire, tx.reply_to))
+        self.stats.retransmissions_sent += 1
+        tx.interval = min(tx.interval * 2, self.timers.t2)
+        self._arm(tx, Timer.G, now + tx.interval)
+
+    def _server_timed_out(self, tx: ServerTransaction, now: float) -> None:
+        """Timer H: no ACK for our non-2xx final response (§17.2.1)."""
+        tx.move(Ev.TIMER_TIMEOUT)
+        self._forget(tx)
+        self._events.append(TransactionTimedOut(transaction=tx))
+
+    def _server_ended(self, tx: ServerTransaction, now: float) -> None:
+        """Timer I or J: no more retransmitted ACKs or requests to absorb (§17.2.1, §17.2.2)."""
+        tx.move(Ev.TIMER_CLEANUP)
+        self._forget(tx)
+
+    def _accepted_ended(self, tx: ServerTransaction, now: float) -> None:
+        """Timer L: the accepted INVITE is forgotten; the TU hears of it if no ACK came for
+        its 2xx (RFC 6026 §7.1, RFC 3261 §13.3.1.4)."""
+        self._server_ended(tx, now)
+        if not tx.acked:
             self._events.append(TransactionTimedOut(transaction=tx))
-        else:  # I, J, L
-            tx.move(Ev.TIMER_CLEANUP)
-            self._forget(tx)
-            if letter == "L" and not tx.acked:
-                self._events.append(TransactionTimedOut(transaction=tx))
 
     # --- shared ----------------------------------------------------------------------------
 
-    def _arm(self, tx: Transaction, letter: str, deadline: float) -> None:
-        tx.timers[letter] = deadline
-        heapq.heappush(self._heap, (deadline, next(self._seq), tx, letter))
+    def _arm(
+        self, tx: ClientTransaction | ServerTransaction, timer: Timer, deadline: float
+    ) -> None:
+        tx.timers[timer] = deadline
+        heapq.heappush(self._heap, (deadline, next(self._seq), tx, timer))
 
     def _store(self, table: dict[tuple[object, ...], _Tx], tx: _Tx) -> None:
         old = table.get(tx.key)

@@ -15,7 +15,7 @@ from bot.sip.events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from bot.sip.transaction import State, TimerConfig
+from bot.sip.transaction import Peer, State, Timer, TimerConfig
 
 from .link import Link
 
@@ -235,6 +235,26 @@ def test_2xx_is_retransmitted_until_the_ack_and_the_ack_is_resent_for_each_2xx()
     link.advance(64 * T1)  # Timers L and M
     assert tx.state is State.TERMINATED and server_tx.state is State.TERMINATED
     assert not [e for e in link.server_events if isinstance(e, TransactionTimedOut)]
+
+
+def test_armed_timers_are_the_rfc_ones_for_each_state() -> None:
+    """RFC 3261 §17.1.1.2, §17.2.1 and RFC 6026 §7: which timers run in which state."""
+    link = Link()
+    tx = link.client.send_request(link.request("INVITE"), link.server_peer, 0.0)
+    assert set(tx.timers) == {Timer.A, Timer.B}
+    link.flush()
+    assert set(tx.timers) == set()  # the 100 Trying stops A and B
+    answer(link, 200)
+    server_tx = received(link)[0].transaction
+    assert set(tx.timers) == {Timer.M} and set(server_tx.timers) == {Timer.G, Timer.L}
+    options = link.client.send_request(link.request("OPTIONS"), link.server_peer, link.now)
+    assert set(options.timers) == {Timer.E, Timer.F}
+    link.flush()
+    answer(link, 200)
+    assert set(options.timers) == {Timer.K}
+    over_tcp = Peer("TCP", link.server_peer.host, link.server_peer.port)
+    reliable = link.client.send_request(link.request("INVITE"), over_tcp, link.now)
+    assert set(reliable.timers) == {Timer.B}  # no retransmission over TCP
 
 
 def test_timer_l_reports_a_2xx_never_acked() -> None:
