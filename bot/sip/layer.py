@@ -10,7 +10,6 @@ what they share :mod:`bot.sip.layer_base`; this module routes input and timers t
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 
 from bot.sip.errors import SipParseError
 from bot.sip.events import TransportFailed
@@ -21,9 +20,7 @@ from bot.sip.transaction import (
     ClientTransaction,
     Ev,
     Peer,
-    ServerTransaction,
     State,
-    Timer,
     TimerConfig,
 )
 from bot.sip.validation import UasPolicy
@@ -46,23 +43,6 @@ class TransactionLayer(ClientSide, ServerSide):
     ):
         super().__init__(timers=timers, policy=policy)
         self.max_message_size = max_message_size
-        # What each timer does when it fires, by side (RFC 3261 §17.1, §17.2; RFC 6026 §7)
-        self._client_timers: dict[Timer, Callable[[ClientTransaction, float], None]] = {
-            Timer.A: self._retransmit_invite,
-            Timer.E: self._retransmit_non_invite,
-            Timer.B: self._client_timed_out,
-            Timer.F: self._client_timed_out,
-            Timer.D: self._client_ended,
-            Timer.K: self._client_ended,
-            Timer.M: self._client_ended,
-        }
-        self._server_timers: dict[Timer, Callable[[ServerTransaction, float], None]] = {
-            Timer.G: self._retransmit_response,
-            Timer.H: self._server_timed_out,
-            Timer.I: self._server_ended,
-            Timer.J: self._server_ended,
-            Timer.L: self._accepted_ended,
-        }
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -92,6 +72,7 @@ class TransactionLayer(ClientSide, ServerSide):
             if tx.timers.get(timer) != deadline:
                 continue
             del tx.timers[timer]
+            # each side's table of what its timers do (RFC 3261 §17.1, §17.2; RFC 6026 §7)
             if isinstance(tx, ClientTransaction):
                 self._client_timers[timer](tx, now)
             else:

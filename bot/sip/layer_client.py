@@ -3,6 +3,8 @@ their retransmissions (Timers A, E), responses in, the ACK of a non-2xx, CANCEL 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.sip.events import ResponseReceived, TransactionTimedOut
 from bot.sip.headers import Headers
 from bot.sip.layer_base import LayerBase
@@ -13,12 +15,38 @@ from bot.sip.transaction import (
     Peer,
     State,
     Timer,
+    TimerConfig,
     kept_request,
     response_event,
 )
+from bot.sip.validation import UasPolicy
+
+_ResponseHandler = Callable[[ClientTransaction, State, Response, float], None]
 
 
 class ClientSide(LayerBase):
+    def __init__(self, *, timers: TimerConfig | None, policy: UasPolicy | None):
+        super().__init__(timers=timers, policy=policy)
+        # What a response does, by machine and the state it moved the transaction to
+        # (RFC 3261 §17.1.1.2 Figure 5 and §17.1.2.2 Figure 6, RFC 6026 §7.2)
+        self._on_response: dict[tuple[bool, State], _ResponseHandler] = {
+            (True, State.PROCEEDING): self._invite_provisional,
+            (True, State.COMPLETED): self._invite_failed,
+            (True, State.ACCEPTED): self._invite_accepted,
+            (False, State.PROCEEDING): self._non_invite_provisional,
+            (False, State.COMPLETED): self._non_invite_final,
+        }
+        # What each timer does when it fires (RFC 3261 §17.1, RFC 6026 §7.2)
+        self._client_timers: dict[Timer, Callable[[ClientTransaction, float], None]] = {
+            Timer.A: self._retransmit_invite,
+            Timer.E: self._retransmit_non_invite,
+            Timer.B: self._client_timed_out,
+            Timer.F: self._client_timed_out,
+            Timer.D: self._client_ended,
+            Timer.K: self._client_ended,
+            Timer.M: self._client_ended,
+        }
+
     def send_request(
         self, request: Request, peer: Peer, now: float, *, wire: bytes | None = None
     ) -> ClientTransaction:
@@ -91,44 +119,49 @@ class ClientSide(LayerBase):
             return
         tx.move(event)
         if tx.is_invite:
-            self._invite_client_response(tx, before, response, now)
-        else:
-            self._non_invite_client_response(tx, before, response, now)
+            tx.timers.pop(Timer.A, None)  # §17.1.1.2: any response stops retransmissions
+        self._on_response[tx.is_invite, tx.state](tx, before, response, now)
 
-    def _invite_client_response(
+    def _invite_provisional(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
-        tx.timers.pop(Timer.A, None)
-        if tx.state is State.PROCEEDING:
-            if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
-                tx.timers.pop(Timer.B, None)
-            self._events.append(ResponseReceived(response=response, transaction=tx))
-        elif tx.state is State.COMPLETED:
-            # §17.1.1.3: the transaction itself ACKs a non-2xx final response
-            if tx.ack is None:
-                tx.ack = _ack_for_failure(kept_request(tx), response).serialize()
-                tx.last_response = response
-                tx.timers.pop(Timer.B, None)
-                self._arm(tx, Timer.D, now + (0 if tx.peer.reliable else 32.0))
-                self._events.append(ResponseReceived(response=response, transaction=tx))
-            self._out.append((tx.ack, tx.peer))
-        elif tx.state is State.ACCEPTED:
-            if before is not State.ACCEPTED:
-                tx.timers.pop(Timer.B, None)
-                tx.last_response = response
-                self._arm(tx, Timer.M, now + 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
-            self._events.append(ResponseReceived(response=response, transaction=tx))
+        if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
+            tx.timers.pop(Timer.B, None)
+        self._events.append(ResponseReceived(response=response, transaction=tx))
 
-    def _non_invite_client_response(
+    def _invite_failed(
+        self, tx: ClientTransaction, before: State, response: Response, now: float
+    ) -> None:
+        # §17.1.1.3: the transaction itself ACKs a non-2xx final response, and each copy of it
+        if tx.ack is None:
+            tx.ack = _ack_for_failure(kept_request(tx), response).serialize()
+            tx.last_response = response
+            tx.timers.pop(Timer.B, None)
+            self._arm(tx, Timer.D, now + (0 if tx.peer.reliable else 32.0))
+            self._events.append(ResponseReceived(response=response, transaction=tx))
+        self._out.append((tx.ack, tx.peer))
+
+    def _invite_accepted(
+        self, tx: ClientTransaction, before: State, response: Response, now: float
+    ) -> None:
+        if before is not State.ACCEPTED:
+            tx.timers.pop(Timer.B, None)
+            tx.last_response = response
+            self._arm(tx, Timer.M, now + 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
+        self._events.append(ResponseReceived(response=response, transaction=tx))
+
+    def _non_invite_provisional(
+        self, tx: ClientTransaction, before: State, response: Response, now: float
+    ) -> None:
+        if Timer.E in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
+            tx.interval = self.timers.t2
+        self._events.append(ResponseReceived(response=response, transaction=tx))
+
+    def _non_invite_final(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
         if before is State.COMPLETED:
             return  # §17.1.2.2: retransmitted final responses are absorbed
-        if tx.state is State.PROCEEDING:
-            if Timer.E in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
-                tx.interval = self.timers.t2
-            self._events.append(ResponseReceived(response=response, transaction=tx))
-            return
         tx.timers.pop(Timer.E, None)
         tx.timers.pop(Timer.F, None)
         self._arm(tx, Timer.K, now + (0 if tx.peer.reliable else self.timers.t4))

@@ -4,6 +4,8 @@ matched, CANCEL answered (§9.2), stateless answers (§8.2.7)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.sip.errors import SipParseError
 from bot.sip.events import AckReceived, CancelReceived, RequestReceived, TransactionTimedOut
 from bot.sip.inbound import apply_rport, reply_address, server_key
@@ -16,13 +18,25 @@ from bot.sip.transaction import (
     ServerTransaction,
     State,
     Timer,
+    TimerConfig,
     kept_request,
     response_event,
 )
-from bot.sip.validation import check_request
+from bot.sip.validation import UasPolicy, check_request
 
 
 class ServerSide(LayerBase):
+    def __init__(self, *, timers: TimerConfig | None, policy: UasPolicy | None):
+        super().__init__(timers=timers, policy=policy)
+        # What each timer does when it fires (RFC 3261 §17.2, RFC 6026 §7.1)
+        self._server_timers: dict[Timer, Callable[[ServerTransaction, float], None]] = {
+            Timer.G: self._retransmit_response,
+            Timer.H: self._server_timed_out,
+            Timer.I: self._server_ended,
+            Timer.J: self._server_ended,
+            Timer.L: self._accepted_ended,
+        }
+
     def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
         """Send the TU's response through its server transaction; final answers that
         :func:`answered_statelessly` names are sent and the transaction forgotten at once."""
