@@ -28,6 +28,13 @@ from bot.sip.validation import UasPolicy, check_request
 class ServerSide(LayerBase):
     def __init__(self, *, timers: TimerConfig | None, policy: UasPolicy | None):
         super().__init__(timers=timers, policy=policy)
+        # What sending a final response does, by machine and the state it moved the transaction
+        # to (RFC 3261 §17.2.1 Figure 7 as amended by RFC 6026 §7.1, §17.2.2 Figure 8)
+        self._on_final: dict[tuple[bool, State], Callable[[ServerTransaction, float], None]] = {
+            (True, State.ACCEPTED): self._invite_2xx_sent,
+            (True, State.COMPLETED): self._invite_failure_sent,
+            (False, State.COMPLETED): self._non_invite_final_sent,
+        }
         # What each timer does when it fires (RFC 3261 §17.2, RFC 6026 §7.1)
         self._server_timers: dict[Timer, Callable[[ServerTransaction, float], None]] = {
             Timer.G: self._retransmit_response,
@@ -50,28 +57,32 @@ class ServerSide(LayerBase):
         tx.last_response = response
         tx.wire = response.serialize()
         self._out.append((tx.wire, tx.reply_to))
-        if response.status < 200:
-            return
+        if response.status >= 200:
+            self._on_final[tx.is_invite, tx.state](tx, now)
+
+    def _non_invite_final_sent(self, tx: ServerTransaction, now: float) -> None:
         t1 = self.timers.t1
-        unreliable = not tx.peer.reliable
-        if not tx.is_invite:
-            self._arm(tx, Timer.J, now + (64 * t1 if unreliable else 0))  # §17.2.2 Timer J
-            tx.release()
-        elif tx.state is State.ACCEPTED:
-            # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
-            self._arm(tx, Timer.L, now + 64 * t1)
-            invite = kept_request(tx)
-            tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
-            self._accepted[tx.dialog_key] = tx
-            if unreliable:
-                tx.interval = t1
-                self._arm(tx, Timer.G, now + t1)
-        else:
-            self._arm(tx, Timer.H, now + 64 * t1)  # §17.2.1 Timers G and H
-            if unreliable:
-                tx.interval = t1
-                self._arm(tx, Timer.G, now + t1)
-            tx.release()  # Completed: only the response bytes are sent again, the ACK matched
+        self._arm(tx, Timer.J, now + (0 if tx.peer.reliable else 64 * t1))  # §17.2.2 Timer J
+        tx.release()
+
+    def _invite_2xx_sent(self, tx: ServerTransaction, now: float) -> None:
+        # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
+        self._arm(tx, Timer.L, now + 64 * self.timers.t1)
+        invite = kept_request(tx)
+        tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
+        self._accepted[tx.dialog_key] = tx
+        self._start_timer_g(tx, now)
+
+    def _invite_failure_sent(self, tx: ServerTransaction, now: float) -> None:
+        self._arm(tx, Timer.H, now + 64 * self.timers.t1)  # §17.2.1 Timers G and H
+        self._start_timer_g(tx, now)
+        tx.release()  # Completed: only the response bytes are sent again, the ACK matched
+
+    def _start_timer_g(self, tx: ServerTransaction, now: float) -> None:
+        """§17.2.1: the final response to an INVITE is sent again at T1, 2*T1… over UDP."""
+        if not tx.peer.reliable:
+            tx.interval = self.timers.t1
+            self._arm(tx, Timer.G, now + tx.interval)
 
     def respond_stateless(self, transaction: ServerTransaction, response: Response) -> None:
         """Answer and forget the transaction at once, as a stateless UAS does (RFC 3261

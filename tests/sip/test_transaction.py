@@ -15,6 +15,9 @@ from bot.sip.events import (
     TransactionTimedOut,
     TransportFailed,
 )
+from bot.sip.layer import TransactionLayer
+from bot.sip.layer_client import ClientSide
+from bot.sip.layer_server import ServerSide
 from bot.sip.transaction import Peer, State, Timer, TimerConfig
 
 from .link import Link
@@ -388,3 +391,19 @@ def test_every_transaction_completes_once_over_a_lossy_reordering_duplicating_li
     assert sorted(set(answered)) == call_ids
     assert len(answered) == len(requests)
     assert link.client.transaction_count == 0 and link.server.transaction_count == 0
+
+
+def test_client_and_server_sides_of_the_layer_define_no_name_twice() -> None:
+    """The layer is both sides over one state: a handler of one side named like one of the
+    other would silently replace it in the layer (found while splitting the layer)."""
+    client = {name for name in vars(ClientSide) if not name.startswith("__")}
+    server = {name for name in vars(ServerSide) if not name.startswith("__")}
+    assert client and server and not client & server
+
+
+def test_every_timer_has_one_handler_on_one_side() -> None:
+    """A timer armed with no handler would raise out of handle_timer when it fires."""
+    layer = TransactionLayer()
+    client, server = set(layer._client_timers), set(layer._server_timers)
+    assert client | server == set(Timer) and not client & server
+    assert client == {Timer.A, Timer.B, Timer.D, Timer.E, Timer.F, Timer.K, Timer.M}  # §17.1
