@@ -39,6 +39,35 @@ class Peer:
         return self.transport != "UDP"
 
 
+class Timer(enum.Enum):
+    """The transaction timers (RFC 3261 §17 and Table 4; L and M from RFC 6026 §7.1, §7.2)."""
+
+    A = "A"
+    """INVITE request retransmission, unreliable transports only (§17.1.1.2)."""
+    B = "B"
+    """INVITE transaction timeout: no final response in 64*T1 (§17.1.1.2, §9.1)."""
+    D = "D"
+    """Wait for retransmitted non-2xx responses to an INVITE: 32 s or 0 (§17.1.1.2)."""
+    E = "E"
+    """Non-INVITE request retransmission, unreliable transports only (§17.1.2.2)."""
+    F = "F"
+    """Non-INVITE transaction timeout: no final response in 64*T1 (§17.1.2.2)."""
+    G = "G"
+    """INVITE final response retransmission, unreliable transports only (§17.2.1)."""
+    H = "H"
+    """Wait for the ACK of a non-2xx final response: 64*T1 (§17.2.1)."""
+    I = "I"  # noqa: E741 - the RFC's name
+    """Absorb retransmitted ACKs in Confirmed: T4 or 0 (§17.2.1)."""
+    J = "J"
+    """Absorb retransmitted non-INVITE requests: 64*T1 or 0 (§17.2.2)."""
+    K = "K"
+    """Absorb retransmitted responses to a non-INVITE request: T4 or 0 (§17.1.2.2)."""
+    L = "L"
+    """Absorb retransmitted INVITEs and wait for the ACK of a 2xx: 64*T1 (RFC 6026 §7.1)."""
+    M = "M"
+    """Absorb retransmitted 2xx responses to an INVITE: 64*T1 (RFC 6026 §7.2)."""
+
+
 class State(enum.Enum):
     TRYING = "Trying"
     CALLING = "Calling"
@@ -171,8 +200,8 @@ class Transaction:
         self.method = method
         self.peer = peer
         self.state = initial
-        self.timers: dict[str, float] = {}
-        """Armed timers by letter (``"A"``, ``"F"``…): absolute deadlines in seconds."""
+        self.timers: dict[Timer, float] = {}
+        """Armed timers: absolute deadlines in seconds."""
         self.interval = 0.0
         """Current retransmission interval (Timers A, E, G), in seconds."""
         self.wire = b""
@@ -243,8 +272,9 @@ class ServerTransaction(Transaction):
         )
         self.request: Request | None = request
         """The request; dropped (None) once a non-INVITE transaction has its final response (an
-        INVITE one its non-2xx), when only ``wire`` is needed to absorb retransmissions. At thousands of transactions
-        a second held for Timer J (32 s), keeping every parsed request would cost gigabytes."""
+        INVITE one its non-2xx), when only ``wire`` is needed to absorb retransmissions. At
+        thousands of transactions a second held for Timer J (32 s), keeping every parsed request
+        would cost gigabytes."""
         self.reply_to = reply_to
         """Where responses go (RFC 3261 §18.2.2), worked out once from the top Via."""
         self.last_response: Response | None = None

@@ -15,7 +15,8 @@ import pytest
 from bot.sip import Headers, Request, Response, make_response, parse_uri
 from bot.sip.dialog import Dialog, DialogTable
 from bot.sip.message import new_tag
-from bot.sip.sdp import SessionDescription, answer_audio, audio_offer
+from bot.sip.sdp import SessionDescription
+from bot.sip.sdp_audio import answer_audio, audio_offer
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 

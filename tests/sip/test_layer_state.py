@@ -27,7 +27,8 @@ from bot.sip.events import (
     TransportFailed,
 )
 from bot.sip.layer import TransactionLayer
-from bot.sip.sdp import Crypto, SessionDescription, answer_audio
+from bot.sip.sdp import SessionDescription
+from bot.sip.sdp_audio import Crypto, answer_audio
 from bot.sip.transaction import ClientTransaction, Peer, State, kept_request
 
 SOURCE = Peer("UDP", "192.0.2.7", 5072)

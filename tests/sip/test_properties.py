@@ -25,7 +25,8 @@ from bot.sip.events import RequestReceived
 from bot.sip.framing import KeepAlive, StreamFramer
 from bot.sip.grammar import quote
 from bot.sip.layer import TransactionLayer
-from bot.sip.sdp import SessionDescription, answer_audio, answer_message
+from bot.sip.sdp import SessionDescription, answer_message
+from bot.sip.sdp_audio import answer_audio
 from bot.sip.transaction import ClientTransaction, Peer
 
 EXAMPLES = 250

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.sip import SipParseError
-from bot.sip.sdp import (
-    AudioPolicy,
-    Crypto,
-    SessionDescription,
-    answer_audio,
-    answer_message,
-    audio_offer,
-    message_offer,
-    negotiated_audio,
-)
+from bot.sip.sdp import SessionDescription, answer_message, message_offer
+from bot.sip.sdp_audio import AudioPolicy, Crypto, answer_audio, audio_offer, negotiated_audio
 
 BARESIP_OFFER = (
     b"v=0\r\no=- 1866 2541 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -146,3 +138,15 @@ def test_bad_sdp_is_488(body: bytes) -> None:
     with pytest.raises(SipParseError) as info:
         SessionDescription.parse(body).media  # noqa: B018
     assert info.value.status == 488
+
+
+def test_our_descriptions_name_the_address_in_origin_and_connection() -> None:
+    """RFC 4566 §5.2 and §5.7: ``o=`` and ``c=`` carry the address with its type; the session
+    id doubles as the first version, for audio and IM alike."""
+    audio = SessionDescription.parse(audio_offer("2001:db8::7", 40000, session_id=42).serialize())
+    assert audio.origin == "sipbot 42 42 IN IP6 2001:db8::7"
+    assert audio.connection == "IN IP6 2001:db8::7"
+    im = message_offer("192.0.2.7", 5061, "sip:bot@192.0.2.7")
+    sid, version, *rest = im.origin.split()[1:]
+    assert sid == version and rest == ["IN", "IP4", "192.0.2.7"]
+    assert im.connection == "IN IP4 192.0.2.7"

@@ -15,7 +15,10 @@ from bot.sip.events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from bot.sip.transaction import State, TimerConfig
+from bot.sip.layer import TransactionLayer
+from bot.sip.layer_client import ClientSide
+from bot.sip.layer_server import ServerSide
+from bot.sip.transaction import Peer, State, Timer, TimerConfig
 
 from .link import Link
 
@@ -237,6 +240,26 @@ def test_2xx_is_retransmitted_until_the_ack_and_the_ack_is_resent_for_each_2xx()
     assert not [e for e in link.server_events if isinstance(e, TransactionTimedOut)]
 
 
+def test_armed_timers_are_the_rfc_ones_for_each_state() -> None:
+    """RFC 3261 §17.1.1.2, §17.2.1 and RFC 6026 §7: which timers run in which state."""
+    link = Link()
+    tx = link.client.send_request(link.request("INVITE"), link.server_peer, 0.0)
+    assert set(tx.timers) == {Timer.A, Timer.B}
+    link.flush()
+    assert set(tx.timers) == set()  # the 100 Trying stops A and B
+    answer(link, 200)
+    server_tx = received(link)[0].transaction
+    assert set(tx.timers) == {Timer.M} and set(server_tx.timers) == {Timer.G, Timer.L}
+    options = link.client.send_request(link.request("OPTIONS"), link.server_peer, link.now)
+    assert set(options.timers) == {Timer.E, Timer.F}
+    link.flush()
+    answer(link, 200)
+    assert set(options.timers) == {Timer.K}
+    over_tcp = Peer("TCP", link.server_peer.host, link.server_peer.port)
+    reliable = link.client.send_request(link.request("INVITE"), over_tcp, link.now)
+    assert set(reliable.timers) == {Timer.B}  # no retransmission over TCP
+
+
 def test_timer_l_reports_a_2xx_never_acked() -> None:
     link = Link()
     link.client.send_request(link.request("INVITE"), link.server_peer, 0.0)
@@ -368,3 +391,19 @@ def test_every_transaction_completes_once_over_a_lossy_reordering_duplicating_li
     assert sorted(set(answered)) == call_ids
     assert len(answered) == len(requests)
     assert link.client.transaction_count == 0 and link.server.transaction_count == 0
+
+
+def test_client_and_server_sides_of_the_layer_define_no_name_twice() -> None:
+    """The layer is both sides over one state: a handler of one side named like one of the
+    other would silently replace it in the layer (found while splitting the layer)."""
+    client = {name for name in vars(ClientSide) if not name.startswith("__")}
+    server = {name for name in vars(ServerSide) if not name.startswith("__")}
+    assert client and server and not client & server
+
+
+def test_every_timer_has_one_handler_on_one_side() -> None:
+    """A timer armed with no handler would raise out of handle_timer when it fires."""
+    layer = TransactionLayer()
+    client, server = set(layer._client_timers), set(layer._server_timers)
+    assert client | server == set(Timer) and not client & server
+    assert client == {Timer.A, Timer.B, Timer.D, Timer.E, Timer.F, Timer.K, Timer.M}  # §17.1

@@ -1,0 +1,108 @@
+"""What both sides of the transaction layer share: its tables, outputs and timer heap.
+
+:class:`bot.sip.layer.TransactionLayer` is this state with the client side
+(:mod:`bot.sip.layer_client`, RFC 3261 §17.1) and the server side (:mod:`bot.sip.layer_server`,
+§17.2) on top; only the layer itself is used from outside.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from typing import TypeVar
+
+from bot.sip.events import Event
+from bot.sip.message import Response
+from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, Timer, TimerConfig
+from bot.sip.validation import UasPolicy
+
+_Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
+
+
+@dataclass(slots=True)
+class LayerStats:
+    """Counters of what the layer did with what came in and went out, since it started."""
+
+    received: int = 0
+    dropped: int = 0
+    retransmissions_absorbed: int = 0
+    retransmissions_sent: int = 0
+    out_of_state: int = 0
+    """Responses a client transaction no longer expected in its state: dropped."""
+
+
+class LayerBase:
+    def __init__(self, *, timers: TimerConfig | None, policy: UasPolicy | None):
+        self.timers = timers or TimerConfig()
+        self.policy = policy or UasPolicy()
+        self.stats = LayerStats()
+        self._server: dict[tuple[object, ...], ServerTransaction] = {}
+        self._client: dict[tuple[object, ...], ClientTransaction] = {}
+        self._accepted: dict[tuple[str, int, str | None], ServerTransaction] = {}
+        # transactions by the peer they are bound to, in creation order: a transport failure
+        # touches only that peer's transactions (issue 15 item 8)
+        self._by_peer: dict[Peer, dict[ClientTransaction | ServerTransaction, None]] = {}
+        self._heap: list[tuple[float, int, ClientTransaction | ServerTransaction, Timer]] = []
+        self._seq = itertools.count()
+        self._events: deque[Event] = deque()
+        self._out: list[tuple[bytes, Peer]] = []
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Peer]]:
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            deadline, _, tx, timer = heap[0]
+            if tx.timers.get(timer) == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale: the timer was cancelled or re-armed
+        return None
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._server) + len(self._client)
+
+    # --- shared ----------------------------------------------------------------------------
+
+    def _arm(
+        self, tx: ClientTransaction | ServerTransaction, timer: Timer, deadline: float
+    ) -> None:
+        tx.timers[timer] = deadline
+        heapq.heappush(self._heap, (deadline, next(self._seq), tx, timer))
+
+    def _store(self, table: dict[tuple[object, ...], _Tx], tx: _Tx) -> None:
+        old = table.get(tx.key)
+        if old is not None:  # the same key again (a caller reusing a branch): one per key
+            self._unindex(old)
+        table[tx.key] = tx
+        self._by_peer.setdefault(tx.peer, {})[tx] = None
+
+    def _forget(self, tx: ClientTransaction | ServerTransaction) -> None:
+        if isinstance(tx, ClientTransaction):
+            if self._client.get(tx.key) is tx:
+                del self._client[tx.key]
+        else:
+            if self._server.get(tx.key) is tx:
+                del self._server[tx.key]
+            if tx.dialog_key is not None and self._accepted.get(tx.dialog_key) is tx:
+                del self._accepted[tx.dialog_key]
+        self._unindex(tx)
+
+    def _unindex(self, tx: ClientTransaction | ServerTransaction) -> None:
+        bound = self._by_peer.get(tx.peer)
+        if bound is not None:
+            bound.pop(tx, None)
+            if not bound:
+                del self._by_peer[tx.peer]
+
+    def _send_stateless(self, response: Response, peer: Peer) -> None:
+        self._out.append((response.serialize(), peer))
