@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from bot.commands.context import Sender
 from bot.conferencing.services import BoundConferences, ConferenceBackend, ConferenceError
+from bot.sender import Sender
 
 log = structlog.get_logger("bot.endpoints")
 

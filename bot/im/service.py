@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bot.commands.context import Sender
 from bot.config import Config
 from bot.im import outgoing
 from bot.im.bodies import UnsupportedBody, ms_text_format
@@ -20,6 +19,7 @@ from bot.im.encoding import ENCODINGS, BadEncoding, BodyTooLarge
 from bot.im.loops import AUTO_SUBMITTED, LoopGuard
 from bot.im.outgoing import Payload
 from bot.im.receipts import ReceiptBook
+from bot.sender import Sender
 from bot.services.identity import Identified, IdentityGate, Refused
 from bot.services.registrar import Registrar
 from bot.sip.dialog import Dialog, DialogTable

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands.context import Sender
 from bot.conferencing.endpoints import UserEndpoint, UserEndpointPool
 from bot.conferencing.services import ConferenceError
 from bot.conferencing.store import ConferenceStore
+from bot.sender import Sender
 
 
 class Establisher:
