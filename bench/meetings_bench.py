@@ -44,9 +44,9 @@ from bench.common import (  # noqa: E402
     sipp,
     wait_for_bot,
 )
-from bot.commands.context import Sender  # noqa: E402
 from bot.conferencing.endpoints import UserEndpointPool  # noqa: E402
 from bot.conferencing.store import _TABLE, ConferenceStore  # noqa: E402
+from bot.sender import Sender  # noqa: E402
 
 SCENARIO = ROOT / "bench" / "sipp" / "session_pai.xml"
 

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import importlib
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +17,7 @@ import structlog
 from bot.admin import AdminApi
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
+from bot.commands.services import BotServices
 from bot.conferencing.acting import Registering, load_credentials, mode_of
 from bot.conferencing.c3p import C3pBackend
 from bot.conferencing.endpoints import UserEndpointPool
@@ -46,20 +46,6 @@ from handlers import BUILTIN
 log = structlog.get_logger("bot.runtime")
 GC_THRESHOLD = 10_000
 METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO"})
-
-
-@dataclass(slots=True)
-class Services:
-    """What command handlers may use (``ctx.services``)."""
-
-    conferences: ConferenceStore
-    zone: ZoneInfo
-    runtime: Runtime
-    endpoints: UserEndpointPool
-    """Each user's endpoint: handlers reach conferences only through ``endpoints.get(sender)``."""
-
-    def status(self) -> dict[str, Any]:
-        return self.runtime.status()
 
 
 ENTRY_POINT_GROUP = "sipbot.handlers"
@@ -146,8 +132,10 @@ class Runtime:
             dial_in=config.conferences.dial_in,
         )
         self.endpoints = self._conferences()
-        self.services = Services(
-            self.store, ZoneInfo(config.conferences.time_zone), self, self.endpoints
+        self.services = BotServices(
+            zone=ZoneInfo(config.conferences.time_zone),
+            endpoints=self.endpoints,
+            status=self.status,
         )
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import CommandContext, command
-from bot.commands.dispatcher import UsageError
+from bot.commands import CommandContext, UsageError, command
 from bot.commands.registry import is_enabled, is_visible
 from bot.commands.replies import shorten
 

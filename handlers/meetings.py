@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.commands import CommandContext, command
-from bot.commands.dispatcher import UsageError
+from bot.commands import CommandContext, UsageError, command
 from bot.commands.replies import PAGES, Paged, plural, shorten
 from bot.conferencing.models import Conference
 from bot.sip.grammar import is_digits

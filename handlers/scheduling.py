@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.commands import CommandContext, command
+from bot.commands import CommandContext, UsageError, command
 from bot.commands.context import CONFIRMATION
-from bot.commands.dispatcher import UsageError
 from bot.conferencing.services import NewConference
 from bot.conferencing.when import WhenError, parse_duration, parse_when
 from handlers.meetings import chosen, forget_listing, when

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.sender import Sender
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from bot.commands.registry import Registry
+    from bot.conferencing.endpoints import UserEndpoint
     from bot.config import Config
 
 
@@ -15,24 +20,31 @@ CONFIRMATION = "confirm.pending"
 it (the commands that answer it are declared with ``answers_question``)."""
 
 
-class Refusal(Exception):
-    """A handler's polite no (a service refused or did not answer): the message is the reply."""
+class UsageError(Exception):
+    """Raised by a handler for arguments it cannot use: the user gets the usage line, plus
+    the message when there is one."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """An authenticated (or trusted) sender: ``user@domain``."""
+class UserEndpoints(Protocol):
+    """Each user's endpoint (bot.conferencing.endpoints.UserEndpointPool)."""
 
-    user: str
-    domain: str
+    async def get(self, user: Sender) -> UserEndpoint: ...
+
+
+class Services(Protocol):
+    """What handlers may use (``ctx.services``): nothing else of the running bot."""
 
     @property
-    def address(self) -> str:
-        return f"{self.user}@{self.domain}"
+    def zone(self) -> ZoneInfo:
+        """The time zone of the conferences' times as people read and write them."""
 
     @property
-    def uri(self) -> str:
-        return f"sip:{self.user}@{self.domain}"
+    def endpoints(self) -> UserEndpoints:
+        """Handlers reach conferences only through ``endpoints.get(ctx.sender)``: as that
+        user, for that user's conferences only."""
+
+    def status(self) -> dict[str, Any]:
+        """How the bot is doing, for the ``status`` command: label -> value."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -42,8 +54,7 @@ class CommandContext:
     """The text after the command's name, spaces trimmed."""
     config: Config
     registry: Registry
-    services: Any
-    """The runtime's services (conference store, status…); handlers use what they need."""
+    services: Services
     memory: dict[str, Any] = field(default_factory=dict)
     """Per-sender state kept between commands (e.g. the numbers of the last listing)."""
     is_admin: bool = False

@@ -7,16 +7,17 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
-from bot.commands.context import CONFIRMATION, CommandContext, Refusal, Sender
+from bot.commands.context import CONFIRMATION, CommandContext, Services, UsageError
 from bot.commands.memory import SenderMemory
 from bot.commands.ratelimit import RateLimiter
 from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
 from bot.commands.replies import MAX_REPLY_BYTES, Paged, first_page, size
 from bot.config import Config
+from bot.errors import Refusal
+from bot.sender import Sender
 
 log = structlog.get_logger("bot.commands")
 _SPACES = re.compile(r"\s+")
@@ -38,11 +39,6 @@ UNKNOWN = "unknown"
 """The command of a message that names none (metrics label)."""
 
 
-class UsageError(Exception):
-    """Raised by a handler for arguments it cannot use: the user gets the usage line, plus
-    the message when there is one."""
-
-
 def normalise(text: str) -> str:
     """Spaces collapsed, punctuation at the ends dropped: ``  My  Meetings? `` is
     ``My Meetings``."""
@@ -54,7 +50,7 @@ class Dispatcher:
         self,
         config: Config,
         registry: Registry,
-        services: Any,
+        services: Services,
         *,
         clock: Callable[[], float] = time.monotonic,
         memory: SenderMemory | None = None,

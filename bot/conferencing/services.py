@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.commands.context import Refusal
 from bot.conferencing.models import Conference
+from bot.errors import Refusal
 
 EXPIRY_AFTER_END = timedelta(days=14)
 """How long a conference stays listed after it ends (Lync's default expiry)."""

@@ -14,8 +14,8 @@ from collections import OrderedDict, deque
 
 import structlog
 
-from bot.commands.context import Sender
 from bot.config import ImConfig
+from bot.sender import Sender
 from bot.sip.message import Request
 
 log = structlog.get_logger("bot.im")

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bot.commands.context import Sender
 from bot.config import Config
+from bot.sender import Sender
 from bot.services.guard import AuthGuard, Network, exemptions
 from bot.sip.digest import DigestServer
 from bot.sip.errors import SipParseError

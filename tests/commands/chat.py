@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.commands.context import Sender
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import Registry
 from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.store import ConferenceStore
 from bot.config import Config
 from bot.runtime import load_handlers
+from bot.sender import Sender
 
 
 class FakeClock:

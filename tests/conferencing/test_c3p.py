@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from defusedxml import ElementTree
 
-from bot.commands.context import Sender
 from bot.conferencing import c3p
 from bot.conferencing.c3p import C3pBackend
 from bot.conferencing.services import ConferenceError, NewConference
 from bot.config import Config
 from bot.runtime import Runtime
+from bot.sender import Sender
 from bot.sip.transaction import TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 from tests.doubles.focus_factory import FocusFactory

@@ -4,15 +4,16 @@ expiry, a bound, and failures that reach every waiter."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.commands.context import Sender
 from bot.conferencing.endpoints import UserEndpoint, UserEndpointPool
 from bot.conferencing.services import ConferenceError
 from bot.conferencing.store import ConferenceStore
+from bot.sender import Sender
 
 
 class Establisher:
@@ -97,3 +98,46 @@ async def test_a_failed_establishment_reaches_every_waiter_and_is_tried_again(
     establish.fail = False
     assert (await pool.get(alice)).user == alice
     assert len(establish.calls) == 2
+
+
+async def test_a_cancelled_establishment_leaves_nothing_pending_and_the_next_get_establishes(
+    store: ConferenceStore,
+) -> None:
+    establish = Establisher()
+    pool = UserEndpointPool(store, establish=establish)
+    alice = Sender("alice", "example.test")
+    first = asyncio.ensure_future(pool.get(alice))
+    await asyncio.wait_for(_until(lambda: len(establish.calls) == 1), 2)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    establish.gate.set()
+    # the pending establishment of the cancelled request, left behind, would hang this one
+    endpoint = await asyncio.wait_for(pool.get(alice), 2)
+    assert endpoint.user == alice and len(establish.calls) == 2 and len(pool) == 1
+    assert pool.metrics.failures == 0
+
+
+async def test_an_endpoint_is_established_again_when_its_validity_ends_on_the_pools_clock(
+    store: ConferenceStore,
+) -> None:
+    now = [0.0]
+    made: list[float] = []
+
+    async def register(endpoint: UserEndpoint) -> None:
+        made.append(now[0])
+        endpoint.valid_until = now[0] + 480.0  # 80 % of a 600 s registration
+
+    pool = UserEndpointPool(store, establish=register, idle=3600.0, clock=lambda: now[0])
+    alice = Sender("alice", "example.test")
+    await pool.get(alice)
+    now[0] = 479.0
+    await pool.get(alice)
+    assert made == [0.0]
+    now[0] = 480.0
+    await pool.get(alice)
+    assert made == [0.0, 480.0]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0)  # a yield to the loop, not a wait for time

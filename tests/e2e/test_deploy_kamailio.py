@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands.context import Sender
 from bot.conferencing import c3p
 from bot.conferencing.acting import Registering
 from bot.conferencing.c3p import C3pBackend
 from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.services import ConferenceError, NewConference
+from bot.sender import Sender
 from bot.sip import Headers, Request, parse_uri
 from bot.sip.message import new_tag
 from bot.sip.transaction import Peer, TimerConfig

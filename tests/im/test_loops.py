@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.commands.context import Sender
 from bot.config import ImConfig
 from bot.im.loops import TRACKED, LoopGuard
+from bot.sender import Sender
 from bot.sip import Headers, Request, parse_uri
 
 BOT = Sender("bot", "example.test")

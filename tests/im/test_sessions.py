@@ -290,4 +290,5 @@ async def test_an_unreadable_body_is_unsupported_and_leaves_no_session(
             invite, destination=bot, credentials=DigestClient("alice", "alice-demo")
         )
         assert refused.status == 488
-        assert calm.im is not None and calm.im.session_count == 0 and not calm.im.dialogs._dialogs
+        assert calm.im is not None and calm.im.session_count == 0
+        assert not calm.im.sessions.dialogs._dialogs

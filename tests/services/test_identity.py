@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.commands.context import Sender
 from bot.config import Config
+from bot.sender import Sender
 from bot.services.identity import Identified, IdentityGate, Refused, asserted_identity
 from bot.sip import Headers, Request, Response, parse_uri
 from bot.sip.digest import DigestClient

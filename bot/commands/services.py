@@ -1,0 +1,23 @@
+"""The running bot's side of :class:`bot.commands.context.Services`: built by the runtime,
+holding no reference back to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.conferencing.endpoints import UserEndpointPool
+
+
+@dataclass(slots=True, kw_only=True)
+class BotServices:
+    """What command handlers may use (``ctx.services``)."""
+
+    zone: ZoneInfo
+    """Swapped by a reload (``conferences.time_zone``)."""
+    endpoints: UserEndpointPool
+    """Each user's endpoint: handlers reach conferences only through ``endpoints.get(sender)``."""
+    status: Callable[[], dict[str, Any]]
+    """How the bot is doing (the runtime's figures), for the ``status`` command."""

@@ -1,0 +1,111 @@
+"""Replies in pager mode (RFC 3428): each a new MESSAGE, to every contact of the user at once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from bot.config import Config
+from bot.im.loops import AUTO_SUBMITTED
+from bot.im.outgoing import Payload
+from bot.sender import Sender
+from bot.services.registrar import Registrar
+from bot.sip.headers import Address, Headers
+from bot.sip.message import Request, new_tag
+from bot.sip.transaction import Peer
+from bot.sip.uri import SipUri
+from bot.transport.endpoint import SipEndpoint
+
+log = structlog.get_logger("bot.im")
+DELIVERY_WAIT = 32.0
+"""Seconds a pager reply may take to reach one of the user's contacts (64*T1, RFC 3261
+§17.1.2.2: a non-INVITE transaction's own limit), all contacts tried at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pager:
+    """A pager-mode conversation (RFC 3428): what we send goes as new MESSAGEs."""
+
+    sender: Sender
+    request: Request
+    peer: Peer
+
+
+class PagerDelivery:
+    def __init__(
+        self, endpoint: SipEndpoint, config: Config, registrar: Registrar | None, identity: Address
+    ):
+        self.endpoint = endpoint
+        self.config = config
+        self.registrar = registrar
+        self.identity = identity
+        """The bot's own address: the From of what it sends."""
+        self._loop = asyncio.get_running_loop()
+
+    async def deliver(self, to: Pager, payload: Payload, what: str) -> None:
+        """A pager MESSAGE to every contact of the user at once (parallel forking, RFC 3261
+        §16.7), one deadline for all: the first 2xx delivers it, the rest stop being waited."""
+        targets = self._targets(to.sender, to.request, to.peer)
+        if not targets:
+            log.warning(f"im.{what}.no_target", sender=to.sender.address)
+            return
+        tries = {
+            asyncio.ensure_future(
+                self.endpoint.request(self._new_message(uri, to.sender, payload), destination=peer)
+            ): uri
+            for uri, peer in targets
+        }
+        pending = set(tries)
+        deadline = self._loop.time() + DELIVERY_WAIT
+        try:
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending,
+                    timeout=max(0.0, deadline - self._loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    log.warning(f"im.{what}.failed", sender=to.sender.address, status=408)
+                    return
+                for task in done:
+                    status, target = task.result().status, str(tries[task])
+                    if 200 <= status < 300:
+                        log.info(f"im.{what}.delivered", sender=to.sender.address,
+                                 target=target, status=status)  # fmt: skip
+                        return
+                    log.warning(f"im.{what}.failed", sender=to.sender.address, status=status,
+                                target=target)  # fmt: skip
+        finally:
+            for task in pending:
+                task.cancel()
+
+    def _targets(
+        self, sender: Sender, request: Request, peer: Peer
+    ) -> list[tuple[SipUri, Peer | None]]:
+        """Where a pager reply goes: the sender's registered contacts (over the connection a
+        TCP/TLS binding was made on, RFC 5626 §5.3); else the request's Contact over the flow
+        it came on; in external mode the sender's address-of-record, via the outbound proxy."""
+        out: list[tuple[SipUri, Peer | None]] = []
+        if self.registrar is not None:
+            for binding in self.registrar.lookup(sender.user, self._loop.time()):
+                out.append((binding.uri, binding.peer if binding.peer.reliable else None))
+            if out:
+                return out
+            contacts = request.contacts
+            if contacts and isinstance(contacts[0].uri, SipUri):
+                out.append((contacts[0].uri, peer))
+            return out
+        return [(SipUri(user=sender.user, host=sender.domain), None)]
+
+    def _new_message(self, uri: SipUri, sender: Sender, payload: Payload) -> Request:
+        headers = Headers.of(
+            ("From", f"{self.identity};tag={new_tag()}"),
+            ("To", f"<{sender.uri}>"),
+            ("Call-ID", f"{new_tag()}{new_tag()}@{self.config.sip.domain}"),
+            ("CSeq", "1 MESSAGE"),
+            ("Content-Type", payload.content_type),
+            (AUTO_SUBMITTED, "auto-replied"),  # bot.im.loops: no other bot answers this
+        )
+        return Request("MESSAGE", uri, headers, payload.body)

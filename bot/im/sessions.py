@@ -1,0 +1,223 @@
+"""IM sessions as Lync / Skype for Business clients open them (INVITE with ``m=message``,
+MS-SIPRE): the answer, the requests inside the dialog, BYE, and the cap per sender."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from bot.config import Config
+from bot.im.bodies import ms_text_format
+from bot.im.content import ImContent
+from bot.im.incoming import UNREADABLE, read_request
+from bot.im.loops import AUTO_SUBMITTED
+from bot.im.outgoing import Payload
+from bot.sender import Sender
+from bot.sip.dialog import Dialog, DialogTable
+from bot.sip.errors import SipParseError
+from bot.sip.headers import Address
+from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.sdp import SessionDescription, answer_message
+from bot.sip.transaction import Peer
+from bot.transport.endpoint import ServerRequest, SipEndpoint
+
+log = structlog.get_logger("bot.im")
+ACK_WAIT = 2.0
+"""Seconds to wait for the ACK of an IM session before sending into it anyway."""
+SHUTDOWN_WAIT = 5.0
+"""Seconds the BYEs closing the sessions may take at shutdown."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ImSession:
+    dialog: Dialog
+    peer: Peer
+    """The flow the INVITE came on: requests into the session go back that way."""
+    sender: Sender
+    answer_sdp: bytes
+    last_activity: float
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Received = Callable[[ImContent, Sender, Request, ImSession], None]
+"""A message came in on a session and was accepted (the IM service answers it)."""
+Spawn = Callable[[Awaitable[None]], None]
+"""Runs work in a task of the IM service's."""
+
+
+class ImSessions:
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        config: Config,
+        identity: Address,
+        received: Received,
+        spawn: Spawn,
+    ):
+        self.endpoint = endpoint
+        self.config = config
+        self.identity = identity
+        self._received = received
+        self._spawn = spawn
+        self.dialogs = DialogTable()
+        self._by_id: dict[tuple[str, str, str], ImSession] = {}
+        self._by_sender: dict[Sender, dict[tuple[str, str, str], ImSession]] = {}
+        self._loop = asyncio.get_running_loop()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def invite(self, incoming: ServerRequest, sender: Sender) -> Response | None:
+        """A new session (an identified sender's INVITE): 200 with our SDP, or 488."""
+        request = incoming.request
+        try:
+            offer = SessionDescription.parse(request.body) if request.body else None
+        except SipParseError:
+            offer = None
+        host, port = self.endpoint.address(incoming.peer.transport)
+        result = answer_message(offer, host, port, str(self.identity.uri)) if offer else None
+        if result is None:
+            response = make_response(request, 488, "Not Acceptable Here (IM sessions only)")
+            response.headers.add("Warning", '304 sipbot "only m=message sessions are accepted"')
+            return response
+        # The first message may ride in ms-text-format (MS-SIPRE): read before any session
+        # exists, so an unreadable one leaves nothing behind (RFC 3261 §21.4.26: 488).
+        first = request.headers.get("ms-text-format")
+        try:
+            text = ms_text_format(first) if first else None
+        except UNREADABLE:
+            response = make_response(request, 488, "Not Acceptable Here (unreadable message)")
+            response.headers.add("Warning", '399 sipbot "ms-text-format could not be read"')
+            return response
+        tag = new_tag()
+        session = ImSession(
+            dialog=Dialog.as_uas(request, tag),
+            peer=incoming.peer,
+            sender=sender,
+            answer_sdp=result[0].serialize(),
+            last_activity=self._loop.time(),
+        )
+        self._open(session)
+        response = self._session_ok(request, session, tag)
+        if text is not None:  # said with Supported, so the client does not send it again
+            response.headers.add("Supported", "ms-text-format")
+            self._received(ImContent("text", text), sender, request, session)
+        log.info("im.session.opened", call_id=request.call_id, sender=sender.address)
+        return response
+
+    def _open(self, session: ImSession) -> None:
+        """Keep the session; a sender at ``im.max_sessions_per_sender`` loses their least
+        recently active one (BYE, RFC 3261 §15.1.1), as closing a conversation window would:
+        the user is served, and no sender holds more than the cap."""
+        mine = self._by_sender.setdefault(session.sender, {})
+        if len(mine) >= self.config.im.max_sessions_per_sender:
+            oldest = min(mine.values(), key=lambda s: s.last_activity)
+            self.forget(oldest)
+            self._spawn(self.bye(oldest, "too many sessions"))
+        self.dialogs.add(session.dialog)
+        self._by_id[session.dialog.id] = session
+        mine[session.dialog.id] = session
+
+    def _session_ok(self, request: Request, session: ImSession, tag: str | None) -> Response:
+        response = make_response(request, 200, to_tag=tag)
+        response.headers.add(
+            "Contact", str(self.endpoint.contact(self.config.sip.user, session.peer.transport))
+        )
+        response.headers.add("Content-Type", "application/sdp")
+        response.body = session.answer_sdp
+        return response
+
+    def in_session(self, incoming: ServerRequest, session: ImSession) -> Response | None:
+        """A request inside ``session`` whose sender the identity gate has let through."""
+        request = incoming.request
+        if session.dialog.id not in self._by_id:
+            return make_response(request, 481)  # closed while the answer was held
+        error = session.dialog.receive_request(request)  # RFC 3261 §12.2.2: CSeq order
+        if error is not None:
+            return error
+        session.last_activity = self._loop.time()
+        if request.method == "BYE":
+            self.forget(session)
+            log.info("im.session.closed", call_id=request.call_id, by="user")
+            return make_response(request, 200)
+        if request.method == "INVITE":  # a session refresh: same answer (RFC 3264 §8)
+            return self._session_ok(request, session, None)
+        if request.method == "INFO":
+            return make_response(request, 200)  # typing (<KeyboardActivity>) and the like
+        if request.method != "MESSAGE":
+            return make_response(request, 405)
+        content = read_request(request)
+        if isinstance(content, Response):
+            return content
+        incoming.respond(200)
+        self._received(content, session.sender, request, session)
+        return None
+
+    async def send(self, session: ImSession, payload: Payload, what: str) -> None:
+        """``payload`` as a request inside the session (after its ACK); the outcome logged."""
+        if not session.acked.is_set():  # the session's first message: after the ACK
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.acked.wait(), ACK_WAIT)
+        if session.dialog.id not in self._by_id:
+            return  # closed meanwhile
+        message = session.dialog.create_request(
+            payload.method, body=payload.body, content_type=payload.content_type
+        )
+        message.headers.add(AUTO_SUBMITTED, "auto-replied")
+        response = await self.endpoint.request(message, destination=session.peer)
+        if response.status == 481:
+            self.forget(session)
+        elif response.status >= 300:
+            log.warning(f"im.{what}.failed", call_id=session.dialog.call_id, status=response.status)
+
+    async def bye(self, session: ImSession, reason: str) -> None:
+        self.forget(session)  # (again, harmless: the session may be forgotten already)
+        bye = session.dialog.create_request("BYE")
+        response = await self.endpoint.request(bye, destination=session.peer)
+        log.info(
+            "im.session.closed",
+            call_id=session.dialog.call_id,
+            by="bot",
+            reason=reason,
+            status=response.status,
+        )
+
+    def end_sessions_of(self, users: set[str]) -> None:
+        """End (BYE) the sessions of these users of our domain."""
+        domain = self.config.sip.domain
+        for session in list(self._by_id.values()):
+            if session.sender.user in users and session.sender.domain == domain:
+                self._spawn(self.bye(session, "user changed by reload"))
+
+    def end_idle(self, now: float, timeout: float) -> None:
+        """End (BYE) the sessions quiet for more than ``timeout`` seconds."""
+        for session in [s for s in self._by_id.values() if now - s.last_activity > timeout]:
+            self._spawn(self.bye(session, "idle"))
+
+    async def close(self) -> None:
+        """End every session (the bot stopping), waiting at most SHUTDOWN_WAIT for the BYEs."""
+        byes = [self.bye(session, "bot stopping") for session in list(self._by_id.values())]
+        if byes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*byes), SHUTDOWN_WAIT)
+
+    def forget(self, session: ImSession) -> None:
+        if self._by_id.pop(session.dialog.id, None) is None:
+            return
+        self.dialogs.remove(session.dialog)
+        mine = self._by_sender.get(session.sender)
+        if mine is not None:
+            mine.pop(session.dialog.id, None)
+            if not mine:
+                del self._by_sender[session.sender]
+
+    def session_of(self, request: Request) -> ImSession | None:
+        try:
+            dialog = self.dialogs.match_request(request)
+        except SipParseError:
+            return None
+        return self._by_id.get(dialog.id) if dialog is not None else None
