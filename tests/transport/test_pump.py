@@ -184,6 +184,6 @@ async def test_a_handler_answering_twice_is_logged_not_lost(
         )
         assert response.status == 200
         await asyncio.wait_for(done.wait(), 5)
-        while server._tasks:  # the handler task ends once its second answer was refused
-            await asyncio.wait(set(server._tasks), timeout=5)
+        while server._handlers._tasks:  # the handler task ends once its second answer was refused
+            await asyncio.wait(set(server._handlers._tasks), timeout=5)
     assert "sip.handler.answer_refused method=MESSAGE call_id=twice-1 status=486" in caplog.text
