@@ -12,8 +12,7 @@ from typing import Any
 from bot.config import Config, Keep
 from bot.im.bodies import UnsupportedBody, text_of
 from bot.sip.digest import DigestClient
-from bot.sip.headers import Headers
-from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.message import Response, make_response, new_call_id, new_request
 from bot.sip.transaction import Peer, TimerConfig
 from bot.sip.uri import SipUri, parse_uri
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
@@ -112,8 +111,15 @@ async def send(bot: BotAddress | Config, options: SendOptions) -> str:
         credentials = DigestClient(options.user, options.password)
         aor = f"<sip:{options.user}@{bot.domain}>"
         contact = str(endpoint.contact(options.user, destination.transport))
-        register = _request("REGISTER", SipUri(host=bot.domain), aor, aor, contact)
-        register.headers.add("Expires", "300")
+        register = new_request(
+            "REGISTER",
+            SipUri(host=bot.domain),
+            from_=aor,
+            to=aor,
+            call_id=new_call_id("sipbot-send"),
+            contact=contact,
+            headers=[("Expires", "300")],
+        )
         try:
             async with asyncio.timeout_at(deadline):
                 registered = await endpoint.request(
@@ -130,9 +136,16 @@ async def send(bot: BotAddress | Config, options: SendOptions) -> str:
         try:
             async with asyncio.timeout_at(deadline):
                 target = parse_uri(options.to or bot.uri)
-                message = _request("MESSAGE", target, aor, f"<{target}>", contact)
-                message.headers.add("Content-Type", "text/plain;charset=UTF-8")
-                message.body = options.text.encode("utf-8")
+                message = new_request(
+                    "MESSAGE",
+                    target,
+                    from_=aor,
+                    to=f"<{target}>",
+                    call_id=new_call_id("sipbot-send"),
+                    contact=contact,
+                    content_type="text/plain;charset=UTF-8",
+                    body=options.text.encode("utf-8"),
+                )
                 sent = await endpoint.request(
                     message, destination=destination, credentials=credentials
                 )
@@ -142,8 +155,15 @@ async def send(bot: BotAddress | Config, options: SendOptions) -> str:
         except TimeoutError:
             raise SendError(f"no reply within {options.timeout:g} s") from None
         finally:
-            unregister = _request("REGISTER", SipUri(host=bot.domain), aor, aor, contact)
-            unregister.headers.add("Expires", "0")
+            unregister = new_request(
+                "REGISTER",
+                SipUri(host=bot.domain),
+                from_=aor,
+                to=aor,
+                call_id=new_call_id("sipbot-send"),
+                contact=contact,
+                headers=[("Expires", "0")],
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(UNREGISTER_WAIT):
                     await endpoint.request(
@@ -159,17 +179,6 @@ def _silence(destination: Peer, timeout: float) -> str:
         f"no SIP server answered at {where} within {timeout:g} s (is `sipbot run` running, "
         "or is this address banned? `sipbot bans` tells)"
     )
-
-
-def _request(method: str, uri: object, from_: str, to: str, contact: str) -> Request:
-    headers = Headers.of(
-        ("From", f"{from_};tag={new_tag()}"),
-        ("To", to),
-        ("Call-ID", f"{new_tag()}{new_tag()}@sipbot-send"),
-        ("CSeq", f"1 {method}"),
-        ("Contact", contact),
-    )
-    return Request(method, uri, headers)  # type: ignore[arg-type]
 
 
 def _local_host(destination: Peer) -> str:

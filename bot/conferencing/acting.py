@@ -20,8 +20,7 @@ from bot.conferencing.endpoints import UserEndpoint
 from bot.conferencing.services import ConferenceError
 from bot.config import Config, ConfigError
 from bot.sip.digest import DigestClient
-from bot.sip.headers import Headers
-from bot.sip.message import Request, new_tag
+from bot.sip.message import new_request
 from bot.sip.transaction import Peer
 from bot.sip.uri import SipUri
 from bot.transport.endpoint import SipEndpoint
@@ -86,17 +85,13 @@ class Registering:
                 "administrator to add them (conferences.endpoints.credentials)."
             )
         aor = f"<sip:{user}@{domain}>"
-        register = Request(
+        register = new_request(
             "REGISTER",
             SipUri(host=domain),
-            Headers.of(
-                ("From", f"{aor};tag={new_tag()}"),
-                ("To", aor),
-                ("Call-ID", f"{new_tag()}{new_tag()}@sipbot"),
-                ("CSeq", "1 REGISTER"),
-                ("Contact", str(self.sip.contact(user))),
-                ("Expires", str(self.expires)),
-            ),
+            from_=aor,
+            to=aor,
+            contact=self.sip.contact(user),
+            headers=[("Expires", str(self.expires))],
         )
         response = await self.sip.request(
             register, destination=self.registrar, credentials=credentials

@@ -24,8 +24,8 @@ from bot.services.identity import Identified, IdentityGate, Refused
 from bot.services.registrar import Registrar
 from bot.sip.dialog import Dialog, DialogTable
 from bot.sip.errors import SipParseError
-from bot.sip.headers import Address, Headers
-from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.headers import Address
+from bot.sip.message import Request, Response, make_response, new_call_id, new_request, new_tag
 from bot.sip.sdp import SessionDescription, answer_message
 from bot.sip.transaction import Peer
 from bot.sip.uri import SipUri
@@ -333,15 +333,16 @@ class ImService:
         return [(SipUri(user=sender.user, host=sender.domain), None)]
 
     def _new_message(self, uri: SipUri, sender: Sender, payload: Payload) -> Request:
-        headers = Headers.of(
-            ("From", f"{self.identity};tag={new_tag()}"),
-            ("To", f"<{sender.uri}>"),
-            ("Call-ID", f"{new_tag()}{new_tag()}@{self.config.sip.domain}"),
-            ("CSeq", "1 MESSAGE"),
-            ("Content-Type", payload.content_type),
-            (AUTO_SUBMITTED, "auto-replied"),  # bot.im.loops: no other bot answers this
+        return new_request(
+            "MESSAGE",
+            uri,
+            from_=self.identity,
+            to=f"<{sender.uri}>",
+            call_id=new_call_id(self.config.sip.domain),
+            content_type=payload.content_type,
+            headers=[(AUTO_SUBMITTED, "auto-replied")],  # bot.im.loops: no other bot answers this
+            body=payload.body,
         )
-        return Request("MESSAGE", uri, headers, payload.body)
 
     # --- IM sessions -------------------------------------------------------------------------
 

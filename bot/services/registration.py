@@ -14,8 +14,7 @@ from bot.config import Config
 from bot.sip.digest import DigestClient
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import is_digits
-from bot.sip.headers import Headers
-from bot.sip.message import Request, Response, new_tag
+from bot.sip.message import Request, Response, new_call_id, new_request
 from bot.sip.uri import SipUri
 from bot.transport.endpoint import SipEndpoint
 
@@ -36,7 +35,7 @@ class Registration:
         self.registered = False
         self.failures = 0
         self._rng = rng or random.Random()
-        self._call_id = f"{new_tag()}{new_tag()}@{config.sip.domain}"
+        self._call_id = new_call_id(config.sip.domain)
         self._cseq = 0
         self._task: asyncio.Task[None] | None = None
         self._running = False
@@ -130,16 +129,20 @@ class Registration:
         sip = self.config.sip
         self._cseq += 1
         aor = f"<sip:{sip.user}@{sip.domain}>"
-        headers = Headers.of(
-            ("From", f"{aor};tag={new_tag()}"),
-            ("To", aor),
-            ("Call-ID", self._call_id if method == "REGISTER" else f"{new_tag()}@{sip.domain}"),
-            ("CSeq", f"{self._cseq} {method}"),
+        if method != "REGISTER":
+            return new_request(
+                method, SipUri(host=sip.domain), from_=aor, to=aor, call_id=new_call_id(sip.domain)
+            )
+        return new_request(
+            method,
+            SipUri(host=sip.domain),
+            from_=aor,
+            to=aor,
+            call_id=self._call_id,
+            cseq=self._cseq,
+            contact=self.endpoint.contact(sip.user),
+            headers=[("Expires", str(expires))],
         )
-        if method == "REGISTER":
-            headers.add("Contact", str(self.endpoint.contact(sip.user)))
-            headers.add("Expires", str(expires))
-        return Request(method, SipUri(host=sip.domain), headers)
 
     def _granted(self, response: Response) -> int:
         """The lifetime the registrar granted our contact (RFC 3261 §10.2.4), read leniently:

@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import replace
 
 from bot.sip.errors import SipParseError
-from bot.sip.headers import Headers
+from bot.sip.headers import Address, Headers
 from bot.sip.model import REASONS, Message, Request, Response
 from bot.sip.parse import parse_message
+from bot.sip.uri import Uri
 
 __all__ = [
     "REASONS",
@@ -18,6 +21,8 @@ __all__ = [
     "Response",
     "make_response",
     "new_branch",
+    "new_call_id",
+    "new_request",
     "new_tag",
     "parse_message",
 ]
@@ -77,3 +82,52 @@ def make_response(
                     value = f"{value};tag={to_tag or new_tag()}"
             rows.append((key, name, value))
     return Response(status, reason, Headers(rows))
+
+
+def new_call_id(host: str = "sipbot") -> str:
+    """A fresh Call-ID (RFC 3261 §8.1.1.4): 96 random bits ``@host``."""
+    return f"{new_tag()}{new_tag()}@{host}"
+
+
+def new_request(
+    method: str,
+    uri: Uri,
+    *,
+    from_: Address | str,
+    to: Address | str,
+    call_id: str | None = None,
+    cseq: int = 1,
+    contact: Address | str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Request:
+    """A request outside any dialog, as RFC 3261 §8.1.1 builds it: the Request-URI (§8.1.1.1),
+    To without a tag (§8.1.1.2), From with a fresh tag unless it has one (§8.1.1.3), a fresh
+    Call-ID unless one is kept - a registration keeps its own (§10.2) - (§8.1.1.4), CSeq with
+    the method (§8.1.1.5), Contact (§8.1.1.8), then ``headers`` and the body with its
+    Content-Type (§7.4.1). Via and Max-Forwards are the client's (bot.transport.client), as
+    they depend on where the request goes."""
+    rows = Headers.of(
+        ("From", _tagged(from_)),
+        ("To", str(to)),
+        ("Call-ID", call_id if call_id is not None else new_call_id()),
+        ("CSeq", f"{cseq} {method}"),
+    )
+    if contact is not None:
+        rows.add("Contact", str(contact))
+    if content_type is not None:
+        rows.add("Content-Type", content_type)
+    for name, value in headers:
+        rows.add(name, value)
+    return Request(method, uri, rows, body)
+
+
+def _tagged(address: Address | str) -> str:
+    """``address`` with a From tag: its own, or a fresh one (RFC 3261 §19.3)."""
+    parsed = Address.parse(address) if isinstance(address, str) else address
+    if parsed.tag is not None:
+        return str(address)
+    if isinstance(address, str):
+        return f"{address};tag={new_tag()}"
+    return str(replace(address, params=(*address.params, ("tag", new_tag()))))
