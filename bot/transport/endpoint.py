@@ -213,14 +213,6 @@ class SipEndpoint:
             self._waiting.pop(tx, None)
             self._provisional.pop(tx, None)
 
-    def send_ack(self, ack: Request, peer: Peer) -> None:
-        """See :meth:`SipClient.send_ack`."""
-        self.client.send_ack(ack, peer)
-
-    def cancel(self, invite: Request) -> None:
-        """See :meth:`SipClient.cancel`."""
-        self.client.cancel(invite)
-
     def acknowledge(self, ack: Request, peer: Peer) -> None:
         """Hand the layer the ACK (with its Via) for a 2xx to our INVITE (RFC 3261 §13.2.2.4):
         it re-sends it whenever that 2xx is retransmitted."""

@@ -100,7 +100,7 @@ async def test_pump_survives_a_failing_callback_and_keeps_the_connection(
             )
         )
         await asyncio.wait_for(trying.wait(), 5)
-        client.cancel(request)
+        client.client.cancel(request)
         response = await asyncio.wait_for(pending, 5)
         assert response.status == 487
         assert server._streams["TCP"].connection_count == 1
