@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -29,9 +28,6 @@ from bot.transport.endpoint import SipEndpoint
 log = structlog.get_logger("bot.endpoints")
 UNREGISTER_WAIT = 5.0
 """Seconds the user endpoints' un-registrations may take at shutdown."""
-
-Credentials = Callable[[str], DigestClient | None]
-"""organizer (user@domain) -> the digest client that answers challenges as that user."""
 
 
 def mode_of(config: Config) -> str:

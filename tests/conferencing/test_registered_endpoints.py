@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from bot.conferencing.acting import Registering
 from bot.conferencing.c3p import C3pBackend
 from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.services import ConferenceError
+from bot.config import Config
+from bot.runtime import Runtime
 from bot.sip.transaction import TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 from tests.doubles.focus_factory import FocusFactory
@@ -113,3 +116,40 @@ async def test_wrong_credentials_cost_two_requests_and_a_reply(factory: FocusFac
         assert factory.wire == [("REGISTER", False, 401), ("REGISTER", True, 401)]
         await s.registering.close()  # never registered: nothing to remove
         assert len(factory.wire) == 2
+
+
+async def test_the_runtime_acts_through_registrations_and_removes_them_at_stop(
+    factory: FocusFactory, tmp_path: Path
+) -> None:
+    """``sipbot run`` with registered user endpoints: "my meetings" twice costs one challenge
+    per kind of request, and stopping the bot un-registers the user (RFC 3261 §10.2.2)."""
+    server = await factory.start(FAST)
+    config = Config.model_validate(
+        {
+            "sip": {"domain": "contoso.com", "listen": [{"transport": "udp", "port": 0}]},
+            "acl": {"allowed_domains": ["contoso.com"]},
+            "conferences": {
+                "backend": "c3p",
+                "c3p": {"server": f"sip:{server.host}:{server.port}"},
+                "database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}",
+                "endpoints": {"mode": "registered", "credentials": PASSWORDS},
+            },
+        }
+    )
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        for _ in range(2):
+            reply = await runtime.dispatcher.dispatch(ALICE, "my meetings")
+            assert "no upcoming conferences" in reply
+    finally:
+        await runtime.stop()
+    assert [(m, s) for m, _, s in factory.wire] == [
+        ("REGISTER", 401),
+        ("REGISTER", 200),
+        ("SERVICE", 407),
+        ("SERVICE", 200),
+        ("SERVICE", 200),
+        ("REGISTER", 200),
+    ]
+    assert factory.registers[-1].headers.get("expires") == "0"
