@@ -1,6 +1,6 @@
 """The one REGISTER client (RFC 3261 §10.2): a binding of one address-of-record to our contact,
-kept at a registrar. Used for the bot's own registration (bot.services.registration) and by
-``registered`` user endpoints (bot.conferencing.acting)."""
+kept at a registrar. Used for the bot's own registration (bot.services.registration), by
+``registered`` user endpoints (bot.conferencing.acting) and by ``sipbot send`` (bot.send)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class RegisterClient:
         credentials: DigestClient,
         expires: int,
         destination: Peer | None = None,
+        transport: str = "UDP",
     ):
         self.endpoint = endpoint
         self.user = user
@@ -47,6 +48,8 @@ class RegisterClient:
         self.destination = destination
         """Where to send; None: the registrar's domain, located with RFC 3263 (or the
         endpoint's outbound proxy)."""
+        self.transport = transport
+        """The transport our Contact names (RFC 3261 §19.1.1: its ``transport`` parameter)."""
         self.call_id = new_call_id(domain)
         self._cseq = 0
 
@@ -85,7 +88,7 @@ class RegisterClient:
             to=aor,
             call_id=self.call_id,
             cseq=self._cseq,
-            contact=self.endpoint.contact(self.user),
+            contact=self.endpoint.contact(self.user, self.transport),
             headers=[("Expires", str(expires))],
         )
 
@@ -101,7 +104,7 @@ class RegisterClient:
     def _granted(self, response: Response) -> int:
         """The lifetime the registrar granted our contact (RFC 3261 §10.2.4), read leniently:
         an unreadable Contact or Expires leaves the one we asked for."""
-        mine = self.endpoint.contact(self.user).uri
+        mine = self.endpoint.contact(self.user, self.transport).uri
         try:
             contacts = response.contacts
         except SipParseError:
