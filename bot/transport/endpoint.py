@@ -32,7 +32,7 @@ from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, kept
 from bot.sip.uri import SipUri
 from bot.transport.client import Outcome, Provisional, SipClient
 from bot.transport.errors import ListenError
-from bot.transport.incoming import Handler, HandlerRunner, ServerRequest
+from bot.transport.incoming import Handler, HandlerRunner, ServerRequest, consume_own_routes
 from bot.transport.resolver import Resolver, Target
 from bot.transport.settings import EndpointConfig, Listen
 from bot.transport.sockets import StreamTransport, UdpTransport, refused
@@ -376,21 +376,8 @@ class SipEndpoint:
             self.respond(tx, make_response(request, 501))
             return
         if "route" in request.headers:
-            self._consume_own_routes(request)
+            consume_own_routes(request, self._addresses.values())
         self._handlers.run(self.handler, ServerRequest(request, tx, self))
-
-    def _consume_own_routes(self, request: Request) -> None:
-        """RFC 3261 §16.4: a Route entry naming us is ours to remove (Linphone puts its outbound
-        proxy - the bot - there); what stays is the application's to judge."""
-        ours = {(host.strip("[]"), port) for host, port in self._addresses.values()}
-        while (top := request.headers.first_value("route")) is not None:
-            try:
-                uri = Address.parse(top).uri
-            except SipParseError:
-                return
-            if not isinstance(uri, SipUri) or (uri.host.strip("[]"), uri.port or 5060) not in ours:
-                return
-            request.headers.remove_first("route")
 
 
 def _describe(event: Event) -> str:

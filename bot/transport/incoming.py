@@ -1,19 +1,22 @@
-"""Requests handed to the application: the means to answer one (:class:`ServerRequest`), and
-running the application's handler on it (:class:`HandlerRunner`). Which handler gets which
-request is the application's decision (bot.runtime)."""
+"""Requests handed to the application: the Route entries naming us taken off
+(:func:`consume_own_routes`), the means to answer (:class:`ServerRequest`), the application's
+handler run on it (:class:`HandlerRunner`). Which handler gets which request is the
+application's decision (bot.runtime)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from bot.sip.errors import ProtocolStateError
+from bot.sip.errors import ProtocolStateError, SipParseError
+from bot.sip.headers import Address
 from bot.sip.layer import TransactionLayer
 from bot.sip.message import Request, Response, make_response
 from bot.sip.transaction import Peer, ServerTransaction
+from bot.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +115,18 @@ class HandlerRunner:
                 request.call_id,
                 response.status,
             )
+
+
+def consume_own_routes(request: Request, ours: Iterable[tuple[str, int]]) -> None:
+    """RFC 3261 §16.4: a Route entry naming us (one of ``ours``, the addresses we listen on) is
+    ours to remove (Linphone puts its outbound proxy - the bot - there); what stays is the
+    application's to judge."""
+    mine = {(host.strip("[]"), port) for host, port in ours}
+    while (top := request.headers.first_value("route")) is not None:
+        try:
+            uri = Address.parse(top).uri
+        except SipParseError:
+            return
+        if not isinstance(uri, SipUri) or (uri.host.strip("[]"), uri.port or 5060) not in mine:
+            return
+        request.headers.remove_first("route")
