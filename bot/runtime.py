@@ -126,6 +126,8 @@ class Runtime:
         self.gate = IdentityGate(config, self.guard)
         self.registrar = Registrar(config, self.gate) if config.sip.mode == "embedded" else None
         self.registration: Registration | None = None
+        self.registering: Registering | None = None
+        """User endpoints' registrations (conferences.endpoints.mode: registered)."""
         self.store = ConferenceStore(
             config.conferences.database_url or default_url(prepare(data_dir or default_data_dir())),
             cache_seconds=config.conferences.cache_seconds,
@@ -168,6 +170,7 @@ class Runtime:
         registering = Registering(
             self.endpoint, peer, load_credentials(config), pool.register_expires
         )
+        self.registering = registering
         backend = C3pBackend(
             self.endpoint, peer, timeout=settings.c3p.timeout, credentials=registering.credentials
         )
@@ -207,6 +210,8 @@ class Runtime:
         await self.admin.close()
         if self.registration is not None:
             await self.registration.stop()
+        if self.registering is not None:
+            await self.registering.close()
         if self.im is not None:
             await self.im.close()
         await self.endpoint.close()

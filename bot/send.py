@@ -11,11 +11,11 @@ from typing import Any
 
 from bot.config import Config, Keep
 from bot.im.bodies import UnsupportedBody, text_of
+from bot.services.register_client import RegisterClient
 from bot.sip.digest import DigestClient
-from bot.sip.headers import Headers
-from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.message import Response, make_response, new_call_id, new_request
 from bot.sip.transaction import Peer, TimerConfig
-from bot.sip.uri import SipUri, parse_uri
+from bot.sip.uri import parse_uri
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 
 
@@ -109,32 +109,42 @@ async def send(bot: BotAddress | Config, options: SendOptions) -> str:
     async with SipEndpoint(
         EndpointConfig(listen=(listen,), timers=bot.timers), handler=on_request
     ) as endpoint:
-        credentials = DigestClient(options.user, options.password)
+        binding = RegisterClient(
+            endpoint,
+            user=options.user,
+            domain=bot.domain,
+            credentials=DigestClient(options.user, options.password),
+            expires=300,
+            destination=destination,
+            transport=destination.transport,
+        )
         aor = f"<sip:{options.user}@{bot.domain}>"
-        contact = str(endpoint.contact(options.user, destination.transport))
-        register = _request("REGISTER", SipUri(host=bot.domain), aor, aor, contact)
-        register.headers.add("Expires", "300")
         try:
             async with asyncio.timeout_at(deadline):
-                registered = await endpoint.request(
-                    register, destination=destination, credentials=credentials
-                )
+                registered = await binding.register()
         except TimeoutError:
             raise SendError(_silence(destination, options.timeout)) from None
         if registered.status == 408:  # RFC 3261 §8.1.3.1: our own timeout (Timer F)
             raise SendError(_silence(destination, options.timeout))
-        if registered.status != 200:
+        if binding.granted is None:
             raise SendError(
                 f"registration as {options.user} failed: {registered.status} {registered.reason}"
             )
         try:
             async with asyncio.timeout_at(deadline):
                 target = parse_uri(options.to or bot.uri)
-                message = _request("MESSAGE", target, aor, f"<{target}>", contact)
-                message.headers.add("Content-Type", "text/plain;charset=UTF-8")
-                message.body = options.text.encode("utf-8")
+                message = new_request(
+                    "MESSAGE",
+                    target,
+                    from_=aor,
+                    to=f"<{target}>",
+                    call_id=new_call_id("sipbot-send"),
+                    contact=endpoint.contact(options.user, destination.transport),
+                    content_type="text/plain;charset=UTF-8",
+                    body=options.text.encode("utf-8"),
+                )
                 sent = await endpoint.request(
-                    message, destination=destination, credentials=credentials
+                    message, destination=destination, credentials=binding.credentials
                 )
                 if not 200 <= sent.status < 300:
                     raise SendError(f"the message was refused: {sent.status} {sent.reason}")
@@ -142,13 +152,9 @@ async def send(bot: BotAddress | Config, options: SendOptions) -> str:
         except TimeoutError:
             raise SendError(f"no reply within {options.timeout:g} s") from None
         finally:
-            unregister = _request("REGISTER", SipUri(host=bot.domain), aor, aor, contact)
-            unregister.headers.add("Expires", "0")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(UNREGISTER_WAIT):
-                    await endpoint.request(
-                        unregister, destination=destination, credentials=credentials
-                    )
+                    await binding.unregister()  # RFC 3261 §10.2.2
 
 
 def _silence(destination: Peer, timeout: float) -> str:
@@ -159,17 +165,6 @@ def _silence(destination: Peer, timeout: float) -> str:
         f"no SIP server answered at {where} within {timeout:g} s (is `sipbot run` running, "
         "or is this address banned? `sipbot bans` tells)"
     )
-
-
-def _request(method: str, uri: object, from_: str, to: str, contact: str) -> Request:
-    headers = Headers.of(
-        ("From", f"{from_};tag={new_tag()}"),
-        ("To", to),
-        ("Call-ID", f"{new_tag()}{new_tag()}@sipbot-send"),
-        ("CSeq", f"1 {method}"),
-        ("Contact", contact),
-    )
-    return Request(method, uri, headers)  # type: ignore[arg-type]
 
 
 def _local_host(destination: Peer) -> str:

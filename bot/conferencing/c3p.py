@@ -29,8 +29,7 @@ from defusedxml.common import DefusedXmlException
 from bot.conferencing.models import Conference, soonest_first
 from bot.conferencing.services import EXPIRY_AFTER_END, ConferenceError, NewConference
 from bot.sip.digest import DigestClient
-from bot.sip.headers import Headers
-from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.message import Response, make_response, new_request
 from bot.sip.transaction import Peer
 from bot.sip.uri import parse_uri
 from bot.transport.endpoint import SipEndpoint
@@ -261,17 +260,13 @@ class C3pBackend:
         """Send one C3P command as ``organizer``; the command element of a success. Raises
         ConferenceError (or _Failure, for the caller to judge) with words for a person."""
         factory, body = build_request(organizer, command)
-        request = Request(
+        request = new_request(
             "SERVICE",
             parse_uri(factory),
-            Headers.of(
-                ("From", f"<sip:{organizer}>;tag={new_tag()}"),
-                ("To", f"<{factory}>"),
-                ("Call-ID", f"{new_tag()}{new_tag()}@sipbot"),
-                ("CSeq", "1 SERVICE"),
-                ("Content-Type", CONTENT_TYPE),
-            ),
-            body,
+            from_=f"<sip:{organizer}>",
+            to=f"<{factory}>",
+            content_type=CONTENT_TYPE,
+            body=body,
         )
         credentials = self.credentials(organizer) if self.credentials else None
         if self.credentials is None:

@@ -12,8 +12,8 @@ from bot.im.loops import AUTO_SUBMITTED
 from bot.im.outgoing import Payload
 from bot.sender import Sender
 from bot.services.registrar import Registrar
-from bot.sip.headers import Address, Headers
-from bot.sip.message import Request, new_tag
+from bot.sip.headers import Address
+from bot.sip.message import Request, new_call_id, new_request
 from bot.sip.transaction import Peer
 from bot.sip.uri import SipUri
 from bot.transport.endpoint import SipEndpoint
@@ -100,12 +100,13 @@ class PagerDelivery:
         return [(SipUri(user=sender.user, host=sender.domain), None)]
 
     def _new_message(self, uri: SipUri, sender: Sender, payload: Payload) -> Request:
-        headers = Headers.of(
-            ("From", f"{self.identity};tag={new_tag()}"),
-            ("To", f"<{sender.uri}>"),
-            ("Call-ID", f"{new_tag()}{new_tag()}@{self.config.sip.domain}"),
-            ("CSeq", "1 MESSAGE"),
-            ("Content-Type", payload.content_type),
-            (AUTO_SUBMITTED, "auto-replied"),  # bot.im.loops: no other bot answers this
+        return new_request(
+            "MESSAGE",
+            uri,
+            from_=self.identity,
+            to=f"<{sender.uri}>",
+            call_id=new_call_id(self.config.sip.domain),
+            content_type=payload.content_type,
+            headers=[(AUTO_SUBMITTED, "auto-replied")],  # bot.im.loops: no other bot answers this
+            body=payload.body,
         )
-        return Request("MESSAGE", uri, headers, payload.body)

@@ -1,6 +1,7 @@
 """The bot's own registration with an external registrar (RFC 3261 §10.2): refresh before
-expiry, 423 Min-Expires, digest, jittered exponential back-off, re-registration when the
-server comes back, un-registration on shutdown."""
+expiry, jittered exponential back-off, re-registration when the server comes back,
+un-registration on shutdown. The REGISTERs themselves - Call-ID, CSeq, 423, digest, the granted
+lifetime - are the REGISTER client's (bot.services.register_client)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ import random
 import structlog
 
 from bot.config import Config
+from bot.services.register_client import RegisterClient
 from bot.sip.digest import DigestClient
-from bot.sip.errors import SipParseError
-from bot.sip.grammar import is_digits
-from bot.sip.headers import Headers
-from bot.sip.message import Request, Response, new_tag
+from bot.sip.message import Request, new_call_id, new_request
 from bot.sip.uri import SipUri
 from bot.transport.endpoint import SipEndpoint
 
@@ -29,15 +28,16 @@ class Registration:
         self.endpoint = endpoint
         self.config = config
         settings = config.registrar
-        self.expires = settings.expires
-        self.credentials = DigestClient(
-            settings.username or config.sip.user, settings.password or ""
+        self.binding = RegisterClient(
+            endpoint,
+            user=config.sip.user,
+            domain=config.sip.domain,
+            credentials=DigestClient(settings.username or config.sip.user, settings.password or ""),
+            expires=settings.expires,
         )
         self.registered = False
         self.failures = 0
         self._rng = rng or random.Random()
-        self._call_id = f"{new_tag()}{new_tag()}@{config.sip.domain}"
-        self._cseq = 0
         self._task: asyncio.Task[None] | None = None
         self._running = False
 
@@ -56,7 +56,7 @@ class Registration:
         if self.registered:
             self.registered = False
             try:  # un-register (§10.2.2), without holding up the shutdown for long
-                response = await asyncio.wait_for(self._send(0), SHUTDOWN_WAIT)
+                response = await asyncio.wait_for(self.binding.unregister(), SHUTDOWN_WAIT)
             except TimeoutError:
                 log.warning("registration.remove_timed_out")
                 return
@@ -65,14 +65,9 @@ class Registration:
     async def _run(self) -> None:
         settings = self.config.registrar
         while self._running:
-            response = await self._send(self.expires)
-            if response.status == 423:  # §10.2.8: ask again with at least Min-Expires
-                minimum = (response.headers.get("min-expires") or "").strip()
-                if is_digits(minimum) and int(minimum) > self.expires:
-                    self.expires = int(minimum)
-                    continue
-            if 200 <= response.status < 300:
-                granted = self._granted(response)
+            response = await self.binding.register()
+            if self.binding.granted is not None:
+                granted = self.binding.granted
                 self.registered, self.failures = True, 0
                 log.info("registration.succeeded", expires=granted)
                 await self._hold(max(granted * 0.8, 1.0))
@@ -114,44 +109,15 @@ class Registration:
         notice a restart, so a probe gets between 1 and 5 seconds."""
         wait = min(max(self.config.registrar.keepalive, 1.0), 5.0)
         try:
-            response = await asyncio.wait_for(
-                self.endpoint.request(self._request("OPTIONS", None)), wait
-            )
+            response = await asyncio.wait_for(self.endpoint.request(self._options()), wait)
         except TimeoutError:
             return False
         return response.status not in (408, 503)
 
-    async def _send(self, expires: int) -> Response:
-        return await self.endpoint.request(
-            self._request("REGISTER", expires), credentials=self.credentials
-        )
-
-    def _request(self, method: str, expires: int | None) -> Request:
+    def _options(self) -> Request:
+        """A keep-alive probe of the registrar (RFC 3261 §11): a request of its own."""
         sip = self.config.sip
-        self._cseq += 1
         aor = f"<sip:{sip.user}@{sip.domain}>"
-        headers = Headers.of(
-            ("From", f"{aor};tag={new_tag()}"),
-            ("To", aor),
-            ("Call-ID", self._call_id if method == "REGISTER" else f"{new_tag()}@{sip.domain}"),
-            ("CSeq", f"{self._cseq} {method}"),
+        return new_request(
+            "OPTIONS", SipUri(host=sip.domain), from_=aor, to=aor, call_id=new_call_id(sip.domain)
         )
-        if method == "REGISTER":
-            headers.add("Contact", str(self.endpoint.contact(sip.user)))
-            headers.add("Expires", str(expires))
-        return Request(method, SipUri(host=sip.domain), headers)
-
-    def _granted(self, response: Response) -> int:
-        """The lifetime the registrar granted our contact (RFC 3261 §10.2.4), read leniently:
-        an unreadable Contact or Expires leaves the one we asked for."""
-        mine = self.endpoint.contact(self.config.sip.user).uri
-        try:
-            contacts = response.contacts
-        except SipParseError:
-            contacts = []
-        for contact in contacts:
-            value = contact.param("expires")
-            if contact.uri == mine and value and is_digits(value):
-                return int(value)
-        header = (response.headers.get("expires") or "").strip()
-        return int(header) if is_digits(header) else self.expires

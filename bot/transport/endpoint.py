@@ -1,22 +1,21 @@
-"""The SIP endpoint: the sans-IO transaction layer wired to sockets and one timer.
+"""The SIP endpoint: the sans-IO transaction layer wired to sockets and one timer (the
+counterpart of aioquic's asyncio/protocol.py).
 
 After any input (bytes, a timer, a transport failure) the endpoint runs its *pump*: hand the
 events to their owners, flush what the core queued, re-arm the single ``call_at`` timer at
-the core's next deadline (aioquic style). Requests become ``await endpoint.request(msg)``.
+the core's next deadline (aioquic style). What to send and where - targets, failover, the
+digest retry - is the client's (bot.transport.client): ``await endpoint.request(msg)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 from bot.sip.digest import DigestClient
-from bot.sip.errors import ProtocolStateError, SipParseError
+from bot.sip.errors import SipParseError
 from bot.sip.events import (
     AckReceived,
     CancelReceived,
@@ -29,96 +28,19 @@ from bot.sip.events import (
 from bot.sip.headers import Address, Via
 from bot.sip.layer import TransactionLayer
 from bot.sip.message import Request, Response, make_response, new_branch
-from bot.sip.transaction import (
-    ClientTransaction,
-    Peer,
-    ServerTransaction,
-    TimerConfig,
-    kept_request,
-)
+from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, kept_request
 from bot.sip.uri import SipUri
-from bot.sip.validation import UasPolicy
+from bot.transport.client import Outcome, Provisional, SipClient
 from bot.transport.errors import ListenError
-from bot.transport.limits import StreamLimits
+from bot.transport.incoming import Handler, HandlerRunner, ServerRequest, consume_own_routes
 from bot.transport.resolver import Resolver, Target
+from bot.transport.settings import EndpointConfig, Listen
 from bot.transport.sockets import StreamTransport, UdpTransport, refused
-from bot.transport.tls import TlsConfig, client_context, server_context
+from bot.transport.tls import client_context, server_context
+
+__all__ = ["EndpointConfig", "Handler", "Listen", "ServerRequest", "SipEndpoint"]
 
 log = logging.getLogger(__name__)
-
-MTU_THRESHOLD = 1300
-"""RFC 3261 §18.1.1: a request larger than this (path MTU unknown) goes over TCP."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Listen:
-    transport: str = "UDP"
-    """UDP, TCP or TLS."""
-    host: str = "127.0.0.1"
-    port: int = 5060
-    """0 picks a free port."""
-    advertise: str | None = None
-    """Host written in Via and Contact when ``host`` is a wildcard address."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointConfig:
-    listen: tuple[Listen, ...] = (Listen(),)
-    timers: TimerConfig = field(default_factory=TimerConfig)
-    policy: UasPolicy = field(default_factory=UasPolicy)
-    tls: TlsConfig = field(default_factory=TlsConfig)
-    outbound_proxy: SipUri | None = None
-    """Every request we originate goes here first (RFC 3261 §8.1.2)."""
-    keepalive_interval: float = 30.0
-    """Seconds between CRLF pings on TCP/TLS connections we open (RFC 5626 §3.5.1); 0 = off."""
-    limits: StreamLimits = field(default_factory=StreamLimits)
-    """Caps and timeouts for TCP/TLS connections others open to us."""
-    user_agent: str = "sipbot"
-
-
-class ServerRequest:
-    """A request handed to the application, with the means to answer it."""
-
-    __slots__ = ("request", "transaction", "_endpoint")
-
-    def __init__(self, request: Request, transaction: ServerTransaction, endpoint: SipEndpoint):
-        self.request = request
-        self.transaction = transaction
-        self._endpoint = endpoint
-
-    @property
-    def peer(self) -> Peer:
-        return self.transaction.peer
-
-    def respond(self, response: Response | int, reason: str | None = None) -> Response:
-        if isinstance(response, int):
-            response = make_response(self.request, response, reason)
-        self._endpoint.respond(self.transaction, response)
-        return response
-
-    def respond_stateless(self, response: Response) -> None:
-        """Answer without keeping the transaction (RFC 3261 §8.2.7): see
-        TransactionLayer.respond_stateless."""
-        self._endpoint.layer.respond_stateless(self.transaction, response)
-        self._endpoint.flush()
-
-    def respond_after(self, delay: float, response: Response) -> None:
-        """Answer in ``delay`` seconds; the transaction absorbs retransmissions meanwhile."""
-        loop = asyncio.get_running_loop()
-        loop.call_later(delay, self._endpoint.respond, self.transaction, response)
-
-
-Handler = Callable[[ServerRequest], "Response | None | Awaitable[Response | None]"]
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """A final response, and whether we made it up ourselves (timeout, transport error)."""
-
-    response: Response
-    local: bool = False
-    refused: bool = False
-    """The peer refused the connection (a TCP reset, RFC 3261 §18.1.1)."""
 
 
 class SipEndpoint:
@@ -140,13 +62,15 @@ class SipEndpoint:
         self._udp: UdpTransport | None = None
         self._streams: dict[str, StreamTransport] = {}
         self._addresses: dict[str, tuple[str, int]] = {}
-        self._waiting: dict[ClientTransaction, asyncio.Future[_Outcome]] = {}
+        self._waiting: dict[ClientTransaction, asyncio.Future[Outcome]] = {}
         self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
         self._invites: dict[tuple[str, int], ClientTransaction] = {}
         self._server_names: dict[Peer, str] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._handlers = HandlerRunner()
+        self.client = SipClient(self)
+        """Sends the requests we originate (bot.transport.client)."""
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -177,8 +101,7 @@ class SipEndpoint:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._handlers.cancel()
         if self._udp is not None:
             self._udp.close()
         for stream in self._streams.values():
@@ -249,7 +172,11 @@ class SipEndpoint:
             uri=SipUri(scheme=scheme, user=user, host=_uri_host(host), port=port, params=params)
         )
 
-    # --- client side ---------------------------------------------------------------------------
+    # --- client side: the client decides, the endpoint runs the transactions ----------------
+
+    @property
+    def outbound_proxy(self) -> SipUri | None:
+        return self.config.outbound_proxy
 
     async def request(
         self,
@@ -257,97 +184,25 @@ class SipEndpoint:
         *,
         destination: Peer | Target | None = None,
         credentials: DigestClient | None = None,
-        on_provisional: Callable[[Response], None] | None = None,
+        on_provisional: Provisional | None = None,
     ) -> Response:
-        """Send ``request`` and return its final response.
+        """Send ``request`` and return its final response: see :meth:`SipClient.request`."""
+        return await self.client.request(
+            request, destination=destination, credentials=credentials, on_provisional=on_provisional
+        )
 
-        A 401/407 is answered once with ``credentials`` (twice when the server says the nonce
-        was stale); later requests reuse the last challenge with a rising nonce count. Targets
-        come from RFC 3263 unless ``destination`` is given; on a timeout, a transport error or
-        a 503 the next target is tried (§4.3). A timeout surfaces as 408 and a transport error
-        as 503, as RFC 3261 §8.1.3.1 prescribes.
-        """
-        targets = [destination] if destination is not None else await self.targets(request)
-        if not targets:
-            return make_response(request, 503, "Service Unavailable (no DNS targets)")
-        outcome: _Outcome | None = None
-        for target in targets:
-            if isinstance(target, Target):
-                self._server_names[target.peer] = target.server_name
-                peer = target.peer
-            else:
-                peer = target
-            outcome = await self._send_with_auth(request, peer, credentials, on_provisional)
-            if not (outcome.local or outcome.response.status == 503):
-                break
-        assert outcome is not None
-        return outcome.response
+    def name_server(self, peer: Peer, server_name: str) -> None:
+        """The name a TLS connection to ``peer`` must present (RFC 5922 §4)."""
+        self._server_names[peer] = server_name
 
-    async def _send_with_auth(
-        self,
-        request: Request,
-        peer: Peer,
-        credentials: DigestClient | None,
-        on_provisional: Callable[[Response], None] | None,
-    ) -> _Outcome:
-        answered = False
-        if credentials is not None:
-            credentials.preauthorize(request)
-        # a first try, an answer to a fresh challenge, and one more only for a stale nonce
-        for _ in range(3):
-            outcome = await self._send_once(request, peer, on_provisional)
-            if outcome.response.status not in (401, 407) or credentials is None:
-                return outcome
-            if answered and not credentials.is_stale(outcome.response):
-                return outcome  # RFC 3261 §22.2: our credentials were refused
-            retry = request.copy()
-            retry.headers.set("CSeq", f"{request.cseq.seq + 1} {request.method}")
-            if not credentials.authorize(retry, outcome.response):
-                return outcome
-            answered = True
-            request = retry
-        return outcome
-
-    async def _send_once(
-        self, request: Request, peer: Peer, on_provisional: Callable[[Response], None] | None
-    ) -> _Outcome:
-        if "max-forwards" not in request.headers:
-            request.headers.add("Max-Forwards", "70")
-        wire = self._add_via(request, peer)
-        if peer.transport == "UDP" and len(wire) > MTU_THRESHOLD:
-            # RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-
-            # controlled transport; the top Via then names it.
-            stream = Peer("TCP", peer.host, peer.port)
-            outcome = await self._transact(
-                request, stream, self._add_via(request, stream), on_provisional
-            )
-            if not outcome.refused:
-                return outcome
-            # §18.1.1: "If the attempt to establish the connection generates either an ICMP
-            # Protocol Not Supported, or results in a TCP reset, the element SHOULD retry the
-            # request, using UDP" (a softphone that listens on UDP only).
-            log.info(
-                "sip.request.retried_over_udp method=%s call_id=%s peer=%s size=%d",
-                request.method,
-                request.call_id,
-                peer,
-                len(wire),
-            )
-            wire = self._add_via(request, peer)
-        return await self._transact(request, peer, wire, on_provisional)
-
-    async def _transact(
-        self,
-        request: Request,
-        peer: Peer,
-        wire: bytes,
-        on_provisional: Callable[[Response], None] | None,
-    ) -> _Outcome:
+    async def transact(
+        self, request: Request, peer: Peer, wire: bytes, on_provisional: Provisional | None
+    ) -> Outcome:
         """One client transaction for ``request`` (serialized as ``wire``) to ``peer``."""
         assert self._loop is not None
         self._ensure_stream(peer.transport)
         tx = self.layer.send_request(request, peer, self._loop.time(), wire=wire)
-        future: asyncio.Future[_Outcome] = self._loop.create_future()
+        future: asyncio.Future[Outcome] = self._loop.create_future()
         self._waiting[tx] = future
         if on_provisional is not None:
             self._provisional[tx] = on_provisional
@@ -358,40 +213,21 @@ class SipEndpoint:
             self._waiting.pop(tx, None)
             self._provisional.pop(tx, None)
 
-    def _add_via(self, request: Request, peer: Peer) -> bytes:
-        """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7)."""
-        request.set_via(self.via(peer.transport))
-        return request.serialize()
-
-    def send_ack(self, ack: Request, peer: Peer) -> None:
-        """Send the ACK for a 2xx to an INVITE we sent (RFC 3261 §13.2.2.4); the layer re-sends it
-        whenever that 2xx is retransmitted."""
-        assert self._loop is not None
-        ack.set_via(self.via(peer.transport))
+    def acknowledge(self, ack: Request, peer: Peer) -> None:
+        """Hand the layer the ACK (with its Via) for a 2xx to our INVITE (RFC 3261 §13.2.2.4):
+        it re-sends it whenever that 2xx is retransmitted."""
         tx = self._invites.get((ack.call_id, ack.cseq.seq))
         self.layer.send_ack(ack, peer, tx)
         self._pump()
 
-    def cancel(self, invite: Request) -> None:
-        """CANCEL our pending INVITE (RFC 3261 §9.1)."""
+    def cancel_transaction(self, invite: Request) -> None:
+        """CANCEL the pending client transaction of ``invite``, if any (RFC 3261 §9.1)."""
         assert self._loop is not None
         for tx in self._waiting:
             if tx.request is invite:
                 self.layer.cancel(tx, self._loop.time())
                 self._pump()
                 return
-
-    async def targets(self, request: Request) -> list[Target]:
-        """Where ``request`` goes: the outbound proxy, else the first Route, else the
-        Request-URI (RFC 3261 §8.1.2), located with RFC 3263."""
-        uri = self.config.outbound_proxy
-        if uri is None:
-            routes = request.headers.values("route")
-            first = Address.parse(routes[0]).uri if routes else request.uri
-            if not isinstance(first, SipUri):
-                return []
-            uri = first
-        return await self.resolver.resolve(uri)
 
     # --- server side ---------------------------------------------------------------------------
 
@@ -498,7 +334,7 @@ class SipEndpoint:
         elif isinstance(event, TransactionTimedOut):
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
-                self._finish(tx, _Outcome(make_response(kept_request(tx), 408), local=True))
+                self._finish(tx, Outcome(make_response(kept_request(tx), 408), local=True))
             else:
                 log.warning("sip.transaction.no_ack key=%s", tx.key)
         elif isinstance(event, TransportFailed):
@@ -506,7 +342,7 @@ class SipEndpoint:
             if isinstance(tx, ClientTransaction):
                 reason = f"Service Unavailable ({event.reason})"[:100]
                 response = make_response(kept_request(tx), 503, reason)
-                self._finish(tx, _Outcome(response, local=True, refused=refused(event.reason)))
+                self._finish(tx, Outcome(response, local=True, refused=refused(event.reason)))
         elif isinstance(event, AckReceived):
             if self.on_ack is not None:
                 self.on_ack(event.request)
@@ -528,9 +364,9 @@ class SipEndpoint:
             self._invites[(invite.call_id, invite.cseq.seq)] = tx
             if len(self._invites) > 1024:
                 self._invites.pop(next(iter(self._invites)))
-        self._finish(tx, _Outcome(response))
+        self._finish(tx, Outcome(response))
 
-    def _finish(self, tx: ClientTransaction, outcome: _Outcome) -> None:
+    def _finish(self, tx: ClientTransaction, outcome: Outcome) -> None:
         future = self._waiting.get(tx)
         if future is not None and not future.done():
             future.set_result(outcome)
@@ -540,58 +376,8 @@ class SipEndpoint:
             self.respond(tx, make_response(request, 501))
             return
         if "route" in request.headers:
-            self._consume_own_routes(request)
-        server_request = ServerRequest(request, tx, self)
-        try:
-            result = self.handler(server_request)
-        except Exception:
-            log.exception(
-                "sip.handler.failed method=%s call_id=%s", request.method, request.call_id
-            )
-            self.respond(tx, make_response(request, 500))
-            return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(self._run_handler(server_request, result))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif isinstance(result, Response):
-            self.respond(tx, result)
-
-    def _consume_own_routes(self, request: Request) -> None:
-        """RFC 3261 §16.4: a Route entry naming us is ours to remove (Linphone puts its outbound
-        proxy - the bot - there); what stays is the application's to judge."""
-        ours = {(host.strip("[]"), port) for host, port in self._addresses.values()}
-        while (top := request.headers.first_value("route")) is not None:
-            try:
-                uri = Address.parse(top).uri
-            except SipParseError:
-                return
-            if not isinstance(uri, SipUri) or (uri.host.strip("[]"), uri.port or 5060) not in ours:
-                return
-            request.headers.remove_first("route")
-
-    async def _run_handler(
-        self, server_request: ServerRequest, result: Awaitable[Response | None]
-    ) -> None:
-        request = server_request.request
-        try:
-            response = await result
-        except Exception:
-            log.exception(
-                "sip.handler.failed method=%s call_id=%s", request.method, request.call_id
-            )
-            response = make_response(request, 500)
-        if response is None:
-            return
-        try:
-            self.respond(server_request.transaction, response)
-        except ProtocolStateError:  # e.g. the handler had answered already: ours, not the peer's
-            log.exception(
-                "sip.handler.answer_refused method=%s call_id=%s status=%d",
-                request.method,
-                request.call_id,
-                response.status,
-            )
+            consume_own_routes(request, self._addresses.values())
+        self._handlers.run(self.handler, ServerRequest(request, tx, self))
 
 
 def _describe(event: Event) -> str:

@@ -8,13 +8,18 @@ example of §4.5, addConference as pidgin-sipe sends it, the ms-diagnostics code
 that an organizer sees and changes only the organizer's own conferences (§3.2.5).
 
 What it does not model: MCUs, the conference lifetime beyond expiry, static (Meet Now)
-meetings, modifyConference, encryption keys, user authentication (it serves only requests
-from the addresses in ``trusted`` that carry P-Asserted-Identity, as a pool serves a trusted
-application, and refuses everyone else with 3014), and DNS/registration.
+meetings, modifyConference, encryption keys and DNS. Who a request is from: by default only
+requests from the addresses in ``trusted`` that carry P-Asserted-Identity are served, as a pool
+serves a trusted application (everyone else gets 3014); with ``passwords`` it authenticates
+users instead, as the front end (or the deployed Kamailio) does: Digest (RFC 3261 §22), a
+REGISTER challenged with 401 and WWW-Authenticate, a SERVICE with 407 and Proxy-Authenticate,
+and REGISTER kept as a registrar would (423 below ``min_expires``, a grant of at most
+``max_expires`` in the Contact's expires, RFC 3261 §10.3).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape, quoteattr
@@ -22,6 +27,8 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import ElementTree
 
 from bot.sip import Request, Response, make_response
+from bot.sip.digest import DigestServer
+from bot.sip.grammar import is_digits
 from bot.sip.headers import Address
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
@@ -53,6 +60,15 @@ class FocusFactory:
     requests: list[tuple[str, str]] = field(default_factory=list)
     """(organizer, command) of every request answered."""
     endpoint: SipEndpoint | None = None
+    passwords: dict[str, str] | None = None
+    """user -> password: authenticate with Digest instead of trusting addresses."""
+    min_expires: int = 60
+    max_expires: int = 3600
+    wire: list[tuple[str, bool, int]] = field(default_factory=list)
+    """(method, sent with credentials, status answered) of every request, in order."""
+    registers: list[Request] = field(default_factory=list)
+    """Every REGISTER that passed authentication."""
+    digest: DigestServer = field(default_factory=lambda: DigestServer("contoso.com"))
 
     async def start(self, timers: TimerConfig) -> Peer:
         self.endpoint = SipEndpoint(
@@ -69,16 +85,61 @@ class FocusFactory:
         request = incoming.request
         if self.silent:
             return None
-        if request.method != "SERVICE":
+        response = self._answer(incoming)
+        credentials = any(h in request.headers for h in ("authorization", "proxy-authorization"))
+        self.wire.append((request.method, credentials, response.status))
+        return response
+
+    def _answer(self, incoming: ServerRequest) -> Response:
+        request = incoming.request
+        registrar = self.passwords is not None  # users register here too
+        if request.method != "SERVICE" and not (registrar and request.method == "REGISTER"):
             return make_response(request, 405)
-        if request.content_type != "application/cccp+xml":
+        if request.method == "SERVICE" and request.content_type != "application/cccp+xml":
             return make_response(request, 415)
+        if registrar:
+            return self._authenticated(incoming)
         asserted = request.headers.get("p-asserted-identity")
         if incoming.peer.host not in self.trusted or not asserted:
-            # only a trusted application may act for a user (MS-SIPAE); we model no digest
+            # only a trusted application may act for a user (MS-SIPAE)
             return _diagnostic(request, 3014, "Failed authorization.")
-        identity = Address.parse(asserted).uri
-        organizer = str(identity).removeprefix("sip:")
+        return self._service(request, str(Address.parse(asserted).uri).removeprefix("sip:"))
+
+    def _authenticated(self, incoming: ServerRequest) -> Response:
+        """A user's request, answered once its Digest credentials check out (RFC 3261 §22)."""
+        request, source = incoming.request, incoming.peer.host
+        now = asyncio.get_running_loop().time()
+        proxy = request.method != "REGISTER"  # §22.3: a proxy challenges with 407
+        passwords = self.passwords or {}
+        verdict = self.digest.verify(request, passwords.get, now, source=source, proxy=proxy)
+        sender = request.from_.uri
+        user = getattr(sender, "user", None)
+        if not verdict.ok or verdict.username != user:
+            response = make_response(request, 407 if proxy else 401)
+            header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+            for value in self.digest.challenges(now, source=source, stale=verdict.stale):
+                response.headers.add(header, value)
+            return response
+        if request.method == "REGISTER":
+            return self._register(request)
+        return self._service(request, str(sender).removeprefix("sip:"))
+
+    def _register(self, request: Request) -> Response:
+        """A registrar's answer (RFC 3261 §10.3): 423 under ``min_expires``, else a grant."""
+        asked = (request.headers.get("expires") or "").strip()
+        expires = int(asked) if is_digits(asked) else self.max_expires
+        if 0 < expires < self.min_expires:
+            response = make_response(request, 423)
+            response.headers.add("Min-Expires", str(self.min_expires))
+            return response
+        self.registers.append(request)
+        response = make_response(request, 200)
+        if expires:
+            granted = min(expires, self.max_expires)
+            response.headers.add("Contact", f"{request.headers.get('contact')};expires={granted}")
+        return response
+
+    def _service(self, request: Request, organizer: str) -> Response:
         try:
             root = ElementTree.fromstring(request.body)
         except ElementTree.ParseError:

@@ -19,6 +19,9 @@ async def test_send_prints_alices_conferences(start_bot: StartBot) -> None:
     )
     assert code == 0, err
     assert "Weekly sync" in out and "Quarterly review" in out and "Design review" not in out
+    # the client's REGISTER client removed its binding on the way out (RFC 3261 §10.2.2)
+    await bot.event("registrar.bindings_updated", user="alice", bindings=1)
+    await bot.event("registrar.bindings_updated", user="alice", bindings=0)
 
 
 async def test_send_with_a_wrong_password_fails_with_the_reason(start_bot: StartBot) -> None:

@@ -93,7 +93,7 @@ async def test_session_commands_and_idle_close(runtime: Runtime) -> None:
         invite, ok = await open_session(alice, bot)
         assert ok.status == 200 and b"m=message" in ok.body
         dialog = Dialog.as_uac(invite, ok)
-        alice.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
+        alice.client.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
         message = dialog.create_request(
             "MESSAGE", via=alice.via(), body=b"help", content_type="text/plain"
         )
@@ -152,7 +152,7 @@ async def test_in_dialog_requests_are_re_identified(calm: Runtime) -> None:
     async with endpoint_on("127.0.0.1", user) as alice, endpoint_on("127.0.0.2") as mallory:
         invite, ok = await open_session(alice, bot)
         dialog = Dialog.as_uac(invite, ok)
-        alice.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
+        alice.client.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
 
         def inside(method: str, body: bytes = b"") -> Request:
             return dialog.create_request(

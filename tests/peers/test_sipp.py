@@ -210,7 +210,7 @@ async def invite_ack_bye(client: SipEndpoint, peer: Peer, call_id: str, rtp: int
         return CallResult(invite_status=ok.status, bye_status=0, ack=None, bye=None)
     dialog = Dialog.as_uac(invite, ok)
     ack = dialog.create_ack(invite.cseq.seq, via=client.via())
-    client.send_ack(ack, peer)
+    client.client.send_ack(ack, peer)
     bye = dialog.create_request("BYE", via=client.via())
     done = await client.request(bye, destination=peer)
     return CallResult(invite_status=200, bye_status=done.status, ack=ack, bye=bye)
@@ -252,5 +252,5 @@ async def test_sipp_uas_takes_late_acks_and_bye_retransmissions(processes: list[
         result = await invite_ack_bye(client, peer, "late-ack", 41000)
         assert result.ack is not None and result.bye is not None, result
         for late in (result.ack, result.bye, result.ack):
-            client.send_ack(late, peer)  # sent as they are, outside any transaction
+            client.client.send_ack(late, peer)  # sent as they are, outside any transaction
     assert await sipp.wait(30) == 0, sipp.text

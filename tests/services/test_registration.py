@@ -58,6 +58,6 @@ async def test_non_ascii_digits_from_the_registrar_are_not_numbers() -> None:
                 # 423 (unreadable Min-Expires: a failure, retried), 200, then the keep-alive
                 # probe: the registration task is alive and registered
                 assert methods == ["REGISTER", "REGISTER", "OPTIONS"]
-                assert registration.registered and registration.expires == 600
+                assert registration.registered and registration.binding.expires == 600
             finally:
                 await registration.stop()

@@ -100,7 +100,7 @@ async def test_pump_survives_a_failing_callback_and_keeps_the_connection(
             )
         )
         await asyncio.wait_for(trying.wait(), 5)
-        client.cancel(request)
+        client.client.cancel(request)
         response = await asyncio.wait_for(pending, 5)
         assert response.status == 487
         assert server._streams["TCP"].connection_count == 1
@@ -184,6 +184,6 @@ async def test_a_handler_answering_twice_is_logged_not_lost(
         )
         assert response.status == 200
         await asyncio.wait_for(done.wait(), 5)
-        while server._tasks:  # the handler task ends once its second answer was refused
-            await asyncio.wait(set(server._tasks), timeout=5)
+        while server._handlers._tasks:  # the handler task ends once its second answer was refused
+            await asyncio.wait(set(server._handlers._tasks), timeout=5)
     assert "sip.handler.answer_refused method=MESSAGE call_id=twice-1 status=486" in caplog.text

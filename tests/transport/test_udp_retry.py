@@ -12,7 +12,8 @@ import pytest
 
 from bot.sip import Headers, Request, make_response, parse_message, parse_uri
 from bot.sip.transaction import Peer
-from bot.transport.endpoint import MTU_THRESHOLD, EndpointConfig, Listen, SipEndpoint
+from bot.transport.client import MTU_THRESHOLD
+from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 from tests.transport.test_loopback import FAST, Recorder
 
 BODY = ("Your meetings: " + "Weekly sync, 10:00-11:00; " * 120)[:3000].encode()

@@ -1,0 +1,233 @@
+"""SIP requests and responses as objects: headers, body, typed accessors, serialization
+(RFC 3261 §7, §20.14). Parsing lives in bot.sip.parse; building new ones in bot.sip.message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from bot.sip.errors import SipParseError
+from bot.sip.headers import Address, CSeq, Headers, Via
+from bot.sip.uri import Uri
+
+_T = TypeVar("_T")
+# Header fields that may appear at most once (RFC 3261 §7.3.1: not comma-separated lists).
+SINGLE_HEADERS = frozenset(
+    {"call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type"}
+)
+MANDATORY_REQUEST_HEADERS = ("via", "from", "to", "call-id", "cseq")  # RFC 3261 §8.1.1
+REASONS = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 200: "OK", 202: "Accepted", 204: "No Notification",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Moved Temporarily",
+    305: "Use Proxy", 380: "Alternative Service", 400: "Bad Request", 401: "Unauthorized",
+    402: "Payment Required", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    406: "Not Acceptable", 407: "Proxy Authentication Required", 408: "Request Timeout",
+    410: "Gone", 413: "Request Entity Too Large", 414: "Request-URI Too Long",
+    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
+    500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
+    513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
+    604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+}  # fmt: skip
+
+
+class Message:
+    """What requests and responses share: headers, body, typed accessors."""
+
+    __slots__ = ("headers", "body", "_cache")
+
+    def __init__(self, headers: Headers | None = None, body: bytes = b""):
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
+        # parsed header values, each against the Headers.version it was parsed from: a
+        # changed (or replaced) header block is parsed again rather than served stale
+        self._cache: dict[str, tuple[int, object]] = {}
+
+    def _parsed(self, key: str, parse: Callable[[Headers], _T]) -> _T:
+        version = self.headers.version
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]  # type: ignore[return-value]
+        try:
+            value = parse(self.headers)
+        except SipParseError as exc:
+            exc.partial = exc.partial or self
+            raise
+        self._cache[key] = (version, value)
+        return value
+
+    @property
+    def call_id(self) -> str:
+        return self._parsed("call-id", _call_id)
+
+    @property
+    def cseq(self) -> CSeq:
+        return self._parsed("cseq", _cseq)
+
+    @property
+    def vias(self) -> tuple[Via, ...]:
+        return self._parsed("vias", _vias)
+
+    @property
+    def via(self) -> Via:
+        """The top Via (RFC 3261 §8.1.1.7, §17.2.3)."""
+        vias = self._parsed("vias", _vias)
+        if not vias:
+            raise SipParseError("missing Via header", partial=self)
+        return vias[0]
+
+    def set_via(self, via: Via) -> None:
+        """Make ``via`` the only Via: we originate the request (RFC 3261 §8.1.1.7)."""
+        self.headers.put_first("Via", str(via))
+        self._cache["vias"] = (self.headers.version, (via,))
+
+    @property
+    def from_(self) -> Address:
+        return self._parsed("from", _from)
+
+    @property
+    def to(self) -> Address:
+        return self._parsed("to", _to)
+
+    @property
+    def contacts(self) -> list[Address]:
+        """Contact values; ``*`` (RFC 3261 §10.2.2) is not an address and is left out."""
+        return [Address.parse(v) for v in self.headers.values("contact") if v.strip() != "*"]
+
+    @property
+    def content_type(self) -> str | None:
+        """The media type, lower-cased, without parameters."""
+        value = self.headers.get("content-type")
+        if value is None:
+            return None
+        return value.partition(";")[0].strip().lower() or None
+
+    def _start_line(self) -> str:
+        raise NotImplementedError
+
+    def serialize(self) -> bytes:
+        """Wire bytes; Content-Length always states the body's length (RFC 3261 §20.14)."""
+        lines = [self._start_line()]
+        length_written = False
+        for key, name, value in self.headers._rows:
+            if key == "content-length":
+                if length_written:
+                    continue
+                value = str(len(self.body))
+                length_written = True
+            lines.append(f"{name}: {value}")
+        if not length_written:
+            lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+
+    def _same_content(self, other: Message) -> bool:
+        mine = [(k, v) for k, _, v in self.headers._rows if k != "content-length"]
+        theirs = [(k, v) for k, _, v in other.headers._rows if k != "content-length"]
+        return mine == theirs and self.body == other.body
+
+
+def _required(headers: Headers, name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        raise SipParseError(f"missing {name} header")
+    return value
+
+
+def _call_id(headers: Headers) -> str:
+    return _required(headers, "call-id")
+
+
+def _cseq(headers: Headers) -> CSeq:
+    return CSeq.parse(_required(headers, "cseq"))
+
+
+def _from(headers: Headers) -> Address:
+    return Address.parse(_required(headers, "from"))
+
+
+def _to(headers: Headers) -> Address:
+    return Address.parse(_required(headers, "to"))
+
+
+def _vias(headers: Headers) -> tuple[Via, ...]:
+    return tuple(Via.parse(value) for value in headers.values("via"))
+
+
+class Request(Message):
+    __slots__ = ("method", "uri", "version")
+
+    def __init__(
+        self,
+        method: str,
+        uri: Uri,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = "SIP/2.0",
+    ):
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+        self.version = version
+
+    def _start_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
+
+    def copy(self) -> Request:
+        """A copy whose headers can change without touching this one."""
+        return Request(self.method, self.uri, self.headers.copy(), self.body, self.version)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return (
+            self.method == other.method
+            and self.uri == other.uri
+            and self.version == other.version
+            and self._same_content(other)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    __slots__ = ("status", "reason", "version")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = "SIP/2.0",
+    ):
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = REASONS.get(status, "Unknown") if reason is None else reason
+        self.version = version
+
+    def _start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Response):
+            return NotImplemented
+        return (
+            self.status == other.status
+            and self.reason == other.reason
+            and self.version == other.version
+            and self._same_content(other)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"

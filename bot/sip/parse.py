@@ -1,0 +1,149 @@
+"""Parsing SIP messages from bytes (RFC 3261 §7, §18.3)."""
+
+from __future__ import annotations
+
+from bot.sip.errors import SipParseError
+from bot.sip.grammar import digits_value, is_digits, is_token
+from bot.sip.head import content_length, find_head_end, read_header_block
+from bot.sip.headers import Headers
+from bot.sip.model import MANDATORY_REQUEST_HEADERS, SINGLE_HEADERS, Message, Request, Response
+from bot.sip.uri import AbsoluteUri, parse_uri
+
+
+def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
+    """Parse one SIP message.
+
+    ``datagram``: the bytes are a whole UDP datagram, so a missing Content-Length means "the rest
+    of the datagram" and octets past Content-Length are discarded (RFC 3261 §18.3). On a stream
+    the framer has already cut the message and a missing Content-Length means no body.
+
+    Raises :class:`SipParseError` for anything malformed, never another exception.
+    """
+    try:
+        return _parse(data, datagram)
+    except SipParseError:
+        raise
+    except (ValueError, IndexError, KeyError, UnicodeError, OverflowError) as exc:  # defensive
+        raise SipParseError(f"unparseable message: {exc}") from exc
+
+
+def _parse(data: bytes, datagram: bool) -> Request | Response:
+    data = data.lstrip(b"\r\n")  # RFC 3261 §7.5: ignore CRLFs before the start line
+    bounds = find_head_end(data, datagram=datagram)
+    if bounds is None:
+        raise SipParseError("no end of header block", status=None)
+    head_end, body_start = bounds
+    start_line, rows, bad_line = read_header_block(data[:head_end])
+    message, start_error = _start_line(start_line)
+    present = {row[0] for row in rows}
+    duplicate: str | None = None
+    if len(present) != len(rows):  # some name repeats: is it one that may not?
+        seen: set[str] = set()
+        for key, _, _ in rows:
+            if key in seen and key in SINGLE_HEADERS:
+                duplicate = duplicate or key
+            seen.add(key)
+    message.headers = Headers(rows)
+    is_request = isinstance(message, Request)
+    status_hint = 400 if is_request else None
+    if start_error is not None:
+        start_error.partial = message
+        raise start_error
+    if bad_line is not None:
+        raise SipParseError(
+            f"malformed header line {bad_line!r}", status=status_hint, partial=message
+        )
+    if duplicate == "content-length":
+        # two Content-Lengths leave the framing unknowable: drop it (RFC 4475 §3.3.9)
+        raise SipParseError("more than one Content-Length header", status=None, partial=message)
+    message.body = _body(message, data, body_start, datagram, status_hint)
+    if duplicate is not None:
+        raise SipParseError(
+            f"more than one {duplicate} header", status=status_hint, partial=message
+        )
+    try:
+        if isinstance(message, Request):
+            _check_request(message, present)
+        else:
+            _check_response(message)
+    except SipParseError as exc:
+        exc.partial = exc.partial or message
+        raise
+    return message
+
+
+def _start_line(line: str) -> tuple[Request | Response, SipParseError | None]:
+    """The message the start line announces, and the error to raise once its headers are
+    parsed (a response to a bad request still needs them, RFC 3261 §8.2.6.2)."""
+    if line.startswith("SIP/"):
+        # RFC 3261 §7.2: Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
+        version, _, rest = line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if version.upper() != "SIP/2.0":
+            raise SipParseError(f"unsupported version {version!r}", status=None)
+        if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
+            raise SipParseError(f"bad status code {code!r}", status=None)
+        return Response(int(code), reason), None
+    # RFC 3261 §7.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs)
+    parts = line.split(" ")
+    if len(parts) < 3 or not is_token(parts[0]) or " SIP/" not in line.upper():
+        raise SipParseError(f"not a request line: {line!r}", status=None)
+    method, raw_uri, version = parts[0], parts[1], parts[2]
+    request = Request(method, AbsoluteUri(scheme="invalid", rest=raw_uri), version=version)
+    if len(parts) != 3:
+        return request, SipParseError(f"malformed request line {line!r}")
+    if version.upper() != "SIP/2.0":
+        return request, SipParseError(f"unsupported version {version!r}", status=505)
+    try:
+        request.uri = parse_uri(raw_uri)
+    except SipParseError as exc:
+        return request, exc
+    return request, None
+
+
+def _body(message: Message, data: bytes, start: int, datagram: bool, status: int | None) -> bytes:
+    raw = message.headers.get("content-length")
+    if raw is None:
+        return data[start:] if datagram else b""
+    length = content_length(raw)
+    if length is None:
+        raise SipParseError(f"bad Content-Length {raw!r}", status=status, partial=message)
+    available = len(data) - start
+    if length > available:
+        # RFC 3261 §18.3: a UDP message whose Content-Length exceeds its body is rejected (400)
+        raise SipParseError(
+            f"Content-Length {length} but only {available} octets of body",
+            status=status,
+            partial=message,
+        )
+    return data[start : start + length]
+
+
+def _check_request(request: Request, present: set[str]) -> None:
+    headers = request.headers
+    for name in MANDATORY_REQUEST_HEADERS:
+        if name not in present:
+            raise SipParseError(f"missing {name} header", partial=request)
+    cseq = request.cseq  # raises with the right message
+    # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method
+    if cseq.method != request.method:
+        raise SipParseError(
+            f"CSeq method {cseq.method!r} does not match {request.method!r}", partial=request
+        )
+    max_forwards = headers.get("max-forwards")
+    if max_forwards is not None and digits_value(max_forwards, 255) is None:
+        raise SipParseError(f"bad Max-Forwards {max_forwards!r}", partial=request)
+
+
+def _check_response(response: Response) -> None:
+    # Responses that cannot be matched to a transaction are dropped (RFC 3261 §18.1.2).
+    for name in ("via", "call-id", "cseq", "from", "to"):
+        if name not in response.headers:
+            raise SipParseError(f"response without {name}", status=None, partial=response)
+    try:
+        # what matching and dialogs read (RFC 3261 §17.1.3, §12.1.2): parsed now, so a
+        # response that gets through can be read without raising
+        _ = (response.cseq, response.via, response.from_, response.to)
+    except SipParseError as exc:
+        exc.status = None
+        raise
