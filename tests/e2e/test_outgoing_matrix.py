@@ -210,6 +210,26 @@ async def test_a_wrong_password_costs_exactly_two_requests_and_says_so(
     assert PASSWORD not in bot.text
 
 
+async def test_the_un_register_at_shutdown_comes_after_the_granted_register_in_cseq(
+    start_bot: StartBot, processes: list[Process], tmp_path: Path
+) -> None:
+    """RFC 3261 §10.2.4/§10.3 step 7: a registrar drops an update of the same Call-ID whose CSeq
+    is not higher than the last one (Kamailio answers 200 and keeps the binding). The REGISTER
+    answered with credentials went out with a raised CSeq: the un-REGISTER must go above it."""
+    port = free_port()
+    sipp, trace = await sipp_server("registrar_unregister", tmp_path, processes, port)
+    bot = await external_bot(start_bot, port)
+    await bot.event("registration.succeeded", expires=120)
+    assert await bot.stop() == 0, bot.text
+    await bot.event("registration.removed", status=200)
+    assert await sipp.wait(30) == 0, sipp.text
+    registers = received(trace, "REGISTER")
+    assert [header(r, "Expires") for r in registers] == ["600", "600", "0"], registers
+    assert len({header(r, "Call-ID") for r in registers}) == 1, registers
+    cseqs = [int(header(r, "CSeq").split()[0]) for r in registers]
+    assert cseqs[0] < cseqs[1] < cseqs[2], cseqs
+
+
 LONG_MARK = "end-of-a-long-text"
 LONG_TEXT = "word " * 300 + LONG_MARK  # 1,518 bytes of body alone: over 1300 on the wire
 
