@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.flood import open_client, request, tag
 from bot.config import load_config
 from bot.control import socket_path
 from bot.datadir import data_dir
@@ -30,6 +31,25 @@ async def guess(bot: RunningBot, user: str, password: str, timeout: float = 5.0)
         return str(exc)
 
 
+async def dropped_unanswered(bot: RunningBot, source: str) -> bool:
+    """Is an OPTIONS from ``source`` read and dropped unanswered? Decided once the bot answered
+    an OPTIONS another address sent after it (it reads its socket in order), not by a quiet
+    period."""
+    banned, witness = await open_client(source), await open_client("127.0.0.1")
+    try:
+        where = ("127.0.0.1", bot.port)
+        banned.send(request("OPTIONS", "sip:bot@example.test", local=banned.local), where)
+        call_id = tag()
+        marker = request("OPTIONS", "sip:bot@example.test", local=witness.local, call_id=call_id)
+        answer = await witness.exchange(marker, call_id, where)
+        assert answer.startswith(b"SIP/2.0 200 "), answer
+        return banned.answered == 0
+    finally:
+        for client in (banned, witness):
+            assert client.transport is not None
+            client.transport.close()
+
+
 async def test_a_ban_is_listed_and_lifted_without_the_admin_api(start_bot: StartBot) -> None:
     bot = await start_bot()  # admin.token unset: the HTTP admin API is off
     sock = socket_path(data_dir())
@@ -41,6 +61,8 @@ async def test_a_ban_is_listed_and_lifted_without_the_admin_api(start_bot: Start
     for attempt in range(10):  # a different name each time: no per-user slow-down
         assert "401" in await guess(bot, f"guess{attempt}", "wrong")
     await bot.event("guard.banned", address=GUESSER)
+    assert await dropped_unanswered(bot, GUESSER)
+    # and what a user there is told, on the client's own timeout
     silence = await guess(bot, "alice", "alice-demo", timeout=2)
     assert "no SIP server answered" in silence and "`sipbot bans` tells" in silence
 

@@ -16,12 +16,12 @@ CONFIG = Path(__file__).parent / "kamailio" / "proxy.cfg"
 
 
 async def start_kamailio(
-    port: int, bot_port: int, tmp_path: Path, processes: list[Process]
+    port: int, bot_port: int, tmp_path: Path, processes: list[Process], *, config: Path = CONFIG
 ) -> Process:
     process = await start(
         "kamailio",
         "-f",
-        str(CONFIG),
+        str(config),
         "-L",
         module_path(),
         "-A",

@@ -37,18 +37,30 @@ def require(binary: str) -> str:
     return path
 
 
+_HANDED_OUT: set[int] = set()
+"""Ports free_port() returned in this test run: never returned twice, so that a port a test
+handed to a peer (which binds it later, or again after a restart) is not given to another."""
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port that is free for both UDP and TCP right now."""
-    for _ in range(50):
+    """A port free for both UDP and TCP now and not handed out before in this run.
+
+    The probe sockets are closed before the peer binds the port, so the kernel could give it
+    to someone else meanwhile; within this process the set above rules that out, and the
+    kernel hands out ephemeral ports in a cycle, so an outside process rarely takes it."""
+    for _ in range(200):
         with socket.socket(socket.AF_INET, kind) as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
+        if port in _HANDED_OUT:
+            continue
         other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
         with socket.socket(socket.AF_INET, other) as check:
             try:
                 check.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        _HANDED_OUT.add(port)
         return port
     raise RuntimeError("no free port")
 

@@ -34,6 +34,14 @@ def options(host: str, port: int, call_id: str = "c1", size: int = 0) -> Request
     return Request("OPTIONS", parse_uri(f"sip:bot@{uri_host}:{port}"), headers)
 
 
+def ok_for(head: bytes) -> bytes:
+    """A 200 to the request whose header block is ``head``, written by hand (a peer that is not
+    our endpoint)."""
+    kept = (b"via", b"from", b"to", b"call-id", b"cseq")
+    lines = [line for line in head.split(b"\r\n")[1:] if line.split(b":")[0].lower() in kept]
+    return b"\r\n".join([b"SIP/2.0 200 OK", *lines, b"Content-Length: 0", b"", b""])
+
+
 class Recorder:
     """A handler that answers 200 and remembers what it saw."""
 
@@ -108,7 +116,7 @@ async def test_tcp_connection_is_reused(pair: tuple[SipEndpoint, SipEndpoint, Re
     for i in range(5):
         await client.request(options(host, port, f"reuse-{i}"), destination=Peer("TCP", host, port))
     assert len({r.peer for r in recorder.seen}) == 1
-    assert client._streams["TCP"].connection_count == 1
+    assert client.connection_count == 1
 
 
 async def test_timeout_becomes_408_and_unreachable_tcp_becomes_503() -> None:
@@ -290,24 +298,29 @@ async def test_tls_verifies_the_server_and_sends_sni(ca: trustme.CA, tmp_path: P
     certfile, keyfile = write_pair(ca, tmp_path, "server", "sip.example.test", "127.0.0.1")
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
-    recorder = Recorder()
     names: list[str | None] = []
-    server_tls = TlsConfig(certfile=certfile, keyfile=keyfile)
-    server, client = await tls_pair(tmp_path, server_tls, TlsConfig(cafile=cafile), recorder)
-    try:
-        stream = server._streams["TLS"]
-        context = stream._server_ssl
-        assert context is not None
-        context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment]
-        host, port = server.address("TLS")
-        target = Target(Peer("TLS", host, port), "sip.example.test")
-        response = await client.request(options(host, port), destination=target)
+    # the server is a plain asyncio TLS server (not our endpoint): its SNI callback is public
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        requests.append(head)
+        writer.write(ok_for(head))
+        await writer.drain()
+        await reader.read()  # until the client closes its flow
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    config = EndpointConfig(listen=(Listen(port=0),), tls=TlsConfig(cafile=cafile), timers=FAST)
+    async with server, SipEndpoint(config) as client:
+        target = Target(Peer("TLS", "127.0.0.1", port), "sip.example.test")
+        response = await client.request(options("127.0.0.1", port), destination=target)
         assert response.status == 200
         assert names == ["sip.example.test"]
-        assert recorder.seen[0].peer.transport == "TLS"
-    finally:
-        await client.close()
-        await server.close()
+        assert b"SIP/2.0/TLS " in requests[0]  # RFC 3261 §18.1.1: the Via names TLS
 
 
 async def test_tls_peer_with_an_untrusted_certificate_is_refused(
@@ -409,6 +422,7 @@ async def test_client_connections_send_keepalive_pings_and_drop_dead_flows() -> 
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal pings
+        writer.write(ok_for(await reader.readuntil(b"\r\n\r\n")))  # the request that opened it
         while data := await reader.read(4096):
             for _ in range(data.count(b"\r\n\r\n")):
                 pings += 1
@@ -420,7 +434,9 @@ async def test_client_connections_send_keepalive_pings_and_drop_dead_flows() -> 
     port = server.sockets[0].getsockname()[1]
     config = EndpointConfig(listen=(Listen(port=0),), timers=FAST, keepalive_interval=0.05)
     async with server, SipEndpoint(config) as client:
-        client.add_stream_transport("TCP")
-        client._streams["TCP"].send(b"\r\n\r\n", Peer("TCP", "127.0.0.1", port))  # opens it
+        opened = await client.request(
+            options("127.0.0.1", port), destination=Peer("TCP", "127.0.0.1", port)
+        )
+        assert opened.status == 200
         await asyncio.wait_for(closed.wait(), 5)
     assert pings >= 3  # answered, answered, unanswered: then we closed the flow

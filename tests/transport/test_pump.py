@@ -103,7 +103,7 @@ async def test_pump_survives_a_failing_callback_and_keeps_the_connection(
         client.client.cancel(request)
         response = await asyncio.wait_for(pending, 5)
         assert response.status == 487
-        assert server._streams["TCP"].connection_count == 1
+        assert server.connection_count == 1
         # and the next request on that connection is answered
         later = await client.request(
             options(host, port, "after-cancel"), destination=Peer("TCP", host, port)
