@@ -104,9 +104,13 @@ class RunningBot:
         return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def alice_says(config: Config, text: str, *, local_host: str | None = None) -> str:
+async def alice_says(
+    config: Config, text: str, *, local_host: str | None = None, timeout: float = 10.0
+) -> str:
     """alice, with the bot's own client (``sipbot send``), says ``text``; the bot's reply."""
-    options = SendOptions(user="alice", password="alice-demo", text=text, local_host=local_host)
+    options = SendOptions(
+        user="alice", password="alice-demo", text=text, local_host=local_host, timeout=timeout
+    )
     return await send(config, options)
 
 
