@@ -49,6 +49,12 @@ def _peer(transport: str, address: tuple[object, ...]) -> Peer:
 SOCKET_BUFFER = 4 * 1024 * 1024
 """UDP socket buffers asked for, in bytes: a burst of requests waits in the kernel instead of
 being dropped (the kernel caps it at net.core.rmem_max / wmem_max)."""
+IP_RECVERR, IPV6_RECVERR = 11, 25
+"""Linux <linux/in.h>, <linux/in6.h> (not in Python's socket module): without them an
+unconnected UDP socket is never told of an ICMP error (ip(7), "IP_RECVERR")."""
+ERROR_QUEUE_READS = 16
+"""ICMP errors read from the socket's error queue per wake-up."""
+
 MAX_DATAGRAMS_PER_WAKEUP = 64
 """UDP datagrams read per readiness event: one event loop turn then serves a burst."""
 
@@ -66,7 +72,6 @@ class UdpTransport:
         self._sock = sock
         self._on_message = on_message
         self._on_failure = on_failure
-        self._last_sent_to: Peer | None = None
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
         self.send_drops = 0
@@ -81,6 +86,7 @@ class UdpTransport:
         try:
             sock.setblocking(False)
             _grow_buffers(sock)
+            _receive_errors(sock, family)
             sock.bind((host, port))
         except OSError:
             sock.close()
@@ -98,20 +104,29 @@ class UdpTransport:
                 data, addr = self._sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:
-                # ICMP port unreachable for our last datagram (Linux reports it here)
-                if self._last_sent_to is not None:
-                    self._on_failure(self._last_sent_to, f"ICMP error: {exc}")
-                return
+            except OSError:
+                self._read_errors()
+                continue
             if not data.strip(b"\r\n\x00 "):
                 continue  # a keep-alive (RFC 5626 §3.5.1 style CRLFs, or NAT-refresh zeros)
             self._on_message(data, _peer("UDP", addr))
+
+    def _read_errors(self) -> None:
+        """ICMP errors (port or host unreachable) for datagrams we sent, each with the address
+        it was sent to: a transport error for that peer, which RFC 3261 §8.1.3.1 turns into a
+        503 at once instead of a timeout after 64*T1 (§18.4: ICMP errors are transport errors)."""
+        for _ in range(ERROR_QUEUE_READS):
+            try:
+                _, _, _, addr = self._sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+            except OSError:
+                return  # the queue is empty
+            if isinstance(addr, tuple) and len(addr) >= 2:
+                self._on_failure(_peer("UDP", addr), f"{REFUSED} (ICMP unreachable)")
 
     def send(self, data: bytes, peer: Peer) -> None:
         if self._sock.fileno() < 0:
             self._on_failure(peer, "UDP socket closed")
             return
-        self._last_sent_to = peer
         try:
             self._sock.sendto(data, (peer.host, peer.port))
         except (BlockingIOError, InterruptedError):
@@ -123,6 +138,18 @@ class UdpTransport:
         if self._sock.fileno() >= 0:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
+
+
+def _receive_errors(sock: socket.socket, family: int) -> None:
+    """Queue ICMP errors with the address they concern (Linux only; elsewhere a refused peer
+    surfaces as a timeout, as before)."""
+    level, option = (
+        (socket.IPPROTO_IPV6, IPV6_RECVERR)
+        if family == socket.AF_INET6
+        else (socket.IPPROTO_IP, IP_RECVERR)
+    )
+    with contextlib.suppress(OSError):
+        sock.setsockopt(level, option, 1)
 
 
 def _grow_buffers(sock: socket.socket) -> None:
