@@ -17,6 +17,7 @@ from bot.sip.message import Response, make_response, new_call_id, new_request
 from bot.sip.transaction import Peer, TimerConfig
 from bot.sip.uri import parse_uri
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
+from bot.transport.sockets import REFUSED
 
 
 class SendError(Exception):
@@ -126,6 +127,8 @@ async def send(bot: BotAddress | Config, options: SendOptions) -> str:
             raise SendError(_silence(destination, options.timeout)) from None
         if registered.status == 408:  # RFC 3261 §8.1.3.1: our own timeout (Timer F)
             raise SendError(_silence(destination, options.timeout))
+        if registered.status == 503 and REFUSED in registered.reason:  # ICMP unreachable
+            raise SendError(f"nothing listens at {_where(destination)} (is `sipbot run` running?)")
         if binding.granted is None:
             raise SendError(
                 f"registration as {options.user} failed: {registered.status} {registered.reason}"
@@ -157,13 +160,16 @@ async def send(bot: BotAddress | Config, options: SendOptions) -> str:
                     await binding.unregister()  # RFC 3261 §10.2.2
 
 
-def _silence(destination: Peer, timeout: float) -> str:
-    where = f"{destination.host}:{destination.port}"
+def _where(destination: Peer) -> str:
     if ":" in destination.host:
-        where = f"[{destination.host}]:{destination.port}"
+        return f"[{destination.host}]:{destination.port}"
+    return f"{destination.host}:{destination.port}"
+
+
+def _silence(destination: Peer, timeout: float) -> str:
     return (
-        f"no SIP server answered at {where} within {timeout:g} s (is `sipbot run` running, "
-        "or is this address banned? `sipbot bans` tells)"
+        f"no SIP server answered at {_where(destination)} within {timeout:g} s (is `sipbot run` "
+        "running, or is this address banned? `sipbot bans` tells)"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -119,22 +120,40 @@ def test_send_reads_only_what_a_client_needs(tmp_path: Path) -> None:
         cwd=tmp_path,
     )  # fmt: skip
     assert sent.returncode == 1, sent.stderr
-    assert f"no SIP server answered at 127.0.0.1:{port}" in sent.stderr
+    assert f"nothing listens at 127.0.0.1:{port}" in sent.stderr
 
 
 def test_send_timeout_covers_registration_and_says_what_the_silence_may_be(
     tmp_path: Path,
 ) -> None:
-    started = time.monotonic()
-    sent = sipbot(
-        "send", "--server", "127.0.0.1:5999", "--domain", "example.test", "--password", "x",
-        "--timeout", "3", "help", cwd=tmp_path,
-    )  # fmt: skip
-    elapsed = time.monotonic() - started
+    """A server that takes the datagrams and never answers (a banned address is dropped so)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        sent = sipbot(
+            "send", "--server", f"127.0.0.1:{port}", "--domain", "example.test", "--password",
+            "x", "--timeout", "3", "help", cwd=tmp_path,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
     assert sent.returncode == 1 and 2.9 < elapsed < 6, (elapsed, sent.stderr)
     assert sent.stderr == (
-        "sipbot send: no SIP server answered at 127.0.0.1:5999 within 3 s (is `sipbot run` "
+        f"sipbot send: no SIP server answered at 127.0.0.1:{port} within 3 s (is `sipbot run` "
         "running, or is this address banned? `sipbot bans` tells)\n"
+    )
+
+
+def test_send_to_a_port_nothing_listens_on_says_so_at_once(tmp_path: Path) -> None:
+    """RFC 3261 §18.4: the ICMP port unreachable is a failure to send, reported at once."""
+    port = free_port()
+    started = time.monotonic()
+    sent = sipbot(
+        "send", "--server", f"127.0.0.1:{port}", "--password", "x", "--timeout", "10", "help",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert sent.returncode == 1 and time.monotonic() - started < 5, sent.stderr
+    assert sent.stderr == (
+        f"sipbot send: nothing listens at 127.0.0.1:{port} (is `sipbot run` running?)\n"
     )
 
 
