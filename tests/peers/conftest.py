@@ -117,6 +117,23 @@ async def start(name: str, *args: str, cwd: Path | None = None) -> Process:
     return Process(proc, name)
 
 
+async def listening(port: int, kind: str = "udp", timeout: float = 10.0) -> None:
+    """Wait until a socket is bound to ``port`` on this machine (read from /proc/net, Linux):
+    a peer sent to before it binds answers with ICMP port unreachable, which the bot rightly
+    takes as a failure (RFC 3261 §18.4)."""
+    tables = [Path(f"/proc/net/{kind}"), Path(f"/proc/net/{kind}6")]
+    wanted = f":{port:04X}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        for table in tables:
+            lines = table.read_text().splitlines()[1:] if table.exists() else []
+            if any(line.split()[1].endswith(wanted) for line in lines):
+                return
+        await asyncio.sleep(0.02)  # polling the kernel's table until a deadline
+    raise AssertionError(f"nothing bound {kind} port {port} within {timeout} s")
+
+
 def module_path() -> str:
     """Where Debian puts Kamailio's modules."""
     found = glob.glob("/usr/lib/*/kamailio/modules") + glob.glob("/usr/lib/kamailio/modules")

@@ -20,7 +20,7 @@ from bot.sip.sdp_audio import answer_audio, audio_offer
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 
-from .conftest import HERE, Process, free_port, start
+from .conftest import HERE, Process, free_port, listening, start
 
 SCENARIOS = HERE / "sipp"
 FAST = TimerConfig(t1=0.1, t2=1.0, t4=1.0)
@@ -173,7 +173,7 @@ async def test_stack_client_against_sipp_server(
         *sipp_args(local_port=sipp_port),
     )
     processes.append(sipp)
-    await asyncio.sleep(0)  # let it bind; the first request is retransmitted if it is early
+    await listening(sipp_port)
     async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST)) as client:
         peer = Peer("UDP", "127.0.0.1", sipp_port)
         body = b"hello" if method == "MESSAGE" else b""
@@ -224,6 +224,7 @@ async def start_sipp_uas(calls: int, lost: int) -> tuple[Process, Peer]:
         "sipp", "-sf", str(SCENARIOS / "invite_uas.xml"), "-m", str(calls), "-lost", str(lost),
         *sipp_args(local_port=port),
     )  # fmt: skip
+    await listening(port)
     return sipp, Peer("UDP", "127.0.0.1", port)
 
 
