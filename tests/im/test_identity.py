@@ -40,6 +40,19 @@ async def run_bot(tmp_path: Path, **sections: object) -> Runtime:
     return runtime
 
 
+async def run_behind_proxy(tmp_path: Path, host: str, port: int) -> Runtime:
+    """The bot in external mode whose registrar and only trusted proxy is ``host:port``."""
+    return await run_bot(
+        tmp_path,
+        sip={
+            "mode": "external",
+            "trusted_proxies": [host],
+            "listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}],
+        },
+        registrar={"server": f"sip:{host}:{port}"},
+    )
+
+
 def user_agent(host: str, inbox: asyncio.Queue[Request]) -> SipEndpoint:
     def handler(incoming: ServerRequest) -> Response:
         inbox.put_nowait(incoming.request)
@@ -73,15 +86,7 @@ async def test_behind_a_proxy_only_the_proxy_is_believed(tmp_path: Path) -> None
     inbox: asyncio.Queue[Request] = asyncio.Queue()
     async with user_agent("127.0.0.3", inbox) as proxy:  # the bot's proxy and registrar
         host, port = proxy.address()
-        runtime = await run_bot(
-            tmp_path,
-            sip={
-                "mode": "external",
-                "trusted_proxies": [host],
-                "listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}],
-            },
-            registrar={"server": f"sip:{host}:{port}"},
-        )
+        runtime = await run_behind_proxy(tmp_path, host, port)
         try:
             bot = Peer("UDP", *runtime.endpoint.address())
             async with user_agent("127.0.0.2", inbox) as stranger:
@@ -108,15 +113,7 @@ async def test_p_asserted_identity_fails_open_no_more(tmp_path: Path) -> None:
     inbox: asyncio.Queue[Request] = asyncio.Queue()
     async with user_agent("127.0.0.3", inbox) as proxy:
         host, port = proxy.address()
-        runtime = await run_bot(
-            tmp_path,
-            sip={
-                "mode": "external",
-                "trusted_proxies": [host],
-                "listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}],
-            },
-            registrar={"server": f"sip:{host}:{port}"},
-        )
+        runtime = await run_behind_proxy(tmp_path, host, port)
         try:
             bot = Peer("UDP", *runtime.endpoint.address())
             unreadable = claim("alice", "x", str(proxy.contact("alice")))
