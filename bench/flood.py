@@ -23,6 +23,9 @@ from typing import cast
 DOMAIN = "example.test"
 _STATUS = re.compile(rb"^SIP/2\.0 (\d{3}) ")
 _CALL_ID = re.compile(rb"^(?:Call-ID|i)[ \t]*:[ \t]*(\S+)", re.I | re.M)
+_CSEQ = re.compile(rb"^CSeq[ \t]*:[ \t]*\d+[ \t]+(\S+)", re.I | re.M)
+_CSEQ_INVITE = re.compile(rb"^(CSeq[ \t]*:[ \t]*\d+[ \t]+)INVITE", re.I | re.M)
+_DIALOG_HEADERS = (b"via", b"v", b"from", b"f", b"to", b"t", b"call-id", b"i", b"cseq")
 _CHALLENGE = re.compile(rb"^WWW-Authenticate:[ \t]*Digest (.*)$", re.I | re.M)
 
 
@@ -46,7 +49,8 @@ def request(
 ) -> bytes:
     """A request as a client would write it; ``headers`` are extra lines (CRLF-terminated)."""
     branch = tag()
-    to_header = to or f"<sip:bot@{DOMAIN}>"
+    # RFC 3261 §10.2: a REGISTER's To is the address-of-record being registered
+    to_header = to or (f"<sip:{user}@{DOMAIN}>" if method == "REGISTER" else f"<sip:bot@{DOMAIN}>")
     if to_tag:
         to_header += f";tag={to_tag}"
     return (
@@ -76,11 +80,18 @@ class Digest:
 
     @classmethod
     def from_challenge(cls, response: bytes, user: str, password: str) -> Digest:
+        digest = cls(user, password, "", "", None)
+        digest.renew(response)
+        return digest
+
+    def renew(self, response: bytes) -> None:
+        """Answer the challenge in ``response`` from now on (a fresh nonce, nc from 1)."""
         found = _CHALLENGE.search(response)
         if found is None:
             raise ValueError(f"no Digest challenge in {response[:200]!r}")
         params = dict(re.findall(r'(\w+)="?([^",]*)"?', found.group(1).decode()))
-        return cls(user, password, params["realm"], params["nonce"], params.get("opaque"))
+        self.realm, self.nonce, self.opaque = params["realm"], params["nonce"], params.get("opaque")
+        self.nc = 0
 
     def header(self, method: str, uri: str, name: str = "Authorization") -> str:
         self.nc += 1
@@ -109,6 +120,8 @@ class Client(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.statuses: Counter[int] = Counter()
         self.answered = 0
+        self.counting: bytes | None = None
+        """Count only answers to this method (late retransmissions of others' do not count)."""
         self._changed = asyncio.Event()
         self.last: dict[str, bytes] = {}
         """The last response per watched Call-ID, for the few exchanges that need to read it."""
@@ -128,11 +141,18 @@ class Client(asyncio.DatagramProtocol):
         if status is None:
             self._answer_request(data, addr)
             return
-        self.statuses[int(status.group(1))] += 1
-        self.answered += 1
+        code = int(status.group(1))
+        if code < 200:
+            return  # provisional: the final response is the answer
+        if code >= 300 and _CSEQ_INVITE.search(data):
+            self._ack(data, addr)  # RFC 3261 §17.1.1.3: else it comes again and again (Timer G)
         call_id = _CALL_ID.search(data)
         if call_id is not None and call_id.group(1) in self._watched:
             self.last[call_id.group(1).decode()] = data
+        method = _CSEQ.search(data)
+        if self.counting is None or (method is not None and method.group(1) == self.counting):
+            self.statuses[code] += 1
+            self.answered += 1
         self._changed.set()
 
     def watch(self, call_id: str) -> None:
@@ -141,16 +161,17 @@ class Client(asyncio.DatagramProtocol):
     def _answer_request(self, data: bytes, addr: tuple[str, int]) -> None:
         if data.startswith(b"ACK ") or not data.strip():
             return
-        head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-        keep = [
-            line
-            for line in head[1:]
-            if line.split(b":", 1)[0].strip().lower()
-            in (b"via", b"v", b"from", b"f", b"to", b"t", b"call-id", b"i", b"cseq")
-        ]
-        response = b"\r\n".join([b"SIP/2.0 200 OK", *keep, b"Content-Length: 0", b"", b""])
+        lines = [b"SIP/2.0 200 OK", *_dialog_lines(data), b"Content-Length: 0", b"", b""]
         assert self.transport is not None
-        self.transport.sendto(response, addr)
+        self.transport.sendto(b"\r\n".join(lines), addr)
+
+    def _ack(self, response: bytes, addr: tuple[str, int]) -> None:
+        """The ACK of a non-2xx final response: the INVITE's Via, From, Call-ID and CSeq
+        number, the response's To (RFC 3261 §17.1.1.3)."""
+        lines = [_CSEQ_INVITE.sub(rb"\1ACK", line) for line in _dialog_lines(response)]
+        start = f"ACK sip:bot@{DOMAIN} SIP/2.0".encode()
+        assert self.transport is not None
+        self.transport.sendto(b"\r\n".join([start, *lines, b"Content-Length: 0", b"", b""]), addr)
 
     def send(self, data: bytes, bot: tuple[str, int]) -> None:
         assert self.transport is not None
@@ -182,6 +203,12 @@ class Client(asyncio.DatagramProtocol):
         raise TimeoutError(f"no answer to {data[:60]!r}")
 
 
+def _dialog_lines(message: bytes) -> list[bytes]:
+    """The header lines a response (or an ACK) copies from the message it answers."""
+    head = message.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    return [line for line in head[1:] if line.split(b":", 1)[0].strip().lower() in _DIALOG_HEADERS]
+
+
 async def open_client(host: str = "127.0.0.1") -> Client:
     loop = asyncio.get_running_loop()
     _, client = await loop.create_datagram_endpoint(Client, local_addr=(host, 0))
@@ -198,18 +225,23 @@ async def blast(
     bot: tuple[str, int],
     *,
     window: int = 64,
-    answers: bool = True,
 ) -> int:
     """Send ``count`` requests made by ``make(i)``, keeping at most ``window`` unanswered (UDP
-    has no flow control: this keeps the socket buffers from dropping what the test sends).
+    has no flow control: this keeps the socket buffers from dropping what the test sends). A
+    window that is not answered within 2 s counts as lost and sending goes on.
     Returns how many were answered."""
     start = client.answered
+    lost = 0
     for i in range(count):
-        client.send(make(i), bot)
-        if answers and (i + 1) % window == 0:
-            await client.until(lambda i=i: client.answered - start >= i + 1 - window, 2.0)
-    if answers:
-        await client.until(lambda: client.answered - start >= count, 5.0)
+        data = make(i)
+        if i == 0:
+            client.counting = data.split(b" ", 1)[0]
+        client.send(data, bot)
+        if (i + 1) % window == 0:
+            due = i + 1 - window - lost
+            if not await client.until(lambda due=due: client.answered - start >= due, 2.0):
+                lost = i + 1 - window - (client.answered - start)
+    await client.until(lambda: client.answered - start >= count - lost, 5.0)
     return client.answered - start
 
 
