@@ -40,6 +40,7 @@ from bot.sip.uri import SipUri, Uri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 from bot.transport.limits import StreamLimits
+from bot.transport.resolver import Resolver
 from bot.transport.tls import TlsConfig
 from handlers import BUILTIN
 
@@ -121,7 +122,12 @@ class Runtime:
         self.config_path = config_path
         self.registry = registry if registry is not None else load_handlers(config)
         self.started = time.monotonic()
-        self.endpoint = SipEndpoint(endpoint_config(config), handler=self._route)
+        dns = config.sip.dns  # RFC 3263 look-ups: these name servers, else the system's
+        self.endpoint = SipEndpoint(
+            endpoint_config(config),
+            handler=self._route,
+            resolver=Resolver(nameservers=list(dns.nameservers) or None, port=dns.port),
+        )
         self.guard = AuthGuard(config.security.auth, config.sip.trusted_proxies)
         self.gate = IdentityGate(config, self.guard)
         self.registrar = Registrar(config, self.gate) if config.sip.mode == "embedded" else None

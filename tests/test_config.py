@@ -49,6 +49,10 @@ def test_shipped_config_is_valid_and_equals_the_embedded_defaults() -> None:
             "registrar:\n  password: ${SIPBOT_TEST_UNSET_SECRET}\n",
             "config.yaml:2: registrar.password: environment variable SIPBOT_TEST_UNSET_SECRET",
         ),
+        (
+            "sip:\n  dns:\n    nameservers: [ns.example.com]\n",
+            "config.yaml:3: sip.dns.nameservers: 'ns.example.com' is not an IP address",
+        ),
         ("- just\n- a list\n", "config.yaml:1: the top level must be a mapping"),
     ],
 )

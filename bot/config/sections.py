@@ -75,6 +75,26 @@ class LimitsConfig(_Section):
     accepted, send nothing complete."""
 
 
+class DnsConfig(_Section):
+    """Where the bot looks up SIP servers (RFC 3263: NAPTR, SRV, A/AAAA) it sends to, such as
+    ``registrar.server`` without a port. Changing these needs a restart."""
+
+    nameservers: tuple[str, ...] = ()
+    """IP addresses of the name servers to ask, in order; empty: the system's (resolv.conf)."""
+    port: int = Field(53, ge=1, le=65535)
+    """The port those name servers answer on (unused with the system's)."""
+
+    @field_validator("nameservers")
+    @classmethod
+    def _addresses(cls, items: tuple[str, ...]) -> tuple[str, ...]:
+        for item in items:
+            try:
+                ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address") from None
+        return items
+
+
 class SipConfig(_Section):
     mode: Literal["embedded", "external"] = "embedded"
     domain: str = "example.test"
@@ -89,6 +109,7 @@ class SipConfig(_Section):
     trusted_proxies: tuple[str, ...] = ()
     timers: TimersConfig = TimersConfig()
     limits: LimitsConfig = LimitsConfig()
+    dns: DnsConfig = DnsConfig()
 
     @model_validator(mode="after")
     def _tls_has_a_certificate(self) -> SipConfig:

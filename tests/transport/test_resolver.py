@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
-import dns.message
-import dns.rcode
-import dns.rrset
 import pytest
 
 from bot.sip import Headers, Request, SipUri, make_response, parse_uri
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 from bot.transport.resolver import Resolver
+from tests.doubles.dns import FakeDns, Zone, serving
 
-ZONE: dict[tuple[str, str], list[str]] = {
+ZONE: Zone = {
     ("example.test.", "NAPTR"): [
         '10 50 "s" "SIPS+D2T" "" _sips._tcp.example.test.',
         '20 50 "s" "SIP+D2U" "" _sip._udp.example.test.',
@@ -34,40 +31,10 @@ ZONE: dict[tuple[str, str], list[str]] = {
 }
 
 
-class FakeDns(asyncio.DatagramProtocol):
-    """Answers from ZONE; NXDOMAIN for names it does not hold."""
-
-    def __init__(self, zone: dict[tuple[str, str], list[str]]):
-        self.zone = zone
-        self.transport: asyncio.DatagramTransport | None = None
-        self.queries: list[tuple[str, str]] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        response = dns.message.make_response(query)
-        question = query.question[0]
-        name, rdtype = question.name.to_text(), dns.rdatatype.to_text(question.rdtype)
-        self.queries.append((name, rdtype))
-        records = self.zone.get((name, rdtype))
-        if records:
-            response.answer.append(dns.rrset.from_text_list(name, 60, "IN", rdtype, records))
-        elif not any(key[0] == name for key in self.zone):
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
-
-
 @pytest.fixture
 async def dns_server() -> AsyncIterator[tuple[FakeDns, int]]:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: FakeDns(ZONE), local_addr=("127.0.0.1", 0)
-    )
-    yield protocol, transport.get_extra_info("sockname")[1]
-    transport.close()
+    async with serving(ZONE) as server:
+        yield server
 
 
 def uri(text: str) -> SipUri:
