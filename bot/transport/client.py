@@ -84,7 +84,7 @@ class SipClient:
         if not targets:
             return make_response(request, 503, "Service Unavailable (no DNS targets)")
         outcome: Outcome | None = None
-        for target in targets:
+        for index, target in enumerate(targets):
             if isinstance(target, Target):
                 self.endpoint.name_server(target.peer, target.server_name)
                 peer = target.peer
@@ -93,6 +93,15 @@ class SipClient:
             outcome = await self._send_with_auth(request, peer, credentials, on_provisional)
             if not (outcome.local or outcome.response.status == 503):
                 break
+            if index + 1 < len(targets):  # RFC 3263 §4.3: on to the next target
+                log.warning(
+                    "sip.request.failed_over method=%s call_id=%s peer=%s status=%d reason=%s",
+                    request.method,
+                    request.call_id,
+                    peer,
+                    outcome.response.status,
+                    outcome.response.reason,
+                )
         assert outcome is not None
         return outcome.response
 

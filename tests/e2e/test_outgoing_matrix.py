@@ -7,11 +7,8 @@ and its digest answers are checked here from RFC 7616 §3.4.1 directly, not with
 A request over 1300 bytes (RFC 3261 §18.1.1) is sent with ``sipbot send``, the product's client,
 to a TCP-listening SIPp and to a UDP-only one.
 
-Not reachable from outside: trying several targets in order. The bot has several targets only
-through DNS SRV/NAPTR (RFC 3263 §4.3, ``bot/transport/resolver.py``), and the resolver always
-asks the system's name servers (no config setting names another one), so a test cannot give it
-two targets without a DNS server the machine uses. One target answering 503, refusing or staying
-silent is covered.
+Here the registrar is one target; trying several in order (RFC 3263 §4.3, which needs DNS
+SRV records: ``sip.dns``) is tests/e2e/test_failover.py.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ import asyncio
 import hashlib
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from tests.peers.conftest import Process, free_port, start
@@ -59,12 +57,20 @@ async def sipp_server(
 
 def received(folder: Path, method: str) -> list[str]:
     """The ``method`` requests SIPp logged as received (``-trace_msg``), in order."""
-    found: list[str] = []
+    return [message for _, message in arrivals(folder, method)]
+
+
+def arrivals(folder: Path, method: str) -> list[tuple[float, str]]:
+    """The ``method`` requests SIPp logged as received, in order, each with the time SIPp
+    stamped on it (its local clock, as ``time.time()``)."""
+    found: list[tuple[float, str]] = []
     for log in folder.glob("*_messages.log"):
-        for chunk in re.split(r"^-{10,}.*$", log.read_text(errors="replace"), flags=re.M):
+        parts = re.split(r"^-{10,} (.*)$", log.read_text(errors="replace"), flags=re.M)
+        for stamp, chunk in zip(parts[1::2], parts[2::2], strict=True):
             _, sep, message = chunk.partition("message received")
             if sep and (body := message.split(":", 1)[1].strip()).startswith(f"{method} "):
-                found.append(body)
+                at = datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                found.append((at, body))
     return found
 
 
