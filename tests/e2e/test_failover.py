@@ -9,7 +9,8 @@ records, then for the SRVs (§4.1, §4.2). ``sip.dns`` points it at a DNS server
     port unreachable), (b) SIPp answering 503, (c) a UDP socket that never answers, (d) SIPp
     granting the binding after a 401 challenge.
 
-Each target is held (bound) for the whole test, so no other process can take its port.
+(a) and (c) are sockets the test binds (port 0) and holds until the end, so no other process
+can take their ports.
 """
 
 from __future__ import annotations
