@@ -94,8 +94,12 @@ class ImSessions:
             response.headers.add("Warning", '399 sipbot "ms-text-format could not be read"')
             return response
         tag = new_tag()
+        try:
+            dialog = Dialog.as_uas(request, tag)
+        except SipParseError as exc:  # no Contact or no From tag: RFC 3261 §8.1.1.8, §12.1.1
+            return make_response(request, exc.status or 400, exc.response_reason())
         session = ImSession(
-            dialog=Dialog.as_uas(request, tag),
+            dialog=dialog,
             peer=incoming.peer,
             sender=sender,
             answer_sdp=result[0].serialize(),

@@ -292,3 +292,17 @@ async def test_an_unreadable_body_is_unsupported_and_leaves_no_session(
         assert refused.status == 488
         assert calm.im is not None and calm.im.session_count == 0
         assert not calm.im.sessions.dialogs._dialogs
+
+
+async def test_an_invite_without_contact_gets_400_and_leaves_no_session(calm: Runtime) -> None:
+    """RFC 3261 §8.1.1.8: an INVITE must carry a Contact; one without cannot start a dialog
+    (§12.1.1) and is a bad request, not a 500 (found by bench/fuzz_live.py)."""
+    bot = Peer("UDP", *calm.endpoint.address())
+    async with endpoint_on("127.0.0.1") as alice:
+        invite = session_invite(alice, bot)
+        invite.headers.remove("contact")
+        refused = await alice.request(
+            invite, destination=bot, credentials=DigestClient("alice", "alice-demo")
+        )
+        assert refused.status == 400, refused.reason
+        assert calm.im is not None and calm.im.session_count == 0
