@@ -16,8 +16,7 @@ from bench.flood import Client, Digest, open_client, request, tag
 from tests.peers.conftest import Process, free_port
 
 from .conftest import RunningBot, StartBot
-from .test_kamailio import CONFIG, start_kamailio
-from .test_sipp_im import pager_exchange
+from .test_kamailio import CONFIG, alice_says_help_through, start_kamailio
 
 
 async def bot_behind(
@@ -45,13 +44,22 @@ def message(client: Client, text: str, call_id: str, *, cseq: int = 1, headers: 
     )  # fmt: skip
 
 
-async def test_a_forged_identity_straight_to_the_bot_gets_403_and_no_reply(
+async def registered_behind_kamailio(
     start_bot: StartBot, processes: list[Process], tmp_path: Path
-) -> None:
+) -> tuple[RunningBot, int, int]:
+    """Kamailio as shipped for the tests, and the bot registered with it: (bot, Kamailio's
+    port, the bot's port)."""
     kamailio_port, bot_port = free_port(), free_port()
     await start_kamailio(kamailio_port, bot_port, tmp_path, processes)
     bot = await bot_behind(start_bot, kamailio_port, bot_port)
     await bot.event("registration.succeeded")
+    return bot, kamailio_port, bot_port
+
+
+async def test_a_forged_identity_straight_to_the_bot_gets_403_and_no_reply(
+    start_bot: StartBot, processes: list[Process], tmp_path: Path
+) -> None:
+    bot, kamailio_port, bot_port = await registered_behind_kamailio(start_bot, processes, tmp_path)
     forger = await open_client("127.0.0.2")
     try:
         call_id = tag()
@@ -65,15 +73,7 @@ async def test_a_forged_identity_straight_to_the_bot_gets_403_and_no_reply(
         assert answer.startswith(b"SIP/2.0 403 "), answer
         # alice's own "help" through Kamailio is answered; the bot is done with everything
         # sent before it, and the forged "my meetings" never ran for anyone
-        await pager_exchange(
-            kamailio_port,
-            processes,
-            tmp_path,
-            command="help",
-            expect={"Commands:": True},
-            message_uri="sip:bot@example.test",
-            challenge=407,
-        )
+        await alice_says_help_through(kamailio_port, processes, tmp_path)
         await bot.event("im.command.answered", command="help", sender="alice@example.test")
         commands = [line for line in bot.lines if line.get("event") == "im.command.answered"]
         assert [line["command"] for line in commands] == ["help"], commands
@@ -135,10 +135,7 @@ async def bindings_of_the_bot(kamailio_port: int) -> list[str]:
 async def test_sigterm_takes_the_bots_binding_out_of_kamailio(
     start_bot: StartBot, processes: list[Process], tmp_path: Path
 ) -> None:
-    kamailio_port, bot_port = free_port(), free_port()
-    await start_kamailio(kamailio_port, bot_port, tmp_path, processes)
-    bot = await bot_behind(start_bot, kamailio_port, bot_port)
-    await bot.event("registration.succeeded")
+    bot, kamailio_port, bot_port = await registered_behind_kamailio(start_bot, processes, tmp_path)
     (bound,) = await bindings_of_the_bot(kamailio_port)
     assert f"127.0.0.1:{bot_port}" in bound, bound
     assert await bot.stop() == 0, bot.text

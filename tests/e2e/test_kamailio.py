@@ -40,6 +40,20 @@ async def start_kamailio(
     return process
 
 
+async def alice_says_help_through(kamailio_port: int, processes: list[Process], work: Path) -> None:
+    """alice (SIPp) registers with Kamailio and sends "help" to the bot through it, answering
+    Kamailio's 407; the bot's reply reaches her through Kamailio too."""
+    await pager_exchange(
+        kamailio_port,
+        processes,
+        work,
+        command="help",
+        expect={"Commands:": True},
+        message_uri="sip:bot@example.test",
+        challenge=407,
+    )
+
+
 async def test_bot_behind_kamailio_answers_and_survives_a_restart(
     start_bot: StartBot, processes: list[Process], tmp_path: Path
 ) -> None:
@@ -61,15 +75,7 @@ async def test_bot_behind_kamailio_answers_and_survives_a_restart(
         },
     )
     await bot.event("registration.succeeded")
-    await pager_exchange(
-        kamailio_port,
-        processes,
-        tmp_path,
-        command="help",
-        expect={"Commands:": True},
-        message_uri="sip:bot@example.test",
-        challenge=407,
-    )
+    await alice_says_help_through(kamailio_port, processes, tmp_path)
     answered = await bot.event("im.command.answered", command="help")
     assert answered["sender"] == "alice@example.test"  # from P-Asserted-Identity
 
@@ -80,12 +86,4 @@ async def test_bot_behind_kamailio_answers_and_survives_a_restart(
     await bot.event("registration.server_back", after=mark)
     await bot.event("registration.succeeded", after=mark)
     (tmp_path / "second").mkdir()
-    await pager_exchange(
-        kamailio_port,
-        processes,
-        tmp_path / "second",
-        command="help",
-        expect={"Commands:": True},
-        message_uri="sip:bot@example.test",
-        challenge=407,
-    )
+    await alice_says_help_through(kamailio_port, processes, tmp_path / "second")
