@@ -1,0 +1,99 @@
+"""baresip (Debian baresip-core 1.0) as a user's softphone that answers by itself and records
+what it hears, for the announcement tests (see PEERS.md's notes, summed up here):
+
+- ``answermode=auto`` answers every call; there is then no "incoming call" line, only
+  ``Call established`` and ``closed``;
+- the ``sndfile`` audio filter writes ``dump-<time>-dec.wav`` (what it received, 16-bit at the
+  codec's rate) into ``snd_path``; the WAV header is finished when the call closes;
+- ``mediaenc=srtp`` takes plain RTP/AVP and SDES offers, ``srtp-mand`` only RTP/SAVP with
+  ``a=crypto`` (it answers a plain offer with 488);
+- no audio device: ``audio_player``/``audio_source`` empty, the receive path still decodes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.peers.conftest import free_port
+from tests.peers.console import Console
+
+REGISTERED = "All 1 useragent registered successfully!"
+
+
+@dataclass
+class RecordingPhone:
+    """A running baresip registered as ``user``; its recordings land in ``recordings``."""
+
+    console: Console
+    user: str
+    recordings: Path
+
+    @classmethod
+    async def start(
+        cls,
+        folder: Path,
+        *,
+        user: str,
+        password: str,
+        registrar: tuple[str, int],
+        domain: str = "example.test",
+        codecs: str = "pcmu,pcma",
+        mediaenc: str | None = None,
+    ) -> RecordingPhone:
+        """Start baresip in ``folder`` registered as ``user`` through ``registrar`` (an
+        address, used as outbound proxy so that ``domain`` is never resolved) and wait until
+        the registration succeeded."""
+        home = folder / "home"
+        config = home / ".baresip"
+        recordings = folder / "recordings"
+        config.mkdir(parents=True)
+        recordings.mkdir()
+        (config / "config").write_text(
+            "\n".join([
+                "module_path /usr/lib/baresip/modules",
+                f"sip_listen 127.0.0.1:{free_port()}",
+                "net_interface 127.0.0.1",
+                "dns_server 127.0.0.1:53",
+                "audio_player",
+                "audio_source",
+                "audio_alert",
+                "module g711.so",
+                "module g722.so",
+                "module srtp.so",
+                "module sndfile.so",
+                "module_app account.so",
+                "module_app menu.so",
+                f"snd_path {recordings}",
+                "statmode_default off",
+                "jitter_buffer_delay 1-10",
+                "",
+            ])
+        )  # fmt: skip
+        host, port = registrar
+        account = (
+            f"<sip:{user}@{domain}>;auth_pass={password};"
+            f'outbound="sip:{host}:{port};transport=udp";answermode=auto;'
+            f"audio_codecs={codecs};ptime=20;regint=600"
+        )
+        if mediaenc is not None:
+            account += f";mediaenc={mediaenc}"
+        (config / "accounts").write_text(account + "\n")
+        (config / "contacts").write_text("")
+        console = await Console.start(["baresip", "-f", str(config)], cwd=folder, home=home)
+        phone = cls(console, user, recordings)
+        await console.expect(re.escape(REGISTERED), timeout=20)
+        return phone
+
+    async def call_closed(self, count: int = 1, timeout: float = 60.0) -> None:
+        """Wait until ``count`` calls have ended: baresip prints "Call with <peer> terminated
+        (duration: N secs)" whoever hung up."""
+        await self.console.expect(r"terminated \(duration", count=count, timeout=timeout)
+
+    def heard(self) -> list[Path]:
+        """The WAV files of what it received, oldest first."""
+        return sorted(self.recordings.glob("dump-*-dec.wav"))
+
+    async def close(self) -> int:
+        return await self.console.close("/quit")
