@@ -90,6 +90,24 @@ async def test_a_hung_render_is_killed(tmp_path: Path) -> None:
     assert_gone([pid])
 
 
+async def test_a_cancelled_render_is_killed(tmp_path: Path) -> None:
+    # the hung stand-in writes its pid into a FIFO: reading it waits until the process runs
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    script = tmp_path / "hung"
+    script.write_text(f'#!/bin/sh\necho $$ > "{fifo}"\nexec {sleep} 600\n')
+    script.chmod(0o755)
+    speaker = Speaker(settings(tts_timeout=60.0), program=str(script))
+    render = asyncio.create_task(speaker.speak(SENTENCE))
+    pid = int(await asyncio.wait_for(asyncio.to_thread(fifo.read_text), 10))
+    render.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await render
+    assert_gone([pid])
+
+
 def assert_gone(pids: list[int]) -> None:
     """The processes were killed and reaped: not even a zombie is left."""
     for pid in pids:
