@@ -20,9 +20,10 @@ from numpy.typing import NDArray
 from bot.sounds.errors import SoundError
 from bot.sounds.sound import Sound
 
-MAX_WAV_BYTES = 64 * 1024 * 1024
-"""Files larger than this are refused unread: 64 MiB is about four minutes of 48 kHz stereo 24-bit,
-far beyond an announcement, and bounds the memory one ``play`` can take."""
+MAX_WAV_BYTES = 32 * 1024 * 1024
+"""Files larger than this are refused unread: 32 MiB is three minutes of 44.1 kHz stereo 16-bit,
+beyond any announcement, and bounds the memory one ``play`` takes (about four times the file
+while it is decoded)."""
 
 PCM = 0x0001
 IEEE_FLOAT = 0x0003
@@ -129,7 +130,9 @@ def _decode(raw: NDArray[np.uint8], tag: int, width: int) -> NDArray[np.float32]
         return raw.view(kind)[..., 0].astype(np.float32)
     if width == 1:  # 8-bit WAV is unsigned, 128 is silence
         return (raw[..., 0].astype(np.float32) - 128.0) / 128.0
-    # sign-extend any width by placing its bytes at the top of a 32-bit word
-    words = np.zeros((*raw.shape[:2], 4), dtype=np.uint8)
-    words[..., 4 - width :] = raw
-    return words.view("<i4")[..., 0].astype(np.float32) / np.float32(2.0**31)
+    if width == 3:  # sign-extended by placing the bytes at the top of a 32-bit word
+        words = np.zeros((*raw.shape[:2], 4), dtype=np.uint8)
+        words[..., 1:] = raw
+        raw, width = words, 4
+    ints = raw.view(np.dtype(f"<i{width}"))[..., 0]
+    return ints.astype(np.float32) / np.float32(2.0 ** (8 * width - 1))
