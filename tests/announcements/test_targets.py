@@ -1,100 +1,83 @@
-"""Who may announce into what: a number of the sender's last listing, one of their ids, a SIP
-URI; announcements.who and announcements.uris; refusals that say how to do it right."""
+"""Who may announce into what: the sender's own conference, a SIP URI; announcements.who and
+announcements.uris; refusals that say how to do it right."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bot.announcements.targets import described, resolve
-from bot.commands import CommandContext, UsageError
+from bot.announcements.targets import NotATarget, described, is_conference_uri, resolve
 from bot.conferencing.models import Conference
-from bot.config import Config
+from bot.config.sections import AnnouncementsConfig
 from bot.errors import Refusal
 from bot.sender import Sender
-from tests.commands.chat import ChatBot, chat_bot
+
+START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-def context(chat: ChatBot, user: str, **announcements: Any) -> CommandContext:
-    config = Config(announcements=announcements) if announcements else chat.dispatcher.config
-    sender = Sender(user, "example.test")
-    return CommandContext(
-        sender=sender,
-        args="",
-        config=config,
-        registry=chat.dispatcher.registry,
-        services=chat.dispatcher.services,
-        memory=chat.dispatcher.memory.get(sender.address, chat.clock()),
-        is_admin=sender.address in config.acl.admins,
+def conference(organizer: str, subject: str) -> Conference:
+    return Conference(
+        conference_id="C1",
+        organizer=organizer,
+        subject=subject,
+        uri=f"sip:{organizer};gruu;opaque=app:conf:focus:id:C1",
+        access_level="everyone",
+        start=START,
+        end=START + timedelta(hours=1),
+        expiry=START + timedelta(days=14),
     )
 
 
-async def test_a_number_of_the_last_listing_and_an_id_name_the_senders_conference(
-    tmp_path: Path,
-) -> None:
-    chat = await chat_bot(tmp_path)
-    try:
-        ctx = context(chat, "bob")
-        with pytest.raises(UsageError, match="Send 'my meetings' first"):
-            await resolve(ctx, "1")
-        await chat.say("bob", "my meetings")
-        first = await resolve(ctx, "1")
-        assert isinstance(first, Conference) and described(first) == "'Design review'"
-        assert await resolve(ctx, "DEMO0003") == first
-        with pytest.raises(UsageError, match="Your last listing has 1 conference"):
-            await resolve(ctx, "2")
-    finally:
-        await chat.store.close()
+SYNC = conference("bob@example.test", "Weekly sync")
+CAROLS = conference("carol@example.test", "Carol's review")
 
 
-async def test_nobody_names_another_organizers_conference_by_id(tmp_path: Path) -> None:
-    chat = await chat_bot(tmp_path)
-    try:
-        with pytest.raises(UsageError, match="You have no conference 'DEMO0001'.$"):
-            await resolve(context(chat, "bob"), "DEMO0001")
-        # alice is an admin: she is told how to name bob's conference instead
-        with pytest.raises(UsageError, match=r"by its URI \(sip:...;opaque=app:conf:focus"):
-            await resolve(context(chat, "alice"), "DEMO0003")
-    finally:
-        await chat.store.close()
+async def target(word: str, *, admin: bool = False, found: Conference = SYNC, **acl: Any) -> Any:
+    async def choose(_: str) -> Conference:
+        return found
+
+    return await resolve(
+        word,
+        sender=Sender("bob", "example.test"),
+        is_admin=admin,
+        settings=AnnouncementsConfig(**acl),
+        choose=choose,
+    )
 
 
-async def test_sip_uris_are_for_admins_unless_configured_for_everyone(tmp_path: Path) -> None:
-    chat = await chat_bot(tmp_path)
-    try:
-        with pytest.raises(Refusal, match="only administrators may name a SIP URI. Name one"):
-            await resolve(context(chat, "bob"), "sip:carol@example.test")
-        assert await resolve(context(chat, "alice"), "sip:carol@example.test") == (
-            "sip:carol@example.test"
-        )
-        everyone = context(chat, "bob", uris="everyone")
-        assert await resolve(everyone, "SIP:carol@Example.TEST") == "sip:carol@example.test"
-        focus = "sip:bob@example.test;gruu;opaque=app:conf:focus:id:DEMO0003"
-        assert await resolve(context(chat, "alice"), focus) == focus
-    finally:
-        await chat.store.close()
+async def test_a_number_or_id_is_the_conference_choose_finds() -> None:
+    chosen = await target("1")
+    assert chosen == SYNC and described(chosen) == "'Weekly sync'"
 
 
-async def test_a_malformed_uri_gets_an_example(tmp_path: Path) -> None:
-    chat = await chat_bot(tmp_path)
-    try:
-        for word in ("sip:", "sip:bob@example.test?subject=x", "sip:bob@exa mple"):
-            with pytest.raises(UsageError, match=r"is not a SIP URI I can call \(e.g. sip:"):
-                await resolve(context(chat, "alice"), word)
-    finally:
-        await chat.store.close()
+async def test_organizers_announce_only_into_their_own_unless_everyone_may() -> None:
+    with pytest.raises(Refusal, match="only into conferences you organise"):
+        await target("C1", found=CAROLS)
+    assert await target("C1", found=CAROLS, who="everyone") == CAROLS
+    assert await target("C1", found=CAROLS, admin=True) == CAROLS
 
 
-async def test_who_admins_refuses_everyone_else_even_their_own(tmp_path: Path) -> None:
-    chat = await chat_bot(tmp_path)
-    try:
-        await chat.say("bob", "my meetings")
-        with pytest.raises(Refusal, match="only administrators may make announcements"):
-            await resolve(context(chat, "bob", who="admins"), "1")
-        await chat.say("alice", "my meetings")
-        chosen = await resolve(context(chat, "alice", who="admins"), "1")
-        assert described(chosen) == "'Weekly sync'"
-    finally:
-        await chat.store.close()
+async def test_who_admins_refuses_everyone_else_even_their_own() -> None:
+    with pytest.raises(Refusal, match="^Sorry, only administrators may make announcements here"):
+        await target("1", who="admins")
+    with pytest.raises(Refusal, match="only administrators may make announcements"):
+        await target("sip:carol@example.test", who="admins", uris="everyone")
+    assert await target("1", who="admins", admin=True) == SYNC
+
+
+async def test_sip_uris_are_for_admins_unless_configured_for_everyone() -> None:
+    with pytest.raises(Refusal, match="only administrators may name a SIP URI. Name one of your"):
+        await target("sip:carol@example.test")
+    assert await target("sip:carol@example.test", admin=True) == "sip:carol@example.test"
+    assert await target("SIP:carol@Example.TEST", uris="everyone") == "sip:carol@example.test"
+    focus = "sip:carol@example.test;gruu;opaque=app:conf:focus:id:C1"
+    assert await target(focus, admin=True) == focus and is_conference_uri(focus)
+    assert not is_conference_uri("sip:carol@example.test")
+
+
+async def test_a_malformed_uri_gets_an_example() -> None:
+    for word in ("sip:", "sip:bob@example.test?subject=x", "sip:bob@exa%mple"):
+        with pytest.raises(NotATarget, match=r"is not a SIP URI I can call \(e.g. sip:"):
+            await target(word, admin=True)
