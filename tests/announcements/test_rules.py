@@ -251,3 +251,8 @@ async def test_built_for_the_runtime_on_the_store(tmp_path: Path) -> None:
     finally:
         await built.scheduler.close()
         await store.close()
+
+
+def test_only_cron_rules_may_name_a_sip_uri() -> None:
+    with pytest.raises(ValueError, match="only a cron rule may name a SIP URI as its target"):
+        settings({**START, "target": "sip:bob@example.test"})
