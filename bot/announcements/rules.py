@@ -80,7 +80,7 @@ def aimed_at(rule: RuleConfig, conference: Conference) -> bool:
     if rule.target == "all":
         return True
     if "@" in rule.target:
-        return not is_uri(rule.target) and conference.organizer == rule.target.lower()
+        return not is_uri(rule.target) and conference.organizer.lower() == rule.target.lower()
     return conference.conference_id == rule.target
 
 
