@@ -2,6 +2,7 @@
 commands (``bot.commands.command``); third-party modules do the same."""
 
 BUILTIN = (
+    "handlers.announce",
     "handlers.help",
     "handlers.meetings",
     "handlers.more",

@@ -10,6 +10,7 @@ from bot.sender import Sender
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
+    from bot.announcements.service import Announcer, Sounds
     from bot.commands.registry import Registry
     from bot.conferencing.endpoints import UserEndpoint
     from bot.config import Config
@@ -45,6 +46,14 @@ class Services(Protocol):
 
     def status(self) -> dict[str, Any]:
         """How the bot is doing, for the ``status`` command: label -> value."""
+
+    @property
+    def announcer(self) -> Announcer[Any] | None:
+        """Joins, plays, leaves (``announce``/``play``); None where the bot has no calls."""
+
+    @property
+    def sounds(self) -> Sounds[Any] | None:
+        """Speech and clips to play; None where the bot has no calls."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.conferencing.endpoints import UserEndpointPool
+
+if TYPE_CHECKING:
+    from bot.announcements.service import Announcer, Sounds
 
 
 @dataclass(slots=True, kw_only=True)
@@ -21,3 +24,8 @@ class BotServices:
     """Each user's endpoint: handlers reach conferences only through ``endpoints.get(sender)``."""
     status: Callable[[], dict[str, Any]]
     """How the bot is doing (the runtime's figures), for the ``status`` command."""
+    announcer: Announcer[Any] | None = None
+    """Announcements (``announce``/``play``): set by the runtime once calls exist
+    (bot.announcements.build_announcements)."""
+    sounds: Sounds[Any] | None = None
+    """What ``announce``/``play`` render: speech and clips."""

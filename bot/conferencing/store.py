@@ -152,6 +152,17 @@ class ConferenceStore:
         self.listings.invalidate(organizer)
         return bool(result.rowcount)
 
+    async def between(self, since: datetime, until: datetime) -> list[Conference]:
+        """Every organizer's conferences with a time that overlaps [since, until] (starting by
+        ``until``, ending from ``since`` on), soonest first: what automatic announcements
+        consider (bot.announcements.rules). Not cached: asked once per scheduler tick."""
+        query = select(_TABLE).where(
+            _TABLE.c.start <= until.astimezone(UTC), _TABLE.c.end >= since.astimezone(UTC)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return sorted((_model(row) for row in rows), key=soonest_first)
+
     async def _load(self, organizer: str) -> list[Conference]:
         async with self.engine.connect() as connection:
             result = await connection.execute(_BY_ORGANIZER, {"organizer": organizer})

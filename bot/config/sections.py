@@ -396,6 +396,9 @@ class RuleConfig(_Section):
         if self.when == "cron" and not self.cron:
             raise _Problem("a cron rule needs cron (five fields, e.g. '0 9 * * 1-5')",
                            path=("cron",))  # fmt: skip
+        if self.when != "cron" and self.target.lower().startswith(("sip:", "sips:")):
+            raise _Problem("only a cron rule may name a SIP URI as its target",
+                           path=("target",))  # fmt: skip
         return self
 
 

@@ -29,6 +29,8 @@ class ChatServices:
         self.conferences = store
         self.zone = ZoneInfo(zone)
         self.endpoints = UserEndpointPool(store)
+        self.announcer: Any = None  # set by the announcement tests (tests/commands/test_announce*)
+        self.sounds: Any = None
 
     def status(self) -> dict[str, Any]:
         return {"uptime": "42 s", "IM sessions": 0}

@@ -100,7 +100,8 @@ async def test_admin_only_commands(tmp_path: Path) -> None:
     chat = await chat_bot(tmp_path, acl=AclConfig(admins=("alice@example.test",)))
     try:
         assert "uptime: 42 s" in await chat.say("alice", "status")
-        assert "status" in await chat.say("alice", "help")
+        listing = await chat.say("alice", "help") + await chat.say("alice", "more")  # two pages
+        assert "status" in listing
         assert await chat.say("bob", "status") == "Sorry, 'status' is for administrators only."
     finally:
         await chat.store.close()
@@ -196,7 +197,8 @@ async def test_modules_listed_in_config_add_commands(tmp_path: Path) -> None:
     chat.dispatcher.registry = load_handlers(config)
     try:
         assert await chat.say("alice", "weather") == "Sunny, alice."
-        assert "weather - Tell the weather" in await chat.say("alice", "help")
+        listing = await chat.say("alice", "help") + await chat.say("alice", "more")  # two pages
+        assert "weather - Tell the weather" in listing
     finally:
         await chat.store.close()
 
