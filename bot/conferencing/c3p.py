@@ -212,6 +212,6 @@ def _sip_failure(response: Response, doing: str) -> str:
     if response.status == 503:
         return f"The conference server cannot be reached right now, so I could not {doing}."
     diagnostics = response.headers.get("ms-diagnostics") or ""
-    said = diagnostics.partition('reason="')[2].partition('"')[0]
+    said = diagnostics.partition('reason="')[2].partition('"')[0].rstrip(".")
     detail = f": {said}" if said else f" ({response.status} {response.reason})"
     return f"The conference server refused{detail}. I could not {doing}."

@@ -203,8 +203,6 @@ class FocusFactory:
         self.services.append(request)
         command = commands[0]
         name = command.tag.rpartition("}")[2]
-        if name in self.canned:
-            return _c3p(request, self.canned[name])
         target = str(request.uri)
         mine = self.conferences.setdefault(organizer, {})
         if target == f"sip:{organizer};gruu;opaque=app:conf:focusfactory":
@@ -223,6 +221,8 @@ class FocusFactory:
             return _diagnostic(request, 3012, "Invalid conference URI.")
         if handler is None:
             return _diagnostic(request, 3004, "The requested C3P command is not implemented.")
+        if name in self.canned:
+            return _c3p(request, self.canned[name])
         try:
             reason, inner = handler(organizer, mine, command)
         except _Unparsable:
