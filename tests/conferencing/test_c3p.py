@@ -254,9 +254,11 @@ async def test_failures_and_silence_become_sentences(
         await backend.summaries(ALICE, NOW)
 
 
-async def send(backend: C3pBackend, server: Peer, organizer: str, command: str) -> Response:
+async def send(
+    backend: C3pBackend, server: Peer, organizer: str, command: str, to: str | None = None
+) -> Response:
     """One C3P SERVICE as a trusted application sends it, with any ``command``."""
-    target, body = c3p_wire.build_request(organizer, command)
+    target, body = c3p_wire.build_request(organizer, command, to)
     request = new_request(
         "SERVICE",
         parse_uri(target),
@@ -308,6 +310,23 @@ async def test_the_double_puts_reasons_on_the_command_element(
     [command] = list(root)
     assert (root.get("code"), root.get("reason")) == ("failure", None)
     assert command.get("reason") == "invalidAdmissionPolicy"
+
+
+async def test_the_double_refuses_a_focus_key_that_is_not_the_focus(
+    served: tuple[C3pBackend, FocusFactory],
+) -> None:
+    backend, factory = served
+    made = await backend.schedule(ALICE, new("Mine"))
+    other = c3p_wire.focus_uri(ALICE, "OTHER123")
+    response = await send(
+        backend, backend.server, ALICE, c3p_wire.delete_conference(other), to=made.uri
+    )
+    assert (response.headers.get("ms-diagnostics") or "").startswith("3003;")
+    assert made.conference_id in factory.conferences[ALICE]
+    missing = await send(
+        backend, backend.server, ALICE, c3p_wire.delete_conference(other), to=other
+    )
+    assert missing.status == 404
 
 
 async def test_my_meetings_with_the_c3p_backend_through_user_endpoints(

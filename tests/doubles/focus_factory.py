@@ -26,9 +26,10 @@ real SIP transactions. What it takes and answers, and where each rule comes from
 - deleteConference: MS-CONFBAS §2.2.3.14, sent to the focus with ``conferenceKeys
   confEntity`` = the focus URI, answered ``<conference-info entity="<focus URI>"/>``. The
   focus-factory form has no published example, so the factory does not take it (3004). A focus
-  that does not exist is not found: 404.
-- ms-diagnostics of MS-OCER §8.4: 3000 bad From, 3001 bad To, 3004 command not implemented,
-  3006 unparsable, 3012 invalid conference URI, 3014 failed authorization.
+  that does not exist is not found: 404; a confEntity that is not the focus asked: 3003.
+- ms-diagnostics of MS-OCER §8.4: 3000 bad From, 3001 bad To, 3003 invalid conference-entity,
+  3004 command not implemented, 3006 unparsable, 3012 invalid conference URI, 3014 failed
+  authorization.
 - An organizer sees and changes only the organizer's own conferences (MS-CONFPRO §3.2.5).
 
 What it does not model: joining (focus INVITE, MCUs), the conference lifetime beyond expiry,
@@ -227,6 +228,10 @@ class FocusFactory:
             reason, inner = handler(organizer, mine, command)
         except _Unparsable:
             return _diagnostic(request, 3006, "Failed to parse the C3P request.")
+        except _BadEntity:
+            return _diagnostic(
+                request, 3003, "The conference-entity supplied in the C3P request is invalid."
+            )
         self.requests.append((organizer, name))
         code = "failure" if reason else "success"
         said = f" reason={quoteattr(reason)}" if reason else ""
@@ -261,7 +266,7 @@ class FocusFactory:
         entity = keys.get("confEntity", "") if keys is not None else ""
         conference_id = entity.rpartition(":focus:id:")[2]
         if entity != _focus(organizer, mine.get(conference_id)):
-            raise _Unparsable
+            raise _BadEntity
         del mine[conference_id]
         return "", f'<conference-info xmlns="{CI}" entity={quoteattr(entity)}/>'
 
@@ -301,6 +306,10 @@ class FocusFactory:
 
 class _Unparsable(ValueError):
     """What a schema-validating server answers with 3006."""
+
+
+class _BadEntity(ValueError):
+    """A confEntity that is not the focus asked (3003)."""
 
 
 def _check_schema(info: Element) -> None:
