@@ -51,6 +51,7 @@ from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
 
 from bot.sip import Request, Response, make_response
 from bot.sip.digest import DigestServer
@@ -192,7 +193,7 @@ class FocusFactory:
     def _service(self, request: Request, organizer: str) -> Response:
         try:
             root = ElementTree.fromstring(request.body)
-        except ElementTree.ParseError:
+        except (ElementTree.ParseError, DefusedXmlException):
             return _diagnostic(request, 3006, "Failed to parse the C3P request.")
         if root.get("from") != f"sip:{organizer}":
             return _diagnostic(request, 3000, "Bad From in C3P request.")
