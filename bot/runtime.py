@@ -171,14 +171,20 @@ class Runtime:
             )
         peer = Peer((uri.transport or "udp").upper(), uri.host.strip("[]"), uri.port or 5060)
         if mode == "trusted":
-            backend = C3pBackend(self.endpoint, peer, timeout=settings.c3p.timeout)
+            backend = C3pBackend(
+                self.endpoint, peer, timeout=settings.c3p.timeout, schedules=self.store
+            )
             return UserEndpointPool(backend, size=pool.size, idle=pool.idle_seconds)
         registering = Registering(
             self.endpoint, peer, load_credentials(config), pool.register_expires
         )
         self.registering = registering
         backend = C3pBackend(
-            self.endpoint, peer, timeout=settings.c3p.timeout, credentials=registering.credentials
+            self.endpoint,
+            peer,
+            timeout=settings.c3p.timeout,
+            credentials=registering.credentials,
+            schedules=self.store,
         )
         return UserEndpointPool(
             backend, establish=registering, size=pool.size, idle=pool.idle_seconds

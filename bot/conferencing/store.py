@@ -34,6 +34,18 @@ class _Row(_Base):
     dial_in: Mapped[str] = mapped_column(String(512), default="")
 
 
+class _ScheduleRow(_Base):
+    """When a conference of the c3p backend starts and ends: the focus factory keeps no
+    schedule (MS-CONFPRO §4.1), so the bot does (bot.conferencing.c3p_schedules)."""
+
+    __tablename__ = "c3p_schedules"
+
+    organizer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    conference_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 def _model(row: RowMapping) -> Conference:
     return Conference(
         conference_id=row["conference_id"],
@@ -162,6 +174,34 @@ class ConferenceStore:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return sorted((_model(row) for row in rows), key=soonest_first)
+
+    async def keep_schedule(
+        self, organizer: str, conference_id: str, start: datetime, end: datetime
+    ) -> None:
+        """The schedule of a c3p conference (bot.conferencing.c3p_schedules)."""
+        async with self._sessions.begin() as session:
+            await session.merge(
+                _ScheduleRow(organizer=organizer, conference_id=conference_id, start=start, end=end)
+            )
+
+    async def schedules_of(self, organizer: str) -> dict[str, tuple[datetime, datetime]]:
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                select(_ScheduleRow.conference_id, _ScheduleRow.start, _ScheduleRow.end).where(
+                    _ScheduleRow.organizer == organizer
+                )
+            )
+            rows = result.all()
+        return {ident: (_aware(start), _aware(end)) for ident, start, end in rows}
+
+    async def forget_schedule(self, organizer: str, conference_id: str) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                delete(_ScheduleRow).where(
+                    _ScheduleRow.organizer == organizer,
+                    _ScheduleRow.conference_id == conference_id,
+                )
+            )
 
     async def _load(self, organizer: str) -> list[Conference]:
         async with self.engine.connect() as connection:

@@ -260,6 +260,10 @@ class EndpointsConfig(_Section):
 class C3pConfig(_Section):
     server: str | None = None
     timeout: float = Field(5.0, gt=0)
+    digest: bool = False
+    """The server takes Digest (a standards server: Kamailio, Asterisk). Lync / Skype for
+    Business never do (NTLM, Kerberos, TLS-DSK only, MS-SIPAE): there the bot is a trusted
+    application over mutual TLS, so ``endpoints.mode: registered`` needs this true."""
 
 
 DATABASE_DRIVERS = {
@@ -315,6 +319,18 @@ class ConferencesConfig(_Section):
     dial_in: str = ""
     endpoints: EndpointsConfig = EndpointsConfig()
     c3p: C3pConfig = C3pConfig()
+
+    @model_validator(mode="after")
+    def _registered_needs_digest(self) -> ConferencesConfig:
+        """Registered endpoints answer Digest challenges, which Lync / SfB never send."""
+        if self.backend == "c3p" and self.endpoints.mode == "registered" and not self.c3p.digest:
+            raise _Problem(
+                "endpoints.mode registered answers Digest challenges, and a Lync / Skype for "
+                "Business focus factory takes no Digest (MS-SIPAE): use mode trusted there, or "
+                "set conferences.c3p.digest: true for a server that does (Kamailio, Asterisk)",
+                path=("c3p", "digest"),
+            )
+        return self
 
 
 class MediaConfig(_Section):

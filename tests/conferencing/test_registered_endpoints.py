@@ -130,7 +130,7 @@ async def test_the_runtime_acts_through_registrations_and_removes_them_at_stop(
             "acl": {"allowed_domains": ["contoso.com"]},
             "conferences": {
                 "backend": "c3p",
-                "c3p": {"server": f"sip:{server.host}:{server.port}"},
+                "c3p": {"server": f"sip:{server.host}:{server.port}", "digest": True},
                 "database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}",
                 "endpoints": {"mode": "registered", "credentials": PASSWORDS},
             },

@@ -75,7 +75,11 @@ async def test_only_the_bots_address_may_act_for_a_user(
                 ("Content-Type", c3p.CONTENT_TYPE)), body)  # fmt: skip
             refused = await intruder.request(claim, destination=kamailio)
             assert refused.status == 407  # challenged like any user, PAI not believed
-        assert [command for _, command in factory.requests] == ["addConference", "getConferences"]
+        assert [command for _, command in factory.requests] == [
+            "getAvailableMcuTypes",
+            "addConference",
+            "getConferences",
+        ]
     finally:
         await factory.close()
 
