@@ -81,6 +81,7 @@ class ConferenceSubscription:
         lync: bool = False,
         on_change: OnChange | None = None,
         expires: int = DEFAULT_EXPIRES,
+        min_refresh: float = MIN_REFRESH,
         destination: Peer | None = None,
         credentials: DigestClient | None = None,
     ):
@@ -93,6 +94,7 @@ class ConferenceSubscription:
         self.lync = lync
         self.on_change = on_change
         self.expires = expires
+        self.min_refresh = min_refresh
         self.destination = destination
         self.credentials = credentials
         self.roster = Roster()
@@ -251,7 +253,7 @@ class ConferenceSubscription:
         if granted <= 0:
             self._end("expired")
             return
-        delay = max(MIN_REFRESH, granted - min(granted / 2, 60.0))
+        delay = max(self.min_refresh, granted - min(granted / 2, 60.0))
         self._cancel_refresh()
         self._refresh = asyncio.get_running_loop().call_later(delay, self._start_refresh)
 
