@@ -149,8 +149,9 @@ class Joiner:
     async def _join_standard(self, uri: str, on_roster: OnChange | None) -> Joined:
         call = await self.calls.call(uri)
         joined = Joined(call=call, roster=None, where=uri)
-        if is_focus(call.invite.response):
-            subscription = self._subscription(uri, lync=False, on_roster=on_roster)
+        focus = focus_of(call.invite.response)
+        if focus is not None:
+            subscription = self._subscription(focus, lync=False, on_roster=on_roster)
             try:
                 await subscription.start()
             except (SubscriptionFailed, OSError) as exc:
@@ -243,16 +244,20 @@ def av_mcu_uri(focus_uri: str) -> str:
     return focus_uri.replace("app:conf:focus:", "app:conf:audio-video:", 1)
 
 
-def is_focus(response: Response) -> bool:
-    """RFC 4579 §3.3: the focus marks its Contact with ``isfocus``; a server that offers the
-    conference event package says so in Allow-Events (RFC 6665 §8.2.2)."""
-    for contact in response.contacts:
-        if any(name.lower() == "isfocus" for name, _ in contact.params):
-            return True
-        if isinstance(contact.uri, SipUri) and contact.uri.has_param("isfocus"):
-            return True
+def focus_of(response: Response) -> str | None:
+    """Where to subscribe for the roster, or None when the answer shows no focus. RFC 4579
+    §3.3: the focus marks its Contact with ``isfocus`` and that Contact is the conference URI;
+    a server that offers the conference event package says so in Allow-Events (RFC 6665
+    §8.2.2), and is asked at its Contact, the dialog's remote target."""
+    contacts = response.contacts
+    for contact in contacts:
+        marked = any(name.lower() == "isfocus" for name, _ in contact.params)
+        if marked or (isinstance(contact.uri, SipUri) and contact.uri.has_param("isfocus")):
+            return str(contact.uri)
     events = ",".join(response.headers.values("allow-events")).lower()
-    return "conference" in (e.strip() for e in events.split(","))
+    if contacts and "conference" in (e.strip() for e in events.split(",")):
+        return str(contacts[0].uri)
+    return None
 
 
 def _sip(uri: str) -> SipUri | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import G722
@@ -28,6 +29,21 @@ from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEnd
 
 FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
 BOT = "sip:bot@contoso.com"
+SCENARIOS = Path(__file__).parent / "sipp"
+WAIT = 5.0
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (at most WAIT s) for ``condition``, checked every 10 ms of the loop."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), WAIT)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 class StandInRouter:

@@ -12,21 +12,20 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from bot.calls.join import Joiner, JoinFailed, av_mcu_uri, is_focus, is_lync_focus
+from bot.calls.join import Joiner, JoinFailed
 from bot.conferencing.roster import Roster, RosterChange
 from bot.config import Config
-from bot.sip.message import Response
 from tests.calls.join_standins import (
     FAST,
+    WAIT,
     CallFailed,
     StandInCalls,
     StandInRouter,
     bot_endpoint,
     tone,
+    until,
 )
 from tests.doubles.lync_focus import LyncFocus
-
-WAIT = 5.0
 
 
 @dataclass
@@ -52,17 +51,6 @@ async def world() -> AsyncIterator[World]:
             call.stream.close()
         await endpoint.close()
         await focus.close()
-
-
-async def until(condition: object, what: str) -> None:
-    async def poll() -> None:
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(poll(), WAIT)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def test_join_speak_and_leave_in_lyncs_order(world: World) -> None:
@@ -154,21 +142,3 @@ async def test_an_unknown_conference_is_a_call_failure(world: World) -> None:
     with pytest.raises(CallFailed, match="404"):
         await world.joiner.join("sip:alice@contoso.com;gruu;opaque=app:conf:focus:id:NOSUCH")
     assert world.router.dialogs == {} and world.focus.log == []
-
-
-def test_uris_and_focus_markers() -> None:
-    focus = "sip:alice@contoso.com;gruu;opaque=app:conf:focus:id:JL3GPNYP"
-    assert is_lync_focus(focus)
-    assert not is_lync_focus("sip:alice@contoso.com;gruu;opaque=app:conf:audio-video:id:X")
-    assert not is_lync_focus("sip:confbridge@pbx.example.test")
-    assert av_mcu_uri(focus) == "sip:alice@contoso.com;gruu;opaque=app:conf:audio-video:id:JL3GPNYP"
-    marked = Response(200, None)
-    marked.headers.add("Contact", "<sip:conf1@pbx.example.test>;isfocus")
-    assert is_focus(marked)
-    events = Response(200, None)
-    events.headers.add("Contact", "<sip:conf1@pbx.example.test>")
-    events.headers.add("Allow-Events", "presence, conference")
-    assert is_focus(events)
-    plain = Response(200, None)
-    plain.headers.add("Contact", "<sip:bob@pc.example.test>")
-    assert not is_focus(plain)

@@ -4,8 +4,7 @@ double (state in the 2xx, BENOTIFY unanswered, refresh before expiry, unsubscrib
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,19 @@ from bot.sip.dialog import Dialog
 from bot.sip.message import Request, Response, make_response, new_tag
 from bot.sip.transaction import Peer
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
-from tests.calls.join_standins import BOT, FAST, StandInCalls, StandInRouter, bot_endpoint
+from tests.calls.join_standins import (
+    BOT,
+    FAST,
+    SCENARIOS,
+    StandInCalls,
+    StandInRouter,
+    bot_endpoint,
+    until,
+)
 from tests.doubles.lync_focus import LyncFocus
 from tests.peers.conftest import Process, free_port, listening, processes, start
 
 __all__ = ["processes"]  # the fixture, from tests/peers
-SCENARIOS = Path(__file__).parent / "sipp"
-WAIT = 5.0
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(poll(), WAIT)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 class Seen:
