@@ -9,7 +9,7 @@ pidgin-sipe sipe-subscriptions.c) speak it.
 - NOTIFY → 200 (RFC 6665 §4.1.3), also one that beats the SUBSCRIBE's 2xx (§4.1.2.4: it
   creates the dialog); a ``Subscription-State: terminated`` one ends the subscription;
 - refreshed before it expires (§4.1.2.1), and at once when the roster reports a version gap
-  (RFC 4575 §4.6: the refresh brings a full state);
+  (RFC 4575 §3.7: the refresh brings a full state);
 - :meth:`ConferenceSubscription.close` unsubscribes with ``Expires: 0`` (§4.1.2.3).
 """
 
@@ -35,7 +35,7 @@ from bot.transport.endpoint import ServerRequest, SipEndpoint
 
 log = structlog.get_logger("bot.calls.subscription")
 DEFAULT_EXPIRES = 3600
-"""Asked for when the caller names no duration (RFC 4575 §3.7: "default ... 3600 seconds")."""
+"""Asked for when the caller names no duration: the package's default (RFC 4575 §3.3)."""
 MIN_REFRESH = 5.0
 """Never refresh sooner than this after the last refresh, in seconds: a focus granting 1 s
 must not make us spin."""
@@ -237,7 +237,7 @@ class ConferenceSubscription:
                 log.exception("subscription.on_change_failed", uri=self.uri)
 
     def _resync(self) -> None:
-        """A lost notification: refresh now for a full state (RFC 4575 §4.6)."""
+        """A lost notification: refresh now for a full state (RFC 4575 §3.7)."""
         self._resyncs += 1
         if self._resyncs > MAX_RESYNCS:
             log.warning("subscription.resync_gave_up", uri=self.uri)

@@ -3,17 +3,17 @@
 A :class:`Roster` holds what the focus last told us and absorbs each ``conference-info`` body
 (the SUBSCRIBE 2xx body of ``ms-piggyback-first-notify``, a NOTIFY or a BENOTIFY):
 
-- ``state="full"`` replaces everything (RFC 4575 §4.2; a full document is self-contained, and
-  versions are scoped to one subscription, §4.6 "version", so a full one is taken whatever its
-  number);
-- ``state="partial"`` is merged only when its ``version`` is the last one plus one; one we have
-  seen (or older) is dropped, and a gap asks for a new subscription (``resync``) because a
-  notification was lost (§4.6: "If the value ... is more than one higher ... the subscriber
-  ... SHOULD ... generate a SUBSCRIBE request to refresh the subscription");
+- ``state="full"`` replaces everything (RFC 4575 §5.1; a full document is self-contained,
+  and a refresh or a new subscription starts again with one, so it is taken whatever its
+  version);
+- ``state="partial"`` is merged only when its ``version`` is the last one plus one; one we
+  have seen (or older) is dropped, and a gap means a notification was lost: the subscriber
+  subscribes again for a full state (``resync``; RFC 4575 §3.7 and the ``version`` attribute
+  of §5.1);
 - inside a partial document, ``users``, ``user`` and ``endpoint`` carry their own ``state``
-  (full | partial | deleted, RFC 4575 §5.1 and §5.6-5.7): full replaces that element, partial
-  merges it child by child, deleted removes it; children without a state attribute replace
-  their namesake when present.
+  (full | partial | deleted, RFC 4575 §5): full replaces that element, partial merges it
+  child by child, deleted removes it; children without a state attribute replace their
+  namesake when present.
 
 The Lync / Skype for Business focus (MS-CONFBAS §2.2.2.2) extends the same document: the MCU
 URIs are ``conference-description/conf-uris/entry`` by ``purpose`` (chat, audio-video,
@@ -51,12 +51,12 @@ def _ci(local: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Endpoint:
-    """One device or session of a user (RFC 4575 §5.7)."""
+    """One device or session of a user (the ``endpoint`` element, RFC 4575 §5)."""
 
     entity: str
     status: str | None = None
     """connected, disconnected, on-hold, muted-via-focus, pending, alerting, dialing-in,
-    dialing-out or disconnecting (§5.7.2)."""
+    dialing-out or disconnecting (RFC 4575 §5)."""
     session_type: str | None = None
     """Lync: which MCU this endpoint is in (``focus``, ``chat``, ``audio-video``)."""
     joining_method: str | None = None
@@ -71,7 +71,7 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class User:
-    """One participant (RFC 4575 §5.6) and their endpoints by entity."""
+    """One participant (the ``user`` element, RFC 4575 §5) and their endpoints by entity."""
 
     entity: str
     display_text: str | None = None
@@ -97,7 +97,7 @@ class RosterChange:
     """Users connected before and not now (gone, or every endpoint disconnected)."""
     resync: bool = False
     """A notification was lost (a version gap, or a partial before any full): subscribe
-    again for the full state (RFC 4575 §4.6)."""
+    again for the full state (RFC 4575 §3.7, §5.1)."""
     stale: bool = False
     """A version already applied: dropped."""
 
@@ -110,7 +110,7 @@ class Roster:
     """The last version applied; None before the first full state."""
     subject: str | None = None
     conf_uris: dict[str, str] = field(default_factory=dict)
-    """purpose -> URI (``audio-video``, ``chat``, ... on Lync; RFC 4575 §5.3.1)."""
+    """purpose -> URI (``audio-video``, ``chat``, ... on Lync; ``conf-uris``, RFC 4575 §5)."""
     locked: bool | None = None
     users: dict[str, User] = field(default_factory=dict)
     """entity -> user, in document order."""
@@ -173,7 +173,7 @@ class Roster:
 
     def _describe(self, root: Element) -> None:
         """conference-description and conference-state: replaced when present (they carry no
-        state attribute, so a partial document sends them whole, RFC 4575 §4.6)."""
+        state attribute, so a partial document sends them whole, RFC 4575 §5)."""
         description = root.find(_ci("conference-description"))
         if description is not None:
             self.subject = _text(description, "subject")
@@ -203,7 +203,7 @@ def _parse(body: bytes) -> Element:
 
 
 def _version(text: str | None) -> int:
-    # RFC 4575 §5.1: version is mandatory, an unsigned int
+    # RFC 4575 §5.1: version is mandatory, an unsigned int (a bound keeps it an int32)
     if text is None or not text.isdigit() or len(text) > 10:
         raise RosterError(f"conference-info version {text!r}")
     return int(text)
