@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from bot.calls.join import Joiner, JoinFailed
+from bot.conferencing.models import Conference
 from bot.conferencing.roster import Roster, RosterChange
 from bot.config import Config
 from tests.calls.join_standins import (
@@ -95,7 +97,17 @@ async def test_join_speak_and_leave_in_lyncs_order(world: World) -> None:
 
 async def test_without_conf_uris_the_av_mcu_uri_is_derived(world: World) -> None:
     world.focus.list_av_mcu = False
-    joined = await world.joiner.join(world.focus.focus_uri)
+    listed = Conference(  # as "my meetings" lists it (bot.conferencing.c3p)
+        conference_id="JL3GPNYP",
+        organizer="alice@contoso.com",
+        subject="Weekly sync",
+        uri=world.focus.focus_uri,
+        access_level="same-enterprise",
+        start=None,
+        end=None,
+        expiry=datetime.now(UTC) + timedelta(days=1),
+    )
+    joined = await world.joiner.join(listed)
     assert world.calls.calls[0].remote == world.focus.av_uri
     assert joined.roster is not None and joined.roster.conf_uris == {}
     await joined.leave()
