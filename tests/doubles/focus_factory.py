@@ -361,3 +361,6 @@ def _diagnostic(request: Request, code: int, reason: str) -> Response:
     response = make_response(request, 400 if code == 3006 else 403)
     response.headers.add("ms-diagnostics", f'{code};reason="{reason}";source="focusfactory"')
     return response
+
+
+from tests.doubles.lync_focus import LyncFocus as LyncFocus  # noqa: E402 (issue 17: focus + A/V MCU)

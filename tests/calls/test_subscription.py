@@ -1,0 +1,223 @@
+"""ConferenceSubscription (RFC 6665 + RFC 4575) over real sockets: against SIPp acting as an
+RFC 4579 focus (full, partial, a version gap → re-SUBSCRIBE), and against the Lync focus
+double (state in the 2xx, BENOTIFY unanswered, refresh before expiry, unsubscribe)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.calls.subscription import ConferenceSubscription, SubscriptionFailed
+from bot.conferencing.roster import Roster, RosterChange
+from bot.sip.dialog import Dialog
+from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.transaction import Peer
+from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
+from tests.calls.join_standins import (
+    BOT,
+    FAST,
+    SCENARIOS,
+    StandInCalls,
+    StandInRouter,
+    bot_endpoint,
+    until,
+)
+from tests.doubles.lync_focus import LyncFocus
+from tests.peers.conftest import Process, free_port, listening, processes, start
+
+__all__ = ["processes"]  # the fixture, from tests/peers
+
+
+class Seen:
+    """The on_change callback: every change, in order."""
+
+    def __init__(self) -> None:
+        self.changes: list[RosterChange] = []
+
+    def __call__(self, change: RosterChange, roster: Roster) -> None:
+        self.changes.append(change)
+
+    @property
+    def joined(self) -> list[str]:
+        return [entity for change in self.changes for entity in change.joined]
+
+
+@pytest.mark.peer
+async def test_sipp_focus_full_partial_and_a_gap(processes: list[Process]) -> None:
+    port = free_port()
+    sipp = await start(
+        "sipp", "-sf", str(SCENARIOS / "focus_conference.xml"), "-m", "1", "-i", "127.0.0.1",
+        "-p", str(port), "-nostdin", "-timeout", "30s", "-timeout_error",
+    )  # fmt: skip
+    processes.append(sipp)
+    await listening(port)
+    router = StandInRouter()
+    endpoint = await bot_endpoint(router, Peer("UDP", "127.0.0.1", port))
+    seen = Seen()
+    subscription = ConferenceSubscription(
+        endpoint,
+        router,
+        f"sip:conf42@127.0.0.1:{port}",
+        local=BOT,
+        contact=endpoint.contact("bot"),
+        on_change=seen,
+        expires=600,
+    )
+    try:
+        await subscription.start()
+        await until(lambda: subscription.roster.version == 5, "the full state after the gap")
+        assert [c.version for c in seen.changes] == [1, 2, 5]
+        assert seen.joined == [
+            "sip:alice@example.test",
+            "sip:bob@example.test",
+            "sip:dave@example.test",  # learnt from the full state the re-SUBSCRIBE brought
+        ]
+        assert subscription.roster.subject == "Standup"
+        await subscription.close()
+        assert await sipp.wait(30) == 0, sipp.text
+        assert subscription.ended.is_set() and router.dialogs == {} and router.pending == {}
+    finally:
+        await endpoint.close()
+
+
+@pytest.fixture
+async def lync() -> AsyncIterator[tuple[LyncFocus, SipEndpoint, StandInRouter]]:
+    focus = LyncFocus(timers=FAST)
+    peer = await focus.start()
+    router = StandInRouter()
+    endpoint = await bot_endpoint(router, peer)
+    calls = StandInCalls(endpoint, router)
+    # only a user in the conference may subscribe: join the focus first
+    from bot.conferencing.c3p_join import AddUser, new_endpoint
+
+    add = AddUser(focus=focus.focus_uri, user=BOT, request_id=1, endpoint=new_endpoint())
+    await calls.invite(focus.focus_uri, body=add.body(), content_type="application/cccp+xml")
+    try:
+        yield focus, endpoint, router
+    finally:
+        await endpoint.close()
+        await focus.close()
+
+
+def subscription_to(
+    focus: LyncFocus, endpoint: SipEndpoint, router: StandInRouter, **options: object
+) -> ConferenceSubscription:
+    return ConferenceSubscription(
+        endpoint,
+        router,
+        focus.focus_uri,
+        local=BOT,
+        contact=endpoint.contact("bot"),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_lync_state_in_the_2xx_then_benotify_unanswered(
+    lync: tuple[LyncFocus, SipEndpoint, StandInRouter],
+) -> None:
+    focus, endpoint, router = lync
+    seen = Seen()
+    subscription = subscription_to(focus, endpoint, router, lync=True, on_change=seen)
+    await subscription.start()
+    # ms-piggyback-first-notify: the state is there as soon as start() returns
+    assert subscription.roster.conf_uris == {"audio-video": focus.av_uri}
+    assert "sip:bot@contoso.com" in subscription.roster.users
+    assert not any(e.startswith("NOTIFY") for e in focus.log)
+    focus.add_participant("sip:carol@contoso.com", "Carol")
+    await until(lambda: "sip:carol@contoso.com" in seen.joined, "carol's BENOTIFY")
+    assert "BENOTIFY 3" in focus.log and focus.notify_statuses == []  # never answered
+    await subscription.close()
+    assert focus.log[-2:] == ["SUBSCRIBE expires=0", "NOTIFY 3"]  # terminated NOTIFY
+    assert subscription.dialog is not None and subscription.dialog.id not in router.dialogs
+
+
+async def test_without_piggyback_the_state_comes_in_a_notify(
+    lync: tuple[LyncFocus, SipEndpoint, StandInRouter],
+) -> None:
+    focus, endpoint, router = lync
+    focus.piggyback = False
+    seen = Seen()
+    subscription = subscription_to(focus, endpoint, router, lync=False, on_change=seen)
+    await subscription.start()
+    await until(lambda: seen.changes != [], "the first NOTIFY")
+    assert seen.changes[0].full and focus.notify_statuses == [200]
+    await subscription.close()
+
+
+async def test_refreshed_before_it_expires(
+    lync: tuple[LyncFocus, SipEndpoint, StandInRouter],
+) -> None:
+    focus, endpoint, router = lync
+    subscription = subscription_to(focus, endpoint, router, expires=1, min_refresh=0.2)
+    await subscription.start()
+    await until(lambda: focus.log.count("SUBSCRIBE refresh") >= 2, "two refreshes")
+    assert subscription.active and not subscription.ended.is_set()
+    await subscription.close()
+    assert subscription.end_reason == "closed"
+
+
+async def test_a_refused_subscription_is_a_sentence_and_leaves_nothing(
+    lync: tuple[LyncFocus, SipEndpoint, StandInRouter],
+) -> None:
+    focus, endpoint, router = lync
+    focus.granted.clear()  # as if we had never joined the focus
+    subscription = subscription_to(focus, endpoint, router)
+    dialogs = dict(router.dialogs)  # the focus INVITE's
+    with pytest.raises(SubscriptionFailed, match="Failed authorization"):
+        await subscription.start()
+    assert router.dialogs == dialogs and router.pending == {}
+
+
+class EagerNotifier:
+    """A notifier whose first NOTIFY beats the SUBSCRIBE's 2xx (RFC 6665 §4.1.2.4)."""
+
+    def __init__(self) -> None:
+        self.endpoint: SipEndpoint | None = None
+        self.notify_status = 0
+
+    async def __call__(self, incoming: ServerRequest) -> Response:
+        request: Request = incoming.request
+        assert self.endpoint is not None
+        tag = new_tag()
+        notify = Dialog.as_uas(request, tag).create_request(
+            "NOTIFY",
+            contact=self.endpoint.contact("conf"),
+            body=(
+                Path(__file__).parent.parent / "data/conference-info/rfc4575-6.1-full.xml"
+            ).read_bytes(),
+            content_type="application/conference-info+xml",
+        )
+        notify.headers.add("Event", "conference")
+        notify.headers.add("Subscription-State", "active;expires=600")
+        self.notify_status = (await self.endpoint.request(notify)).status
+        response = make_response(request, 200, to_tag=tag)
+        response.headers.add("Expires", "600")
+        return response
+
+
+async def test_a_notify_before_the_2xx_creates_the_dialog() -> None:
+    notifier = EagerNotifier()
+    server = SipEndpoint(
+        EndpointConfig(listen=(Listen(host="127.0.0.1", port=0),), timers=FAST), handler=notifier
+    )
+    notifier.endpoint = server
+    await server.start()
+    router = StandInRouter()
+    endpoint = await bot_endpoint(router, Peer("UDP", *server.address()))
+    try:
+        subscription = ConferenceSubscription(
+            endpoint,
+            router,
+            f"sip:conf@127.0.0.1:{server.address()[1]}",
+            local=BOT,
+            contact=endpoint.contact("bot"),
+        )
+        await subscription.start()
+        assert notifier.notify_status == 200
+        assert subscription.roster.version == 1 and len(subscription.roster.users) == 2
+        assert subscription.dialog is not None and list(router.dialogs) == [subscription.dialog.id]
+    finally:
+        await endpoint.close()
+        await server.close()
