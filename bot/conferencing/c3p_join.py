@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from bot.conferencing.c3p import CCCP, CONFERENCE_INFO, CONTENT_TYPE, MSCI
+from bot.conferencing.c3p_wire import CCCP, CONFERENCE_INFO, CONTENT_TYPE, MSCI
 
 __all__ = [
     "CONTENT_TYPE",
