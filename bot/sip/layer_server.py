@@ -25,6 +25,10 @@ from bot.sip.transaction import (
 from bot.sip.validation import UasPolicy, check_request
 
 
+UNANSWERED = frozenset({"BENOTIFY"})
+"""Requests that are never answered, so never held in a transaction."""
+
+
 class ServerSide(LayerBase):
     def __init__(self, *, timers: TimerConfig | None, policy: UasPolicy | None):
         super().__init__(timers=timers, policy=policy)
@@ -117,6 +121,11 @@ class ServerSide(LayerBase):
             self._send_stateless(error, reply_to)
             return
         tx = ServerTransaction(key, request, peer, reply_to)
+        if request.method in UNANSWERED:
+            # BENOTIFY is never answered (MS-SIP §3.5, §4.4: "best effort" NOTIFY):
+            # nothing would ever end a stored transaction, so none is kept
+            self._events.append(RequestReceived(request=request, transaction=tx))
+            return
         self._store(self._server, tx)
         if tx.is_invite:
             # §17.2.1: 100 Trying at once, so the client stops retransmitting

@@ -507,3 +507,19 @@ def test_flood_of_every_malformed_kind_leaves_no_state_and_bounded_caches() -> N
 
 def _via(i: int) -> str:
     return f"SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bKflood{i}"
+
+
+# --- BENOTIFY (MS-SIP §3.5): delivered, never answered, never kept ---------------------------
+
+
+def test_a_benotify_is_delivered_and_leaves_no_transaction() -> None:
+    layer = TransactionLayer()
+    for seq in range(1, 21):
+        notify = wire("BENOTIFY", to="<sip:bot@example.test>;tag=b1", cseq=f"{seq} BENOTIFY",
+                      via=f"SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bK{seq}",
+                      extra="Event: conference")  # fmt: skip
+        layer.receive(notify, SOURCE, now=float(seq))
+        [event] = events(layer)
+        assert isinstance(event, RequestReceived) and event.request.method == "BENOTIFY"
+    assert statuses(layer) == []  # no response, not even 100
+    assert layer.transaction_count == 0 and layer.next_deadline() is None
