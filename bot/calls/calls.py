@@ -236,9 +236,7 @@ class Calls:
         credentials: DigestClient | None,
         offered: str | None,
     ) -> InviteSession:
-        uri = parse_uri(target) if target.startswith(("sip:", "sips:")) else None
-        if not isinstance(uri, SipUri):
-            raise CallFailed(f"{target} is not a SIP address the bot can call.")
+        uri = _sip_uri(target)
         self._sessions = {s for s in self._sessions if not s.ended.is_set()}
         places = self._places(uri, target)
         for index, (request_uri, destination) in enumerate(places):
@@ -359,6 +357,7 @@ class Calls:
     ) -> AudioCall:
         """An answered audio call to ``target`` with its stream started; raises CallFailed.
         ``lync``: G.722 first, SRTP at least preferred, ICE (LYNC.md §2.3, §2.6)."""
+        _sip_uri(target)  # before any port is taken
         media = self.config.media
         codecs = ("G722", *[c for c in media.codecs if c != "G722"]) if lync else media.codecs
         srtp: SrtpPolicy = "prefer" if lync and media.srtp == "off" else media.srtp
@@ -436,3 +435,13 @@ class Calls:
             watcher.cancel()
         self._sessions.clear()
         self._calls.clear()
+
+
+def _sip_uri(target: str) -> SipUri:
+    try:
+        uri = parse_uri(target) if target.startswith(("sip:", "sips:")) else None
+    except SipParseError:
+        uri = None
+    if not isinstance(uri, SipUri):
+        raise CallFailed(f"{target} is not a SIP address the bot can call.")
+    return uri
