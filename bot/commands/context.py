@@ -10,6 +10,7 @@ from bot.sender import Sender
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
+    from bot.calls.calls import Calls
     from bot.commands.registry import Registry
     from bot.conferencing.endpoints import UserEndpoint
     from bot.config import Config
@@ -45,6 +46,10 @@ class Services(Protocol):
 
     def status(self) -> dict[str, Any]:
         """How the bot is doing, for the ``status`` command: label -> value."""
+
+    @property
+    def calls(self) -> Calls:
+        """The bot's calls (bot.calls): ``await calls.call(uri)`` and the like."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.calls.calls import Calls
 from bot.conferencing.endpoints import UserEndpointPool
 
 
@@ -21,3 +22,5 @@ class BotServices:
     """Each user's endpoint: handlers reach conferences only through ``endpoints.get(sender)``."""
     status: Callable[[], dict[str, Any]]
     """How the bot is doing (the runtime's figures), for the ``status`` command."""
+    calls: Calls
+    """The bot's calls (bot.calls)."""
