@@ -264,6 +264,7 @@ class Calls:
             registrar is None
             or uri.user is None
             or uri.host.strip("[]") not in registrar.aliases
+            or uri.port not in (None, self.endpoint.contact().sip_uri.port)
             or uri.user not in registrar.settings.users
         ):
             return [(uri, None)]

@@ -87,7 +87,8 @@ class InviteSession:
         self.credentials = credentials
         self.answer_timeout = answer_timeout
         self.remote = remote
-        self.target = str(request.uri)
+        self.target = str(request.to.uri)
+        """Who is called (the To URI), for log lines and sentences."""
         self.contact = request.headers.get("contact")
         self.content_type = request.headers.get("content-type") or ""
         self.local_body = request.body
