@@ -290,6 +290,7 @@ class Runtime:
             "registered with server": (self.registration.registered if self.registration
                                        else "-"),
             "IM sessions": self.im.session_count if self.im else 0,
+            "calls": len(self.calls),
             "user endpoints": len(self.endpoints),
             "banned addresses": self.guard.active_bans(time.monotonic()),
         }  # fmt: skip

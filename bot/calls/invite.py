@@ -57,11 +57,6 @@ class SessionTimer:
         )  # fmt: skip
         return cls(interval, refresher if refresher in ("uac", "uas") else None)
 
-    def __str__(self) -> str:
-        return (
-            f"{self.interval};refresher={self.refresher}" if self.refresher else str(self.interval)
-        )
-
 
 class InviteSession:
     """A UAC INVITE dialog: :meth:`establish`, then requests from the peer go to
@@ -103,7 +98,9 @@ class InviteSession:
         self.timed_out = False
         self.cancelled = False
         self._flows: frozenset[Peer] = frozenset()
-        self._timer: SessionTimer | None = None
+        self._interval: int | None = None
+        """The session interval agreed (RFC 4028), None without session timers."""
+        self._we_refresh = False
         self._timer_handle: asyncio.TimerHandle | None = None
         self._peer_allows: set[str] = set()
         self._refreshing = False
@@ -200,18 +197,16 @@ class InviteSession:
             self._end("the 2xx had no To tag: no dialog to follow (RFC 3261 §12.1.2)")
             return
         self.dialog = dialog
-        self._peer_allows = {
-            m.strip().upper() for v in response.headers.values("allow") for m in v.split(",")
-        }
+        self._peer_allows = {m.upper() for m in _tokens(response.headers.values("allow"))}
         self.router.add(dialog.id, self.on_request, flows=self._flows, remote=self.remote)
         await self._ack(self.request.cseq.seq)
         offered = SessionTimer.parse(self.request.headers.get("session-expires"))
         agreed = SessionTimer.parse(response.headers.get("session-expires"))
         if offered is not None and agreed is not None:
             # RFC 4028 §7.2: the 2xx says who refreshes (uac - we - when it does not say)
-            self._arm(SessionTimer(agreed.interval, agreed.refresher or "uac"), ours="uac")
+            self._arm(agreed.interval, we_refresh=agreed.refresher != "uas")
         log.info("calls.answered", call_id=self.call_id, target=self.target,
-                 session_timer=str(self._timer) if self._timer else None)  # fmt: skip
+                 session_interval=self._interval, we_refresh=self._we_refresh)  # fmt: skip
 
     async def _ack(self, cseq: int) -> None:
         """The ACK of a 2xx (RFC 3261 §13.2.2.4): to the remote target (or the route set)."""
@@ -276,13 +271,16 @@ class InviteSession:
         response.headers.add("Allow", ALLOW)
         asked = SessionTimer.parse(request.headers.get("session-expires"))
         if asked is not None:
-            # RFC 4028 §9: the answer names the refresher; the peer's choice, else the peer
-            agreed = SessionTimer(max(asked.interval, 1), asked.refresher or "uac")
-            response.headers.add("Session-Expires", str(agreed))
-            response.headers.add("Require", "timer")
-            self._arm(agreed, ours="uas")
-        elif self._timer is not None:
-            self._arm(self._timer, ours=None)  # any refresh restarts the timer
+            # RFC 4028 §9: the 2xx names the refresher - the peer's choice, else the peer when
+            # it supports timers, else us - with Require: timer when it does
+            supported = "timer" in _tokens(request.headers.values("supported"))
+            refresher = asked.refresher or ("uac" if supported else "uas")
+            response.headers.add("Session-Expires", f"{asked.interval};refresher={refresher}")
+            if supported:
+                response.headers.add("Require", "timer")
+            self._arm(asked.interval, we_refresh=refresher == "uas")
+        elif self._interval is not None:  # any refresh restarts the timer (§10)
+            self._arm(self._interval, we_refresh=self._we_refresh)
         if body:
             response.headers.add("Content-Type", content_type)
             response.body = body
@@ -290,22 +288,17 @@ class InviteSession:
 
     # --- session timers (RFC 4028) ---------------------------------------------------------
 
-    def _arm(self, timer: SessionTimer, *, ours: str | None) -> None:
-        """Start ``timer`` again. ``ours``: our role in the transaction that set it (``uac``
-        or ``uas``); None keeps the refresher as it was."""
+    def _arm(self, interval: int, *, we_refresh: bool) -> None:
+        """(Re)start the session timer (RFC 4028 §10): our refresh at half the interval, or -
+        the peer refreshing - a BYE before expiry by min(32 s, a third of the interval)."""
         if self._timer_handle is not None:
             self._timer_handle.cancel()
-        we_refresh = (timer.refresher == ours) if ours else self._we_refresh(timer)
-        self._timer = SessionTimer(timer.interval, "us" if we_refresh else "peer")
-        if we_refresh:  # §10: "the refresh ... at half the session expiration"
-            self._timer_handle = self._loop.call_later(timer.interval / 2, self._spawn_refresh)
-        else:  # §10: BYE before expiry, by min(32, a third of the interval)
-            wait = timer.interval - min(32.0, timer.interval / 3)
+        self._interval, self._we_refresh = interval, we_refresh
+        if we_refresh:
+            self._timer_handle = self._loop.call_later(interval / 2, self._spawn_refresh)
+        else:
+            wait = interval - min(32.0, interval / 3)
             self._timer_handle = self._loop.call_later(wait, self._expired)
-
-    @staticmethod
-    def _we_refresh(timer: SessionTimer) -> bool:
-        return timer.refresher == "us"
 
     def _spawn_refresh(self) -> None:
         self._spawn(self._refresh())
@@ -316,7 +309,7 @@ class InviteSession:
     async def _refresh(self, method: str | None = None) -> None:
         """Our refresh (RFC 4028 §7.4): UPDATE without a body when the peer allows it, else a
         re-INVITE with the same description; 408 or 481 end the call (RFC 5057 §5.1)."""
-        if self.dialog is None or self._timer is None or self.ended.is_set():
+        if self.dialog is None or self._interval is None or self.ended.is_set():
             return
         method = method or ("UPDATE" if "UPDATE" in self._peer_allows else "INVITE")
         invite = method == "INVITE"
@@ -329,7 +322,7 @@ class InviteSession:
         if self.contact:
             request.headers.add("Contact", self.contact)
         request.headers.add("Supported", "timer")
-        request.headers.add("Session-Expires", f"{self._timer.interval};refresher=uac")
+        request.headers.add("Session-Expires", f"{self._interval};refresher=uac")
         self._refreshing = True
         try:
             response = await self.endpoint.request(
@@ -346,8 +339,10 @@ class InviteSession:
             if invite:
                 await self._ack(request.cseq.seq)
             agreed = SessionTimer.parse(response.headers.get("session-expires"))
-            interval = agreed.interval if agreed else self._timer.interval
-            self._arm(SessionTimer(interval, agreed.refresher if agreed else "uac"), ours="uac")
+            if agreed is None:
+                self._arm(self._interval, we_refresh=True)
+            else:
+                self._arm(agreed.interval, we_refresh=agreed.refresher != "uas")
         elif status in (408, 481):
             await self.bye(f"{self.target} lost the call (refresh got {status})")
         elif status in (405, 501) and not invite:
@@ -392,3 +387,10 @@ class InviteSession:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("calls.task_failed", call_id=self.call_id, error=repr(task.exception()))
+
+
+def _tokens(values: list[str]) -> set[str]:
+    """The comma-separated tokens of header rows (Allow, Supported: RFC 3261 §20)."""
+    return {
+        token.strip().lower() for value in values for token in value.split(",") if token.strip()
+    }

@@ -307,3 +307,18 @@ async def test_generic_invite_carries_the_callers_body(make_bot: MakeBot, callee
     assert session.response is not None and session.response.status == 200
     await session.bye()
     await callee.next("BYE")
+
+
+async def test_a_peer_without_timer_support_leaves_the_refresh_to_us(
+    make_bot: MakeBot, callee: Callee
+) -> None:
+    """RFC 4028 §9: Session-Expires from a UAC that does not say Supported: timer makes the
+    UAS (the bot, here) the refresher, without Require: timer."""
+    bot = await make_bot()
+    call = await bot.calls.call(callee.uri)
+    await callee.next("ACK")
+    response = await callee.send("UPDATE", headers={"Session-Expires": "2"})
+    assert response.headers.get("session-expires") == "2;refresher=uas"
+    assert response.headers.get("require") is None
+    await callee.next("UPDATE")  # ours, at half the interval
+    await call.hangup()
