@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.calls.calls import CallFailed
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.sip.digest import DigestClient
 from bot.sip.message import new_request
+from bot.sip.sdp import SessionDescription
 from bot.sip.transaction import Peer
 from bot.sip.uri import parse_uri
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
@@ -57,7 +59,7 @@ async def test_a_registered_user_is_called_at_their_binding(
     runtime: Runtime, callee: Callee
 ) -> None:
     bot = Peer("UDP", *runtime.endpoint.address())
-    with pytest.raises(Exception, match="is not available right now"):
+    with pytest.raises(CallFailed, match="is not available right now"):
         await runtime.calls.call("sip:carol@example.test")  # not registered yet
     await register(callee, bot)
     call = await runtime.calls.call("sip:carol@example.test")
@@ -86,3 +88,15 @@ async def test_the_bot_stopping_hangs_up(runtime: Runtime, callee: Callee) -> No
     await callee.next("BYE")
     assert call.ended.is_set()
     assert len(runtime.router) == 0
+
+
+async def test_a_reload_changes_the_next_calls(runtime: Runtime, callee: Callee) -> None:
+    new = Config.model_validate(
+        {**runtime.config.model_dump(), "calls": {"answer_timeout": 0.5}, "media": {"srtp": "off"}}
+    )
+    outcome = runtime.reload(new)
+    assert outcome.restart_needed == ()
+    callee.plan.status = None
+    with pytest.raises(CallFailed, match="did not answer within 0.5 s"):
+        await runtime.calls.call(callee.uri)
+    assert SessionDescription.parse(callee.invites[0].body).media[0].attribute("crypto") is None
