@@ -323,7 +323,8 @@ class Calls:
         if session.timed_out:
             return f"{target} did not answer within {self.config.calls.answer_timeout:g} s."
         if 200 <= status < 300:
-            return f"{target} answered in a way the bot cannot follow ({session.end_reason})."
+            why = session.end_reason.rstrip(".")
+            return f"{target} answered in a way the bot cannot follow ({why})."
         if status == 603:
             return f"{target} declined the call."
         if status in (486, 600):
@@ -394,7 +395,7 @@ class Calls:
                 raise SipParseError("the answer has no SDP", status=488)
             return negotiated_audio(offer, SessionDescription.parse(response.body))
         except SipParseError as exc:
-            await invite.bye(f"unusable answer: {exc.reason}")
+            await invite.bye(f"the answer could not be used: {exc.reason}.")
             if "SRTP" in exc.reason:
                 raise CallFailed(
                     f"{target} answered without SRTP, and the bot needs SRTP"

@@ -133,11 +133,11 @@ class InviteSession:
             timer.cancel()
         self.response = response
         if not 200 <= response.status < 300:
-            self._end(f"the INVITE got {response.status} {response.reason}")
+            self._end(f"the INVITE got {response.status} {response.reason}.")
             return response
         await self._confirm(response)
         if self.dialog is not None and (self.timed_out or self.cancelled):
-            await self.bye("answered after the bot gave up")
+            await self.bye("the call was answered after the bot gave up.")
         return response
 
     def cancel(self) -> None:
@@ -165,7 +165,7 @@ class InviteSession:
     def _longer(self, response: Response) -> Request | None:
         """RFC 4028 §7.1: after 422, the INVITE again with Session-Expires and Min-SE at least
         the Min-SE the 422 names."""
-        asked = digits_value((response.headers.get("min-se") or "").split(";")[0].strip(), MAX_SE)
+        asked = _min_se(response)
         if asked is None:
             return None
         retry = self.request.copy()
@@ -194,7 +194,7 @@ class InviteSession:
         try:
             dialog = Dialog.as_uac(self.request, response)
         except SipParseError:
-            self._end("the 2xx had no To tag: no dialog to follow (RFC 3261 §12.1.2)")
+            self._end("the 2xx had no To tag: no dialog to follow (RFC 3261 §12.1.2).")
             return
         self.dialog = dialog
         self._peer_allows = {m.upper() for m in _tokens(response.headers.values("allow"))}
@@ -304,7 +304,7 @@ class InviteSession:
         self._spawn(self._refresh())
 
     def _expired(self) -> None:
-        self._spawn(self.bye(f"the session expired: {self.target} did not refresh it (RFC 4028)"))
+        self._spawn(self.bye(f"the session expired: {self.target} did not refresh it (RFC 4028)."))
 
     async def _refresh(self, method: str | None = None) -> None:
         """Our refresh (RFC 4028 §7.4): UPDATE without a body when the peer allows it, else a
@@ -344,7 +344,10 @@ class InviteSession:
             else:
                 self._arm(agreed.interval, we_refresh=agreed.refresher != "uas")
         elif status in (408, 481):
-            await self.bye(f"{self.target} lost the call (refresh got {status})")
+            await self.bye(f"{self.target} lost the call (a refresh got {status}).")
+        elif status == 422 and (longer := _min_se(response)) and longer > self._interval:
+            self._interval = longer  # RFC 4028 §7.4 with §7.1's retry: the Min-SE it asks
+            await self._refresh(method)
         elif status in (405, 501) and not invite:
             await self._refresh("INVITE")  # UPDATE refused after all: a re-INVITE then
         else:  # 491 and the like: RFC 3261 §14.1, again after a while, the timer still ours
@@ -394,3 +397,8 @@ def _tokens(values: list[str]) -> set[str]:
     return {
         token.strip().lower() for value in values for token in value.split(",") if token.strip()
     }
+
+
+def _min_se(response: Response) -> int | None:
+    """The Min-SE of a 422 (RFC 4028 §5): delta-seconds, maybe with parameters."""
+    return digits_value((response.headers.get("min-se") or "").split(";")[0].strip(), MAX_SE)

@@ -322,3 +322,15 @@ async def test_a_peer_without_timer_support_leaves_the_refresh_to_us(
     assert response.headers.get("require") is None
     await callee.next("UPDATE")  # ours, at half the interval
     await call.hangup()
+
+
+async def test_a_refresh_answered_481_ends_the_call(make_bot: MakeBot, callee: Callee) -> None:
+    """RFC 4028 §10 / RFC 5057 §5.1: the peer has lost the dialog; the bot ends the call."""
+    bot = await make_bot()
+    callee.plan.session_expires = "2;refresher=uac"
+    call = await bot.calls.call(callee.uri)
+    await callee.next("ACK")
+    callee.dialog = None  # the callee forgets the call: in-dialog requests get 481
+    await asyncio.wait_for(call.ended.wait(), WAIT)
+    assert call.end_reason == f"{callee.uri} lost the call (a refresh got 481)."
+    await asyncio.wait_for(bot.streams.opened[0].closed.wait(), WAIT)
