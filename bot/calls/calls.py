@@ -234,7 +234,7 @@ class Calls:
         content_type: str,
         headers: Iterable[tuple[str, str]],
         credentials: DigestClient | None,
-        offered: str | None,
+        policy: AudioPolicy | None,
     ) -> InviteSession:
         uri = _sip_uri(target)
         self._sessions = {s for s in self._sessions if not s.ended.is_set()}
@@ -252,7 +252,7 @@ class Calls:
                 return session
             last = index + 1 == len(places)
             if last or not (response.status in (408, 480, 503) or 500 <= response.status < 600):
-                raise CallFailed(self._sentence(target, response, session, credentials, offered))
+                raise CallFailed(self._sentence(target, response, session, credentials, policy))
         raise AssertionError("unreachable: places is never empty")
 
     def _places(self, uri: SipUri, target: str) -> list[tuple[SipUri, Peer | None]]:
@@ -315,7 +315,7 @@ class Calls:
         response: Response,
         session: InviteSession,
         credentials: DigestClient | None,
-        offered: str | None,
+        policy: AudioPolicy | None,
     ) -> str:
         """Why the call did not happen, for a person (RFC 3261 §21 by status)."""
         status = response.status
@@ -330,8 +330,12 @@ class Calls:
         if status in (486, 600):
             return f"{target} is busy."
         if status in (488, 606):
-            if offered is not None:
-                return f"{target} has no codec in common with the bot (offered {offered})."
+            if policy is not None:
+                sentence = f"{target} has no codec in common with the bot"
+                offered = ", ".join(policy.codecs)
+                if policy.srtp == "off":  # or it takes SRTP only (RFC 4568): say both
+                    return f"{sentence} (offered {offered}), or needs SRTP (media.srtp: off)."
+                return f"{sentence} (offered {offered})."
             return f"{target} did not accept what the bot offered ({status} {reason})."
         if status in (401, 407):
             if credentials is None:
@@ -369,7 +373,7 @@ class Calls:
             ice = IceParams(ufrag=stream.ice_ufrag, pwd=stream.ice_pwd) if lync else None
             offer = audio_offer(policy, stream.host, stream.port, ice=ice)
             invite = await self._invite(target, offer.serialize(), SDP, headers, credentials,
-                                        ", ".join(codecs))  # fmt: skip
+                                        policy)  # fmt: skip
             session = await self._settle(target, invite, offer)
         except BaseException:
             await stream.close()
