@@ -217,7 +217,7 @@ class InviteSession:
             targets = await self.endpoint.client.targets(ack)
             peer = targets[0].peer if targets else None
         if peer is None:
-            log.warning("calls.ack_unroutable", call_id=self.call_id)
+            log.warning("calls.ack_not_sent", call_id=self.call_id)
             return
         self.endpoint.client.send_ack(ack, peer)
 
