@@ -18,6 +18,8 @@ LIVE = {
     "registrar": ("users", "max_bindings"),
     "sip": ("trusted_proxies",),  # the identity gate and the ban exemptions, swapped whole
     "conferences": ("cache_seconds", "time_zone"),
+    "calls": None,  # bot.calls: for the calls made from then on
+    "media": None,
 }
 """Sections that apply live: wholly (None) or only the fields named."""
 

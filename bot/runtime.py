@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.admin import AdminApi
+from bot.calls.calls import Calls
+from bot.calls.router import DialogRouter, NotMine
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.commands.services import BotServices
@@ -46,7 +48,9 @@ from handlers import BUILTIN
 
 log = structlog.get_logger("bot.runtime")
 GC_THRESHOLD = 10_000
-METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO"})
+METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO", "UPDATE"})
+EXTENSIONS = frozenset({"timer"})
+"""Option tags a Require may name (RFC 3261 §8.2.2.3): session timers (RFC 4028) in calls."""
 
 
 ENTRY_POINT_GROUP = "sipbot.handlers"
@@ -89,6 +93,7 @@ def endpoint_config(config: Config) -> EndpointConfig:
         timers=TimerConfig(t1=sip.timers.t1, t2=sip.timers.t2, t4=sip.timers.t4),
         policy=UasPolicy(
             methods=frozenset(methods),
+            extensions=EXTENSIONS,
             content_types=DEFAULT_CONTENT_TYPES,
             content_encodings=ENCODINGS,
         ),
@@ -140,10 +145,14 @@ class Runtime:
             dial_in=config.conferences.dial_in,
         )
         self.endpoints = self._conferences()
+        self.router = DialogRouter(self.gate)
+        """In-dialog requests of the dialogs the bot originates (bot.calls)."""
+        self.calls = Calls(self.endpoint, config, self.router, registrar=self.registrar)
         self.services = BotServices(
             zone=ZoneInfo(config.conferences.time_zone),
             endpoints=self.endpoints,
             status=self.status,
+            calls=self.calls,
         )
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
@@ -224,6 +233,7 @@ class Runtime:
             await self.registration.stop()
         if self.registering is not None:
             await self.registering.close()
+        await self.calls.close()
         if self.im is not None:
             await self.im.close()
         await self.endpoint.close()
@@ -266,6 +276,7 @@ class Runtime:
         self.config = config
         self.gate.apply(gate, config)
         self.dispatcher.reconfigure(config)
+        self.calls.reconfigure(config)
         if self.registrar is not None:
             self.registrar.reconfigure(config)
         if self.im is not None:
@@ -285,6 +296,7 @@ class Runtime:
             "registered with server": (self.registration.registered if self.registration
                                        else "-"),
             "IM sessions": self.im.session_count if self.im else 0,
+            "calls": len(self.calls),
             "user endpoints": len(self.endpoints),
             "banned addresses": self.guard.active_bans(time.monotonic()),
         }  # fmt: skip
@@ -295,6 +307,10 @@ class Runtime:
     def _route(self, incoming: ServerRequest) -> Response | None:
         """Every request the endpoint hands us; answered at once, work goes to tasks."""
         request = incoming.request
+        if request.to.tag is not None:
+            routed = self.router.route(incoming)  # the bot's own calls and subscriptions
+            if not isinstance(routed, NotMine):
+                return routed
         if request.method == "REGISTER" and self.registrar is not None:
             return self.registrar.register(incoming, asyncio.get_running_loop().time())
         if request.method == "OPTIONS" and request.to.tag is None:

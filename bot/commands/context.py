@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from bot.announcements.service import Announcer, Sounds
+    from bot.calls.calls import Calls
     from bot.commands.registry import Registry
     from bot.conferencing.endpoints import UserEndpoint
     from bot.config import Config
@@ -46,6 +47,10 @@ class Services(Protocol):
 
     def status(self) -> dict[str, Any]:
         """How the bot is doing, for the ``status`` command: label -> value."""
+
+    @property
+    def calls(self) -> Calls:
+        """The bot's calls (bot.calls): ``await calls.call(uri)`` and the like."""
 
     @property
     def announcer(self) -> Announcer[Any] | None:

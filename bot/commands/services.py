@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from bot.calls.calls import Calls
 from bot.conferencing.endpoints import UserEndpointPool
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ class BotServices:
     """Each user's endpoint: handlers reach conferences only through ``endpoints.get(sender)``."""
     status: Callable[[], dict[str, Any]]
     """How the bot is doing (the runtime's figures), for the ``status`` command."""
+    calls: Calls
+    """The bot's calls (bot.calls)."""
     announcer: Announcer[Any] | None = None
     """Announcements (``announce``/``play``): set by the runtime once calls exist
     (bot.announcements.build_announcements)."""

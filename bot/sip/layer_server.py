@@ -24,7 +24,6 @@ from bot.sip.transaction import (
 )
 from bot.sip.validation import UasPolicy, check_request
 
-
 UNANSWERED = frozenset({"BENOTIFY"})
 """Requests that are never answered, so never held in a transaction."""
 

@@ -16,7 +16,7 @@ from bot.sip import Headers, Request, Response, make_response, parse_uri
 from bot.sip.dialog import Dialog, DialogTable
 from bot.sip.message import new_tag
 from bot.sip.sdp import SessionDescription
-from bot.sip.sdp_audio import answer_audio, audio_offer
+from bot.sip.sdp_audio import AudioPolicy, answer_audio, audio_offer
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 
@@ -204,7 +204,7 @@ async def invite_ack_bye(client: SipEndpoint, peer: Peer, call_id: str, rtp: int
     invite = request_to("INVITE", peer.host, peer.port, call_id)
     invite.headers.add("Contact", str(client.contact("bot")))
     invite.headers.add("Content-Type", "application/sdp")
-    invite.body = audio_offer(host, rtp).serialize()
+    invite.body = audio_offer(AudioPolicy(srtp="off"), host, rtp).serialize()
     ok = await client.request(invite, destination=peer)
     if ok.status != 200:
         return CallResult(invite_status=ok.status, bye_status=0, ack=None, bye=None)

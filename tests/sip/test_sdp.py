@@ -6,7 +6,14 @@ import pytest
 
 from bot.sip import SipParseError
 from bot.sip.sdp import SessionDescription, answer_message, message_offer
-from bot.sip.sdp_audio import AudioPolicy, Crypto, answer_audio, audio_offer, negotiated_audio
+from bot.sip.sdp_audio import (
+    AudioPolicy,
+    Crypto,
+    SrtpPolicy,
+    answer_audio,
+    audio_offer,
+    negotiated_audio,
+)
 
 BARESIP_OFFER = (
     b"v=0\r\no=- 1866 2541 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -60,7 +67,7 @@ def test_no_common_codec_means_no_answer() -> None:
 
 def test_srtp_offer_answered_with_our_own_key() -> None:
     key = Crypto.generate()
-    offer = audio_offer("127.0.0.1", 5000, crypto=key)
+    offer = audio_offer(AudioPolicy(srtp="require"), "127.0.0.1", 5000, crypto=key)
     result = answer_audio(SessionDescription.parse(offer.serialize()), "127.0.0.2", 6000)
     assert result is not None
     answer, session = result
@@ -73,25 +80,25 @@ def test_srtp_offer_answered_with_our_own_key() -> None:
 @pytest.mark.parametrize(
     ("srtp", "secure_offer", "accepted"),
     [
-        ("required", False, False),
-        ("required", True, True),
+        ("require", False, False),
+        ("require", True, True),
         ("off", True, False),
-        ("optional", True, True),
-        ("optional", False, True),
+        ("prefer", True, True),
+        ("prefer", False, True),
     ],
 )
-def test_srtp_policy(srtp: str, secure_offer: bool, accepted: bool) -> None:
-    offer = audio_offer("127.0.0.1", 5000, crypto=Crypto.generate() if secure_offer else None)
+def test_srtp_policy(srtp: SrtpPolicy, secure_offer: bool, accepted: bool) -> None:
+    offer = audio_offer(AudioPolicy(srtp="require" if secure_offer else "off"), "127.0.0.1", 5000)
     result = answer_audio(offer, "127.0.0.2", 6000, AudioPolicy(srtp=srtp))
     assert (result is not None) == accepted
 
 
 def test_negotiated_audio_from_our_offer_and_their_answer() -> None:
-    offer = audio_offer("127.0.0.1", 5000)
+    offer = audio_offer(AudioPolicy(srtp="off"), "127.0.0.1", 5000)
     result = answer_audio(offer, "127.0.0.9", 7000)
     assert result is not None
     session = negotiated_audio(offer, result[0])
-    assert session is not None and (session.remote_address, session.remote_port) == (
+    assert (session.remote_address, session.remote_port) == (
         "127.0.0.9",
         7000,
     )
@@ -143,7 +150,9 @@ def test_bad_sdp_is_488(body: bytes) -> None:
 def test_our_descriptions_name_the_address_in_origin_and_connection() -> None:
     """RFC 4566 §5.2 and §5.7: ``o=`` and ``c=`` carry the address with its type; the session
     id doubles as the first version, for audio and IM alike."""
-    audio = SessionDescription.parse(audio_offer("2001:db8::7", 40000, session_id=42).serialize())
+    audio = SessionDescription.parse(
+        audio_offer(AudioPolicy(), "2001:db8::7", 40000, session_id=42).serialize()
+    )
     assert audio.origin == "sipbot 42 42 IN IP6 2001:db8::7"
     assert audio.connection == "IN IP6 2001:db8::7"
     im = message_offer("192.0.2.7", 5061, "sip:bot@192.0.2.7")

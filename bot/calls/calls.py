@@ -1,0 +1,453 @@
+"""The bot's calls: every INVITE it originates (:meth:`Calls.invite`) and the audio calls built
+on them (:meth:`Calls.call`: offer per ``media``, settle, start the stream). Every failure is a
+sentence for the person who asked (:class:`CallFailed`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, cast
+
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from bot.calls.invite import InviteSession
+from bot.calls.router import DialogRouter
+from bot.config import Config
+from bot.config.sections import MediaConfig
+from bot.errors import Refusal
+from bot.sender import Sender
+from bot.services.registrar import Registrar
+from bot.sip.digest import DigestClient
+from bot.sip.errors import SipParseError
+from bot.sip.headers import Address
+from bot.sip.message import Response, new_call_id, new_request
+from bot.sip.sdp import SessionDescription
+from bot.sip.sdp_audio import (
+    AudioPolicy,
+    AudioSession,
+    IceParams,
+    SrtpPolicy,
+    answer_audio,
+    audio_offer,
+    negotiated_audio,
+    next_version,
+)
+from bot.sip.transaction import Peer
+from bot.sip.uri import SipUri, parse_uri
+from bot.transport.endpoint import SipEndpoint
+
+log = structlog.get_logger("bot.calls")
+SHUTDOWN_WAIT = 5.0
+"""Seconds the BYEs and CANCELs of :meth:`Calls.close` may take."""
+SDP = "application/sdp"
+
+
+class CallFailed(Refusal):
+    """A call that could not be made or kept; the message says why, for a person."""
+
+
+class MediaStream(Protocol):
+    """What a call needs of its media (bot.media.stream.AudioStream)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def ice_ufrag(self) -> str: ...
+
+    @property
+    def ice_pwd(self) -> str: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def start(self, session: AudioSession) -> None: ...
+
+    def update(self, session: AudioSession) -> None: ...
+
+    async def play(self, pcm: NDArray[np.int16]) -> float: ...
+
+    async def close(self) -> None: ...
+
+
+class Playable(Protocol):
+    """A sound (bot.sounds.sound.Sound): its samples at a given rate."""
+
+    def at(self, rate: int) -> NDArray[np.int16]: ...
+
+
+StreamFactory = Callable[[str, MediaConfig], Awaitable[MediaStream]]
+"""(host, settings) -> an open stream on a port of ``settings``' range."""
+
+
+class AudioStreams:
+    """The default :data:`StreamFactory`: bot.media's AudioStream on one PortRange (imported
+    when the first call opens)."""
+
+    def __init__(self) -> None:
+        self._ports: Any = None
+        self._range: tuple[int, int] | None = None
+
+    async def __call__(self, host: str, settings: MediaConfig) -> MediaStream:
+        wanted = (settings.port_min, settings.port_max)
+        if self._ports is None or self._range != wanted:
+            self._ports = importlib.import_module("bot.media.ports").PortRange(*wanted)
+            self._range = wanted
+        stream_class = importlib.import_module("bot.media.stream").AudioStream
+        stream = await stream_class.open(host=host, ports=self._ports, settings=settings)
+        return cast(MediaStream, stream)
+
+
+class AudioCall:
+    """An answered audio call: its INVITE dialog, its stream and what was settled."""
+
+    def __init__(
+        self,
+        invite: InviteSession,
+        stream: MediaStream,
+        session: AudioSession,
+        *,
+        policy: AudioPolicy,
+        description: SessionDescription,
+        ice: IceParams | None,
+    ):
+        self.invite = invite
+        self.stream = stream
+        self.session = session
+        self.remote = invite.target
+        self._policy = policy
+        self._description = description
+        self._ice = ice
+        invite.on_offer = self.answer_offer
+
+    @property
+    def ended(self) -> asyncio.Event:
+        return self.invite.ended
+
+    @property
+    def end_reason(self) -> str:
+        return self.invite.end_reason
+
+    async def play(self, sound: Playable) -> float:
+        """Play ``sound`` (at the codec's rate) in real time; the seconds played. Raises
+        CallFailed when the call ends first."""
+        if self.ended.is_set():
+            raise CallFailed(f"The call to {self.remote} had ended: {self.end_reason}")
+        playing = asyncio.ensure_future(self.stream.play(sound.at(self.stream.sample_rate)))
+        ending = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({playing, ending}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ending.cancel()
+            if not playing.done():
+                playing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await playing
+        if playing.cancelled():
+            raise CallFailed(f"The call to {self.remote} ended while playing: {self.end_reason}")
+        return playing.result()
+
+    async def hangup(self) -> None:
+        """BYE (RFC 3261 §15.1.1) and the stream closed; nothing when it ended already."""
+        try:
+            await self.invite.bye("the bot hung up.")
+        finally:
+            await self.stream.close()
+
+    def answer_offer(self, body: bytes, content_type: str) -> tuple[bytes, str]:
+        """A new offer inside the call (re-INVITE or UPDATE: hold, a new address) answered
+        with the same stream and key (RFC 3264 §8, RFC 4568 §7.1.4); the stream follows."""
+        if content_type.split(";")[0].strip().lower() != SDP:
+            raise SipParseError(f"a new offer in {content_type or 'no type'}, not SDP", status=488)
+        result = answer_audio(
+            SessionDescription.parse(body),
+            self.stream.host,
+            self.stream.port,
+            self._policy,
+            crypto=self.session.local_crypto,
+            ice=self._ice,
+        )
+        if result is None:
+            raise SipParseError("the new offer has no audio stream the bot can take", status=488)
+        answer, session = result
+        self._description = next_version(self._description, answer)
+        self.session = session
+        self.stream.update(session)
+        log.info("calls.reoffered", call_id=self.invite.call_id, direction=session.direction,
+                 remote=f"{session.remote_address}:{session.remote_port}")  # fmt: skip
+        return self._description.serialize(), SDP
+
+
+class Calls:
+    """Owner of every call of the bot (built by the runtime)."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        config: Config,
+        router: DialogRouter,
+        *,
+        registrar: Registrar | None = None,
+        streams: StreamFactory | None = None,
+    ):
+        self.endpoint = endpoint
+        self.config = config
+        self.router = router
+        self.registrar = registrar
+        self.streams: StreamFactory = streams or AudioStreams()
+        self._sessions: set[InviteSession] = set()
+        self._calls: set[AudioCall] = set()
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return sum(1 for s in self._sessions if not s.ended.is_set())
+
+    def reconfigure(self, config: Config) -> None:
+        """New settings (a config reload): for the calls made from now on."""
+        self.config = config
+
+    # --- any INVITE ------------------------------------------------------------------------
+
+    async def invite(
+        self,
+        target: str,
+        *,
+        body: bytes,
+        content_type: str,
+        headers: Iterable[tuple[str, str]] = (),
+        credentials: DigestClient | None = None,
+    ) -> InviteSession:
+        """An answered INVITE dialog to ``target`` carrying ``body``; raises CallFailed."""
+        return await self._invite(target, body, content_type, headers, credentials, None)
+
+    async def _invite(
+        self,
+        target: str,
+        body: bytes,
+        content_type: str,
+        headers: Iterable[tuple[str, str]],
+        credentials: DigestClient | None,
+        policy: AudioPolicy | None,
+    ) -> InviteSession:
+        uri = _sip_uri(target)
+        self._sessions = {s for s in self._sessions if not s.ended.is_set()}
+        places = self._places(uri, target)
+        for index, (request_uri, destination) in enumerate(places):
+            session = self._session(uri, request_uri, destination, body, content_type, headers,
+                                    credentials)  # fmt: skip
+            self._sessions.add(session)
+            try:
+                response = await session.establish()
+            except BaseException:
+                session.cancel()
+                raise
+            if 200 <= response.status < 300 and not session.ended.is_set():
+                return session
+            last = index + 1 == len(places)
+            if last or not (response.status in (408, 480, 503) or 500 <= response.status < 600):
+                raise CallFailed(self._sentence(target, response, session, credentials, policy))
+        raise AssertionError("unreachable: places is never empty")
+
+    def _places(self, uri: SipUri, target: str) -> list[tuple[SipUri, Peer | None]]:
+        """Where the INVITE goes: a registered user of the embedded registrar at each of their
+        bindings (newest first; a TCP/TLS binding over its own connection, RFC 5626 §5.3),
+        anyone else at the URI (RFC 3263, or the outbound proxy)."""
+        registrar = self.registrar
+        if (
+            registrar is None
+            or uri.user is None
+            or uri.host.strip("[]") not in registrar.aliases
+            or uri.port not in (None, self.endpoint.contact().sip_uri.port)
+            or uri.user not in registrar.settings.users
+        ):
+            return [(uri, None)]
+        bindings = registrar.lookup(uri.user, asyncio.get_running_loop().time())
+        if not bindings:
+            raise CallFailed(f"{target} is not available right now (not signed in).")
+        return [(b.uri, b.peer if b.peer.reliable else None) for b in bindings]
+
+    def _session(
+        self,
+        uri: SipUri,
+        request_uri: SipUri,
+        destination: Peer | None,
+        body: bytes,
+        content_type: str,
+        headers: Iterable[tuple[str, str]],
+        credentials: DigestClient | None,
+    ) -> InviteSession:
+        sip = self.config.sip
+        transport = destination.transport if destination else (request_uri.transport or "udp")
+        request = new_request(
+            "INVITE",
+            request_uri,
+            from_=Address(
+                uri=SipUri(user=sip.user, host=sip.domain), display_name=sip.display_name
+            ),
+            to=Address(uri=uri),
+            call_id=new_call_id(sip.domain),
+            contact=self.endpoint.contact(sip.user, transport.upper()),
+            headers=headers,
+            body=body,
+            content_type=content_type,
+        )
+        return InviteSession(
+            self.endpoint,
+            self.router,
+            request,
+            destination=destination,
+            credentials=credentials,
+            answer_timeout=self.config.calls.answer_timeout,
+            session_expires=self.config.calls.session_expires,
+            remote=Sender(uri.user or "", uri.host),
+        )
+
+    def _sentence(
+        self,
+        target: str,
+        response: Response,
+        session: InviteSession,
+        credentials: DigestClient | None,
+        policy: AudioPolicy | None,
+    ) -> str:
+        """Why the call did not happen, for a person (RFC 3261 §21 by status)."""
+        status = response.status
+        reason = "".join(ch for ch in response.reason if ch.isprintable())[:80]
+        if session.timed_out:
+            return f"{target} did not answer within {self.config.calls.answer_timeout:g} s."
+        if 200 <= status < 300:
+            why = session.end_reason.rstrip(".")
+            return f"{target} answered in a way the bot cannot follow ({why})."
+        if status == 603:
+            return f"{target} declined the call."
+        if status in (486, 600):
+            return f"{target} is busy."
+        if status in (488, 606):
+            if policy is not None:
+                sentence = f"{target} has no codec in common with the bot"
+                offered = ", ".join(policy.codecs)
+                if policy.srtp == "off":  # or it takes SRTP only (RFC 4568): say both
+                    return f"{sentence} (offered {offered}), or needs SRTP (media.srtp: off)."
+                return f"{sentence} (offered {offered})."
+            return f"{target} did not accept what the bot offered ({status} {reason})."
+        if status in (401, 407):
+            if credentials is None:
+                return f"{target} wants the bot to sign in, and the bot has no credentials for it."
+            return f"{target} did not accept the bot's credentials."
+        if status == 404:
+            return f"{target}: no such user."
+        if status == 480:
+            return f"{target} is not available right now."
+        if status == 487:
+            return f"The call to {target} was cancelled."
+        if status in (408, 503, 504):
+            return f"{target} cannot be reached ({status} {reason})."
+        return f"{target} refused the call ({status} {reason})."
+
+    # --- audio calls -----------------------------------------------------------------------
+
+    async def call(
+        self,
+        target: str,
+        *,
+        lync: bool = False,
+        headers: Iterable[tuple[str, str]] = (),
+        credentials: DigestClient | None = None,
+    ) -> AudioCall:
+        """An answered audio call to ``target`` with its stream started; raises CallFailed.
+        ``lync``: G.722 first, SRTP at least preferred, ICE (LYNC.md §2.3, §2.6)."""
+        _sip_uri(target)  # before any port is taken
+        media = self.config.media
+        codecs = ("G722", *[c for c in media.codecs if c != "G722"]) if lync else media.codecs
+        srtp: SrtpPolicy = "prefer" if lync and media.srtp == "off" else media.srtp
+        policy = AudioPolicy(codecs=tuple(codecs), srtp=srtp, ptime=media.ptime, ice=lync)
+        stream = await self.streams(self._media_host(), media)
+        try:
+            ice = IceParams(ufrag=stream.ice_ufrag, pwd=stream.ice_pwd) if lync else None
+            offer = audio_offer(policy, stream.host, stream.port, ice=ice)
+            invite = await self._invite(target, offer.serialize(), SDP, headers, credentials,
+                                        policy)  # fmt: skip
+            session = await self._settle(target, invite, offer)
+        except BaseException:
+            await stream.close()
+            raise
+        call = AudioCall(invite, stream, session, policy=policy, description=offer, ice=ice)
+        stream.start(session)
+        self._calls.add(call)
+        watcher = asyncio.ensure_future(self._watch(call))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+        log.info("calls.started", call_id=invite.call_id, target=target, codec=session.codec,
+                 srtp=session.remote_crypto is not None)  # fmt: skip
+        return call
+
+    async def _settle(
+        self, target: str, invite: InviteSession, offer: SessionDescription
+    ) -> AudioSession:
+        """What the 2xx's answer settles (RFC 3264 §6.1); an answer we cannot use ends the
+        call at once with BYE (RFC 3261 §13.2.2.4: the ACK is sent, then the BYE)."""
+        response = invite.response
+        try:
+            if response is None or not response.body:
+                raise SipParseError("the answer has no SDP", status=488)
+            return negotiated_audio(offer, SessionDescription.parse(response.body))
+        except SipParseError as exc:
+            await invite.bye(f"the answer could not be used: {exc.reason}.")
+            if "SRTP" in exc.reason:
+                raise CallFailed(
+                    f"{target} answered without SRTP, and the bot needs SRTP"
+                    f" (media.srtp: {self.config.media.srtp})."
+                ) from exc
+            raise CallFailed(
+                f"{target} answered with audio the bot cannot use ({exc.reason})."
+            ) from exc
+
+    async def _watch(self, call: AudioCall) -> None:
+        """The call's end, whatever ends it: at ``calls.max_duration`` the bot hangs up; the
+        stream is closed either way."""
+        limit = self.config.calls.max_duration
+        try:
+            await asyncio.wait_for(call.ended.wait(), limit)
+        except TimeoutError:
+            await call.invite.bye(f"the call reached calls.max_duration ({limit:g} s).")
+        finally:
+            await call.stream.close()
+            self._calls.discard(call)
+
+    def _media_host(self) -> str:
+        """Where RTP is bound and what SDP names: media.host, else what SIP advertises."""
+        configured = self.config.media.host or self.config.sip.advertise
+        return configured or self.endpoint.contact().sip_uri.host.strip("[]")
+
+    # --- the end -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """BYE every call (CANCEL those not answered), close every stream: the bot stops."""
+        ends = [s.bye("the bot stopped.") for s in self._sessions if not s.ended.is_set()]
+        if ends:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*ends, return_exceptions=True),
+                                       SHUTDOWN_WAIT)  # fmt: skip
+        for call in list(self._calls):
+            await call.stream.close()
+        for watcher in list(self._watchers):
+            watcher.cancel()
+        self._sessions.clear()
+        self._calls.clear()
+
+
+def _sip_uri(target: str) -> SipUri:
+    try:
+        uri = parse_uri(target) if target.startswith(("sip:", "sips:")) else None
+    except SipParseError:
+        uri = None
+    if not isinstance(uri, SipUri):
+        raise CallFailed(f"{target} is not a SIP address the bot can call.")
+    return uri
