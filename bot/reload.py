@@ -20,6 +20,8 @@ LIVE = {
     "conferences": ("cache_seconds", "time_zone"),
     "calls": None,  # bot.calls: for the calls made from then on
     "media": None,
+    "sounds": None,  # bot.sounds: voice, speed, silences, the clip folder
+    "announcements": None,  # who may announce, and the rules (rescheduled at once)
 }
 """Sections that apply live: wholly (None) or only the fields named."""
 

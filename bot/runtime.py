@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import time
@@ -15,7 +16,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.admin import AdminApi
+from bot.announcements.wiring import Announcements, build_announcements
 from bot.calls.calls import Calls
+from bot.calls.join import Joiner
 from bot.calls.router import DialogRouter, NotMine
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
@@ -40,6 +43,8 @@ from bot.sip.message import Response, make_response
 from bot.sip.transaction import Peer, TimerConfig
 from bot.sip.uri import SipUri, Uri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
+from bot.sounds.library import Sounds
+from bot.sounds.sound import Sound
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 from bot.transport.limits import StreamLimits
 from bot.transport.resolver import Resolver
@@ -148,12 +153,17 @@ class Runtime:
         self.router = DialogRouter(self.gate)
         """In-dialog requests of the dialogs the bot originates (bot.calls)."""
         self.calls = Calls(self.endpoint, config, self.router, registrar=self.registrar)
+        self.sounds = Sounds(config.sounds, data_dir)
         self.services = BotServices(
             zone=ZoneInfo(config.conferences.time_zone),
             endpoints=self.endpoints,
             status=self.status,
             calls=self.calls,
+            sounds=self.sounds,
         )
+        self.announcements: Announcements[Sound] | None = None
+        """Set up at start: the announcer of ``announce``/``play`` and the rules' scheduler."""
+        self._rules: asyncio.Task[None] | None = None
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
         self.admin = AdminApi(config.admin, self.guard, self.reload_file)
@@ -211,6 +221,7 @@ class Runtime:
         if self.config.sip.mode == "external":
             self.registration = Registration(self.endpoint, self.config)
             self.registration.start()
+        await self._start_announcements()
         self.admin.add_collector(BotCollector(self))
         await self.admin.start()
         if self.control is not None:
@@ -225,6 +236,18 @@ class Runtime:
             listen=listen,
         )
 
+    async def _start_announcements(self) -> None:
+        self.announcements = await build_announcements(
+            joiner=Joiner(self.calls, self.router, self.config),
+            sounds=self.sounds,
+            calls=self.calls,
+            store=self.store,
+            engine=self.store.engine,
+            settings=self.config.announcements,
+        )
+        self.services.announcer = self.announcements.announcer
+        self._rules = asyncio.create_task(self.announcements.scheduler.run())
+
     async def stop(self) -> None:
         if self.control is not None:
             await self.control.close()
@@ -233,6 +256,12 @@ class Runtime:
             await self.registration.stop()
         if self.registering is not None:
             await self.registering.close()
+        if self.announcements is not None:
+            await self.announcements.scheduler.close()
+        if self._rules is not None:
+            self._rules.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rules
         await self.calls.close()
         if self.im is not None:
             await self.im.close()
@@ -277,6 +306,9 @@ class Runtime:
         self.gate.apply(gate, config)
         self.dispatcher.reconfigure(config)
         self.calls.reconfigure(config)
+        self.sounds.reconfigure(config.sounds)
+        if self.announcements is not None:
+            self.announcements.scheduler.reconfigure(config.announcements)
         if self.registrar is not None:
             self.registrar.reconfigure(config)
         if self.im is not None:

@@ -15,15 +15,15 @@ Business focus (MS-CONFBAS, MS-CONFAV; LYNC.md §2.2, §2.3, §2.6).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import structlog
 
+from bot.calls.calls import AudioCall, Calls
+from bot.calls.invite import InviteSession
 from bot.calls.subscription import (
     ConferenceSubscription,
     OnChange,
@@ -44,46 +44,9 @@ from bot.config import Config
 from bot.errors import Refusal
 from bot.sip.message import Response
 from bot.sip.uri import SipUri, parse_uri
-from bot.transport.endpoint import SipEndpoint
 
 log = structlog.get_logger("bot.calls.join")
 _request_ids = itertools.count(1)
-
-
-class Session(Protocol):
-    """What joining needs of bot.calls.invite.InviteSession."""
-
-    response: Response
-    """The 2xx that answered the INVITE."""
-    ended: asyncio.Event
-
-    def hangup(self) -> Awaitable[None]: ...
-
-
-class AudioCall(Protocol):
-    """What joining needs of bot.calls.calls.AudioCall."""
-
-    invite: Session
-    ended: asyncio.Event
-
-    def hangup(self) -> Awaitable[None]: ...
-
-
-class Calls(Protocol):
-    """What joining needs of bot.calls.calls.Calls."""
-
-    endpoint: SipEndpoint
-
-    def invite(
-        self,
-        target: str,
-        *,
-        body: bytes,
-        content_type: str,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> Awaitable[Session]: ...
-
-    def call(self, target: str, *, lync: bool = False) -> Awaitable[AudioCall]: ...
 
 
 class JoinFailed(Refusal):
@@ -97,7 +60,7 @@ class Joined:
     call: AudioCall
     roster: Roster | None
     where: str
-    focus: Session | None = None
+    focus: InviteSession | None = None
     subscription: ConferenceSubscription | None = None
     role: str | None = None
     """The role a Lync focus granted (``presenter`` for a trusted application)."""
@@ -121,7 +84,7 @@ class Joined:
 
     async def _bye_focus(self) -> None:
         if self.focus is not None:
-            await self.focus.hangup()
+            await self.focus.bye()
 
 
 class Joiner:
@@ -170,7 +133,7 @@ class Joiner:
         focus = await self.calls.invite(
             focus_uri, body=add.body(), content_type=CONTENT_TYPE, headers=FOCUS_HEADERS
         )
-        undo: list[Callable[[], Awaitable[None]]] = [focus.hangup]
+        undo: list[Callable[[], Awaitable[None]]] = [focus.bye]
         try:
             role = self._granted(focus, add)
             subscription = self._subscription(focus_uri, lync=True, on_roster=on_roster)
@@ -202,9 +165,10 @@ class Joiner:
             role=role,
         )
 
-    def _granted(self, focus: Session, add: AddUser) -> str | None:
+    def _granted(self, focus: InviteSession, add: AddUser) -> str | None:
         try:
-            granted = parse_add_user_response(focus.response.body, add)
+            body = focus.response.body if focus.response is not None else b""
+            granted = parse_add_user_response(body, add)
         except AddUserError as exc:
             log.warning("join.add_user_unreadable", where=add.focus, error=str(exc))
             raise JoinFailed(
@@ -244,11 +208,13 @@ def av_mcu_uri(focus_uri: str) -> str:
     return focus_uri.replace("app:conf:focus:", "app:conf:audio-video:", 1)
 
 
-def focus_of(response: Response) -> str | None:
+def focus_of(response: Response | None) -> str | None:
     """Where to subscribe for the roster, or None when the answer shows no focus. RFC 4579
     §3.3: the focus marks its Contact with ``isfocus`` and that Contact is the conference URI;
     a server that offers the conference event package says so in Allow-Events (RFC 6665
     §8.2.2), and is asked at its Contact, the dialog's remote target."""
+    if response is None:
+        return None
     contacts = response.contacts
     for contact in contacts:
         marked = any(name.lower() == "isfocus" for name, _ in contact.params)

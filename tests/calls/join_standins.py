@@ -96,7 +96,7 @@ class CallFailed(Exception):
 
 @dataclass
 class StandInSession:
-    """InviteSession's surface: the 2xx, the dialog, hangup (BYE), ended."""
+    """InviteSession's surface: the 2xx, the dialog, bye, ended."""
 
     endpoint: SipEndpoint
     router: StandInRouter
@@ -111,7 +111,7 @@ class StandInSession:
             return make_response(incoming.request, 200)
         return make_response(incoming.request, 405)
 
-    async def hangup(self) -> None:
+    async def bye(self) -> None:
         if self.ended.is_set():
             return
         self._over("hung up")
@@ -193,7 +193,7 @@ class StandInAudioCall:
 
     async def hangup(self) -> None:
         self.stream.close()
-        await self.invite.hangup()
+        await self.invite.bye()
 
 
 class LyncClientMedia(asyncio.DatagramProtocol):
