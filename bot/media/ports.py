@@ -4,9 +4,11 @@ the odd port above it)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from bot.errors import Refusal
 
@@ -15,23 +17,44 @@ class NoFreePort(Refusal):
     """Every even port of the range is taken (by our calls or by other programs)."""
 
 
+class _Watched(asyncio.DatagramProtocol):
+    """The caller's protocol, plus a future that completes once the socket is really closed
+    (``transport.close()`` only schedules that)."""
+
+    def __init__(self, inner: asyncio.DatagramProtocol) -> None:
+        self.inner = inner
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.inner.connection_made(cast(asyncio.DatagramTransport, transport))
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.inner.datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self.inner.error_received(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.inner.connection_lost(exc)
+
+
 @dataclass(slots=True, kw_only=True)
 class PortPair:
-    """A bound RTP socket and its RTCP neighbour; ``close()`` closes both and frees the pair."""
+    """A bound RTP socket and its RTCP neighbour; ``aclose()`` closes both and frees the pair
+    once the sockets are really gone."""
 
     port: int
     rtp: asyncio.DatagramTransport
     rtcp: asyncio.DatagramTransport
-    _release: Callable[[int], None]
-    closed: bool = False
+    closed: asyncio.Future[tuple[None, None]]
+    """Done when both sockets are closed (the range takes the pair back then)."""
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
+    async def aclose(self) -> None:
         self.rtp.close()
         self.rtcp.close()
-        self._release(self.port)
+        await asyncio.shield(self.closed)
 
 
 class PortRange:
@@ -45,6 +68,9 @@ class PortRange:
         if not self._candidates:
             raise ValueError(f"port range {low}-{high} holds no even/odd pair")
         self._in_use: set[int] = set()
+
+    def _release(self, port: int, _: object) -> None:
+        self._in_use.discard(port)
 
     @property
     def in_use(self) -> frozenset[int]:
@@ -63,37 +89,34 @@ class PortRange:
             if port in self._in_use:
                 continue
             self._in_use.add(port)
+            rtp_watch, rtcp_watch = _Watched(rtp()), _Watched(rtcp())
             try:
-                rtp_transport, rtcp_transport = await _bind_pair(host, port, rtp, rtcp)
+                rtp_transport, rtcp_transport = await _bind_pair(host, port, rtp_watch, rtcp_watch)
             except OSError:
                 self._in_use.discard(port)
                 continue
             except BaseException:
                 self._in_use.discard(port)
                 raise
-            return PortPair(
-                port=port, rtp=rtp_transport, rtcp=rtcp_transport, _release=self._release
-            )
+            closed = asyncio.gather(rtp_watch.lost, rtcp_watch.lost)
+            closed.add_done_callback(functools.partial(self._release, port))
+            return PortPair(port=port, rtp=rtp_transport, rtcp=rtcp_transport, closed=closed)
         raise NoFreePort(
             f"No free RTP port in {self.low}-{self.high} on {host}: "
             f"{len(self._in_use)} calls hold ports and the rest are taken by other programs."
         )
 
-    def _release(self, port: int) -> None:
-        self._in_use.discard(port)
-
 
 async def _bind_pair(
-    host: str,
-    port: int,
-    rtp: Callable[[], asyncio.DatagramProtocol],
-    rtcp: Callable[[], asyncio.DatagramProtocol],
+    host: str, port: int, rtp: _Watched, rtcp: _Watched
 ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]:
     """Both sockets bound, or neither (the RTP one is closed if RTCP's bind fails)."""
     loop = asyncio.get_running_loop()
-    rtp_transport, _ = await loop.create_datagram_endpoint(rtp, local_addr=(host, port))
+    rtp_transport, _ = await loop.create_datagram_endpoint(lambda: rtp, local_addr=(host, port))
     try:
-        rtcp_transport, _ = await loop.create_datagram_endpoint(rtcp, local_addr=(host, port + 1))
+        rtcp_transport, _ = await loop.create_datagram_endpoint(
+            lambda: rtcp, local_addr=(host, port + 1)
+        )
     except BaseException:
         rtp_transport.close()
         raise

@@ -40,11 +40,10 @@ class StreamStats:
 
 
 class _Socket(asyncio.DatagramProtocol):
-    """Hands datagrams to the stream; ``lost`` completes when the socket is really closed."""
+    """Hands the datagrams of one of the stream's sockets to the stream."""
 
     def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
         self.on_datagram = on_datagram
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.on_datagram(data, addr)
@@ -52,10 +51,6 @@ class _Socket(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # an ICMP port unreachable from a peer that is not listening (yet): keep going
         log.debug("media.send_failed", error=str(exc))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -89,7 +84,6 @@ class AudioStream:
         self.stats = StreamStats()
         self.received = False
         self._pair: PortPair | None = None
-        self._sockets: list[_Socket] = []
         self._sending: _Sending | None = None
         self._report: asyncio.TimerHandle | None = None
         self._playing = asyncio.Lock()
@@ -98,9 +92,9 @@ class AudioStream:
     @classmethod
     async def open(cls, *, host: str, ports: PortRange, settings: MediaConfig) -> AudioStream:
         stream = cls(host=host, settings=settings)
-        rtp_socket, rtcp_socket = _Socket(stream._on_rtp), _Socket(stream._on_rtcp)
-        stream._sockets = [rtp_socket, rtcp_socket]
-        stream._pair = await ports.open(host, lambda: rtp_socket, lambda: rtcp_socket)
+        stream._pair = await ports.open(
+            host, lambda: _Socket(stream._on_rtp), lambda: _Socket(stream._on_rtcp)
+        )
         stream.port = stream._pair.port
         log.debug("media.stream_opened", host=host, port=stream.port)
         return stream
@@ -324,8 +318,7 @@ class AudioStream:
             return
         if sending is not None:
             self._send_rtcp(self._compound(sending, leaving=True), sending)
-        pair.close()
-        await asyncio.gather(*(socket.lost for socket in self._sockets))
+        await pair.aclose()
         log.info(
             "media.stream_closed",
             port=self.port,
