@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from bot.media import g711
 
+Encoder = Callable[[NDArray[np.int16]], bytes]
 BIT_RATE = 64000
 """Bits per second of every codec here: G.711, and G.722 mode 1 (RFC 3551 §4.5.2)."""
 
@@ -27,13 +28,32 @@ class Codec:
     is 8000 Hz "for historical reasons", though it samples at 16000 Hz."""
     sample_rate: int
     """Samples per second of the audio itself (16000 for G.722)."""
-    encoder: Callable[[NDArray[np.int16]], bytes]
+    new_encoder: Callable[[], Encoder]
+    """A fresh encoder. G.722 is adaptive (ADPCM): one encoder must run through a whole sound,
+    not one per packet."""
     decoder: Callable[[bytes], NDArray[np.int16]]
 
     def encode(self, pcm: NDArray[np.int16]) -> bytes:
-        """Mono samples at ``sample_rate`` to payload octets. G.722 is adaptive (ADPCM): encode
-        a whole sound at once and slice the octets, not packet by packet."""
-        return self.encoder(pcm)
+        """Mono samples at ``sample_rate`` to payload octets."""
+        return self.new_encoder()(pcm)
+
+    def payloads(self, pcm: NDArray[np.int16], ptime: int) -> Iterator[bytes]:
+        """The payloads of ``ptime`` ms packets of ``pcm``, the last one filled up with silence,
+        encoded a second at a time as they are taken (a long sound never holds up the event
+        loop, nor the other calls' packets, for long)."""
+        frame = self.samples_per_packet(ptime)
+        step = self.octets(frame)
+        chunk = frame * max(1, 1000 // ptime)
+        encoder = self.new_encoder()
+        for start in range(0, len(pcm), chunk):
+            samples = np.ascontiguousarray(pcm[start : start + chunk], dtype=np.int16)
+            if len(samples) % frame:
+                samples = np.concatenate(
+                    [samples, np.zeros(frame - len(samples) % frame, dtype=np.int16)]
+                )
+            data = encoder(samples)
+            for offset in range(0, len(data), step):
+                yield data[offset : offset + step]
 
     def decode(self, data: bytes) -> NDArray[np.int16]:
         return self.decoder(data)
@@ -52,9 +72,14 @@ class Codec:
         return samples * BIT_RATE // 8 // self.sample_rate
 
 
-def _g722_encode(pcm: NDArray[np.int16]) -> bytes:
-    data: bytes = G722(16000, BIT_RATE).encode(np.ascontiguousarray(pcm, dtype=np.int16))
-    return data
+def _g722_encoder() -> Encoder:
+    state = G722(16000, BIT_RATE)
+
+    def encode(pcm: NDArray[np.int16]) -> bytes:
+        data: bytes = state.encode(np.ascontiguousarray(pcm, dtype=np.int16))
+        return data
+
+    return encode
 
 
 def _g722_decode(data: bytes) -> NDArray[np.int16]:
@@ -67,7 +92,7 @@ _CODECS = {
         payload_type=0,
         clock_rate=8000,
         sample_rate=8000,
-        encoder=g711.ulaw_encode,
+        new_encoder=lambda: g711.ulaw_encode,
         decoder=g711.ulaw_decode,
     ),
     "PCMA": Codec(
@@ -75,7 +100,7 @@ _CODECS = {
         payload_type=8,
         clock_rate=8000,
         sample_rate=8000,
-        encoder=g711.alaw_encode,
+        new_encoder=lambda: g711.alaw_encode,
         decoder=g711.alaw_decode,
     ),
     "G722": Codec(
@@ -83,7 +108,7 @@ _CODECS = {
         payload_type=9,
         clock_rate=8000,
         sample_rate=16000,
-        encoder=_g722_encode,
+        new_encoder=_g722_encoder,
         decoder=_g722_decode,
     ),
 }

@@ -188,24 +188,18 @@ class AudioStream:
         sending = self._sending
         if sending is None:
             raise RuntimeError("play before start")
-        frame = sending.codec.samples_per_packet(sending.ptime)
-        samples = np.asarray(pcm, dtype=np.int16)
-        count = math.ceil(len(samples) / frame)
-        padded = np.zeros(count * frame, dtype=np.int16)  # the last packet filled with silence
-        padded[: len(samples)] = samples
-        payload = sending.codec.encode(padded)
-        step = len(payload) // count if count else 0
+        payloads = sending.codec.payloads(np.asarray(pcm, dtype=np.int16), sending.ptime)
         async with self._playing:
             pacer = sending.pacer
             first = max(sending.next_slot, math.ceil(pacer.elapsed() / pacer.interval))
-            sent = 0
-            for n in range(count):
+            slots = 0
+            for n, payload in enumerate(payloads):
                 await pacer.wait(first + n)
                 if self._closed:
                     break
-                self._send_slot(sending, first + n, payload[n * step : (n + 1) * step], n == 0)
-                sent += 1
-        return sent * sending.ptime / 1000
+                self._send_slot(sending, first + n, payload, n == 0)
+                slots += 1
+        return slots * sending.ptime / 1000
 
     def _send_slot(self, sending: _Sending, slot: int, payload: bytes, first: bool) -> None:
         packetiser = sending.packetiser

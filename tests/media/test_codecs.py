@@ -56,3 +56,17 @@ def test_g722_encodes_16khz_at_64kbits_and_decodes_the_tone_back() -> None:
     delay = max(range(60), key=lambda d: float(np.dot(back[1000 + d : 7000 + d], ref)))
     correlation = np.corrcoef(back[1000 + delay : 7000 + delay], ref)[0, 1]
     assert correlation > 0.99
+
+
+@pytest.mark.parametrize("name", ["PCMU", "PCMA", "G722"])
+def test_payloads_are_the_whole_encoding_cut_into_packets(name: str) -> None:
+    chosen = codec(name)
+    sound = tone(chosen.sample_rate, 2.51)  # 2.51 s: several chunks, the last packet partial
+    payloads = list(chosen.payloads(sound, 20))
+    assert len(payloads) == 126
+    assert {len(p) for p in payloads} == {160}
+    padded = np.concatenate(
+        [sound, np.zeros(126 * chosen.sample_rate // 50 - len(sound), np.int16)]
+    )
+    # one encoder state runs through the chunks: the same octets as encoding at once
+    assert b"".join(payloads) == chosen.encode(padded)
