@@ -27,8 +27,9 @@ from bot.sip.sdp_audio import AudioSession
 log = structlog.get_logger("bot.media")
 
 Address = tuple[str, int]
-HOLD_DIRECTIONS = ("sendonly", "inactive")
-"""The peer's directions that stop our sending (RFC 3264 §8.4): it will not receive."""
+SENDING_DIRECTIONS = ("sendrecv", "sendonly")
+"""Our directions in which we send (``AudioSession.direction`` is ours, RFC 3264 §6.1): the
+peer holding the call makes it ``recvonly`` or ``inactive`` (§8.4) and we keep quiet."""
 
 
 @dataclass(slots=True)
@@ -162,8 +163,9 @@ class AudioStream:
         )
 
     def update(self, session: AudioSession) -> None:
-        """A re-INVITE or UPDATE settled again: a new address (latching starts over), hold when
-        the peer went ``sendonly``/``inactive`` (RFC 3264 §8.4: the clock keeps running)."""
+        """A re-INVITE or UPDATE settled again: a new address, hold when our direction became
+        ``recvonly``/``inactive`` (the peer's ``sendonly``/``inactive``, RFC 3264 §8.4: we stop
+        sending, the RTP clock and RTCP keep running)."""
         sending = self._sending
         if sending is None:
             self.start(session)
@@ -267,9 +269,7 @@ class AudioStream:
 
     def _on_rtp(self, data: bytes, addr: Address) -> None:
         if is_stun(data):
-            answer = self.credentials.answer(data, addr)
-            if answer is not None and self._pair is not None:
-                self._pair.rtp.sendto(answer, addr)
+            self._answer_check(data, addr, rtcp=False)
             return
         sending = self._sending
         if sending is None or len(data) < 12 or data[0] >> 6 != 2:
@@ -291,7 +291,17 @@ class AudioStream:
             log.info("media.destination_latched", port=self.port, remote=f"{addr[0]}:{addr[1]}")
             sending.destination = addr
 
+    def _answer_check(self, data: bytes, addr: Address, *, rtcp: bool) -> None:
+        """ICE connectivity checks reach both host candidates: RTP (component 1) and RTCP
+        (component 2, RFC 8445 §5.1.1.1); each is answered from the socket it came to."""
+        answer = self.credentials.answer(data, addr)
+        if answer is not None and self._pair is not None:
+            (self._pair.rtcp if rtcp else self._pair.rtp).sendto(answer, addr)
+
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
+        if is_stun(data):
+            self._answer_check(data, addr, rtcp=True)
+            return
         sending = self._sending
         if sending is None:
             return
@@ -384,9 +394,9 @@ def _keys(session: AudioSession) -> tuple[bytes, bytes] | None:
 
 
 def _held(session: AudioSession) -> bool:
-    # the peer's direction (RFC 3264 §6.1); port 0 rejects the stream (§8.2)
+    # our direction (RFC 3264 §6.1, §8.4); port 0 rejects the stream (§8.2)
     direction = getattr(session, "direction", "sendrecv")
-    return direction in HOLD_DIRECTIONS or session.remote_port == 0
+    return direction not in SENDING_DIRECTIONS or session.remote_port == 0
 
 
 def _rtcp_address(session: AudioSession) -> Address:

@@ -30,7 +30,7 @@ PTIME = 0.02
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DirectedSession(AudioSession):
-    """AudioSession with the peer's ``direction``, until bot.sip.sdp_audio grows the field."""
+    """AudioSession with our ``direction``, until bot.sip.sdp_audio grows the field."""
 
     direction: str = "sendrecv"
 
@@ -151,8 +151,9 @@ async def test_symmetric_rtp_sends_to_where_the_peer_sends_from(ports: PortRange
         elsewhere.close()
 
 
-async def test_stun_binding_requests_are_answered_on_the_rtp_port(
-    ports: PortRange, far: Far
+@pytest.mark.parametrize("component", [1, 2])
+async def test_stun_binding_requests_are_answered_on_both_candidates(
+    ports: PortRange, far: Far, component: int
 ) -> None:
     async with await opened(ports) as stream:
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
@@ -160,9 +161,10 @@ async def test_stun_binding_requests_are_answered_on_the_rtp_port(
         request.attributes["ICE-CONTROLLING"] = 1
         request.add_message_integrity(stream.ice_pwd.encode())
         request.add_fingerprint()
-        far.rtp.send(bytes(request), ("127.0.0.1", stream.port))
+        candidate = ("127.0.0.1", stream.port + component - 1)  # RTP, then RTCP
+        far.rtp.send(bytes(request), candidate)
         _, data, source = await far.rtp.receive()
-    assert source == ("127.0.0.1", stream.port)
+    assert source == candidate
     response = stun.parse_message(data)  # checks FINGERPRINT
     assert response.message_class == stun.Class.RESPONSE
     assert response.transaction_id == request.transaction_id
@@ -219,7 +221,8 @@ async def test_hold_stops_sending_but_keeps_the_clock(ports: PortRange, far: Far
     async with await opened(ports) as stream:
         stream.start(session(far.rtp))
         await stream.play(tone(0.06))
-        stream.update(session(far.rtp, direction="sendonly"))  # RFC 3264 §8.4
+        # the peer holds (its sendonly, our recvonly: RFC 3264 §8.4)
+        stream.update(session(far.rtp, direction="recvonly"))
         assert await stream.play(tone(0.1)) == pytest.approx(0.1)  # in time, but silent
         assert stream.stats.packets_sent == 3
         stream.update(session(far.rtp, direction="sendrecv"))
