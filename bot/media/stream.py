@@ -66,7 +66,6 @@ class _Sending:
     keys: tuple[bytes, bytes] | None
     destination: Address
     rtcp_destination: Address
-    rtcp_mux: bool
     held: bool
     next_slot: int = 0
     """The slot (anchor + slot × ptime) the packetiser's timestamp stands at."""
@@ -150,7 +149,6 @@ class AudioStream:
             keys=_keys(session),
             destination=(session.remote_address, session.remote_port),
             rtcp_destination=_rtcp_address(session),
-            rtcp_mux=bool(getattr(session, "rtcp_mux", False)),
             held=_held(session),
         )
         self._report = loop.call_later(self.settings.rtcp_interval, self._send_report)
@@ -175,10 +173,9 @@ class AudioStream:
             sending.destination = destination
             sending.rtcp_destination = _rtcp_address(session)
         if session.payload_type != sending.packetiser.payload_type:
-            chosen = codec(session.codec)
-            if chosen.sample_rate != sending.codec.sample_rate:
-                raise ValueError("a codec change must keep the sample rate")
-            sending.codec = chosen
+            # a new codec from the next sound on: the one playing ends here (its octets are
+            # the old codec's)
+            sending.codec = codec(session.codec)
             sending.packetiser.payload_type = session.payload_type
         keys = _keys(session)
         if keys != sending.keys:  # new keys, new contexts (RFC 4568 §7.1.4); same keys, same
@@ -194,8 +191,8 @@ class AudioStream:
         sending = self._sending
         if sending is None:
             raise RuntimeError("play before start")
-        payloads = sending.codec.payloads(np.asarray(pcm, dtype=np.int16), sending.ptime)
         async with self._playing:
+            payloads = sending.codec.payloads(np.asarray(pcm, dtype=np.int16), sending.ptime)
             pacer = sending.pacer
             first = max(sending.next_slot, math.ceil(pacer.elapsed() / pacer.interval))
             player = _Player(self, sending, payloads, first)
@@ -251,10 +248,7 @@ class AudioStream:
 
     def _send_rtcp(self, data: bytes, sending: _Sending) -> None:
         assert self._pair is not None
-        if sending.rtcp_mux:  # RFC 5761 §5.1.1: RTCP on the RTP port
-            self._pair.rtp.sendto(data, sending.destination)
-        else:
-            self._pair.rtcp.sendto(data, sending.rtcp_destination)
+        self._pair.rtcp.sendto(data, sending.rtcp_destination)
 
     def _send_report(self) -> None:
         sending = self._sending
@@ -307,8 +301,7 @@ class AudioStream:
             return
         if sending.srtp is not None and sending.srtp.unprotect_rtcp(data) is None:
             return
-        if not sending.rtcp_mux:
-            sending.rtcp_destination = addr  # RFC 4961 §4 for RTCP too
+        sending.rtcp_destination = addr  # RFC 4961 §4 for RTCP too
 
     # --- the end --------------------------------------------------------------------------
 
@@ -343,6 +336,7 @@ class _Player:
         self, stream: AudioStream, sending: _Sending, payloads: Iterator[bytes], first: int
     ) -> None:
         self.stream, self.sending, self.payloads = stream, sending, payloads
+        self.codec = sending.codec
         self.first, self.count = first, 0
         loop = asyncio.get_running_loop()
         self.done: asyncio.Future[int] = loop.create_future()
@@ -350,20 +344,25 @@ class _Player:
         self.timer: asyncio.TimerHandle | None = None
         self._arm()
 
+    def _over(self) -> bool:
+        """Closed, or a re-INVITE changed the codec under this sound."""
+        return self.stream.closed or self.sending.codec is not self.codec
+
     def _arm(self) -> None:
-        if self.upcoming is None or self.stream.closed:
+        if self.upcoming is None or self._over():
             self._finish()
             return
         deadline = self.sending.pacer.deadline(self.first + self.count)
         self.timer = asyncio.get_running_loop().call_at(deadline, self._step)
 
     def _step(self) -> None:
-        if self.upcoming is None or self.stream.closed:
+        payload = self.upcoming
+        if payload is None or self._over():
             self._finish()
             return
         try:
             slot = self.first + self.count
-            self.stream._send_slot(self.sending, slot, self.upcoming, self.count == 0)
+            self.stream._send_slot(self.sending, slot, payload, self.count == 0)
             self.count += 1
             self.upcoming = next(self.payloads, None)
         except Exception as exc:  # surfaces in play(), not in the loop's exception handler
@@ -400,6 +399,5 @@ def _held(session: AudioSession) -> bool:
 
 
 def _rtcp_address(session: AudioSession) -> Address:
-    # RFC 3550 §11: the next port above RTP unless a=rtcp (RFC 3605) says otherwise
-    port = getattr(session, "remote_rtcp_port", None) or session.remote_port + 1
-    return (session.remote_address, port)
+    # RFC 3550 §11: the next port above RTP (until the peer's RTCP arrives from elsewhere)
+    return (session.remote_address, session.remote_port + 1)

@@ -248,6 +248,24 @@ async def test_update_moves_the_destination(ports: PortRange, far: Far) -> None:
         other.close()
 
 
+async def test_a_codec_change_ends_the_sound_playing_and_applies_to_the_next(
+    ports: PortRange, far: Far
+) -> None:
+    async with await opened(ports) as stream:
+        stream.start(session(far.rtp))
+        playing = asyncio.create_task(stream.play(tone(10)))
+        _, data, _ = await far.rtp.receive()
+        assert RtpPacket.parse(data).payload_type == 0
+        stream.update(session(far.rtp, payload_type=8, codec="PCMA"))
+        assert await asyncio.wait_for(playing, 1) < 1
+        sound = tone(0.04)
+        await stream.play(sound)
+        while (packet := RtpPacket.parse((await far.rtp.receive())[1])).payload_type == 0:
+            pass
+    assert packet.marker
+    assert packet.payload == codec("PCMA").encode(sound)[:160]
+
+
 # --- everything closed, whatever way the stream ends ------------------------------------------
 
 
