@@ -6,6 +6,7 @@ we never send checks ourselves."""
 from __future__ import annotations
 
 import secrets
+import struct
 from dataclasses import dataclass, field
 
 from aioice import stun
@@ -29,7 +30,7 @@ class IceCredentials:
         else (responses, indications, garbage: nothing is answered that is not asked)."""
         try:
             request = stun.parse_message(data)
-        except ValueError:
+        except (ValueError, struct.error):  # aioice: truncated attributes raise struct.error
             return None
         if request.message_method != stun.Method.BINDING:
             return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from aioice import stun
 
 from bot.media.ice import IceCredentials, is_stun
@@ -58,3 +60,20 @@ def test_anything_but_a_binding_request_is_not_answered() -> None:
     assert ours.answer(bytes(indication), PEER) is None
     assert ours.answer(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(11), PEER) is None
     assert not is_stun(b"\x80" + bytes(30))
+
+
+def test_mangled_checks_never_raise() -> None:
+    """Nothing a remote sends may raise: truncated or corrupted STUN (aioice raises
+    struct.error on truncated attributes) is dropped."""
+    ours = IceCredentials()
+    base = check(f"{ours.ufrag}:x", ours.pwd)
+    rng = random.Random(17)
+    answered = 0
+    for _ in range(20_000):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        answered += ours.answer(bytes(data), PEER) is not None
+    assert answered  # some survive as requests (answered 401/400) and are answered
