@@ -46,8 +46,9 @@ class _Socket(asyncio.DatagramProtocol):
     def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
         self.on_datagram = on_datagram
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.on_datagram(data, addr)
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # IPv6 sources come as (host, port, flowinfo, scope_id): compare host and port only
+        self.on_datagram(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         # an ICMP port unreachable from a peer that is not listening (yet): keep going
