@@ -1,7 +1,7 @@
 """Concurrent announcement streams: N AudioStreams in this process, each playing PCMU to its own
 UDP sink socket in a child process, for a given time.
 
-Run: python bench/announce_bench.py [--streams 200] [--seconds 60] [--aligned]
+Run: python bench/announce_bench.py [--streams 200] [--seconds 60] [--aligned] [--srtp]
 
 The child stamps every packet with the kernel's receive time (SO_TIMESTAMPNS), so its own
 scheduling does not blur the figures. Prints, over all streams: packet-interval error
@@ -37,7 +37,7 @@ from bot.config.sections import LoggingConfig, MediaConfig  # noqa: E402
 from bot.logs import configure  # noqa: E402
 from bot.media.ports import PortRange  # noqa: E402
 from bot.media.stream import AudioStream  # noqa: E402
-from bot.sip.sdp_audio import AudioSession  # noqa: E402
+from bot.sip.sdp_audio import AudioSession, Crypto  # noqa: E402
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux asm-generic/socket.h
 PTIME = 0.02
@@ -130,8 +130,15 @@ async def senders(args: argparse.Namespace, ports: list[int]) -> dict[str, float
 
     async def one(stream: AudioStream, port: int, phase: float) -> float:
         await asyncio.sleep(begin + phase - loop.time())
+        keys = {"local_crypto": Crypto.generate(), "remote_crypto": Crypto.generate()}
         stream.start(
-            AudioSession(remote_address="127.0.0.1", remote_port=port, payload_type=0, codec="PCMU")
+            AudioSession(
+                remote_address="127.0.0.1",
+                remote_port=port,
+                payload_type=0,
+                codec="PCMU",
+                **(keys if args.srtp else {}),
+            )
         )
         return await stream.play(sound)
 
@@ -169,6 +176,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--aligned", action="store_true", help="start every stream together")
+    parser.add_argument(
+        "--srtp", action="store_true", help="SRTP (the sink reads the clear header)"
+    )
     parser.add_argument("--port-min", type=int, default=24000, help="RTP ports from here")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -193,7 +203,8 @@ def main() -> None:
     per_stream = sent["cpu_s"] / sent["wall_s"] / args.streams * 100
     print(
         f"{args.streams} streams × {args.seconds:g} s PCMU/20 ms"
-        f"{' (aligned starts)' if args.aligned else ''}; {os.cpu_count()} CPUs, "
+        f"{' over SRTP' if args.srtp else ''}{' (aligned starts)' if args.aligned else ''}; "
+        f"{os.cpu_count()} CPUs, "
         f"{platform.machine()}, Python {platform.python_version()}"
     )
     print(f"packets: sent {sent['sent']:,}, received {got['received']:,}")

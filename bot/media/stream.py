@@ -4,6 +4,7 @@ RTP (RFC 4961), RTCP reports, SRTP when keyed, and answers to ICE connectivity c
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -145,7 +146,7 @@ class AudioStream:
             codec=chosen,
             ptime=ptime,
             packetiser=Packetiser(session.payload_type, chosen.timestamp_step(ptime)),
-            pacer=Pacer(ptime / 1000, clock=loop.time),
+            pacer=Pacer(ptime / 1000, clock=loop.time, start=loop.time() + _phase(ptime)),
             srtp=srtp,
             keys=_keys(session),
             destination=(session.remote_address, session.remote_port),
@@ -379,6 +380,17 @@ class _Player:
     def stop(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
+
+
+_streams_started = itertools.count()
+GOLDEN = (5**0.5 - 1) / 2
+
+
+def _phase(ptime: int) -> float:
+    """Where in the packet period this stream's packets fall: successive streams spread evenly
+    over it (the golden-ratio sequence), so calls started together do not all send on the same
+    instant every 20 ms (a burst of 200 packets takes milliseconds to send)."""
+    return (next(_streams_started) * GOLDEN) % 1.0 * ptime / 1000
 
 
 def _srtp(session: AudioSession) -> SrtpPair | None:
