@@ -4,6 +4,7 @@ the odd port above it)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import secrets
 from collections.abc import Callable
@@ -13,8 +14,17 @@ from typing import cast
 from bot.errors import Refusal
 
 
-class NoFreePort(Refusal):
+class PortError(Refusal):
+    """RTP ports cannot be had: the message says why, for a person."""
+
+
+class NoFreePort(PortError):
     """Every even port of the range is taken (by our calls or by other programs)."""
+
+
+BUSY = (errno.EADDRINUSE, errno.EACCES)
+"""Bind errors that concern one port only: try the next pair. Any other (an address not on
+this machine, say) fails every port alike."""
 
 
 class _Watched(asyncio.DatagramProtocol):
@@ -92,9 +102,11 @@ class PortRange:
             rtp_watch, rtcp_watch = _Watched(rtp()), _Watched(rtcp())
             try:
                 rtp_transport, rtcp_transport = await _bind_pair(host, port, rtp_watch, rtcp_watch)
-            except OSError:
+            except OSError as exc:
                 self._in_use.discard(port)
-                continue
+                if exc.errno in BUSY:
+                    continue
+                raise PortError(f"Cannot open RTP ports on {host}: {exc.strerror}.") from exc
             except BaseException:
                 self._in_use.discard(port)
                 raise

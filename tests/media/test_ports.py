@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from bot.errors import Refusal
-from bot.media.ports import NoFreePort, PortRange
+from bot.media.ports import NoFreePort, PortError, PortRange
 from tests.media.ports import some_range
 
 
@@ -65,6 +65,15 @@ async def test_ports_other_programs_hold_are_skipped() -> None:
             assert can_bind(ports.low)  # the RTP socket of the failed pair was closed
         finally:
             await pair.aclose()
+
+
+async def test_an_address_not_on_this_machine_is_said_at_once() -> None:
+    ports = some_range()
+    with pytest.raises(PortError) as caught:
+        await ports.open("192.0.2.1", quiet, quiet)  # TEST-NET-1 (RFC 5737)
+    assert not isinstance(caught.value, NoFreePort)
+    assert str(caught.value).startswith("Cannot open RTP ports on 192.0.2.1: ")
+    assert ports.in_use == frozenset()
 
 
 def test_a_range_without_a_pair_is_refused() -> None:
