@@ -204,8 +204,9 @@ async def test_sender_reports_every_rtcp_interval(ports: PortRange, far: Far) ->
         stream.start(session(far.rtp))
         await stream.play(tone(0.3))
         first = [RtpPacket.parse((await far.rtp.receive())[1]) for _ in range(15)]
-        _, data, _ = await far.rtcp.receive()
-        _, later, _ = await far.rtcp.receive()
+        at, data, _ = await far.rtcp.receive()
+        later_at, later, _ = await far.rtcp.receive()
+    assert 0.08 <= later_at - at <= 0.2  # every rtcp_interval (RFC 3550 §6.2)
     packets = rtcp.parse_compound(data)
     assert [p.packet_type for p in packets] == [rtcp.SR, rtcp.SDES]
     info = rtcp.SenderInfo.parse(packets[0])
