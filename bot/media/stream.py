@@ -72,6 +72,8 @@ class _Sending:
     next_slot: int = 0
     """The slot (anchor + slot × ptime) the packetiser's timestamp stands at."""
     sent_since_report: bool = False
+    last_sent: int = -2
+    """The last slot a packet went out in."""
 
 
 class AudioStream:
@@ -211,8 +213,11 @@ class AudioStream:
         if sending.held:
             packetiser.skip()
             return
-        # RFC 3551 §4.1: the marker bit flags the first packet after silence
-        data = packetiser.next(payload, marker=first).to_bytes()
+        # RFC 3551 §4.1: the marker bit flags the first packet after silence (a new sound, or
+        # the first after a hold)
+        marker = first or sending.last_sent != slot - 1
+        sending.last_sent = slot
+        data = packetiser.next(payload, marker=marker).to_bytes()
         if sending.srtp is not None:
             data = sending.srtp.protect(data)
         assert self._pair is not None
@@ -301,7 +306,12 @@ class AudioStream:
         sending = self._sending
         if sending is None:
             return
-        if sending.srtp is not None and sending.srtp.unprotect_rtcp(data) is None:
+        clear = sending.srtp.unprotect_rtcp(data) if sending.srtp else data
+        if clear is None:
+            return
+        try:
+            rtcp.parse_compound(clear)
+        except ValueError:
             return
         sending.rtcp_destination = addr  # RFC 4961 §4 for RTCP too
 

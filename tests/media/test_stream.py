@@ -235,6 +235,41 @@ async def test_hold_stops_sending_but_keeps_the_clock(ports: PortRange, far: Far
     assert [p.marker for p in rtp] == [True, False, False, True, False, False]
 
 
+async def test_the_first_packet_after_a_hold_mid_sound_is_marked(
+    ports: PortRange, far: Far
+) -> None:
+    async with await opened(ports, rtcp_interval=0.05) as stream:
+        stream.start(session(far.rtp))
+        playing = asyncio.create_task(stream.play(tone(10)))
+        _, data, _ = await far.rtp.receive()
+        stream.update(session(far.rtp, direction="inactive"))
+        before = stream.stats.packets_sent
+        for _ in range(2):  # two reports later, at least two packet times went by on hold
+            await far.rtcp.receive()
+        assert stream.stats.packets_sent == before
+        stream.update(session(far.rtp, direction="sendrecv"))
+        while not (packet := RtpPacket.parse((await far.rtp.receive())[1])).marker:
+            pass
+        playing.cancel()
+    held = (packet.timestamp - RtpPacket.parse(data).timestamp) % 2**32 // 160
+    assert held >= before + 2  # the clock ran on through the hold
+
+
+async def test_rtcp_goes_to_where_the_peers_rtcp_comes_from(ports: PortRange, far: Far) -> None:
+    elsewhere = await Peer.open()
+    try:
+        async with await opened(ports, rtcp_interval=0.05) as stream:
+            stream.start(session(far.rtp))
+            await far.rtcp.receive()
+            elsewhere.send(rtcp.receiver_report(5), ("127.0.0.1", stream.port + 1))
+            far.rtp.send(b"\x80garbage", ("127.0.0.1", stream.port + 1))  # not RTCP: ignored
+            _, data, source = await elsewhere.receive()
+            assert source == ("127.0.0.1", stream.port + 1)
+            assert rtcp.parse_compound(data)[0].packet_type == rtcp.RR
+    finally:
+        elsewhere.close()
+
+
 async def test_update_moves_the_destination(ports: PortRange, far: Far) -> None:
     other = await Peer.open()
     try:
