@@ -12,14 +12,15 @@ what it hears, for the announcement tests (see PEERS.md's notes, summed up here)
 
 from __future__ import annotations
 
-import re
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.peers.conftest import free_port
 from tests.peers.console import Console
 
-REGISTERED = "All 1 useragent registered successfully!"
+REGISTERED = r"\{0/UDP/v4\} 200 OK"
+"""What baresip prints when its REGISTER is answered 200."""
 
 
 @dataclass
@@ -83,7 +84,7 @@ class RecordingPhone:
         (config / "contacts").write_text("")
         console = await Console.start(["baresip", "-f", str(config)], cwd=folder, home=home)
         phone = cls(console, user, recordings)
-        await console.expect(re.escape(REGISTERED), timeout=20)
+        await console.expect(REGISTERED, timeout=20)
         return phone
 
     async def call_closed(self, count: int = 1, timeout: float = 60.0) -> None:
@@ -96,4 +97,14 @@ class RecordingPhone:
         return sorted(self.recordings.glob("dump-*-dec.wav"))
 
     async def close(self) -> int:
-        return await self.console.close("/quit")
+        """SIGTERM: baresip hangs up, un-registers, finishes its WAV files and exits (it reads
+        no commands: no stdio module)."""
+        proc = self.console.proc
+        if proc.returncode is None:
+            proc.terminate()
+        try:
+            return await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise AssertionError(f"baresip did not exit:\n{self.console.tail}") from None
