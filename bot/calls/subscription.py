@@ -40,6 +40,9 @@ MIN_REFRESH = 5.0
 """Never refresh sooner than this after the last refresh, in seconds: a focus granting 1 s
 must not make us spin."""
 MAX_RESYNCS = 3
+UNSUBSCRIBE_LINGER = 32.0
+"""Seconds the dialog still takes the NOTIFY that follows an unsubscribe (RFC 6665 §4.1.2.3:
+it "will be followed by a NOTIFY"; 64 × T1, the life of its transaction)."""
 """Re-subscriptions for gaps in a row before we stop trusting the focus."""
 LYNC_HEADERS = (
     ("Supported", "com.microsoft.autoextend"),
@@ -82,6 +85,7 @@ class ConferenceSubscription:
         on_change: OnChange | None = None,
         expires: int = DEFAULT_EXPIRES,
         min_refresh: float = MIN_REFRESH,
+        linger: float = UNSUBSCRIBE_LINGER,
         destination: Peer | None = None,
         credentials: DigestClient | None = None,
     ):
@@ -95,6 +99,7 @@ class ConferenceSubscription:
         self.on_change = on_change
         self.expires = expires
         self.min_refresh = min_refresh
+        self.linger = linger
         self.destination = destination
         self.credentials = credentials
         self.roster = Roster()
@@ -105,6 +110,7 @@ class ConferenceSubscription:
         self._subscribe: Request | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._refreshing: asyncio.Task[None] | None = None
+        self._linger: asyncio.TimerHandle | None = None
         self._resyncs = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -160,19 +166,32 @@ class ConferenceSubscription:
             self._end("closed")
             return
         self.active = False
+        response: Response | None = None
         with contextlib.suppress(Exception):
-            await self._send_subscribe(0)
-        self._end("closed")
+            response = await self._send_subscribe(0)
+        unsubscribed = response is not None and 200 <= response.status < 300
+        self._end("closed", linger=self.linger if unsubscribed else 0.0)
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: str, *, linger: float = 0.0) -> None:
+        """Over; the dialog is forgotten now, or after ``linger`` seconds (or its terminated
+        NOTIFY) when an unsubscribe was accepted."""
         self.active = False
         self._cancel_refresh()
-        if self.dialog is not None:
-            self.router.remove(self.dialog.id)
+        if linger > 0 and self.dialog is not None and self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(linger, self._forget)
+        else:
+            self._forget()
         if not self.ended.is_set():
             self.end_reason = reason
             self.ended.set()
             log.info("subscription.ended", uri=self.uri, reason=reason)
+
+    def _forget(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self.dialog is not None:
+            self.router.remove(self.dialog.id)
 
     # --- in-dialog requests -------------------------------------------------------------------
 
@@ -206,6 +225,7 @@ class ConferenceSubscription:
             self._absorb(request.body)
         if state == "terminated":
             self._end("terminated by the focus")
+            self._forget()
         return _answer(request, make_response(request, 200))
 
     # --- the roster ---------------------------------------------------------------------------

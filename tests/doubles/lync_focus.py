@@ -99,6 +99,8 @@ class LyncFocus:
     """Answer ms-piggyback-first-notify with the state in the 200 (as Lync does)."""
     list_av_mcu: bool = True
     """List the audio-video MCU in conf-uris (False: the client must derive it)."""
+    refuse_av: int | None = None
+    """Answer A/V MCU INVITEs with this status (an MCU that is down or full)."""
     timers: TimerConfig = field(default_factory=TimerConfig)
     endpoint: SipEndpoint | None = None
     media: AvMedia | None = None
@@ -394,6 +396,8 @@ class LyncFocus:
                 "The AV MCU supports only 'Content-Type: application/sdp' offer/answers.",
                 "avmcu",
             )
+        if self.refuse_av is not None:
+            return make_response(request, self.refuse_av)
         answered = self.media.answer(request.body)
         if isinstance(answered, tuple):
             status, code, reason = answered
