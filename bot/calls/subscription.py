@@ -24,13 +24,14 @@ import structlog
 
 from bot.conferencing.roster import CONTENT_TYPE, Roster, RosterChange, RosterError
 from bot.errors import Refusal
+from bot.sender import Sender
 from bot.sip.dialog import Dialog, DialogId
 from bot.sip.digest import DigestClient
 from bot.sip.grammar import is_digits
 from bot.sip.headers import Address
 from bot.sip.message import Request, Response, make_response, new_request
 from bot.sip.transaction import Peer
-from bot.sip.uri import parse_uri
+from bot.sip.uri import SipUri, parse_uri
 from bot.transport.endpoint import ServerRequest, SipEndpoint
 
 log = structlog.get_logger("bot.calls.subscription")
@@ -59,9 +60,24 @@ OnChange = Callable[[RosterChange, Roster], None]
 class Router(Protocol):
     """What a subscription needs of bot.calls.router.DialogRouter."""
 
-    def add(self, dialog_id: DialogId, handler: DialogHandler) -> None: ...
+    def add(
+        self,
+        dialog_id: DialogId,
+        handler: DialogHandler,
+        *,
+        flows: frozenset[Peer] = ...,
+        remote: Sender | None = ...,
+    ) -> None: ...
 
-    def add_pending(self, call_id: str, local_tag: str, handler: DialogHandler) -> None: ...
+    def add_pending(
+        self,
+        call_id: str,
+        local_tag: str,
+        handler: DialogHandler,
+        *,
+        flows: frozenset[Peer] = ...,
+        remote: Sender | None = ...,
+    ) -> None: ...
 
     def remove(
         self, dialog_id: DialogId | None = None, *, pending: tuple[str, str] | None = None
@@ -111,6 +127,13 @@ class ConferenceSubscription:
         self._refresh: asyncio.TimerHandle | None = None
         self._refreshing: asyncio.Task[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
+        self._flows: frozenset[Peer] = frozenset()
+        target = parse_uri(uri)
+        self._remote: Sender | None = None
+        """Who the dialog's requests are from, believed only on ``_flows`` (the identity
+        gate's dialog-flow decision, bot.services.identity, as for calls)."""
+        if isinstance(target, SipUri):
+            self._remote = Sender(target.user or "", target.host)
         self._resyncs = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -131,8 +154,9 @@ class ConferenceSubscription:
             headers=headers,
         )
         self._subscribe = request
+        self._flows = await self._flows_of(request)
         pending = (request.call_id, request.from_.tag or "")
-        self.router.add_pending(*pending, self.handle)
+        self.router.add_pending(*pending, self.handle, flows=self._flows, remote=self._remote)
         try:
             response = await self.endpoint.request(
                 request, destination=self.destination, credentials=self.credentials
@@ -146,7 +170,7 @@ class ConferenceSubscription:
             raise SubscriptionFailed(_refused(self.uri, response))
         if self.dialog is None:
             self.dialog = Dialog.as_uac(request, response)
-            self.router.add(self.dialog.id, self.handle)
+            self._register()
         else:
             self.dialog.receive_response(request, response)
         self.active = True
@@ -154,6 +178,17 @@ class ConferenceSubscription:
         if response.body and response.content_type == CONTENT_TYPE:
             self._absorb(response.body)  # ms-piggyback-first-notify
         self._schedule(response)
+
+    async def _flows_of(self, request: Request) -> frozenset[Peer]:
+        """Where the SUBSCRIBE goes (RFC 3263, or the outbound proxy): where its NOTIFYs are
+        believed from."""
+        if self.destination is not None:
+            return frozenset({self.destination})
+        return frozenset(t.peer for t in await self.endpoint.client.targets(request))
+
+    def _register(self) -> None:
+        assert self.dialog is not None
+        self.router.add(self.dialog.id, self.handle, flows=self._flows, remote=self._remote)
 
     async def close(self) -> None:
         """Unsubscribe (``Expires: 0``, RFC 6665 §4.1.2.3); idempotent, never raises."""
@@ -213,7 +248,7 @@ class ConferenceSubscription:
                 self.dialog = Dialog.from_notify(self._subscribe, request)
             except ValueError:
                 return make_response(request, 400)
-            self.router.add(self.dialog.id, self.handle)
+            self._register()
         else:
             refused = self.dialog.receive_request(request)
             if refused is not None:

@@ -211,3 +211,82 @@ async def test_a_notify_before_the_2xx_creates_the_dialog() -> None:
             await until(lambda: len(bot.router) == 0, "the dialog forgotten after its linger")
     finally:
         await server.close()
+
+
+class Notifier:
+    """A focus on 127.0.0.1 and an impostor on 127.0.0.2 who knows the subscription's Call-ID
+    and tags: the impostor's NOTIFY goes first, before the 2xx (RFC 6665 §4.1.2.4) and again
+    inside the dialog; the focus's own follow."""
+
+    def __init__(self, focus: SipEndpoint, impostor: SipEndpoint) -> None:
+        self.focus = focus
+        self.impostor = impostor
+        self.dialog: Dialog | None = None
+        self.statuses: list[tuple[str, int]] = []
+
+    async def notify(self, sender: str, body: str, *, to: Peer) -> None:
+        assert self.dialog is not None
+        endpoint = self.focus if sender == "focus" else self.impostor
+        notify = self.dialog.create_request(
+            "NOTIFY",
+            contact=endpoint.contact("conf"),
+            body=(DATA / body).read_bytes(),
+            content_type="application/conference-info+xml",
+        )
+        notify.headers.add("Event", "conference")
+        notify.headers.add("Subscription-State", "active;expires=600")
+        self.statuses.append((sender, (await endpoint.request(notify, destination=to)).status))
+
+    async def __call__(self, incoming: ServerRequest) -> Response:
+        request: Request = incoming.request
+        tag = new_tag()
+        if request.to.tag is None:
+            self.dialog = Dialog.as_uas(request, tag)
+            await self.notify("impostor", "rfc4575-6.1-full.xml", to=incoming.peer)
+            await self.notify("focus", "rfc4575-6.1-full.xml", to=incoming.peer)
+        response = make_response(request, 200, to_tag=None if request.to.tag else tag)
+        response.headers.add("Expires", "0" if request.headers.get("expires") == "0" else "600")
+        return response
+
+
+DATA = Path(__file__).parent.parent / "data/conference-info"
+
+
+@pytest.mark.parametrize(
+    ("sip", "refused"),
+    [({"mode": "embedded"}, 401), ({"trusted_proxies": ["127.0.0.1"]}, 403)],
+    ids=["embedded: challenged", "behind a proxy: only through it"],
+)
+async def test_a_notify_from_elsewhere_than_the_focus_is_refused(
+    sip: dict[str, object], refused: int
+) -> None:
+    """The subscription's dialog passes the identity gate's dialog-flow decision, as a call's
+    does (bot.services.identity): a NOTIFY from 127.0.0.2 is not the focus at 127.0.0.1."""
+    config = EndpointConfig(listen=(Listen(host="127.0.0.1", port=0),), timers=FAST)
+    other = EndpointConfig(listen=(Listen(host="127.0.0.2", port=0),), timers=FAST)
+    async with SipEndpoint(config) as focus, SipEndpoint(other) as impostor:
+        notifier = Notifier(focus, impostor)
+        focus.handler = notifier
+        server = Peer("UDP", *focus.address())
+        async with join_bot(join_config(server, sip=sip)) as bot:
+            subscription = ConferenceSubscription(
+                bot.endpoint,
+                bot.router,
+                f"sip:conf@127.0.0.1:{server.port}",
+                local=BOT,
+                contact=bot.endpoint.contact("bot"),
+                destination=server,
+                linger=0.2,
+            )
+            await subscription.start()
+            to = Peer("UDP", *bot.endpoint.address())
+            await notifier.notify("impostor", "rfc4575-partial-v2.xml", to=to)
+            await notifier.notify("focus", "rfc4575-partial-v2.xml", to=to)
+            assert notifier.statuses == [
+                ("impostor", refused),  # before the 2xx: the pending dialog is gated too
+                ("focus", 200),
+                ("impostor", refused),
+                ("focus", 200),
+            ]
+            assert subscription.roster.version == 2  # only the focus's documents
+            await subscription.close()
