@@ -258,11 +258,15 @@ class Calls:
     def _places(self, uri: SipUri, target: str) -> list[tuple[SipUri, Peer | None]]:
         """Where the INVITE goes: a registered user of the embedded registrar at each of their
         bindings (newest first; a TCP/TLS binding over its own connection, RFC 5626 §5.3),
-        anyone else at the URI (RFC 3263, or the outbound proxy)."""
+        anyone else at the URI (RFC 3263, or the outbound proxy). A GRUU names one instance,
+        not the address of record (RFC 5627 §3.1 ``gr``; Lync's ``;gruu;opaque=``, such as a
+        conference focus, LYNC.md §2.1), and the embedded registrar issues none: at the URI."""
         registrar = self.registrar
         if (
             registrar is None
             or uri.user is None
+            or uri.has_param("gr")
+            or uri.has_param("gruu")
             or uri.host.strip("[]") not in registrar.aliases
             or uri.port not in (None, self.endpoint.contact().sip_uri.port)
             or uri.user not in registrar.settings.users
