@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, cast
 
@@ -205,6 +206,9 @@ class Calls:
         self._sessions: set[InviteSession] = set()
         self._calls: set[AudioCall] = set()
         self._watchers: set[asyncio.Task[None]] = set()
+        self.epid = secrets.token_hex(5)
+        """This bot's endpoint id, the same for all its Lync requests: the ``epid`` From
+        parameter pidgin-sipe sends (LYNC.md §2.6, ``From: …;tag=…;epid=…``)."""
 
     def __len__(self) -> int:
         return sum(1 for s in self._sessions if not s.ended.is_set())
@@ -223,9 +227,12 @@ class Calls:
         content_type: str,
         headers: Iterable[tuple[str, str]] = (),
         credentials: DigestClient | None = None,
+        lync: bool = False,
     ) -> InviteSession:
-        """An answered INVITE dialog to ``target`` carrying ``body``; raises CallFailed."""
-        return await self._invite(target, body, content_type, headers, credentials, None)
+        """An answered INVITE dialog to ``target`` carrying ``body``; raises CallFailed.
+        ``lync``: From carries :attr:`epid`."""
+        return await self._invite(target, body, content_type, headers, credentials, None,
+                                  lync=lync)  # fmt: skip
 
     async def _invite(
         self,
@@ -235,13 +242,15 @@ class Calls:
         headers: Iterable[tuple[str, str]],
         credentials: DigestClient | None,
         policy: AudioPolicy | None,
+        *,
+        lync: bool = False,
     ) -> InviteSession:
         uri = _sip_uri(target)
         self._sessions = {s for s in self._sessions if not s.ended.is_set()}
         places = self._places(uri, target)
         for index, (request_uri, destination) in enumerate(places):
             session = self._session(uri, request_uri, destination, body, content_type, headers,
-                                    credentials)  # fmt: skip
+                                    credentials, lync=lync)  # fmt: skip
             self._sessions.add(session)
             try:
                 response = await session.establish()
@@ -286,6 +295,8 @@ class Calls:
         content_type: str,
         headers: Iterable[tuple[str, str]],
         credentials: DigestClient | None,
+        *,
+        lync: bool,
     ) -> InviteSession:
         sip = self.config.sip
         transport = destination.transport if destination else (request_uri.transport or "udp")
@@ -293,7 +304,9 @@ class Calls:
             "INVITE",
             request_uri,
             from_=Address(
-                uri=SipUri(user=sip.user, host=sip.domain), display_name=sip.display_name
+                uri=SipUri(user=sip.user, host=sip.domain),
+                display_name=sip.display_name,
+                params=(("epid", self.epid),) if lync else (),
             ),
             to=Address(uri=uri),
             call_id=new_call_id(sip.domain),
@@ -377,7 +390,7 @@ class Calls:
             ice = IceParams(ufrag=stream.ice_ufrag, pwd=stream.ice_pwd) if lync else None
             offer = audio_offer(policy, stream.host, stream.port, ice=ice)
             invite = await self._invite(target, offer.serialize(), SDP, headers, credentials,
-                                        policy)  # fmt: skip
+                                        policy, lync=lync)  # fmt: skip
             session = await self._settle(target, invite, offer)
         except BaseException:
             await stream.close()

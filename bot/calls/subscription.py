@@ -104,6 +104,7 @@ class ConferenceSubscription:
         linger: float = UNSUBSCRIBE_LINGER,
         destination: Peer | None = None,
         credentials: DigestClient | None = None,
+        epid: str | None = None,
     ):
         self.endpoint = endpoint
         self.router = router
@@ -118,6 +119,8 @@ class ConferenceSubscription:
         self.linger = linger
         self.destination = destination
         self.credentials = credentials
+        self.epid = epid
+        """The bot's endpoint id on From (Lync, LYNC.md §2.6); the dialog keeps it."""
         self.roster = Roster()
         self.dialog: Dialog | None = None
         self.active = False
@@ -148,7 +151,7 @@ class ConferenceSubscription:
         request = new_request(
             "SUBSCRIBE",
             parse_uri(self.uri),
-            from_=f"<{self.local}>",
+            from_=f"<{self.local}>" + (f";epid={self.epid}" if self.epid else ""),
             to=f"<{self.uri}>",
             contact=self.contact,
             headers=headers,

@@ -57,6 +57,17 @@ async def test_join_speak_and_leave_in_lyncs_order(world: World) -> None:
     assert joined.roster is not None
     assert joined.roster.conf_uris["audio-video"] == focus.av_uri
     assert focus.log[:4] == ["INVITE focus", "ACK focus", "SUBSCRIBE", "INVITE av"]
+    # LYNC.md §2.6: pidgin-sipe's headers, one epid for the focus, its subscription, the MCU
+    invite, subscribe, av = focus.received[:3]
+    assert (invite.method, subscribe.method, av.method) == ("INVITE", "SUBSCRIBE", "INVITE")
+    epid = world.bot.calls.epid
+    assert [dict(r.from_.params).get("epid") for r in (invite, subscribe, av)] == [epid] * 3
+    assert "ms-sender" in invite.headers.values("supported")
+    assert invite.content_type == "application/cccp+xml"
+    for request in (invite, subscribe, av):
+        assert [str(c.uri) for c in request.contacts] == [
+            str(world.bot.endpoint.contact("bot").uri)
+        ]
     media = focus.media
     assert media is not None and media.offer is not None and media.offer.codec == "G722"
     assert joined.call.session.codec == "G722" and joined.call.stream.sample_rate == 16000

@@ -116,6 +116,8 @@ class LyncFocus:
     av_dialogs: dict[tuple[str, str], Dialog] = field(default_factory=dict)
     subscribers: dict[tuple[str, str], Subscriber] = field(default_factory=dict)
     notify_statuses: list[int] = field(default_factory=list)
+    received: list[Request] = field(default_factory=list)
+    """Every request that reached the focus or the MCU, as it arrived."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -154,6 +156,7 @@ class LyncFocus:
 
     def handle(self, incoming: ServerRequest) -> Response | None:
         request = incoming.request
+        self.received.append(request)
         uri = str(request.uri)
         if request.to.tag is not None:
             return self._in_dialog(request)
