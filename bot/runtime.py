@@ -53,7 +53,11 @@ from handlers import BUILTIN
 
 log = structlog.get_logger("bot.runtime")
 GC_THRESHOLD = 10_000
-METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO", "UPDATE"})
+METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO", "UPDATE", "NOTIFY", "BENOTIFY"}
+)
+"""Methods the endpoint takes: NOTIFY and BENOTIFY for the bot's subscriptions (RFC 6665
+§4.1.3; ms-benotify, LYNC.md §2.2) - outside a subscription they get 405 or 481."""
 EXTENSIONS = frozenset({"timer"})
 """Option tags a Require may name (RFC 3261 §8.2.2.3): session timers (RFC 4028) in calls."""
 

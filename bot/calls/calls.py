@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, cast
 
@@ -205,6 +206,9 @@ class Calls:
         self._sessions: set[InviteSession] = set()
         self._calls: set[AudioCall] = set()
         self._watchers: set[asyncio.Task[None]] = set()
+        self.epid = secrets.token_hex(5)
+        """This bot's endpoint id, the same for all its Lync requests: the ``epid`` From
+        parameter pidgin-sipe sends (LYNC.md §2.6, ``From: …;tag=…;epid=…``)."""
 
     def __len__(self) -> int:
         return sum(1 for s in self._sessions if not s.ended.is_set())
@@ -223,9 +227,12 @@ class Calls:
         content_type: str,
         headers: Iterable[tuple[str, str]] = (),
         credentials: DigestClient | None = None,
+        lync: bool = False,
     ) -> InviteSession:
-        """An answered INVITE dialog to ``target`` carrying ``body``; raises CallFailed."""
-        return await self._invite(target, body, content_type, headers, credentials, None)
+        """An answered INVITE dialog to ``target`` carrying ``body``; raises CallFailed.
+        ``lync``: From carries :attr:`epid`."""
+        return await self._invite(target, body, content_type, headers, credentials, None,
+                                  lync=lync)  # fmt: skip
 
     async def _invite(
         self,
@@ -235,13 +242,15 @@ class Calls:
         headers: Iterable[tuple[str, str]],
         credentials: DigestClient | None,
         policy: AudioPolicy | None,
+        *,
+        lync: bool = False,
     ) -> InviteSession:
         uri = _sip_uri(target)
         self._sessions = {s for s in self._sessions if not s.ended.is_set()}
         places = self._places(uri, target)
         for index, (request_uri, destination) in enumerate(places):
             session = self._session(uri, request_uri, destination, body, content_type, headers,
-                                    credentials)  # fmt: skip
+                                    credentials, lync=lync)  # fmt: skip
             self._sessions.add(session)
             try:
                 response = await session.establish()
@@ -258,11 +267,15 @@ class Calls:
     def _places(self, uri: SipUri, target: str) -> list[tuple[SipUri, Peer | None]]:
         """Where the INVITE goes: a registered user of the embedded registrar at each of their
         bindings (newest first; a TCP/TLS binding over its own connection, RFC 5626 §5.3),
-        anyone else at the URI (RFC 3263, or the outbound proxy)."""
+        anyone else at the URI (RFC 3263, or the outbound proxy). A GRUU names one instance,
+        not the address of record (RFC 5627 §3.1 ``gr``; Lync's ``;gruu;opaque=``, such as a
+        conference focus, LYNC.md §2.1), and the embedded registrar issues none: at the URI."""
         registrar = self.registrar
         if (
             registrar is None
             or uri.user is None
+            or uri.has_param("gr")
+            or uri.has_param("gruu")
             or uri.host.strip("[]") not in registrar.aliases
             or uri.port not in (None, self.endpoint.contact().sip_uri.port)
             or uri.user not in registrar.settings.users
@@ -282,6 +295,8 @@ class Calls:
         content_type: str,
         headers: Iterable[tuple[str, str]],
         credentials: DigestClient | None,
+        *,
+        lync: bool,
     ) -> InviteSession:
         sip = self.config.sip
         transport = destination.transport if destination else (request_uri.transport or "udp")
@@ -289,7 +304,9 @@ class Calls:
             "INVITE",
             request_uri,
             from_=Address(
-                uri=SipUri(user=sip.user, host=sip.domain), display_name=sip.display_name
+                uri=SipUri(user=sip.user, host=sip.domain),
+                display_name=sip.display_name,
+                params=(("epid", self.epid),) if lync else (),
             ),
             to=Address(uri=uri),
             call_id=new_call_id(sip.domain),
@@ -373,7 +390,7 @@ class Calls:
             ice = IceParams(ufrag=stream.ice_ufrag, pwd=stream.ice_pwd) if lync else None
             offer = audio_offer(policy, stream.host, stream.port, ice=ice)
             invite = await self._invite(target, offer.serialize(), SDP, headers, credentials,
-                                        policy)  # fmt: skip
+                                        policy, lync=lync)  # fmt: skip
             session = await self._settle(target, invite, offer)
         except BaseException:
             await stream.close()

@@ -5,10 +5,12 @@ Business focus (MS-CONFBAS, MS-CONFAV; LYNC.md §2.2, §2.3, §2.6).
   (``isfocus`` in its Contact, §3.3, or ``conference`` in Allow-Events) subscribe to the
   conference event package (RFC 4575) for the roster;
 - Lync, a URI with ``opaque=app:conf:focus:…``: INVITE the focus with a C3P addUser (the
-  granted role is read back), ACK, SUBSCRIBE ``Event: conference`` (the first state in the
-  2xx), then INVITE the A/V MCU of ``conf-uris`` (purpose ``audio-video``; else the focus URI
-  with ``:focus:`` → ``:audio-video:``, as pidgin-sipe derives it) with the Lync audio offer
-  (``calls.call(…, lync=True)``: G.722 first, SRTP keys on RTP/AVP, ICE);
+  granted role is read back; ``Supported: ms-sender``, our Contact, and From with the bot's
+  one ``epid``, as pidgin-sipe sends them, LYNC.md §2.6), ACK, SUBSCRIBE ``Event: conference``
+  (the same ``epid``; the first state in the 2xx), then INVITE the A/V MCU of ``conf-uris``
+  (purpose ``audio-video``; else the focus URI with ``:focus:`` → ``:audio-video:``, as
+  pidgin-sipe derives it) with the Lync audio offer (``calls.call(…, lync=True)``: G.722
+  first, SRTP keys on RTP/AVP, ICE, the same ``epid``);
 - leaving, in pidgin-sipe's order (LYNC.md §2.6): BYE the A/V MCU, unsubscribe
   (``Expires: 0``), BYE the focus.
 """
@@ -131,7 +133,7 @@ class Joiner:
             focus=focus_uri, user=self.me, request_id=next(_request_ids), endpoint=new_endpoint()
         )
         focus = await self.calls.invite(
-            focus_uri, body=add.body(), content_type=CONTENT_TYPE, headers=FOCUS_HEADERS
+            focus_uri, body=add.body(), content_type=CONTENT_TYPE, headers=FOCUS_HEADERS, lync=True
         )
         undo: list[Callable[[], Awaitable[None]]] = [focus.bye]
         try:
@@ -193,6 +195,7 @@ class Joiner:
             contact=endpoint.contact(self.config.sip.user),
             lync=lync,
             on_change=on_roster,
+            epid=self.calls.epid if lync else None,
         )
 
 

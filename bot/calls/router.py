@@ -65,10 +65,18 @@ class DialogRouter:
         only from there (or a trusted proxy), else identified like new ones as ``remote``."""
         self._dialogs[dialog_id] = _Entry(handler, flows, remote)
 
-    def add_pending(self, call_id: str, local_tag: str, handler: DialogHandler) -> None:
+    def add_pending(
+        self,
+        call_id: str,
+        local_tag: str,
+        handler: DialogHandler,
+        *,
+        flows: frozenset[Peer] = frozenset(),
+        remote: Sender | None = None,
+    ) -> None:
         """Requests naming our tag before the dialog exists: a NOTIFY that beats the
-        SUBSCRIBE's 2xx (RFC 6665 §4.1.2.4)."""
-        self._pending[(call_id, local_tag)] = _Entry(handler, frozenset(), None)
+        SUBSCRIBE's 2xx (RFC 6665 §4.1.2.4); ``flows`` and ``remote`` as for :meth:`add`."""
+        self._pending[(call_id, local_tag)] = _Entry(handler, flows, remote)
 
     def remove(self, dialog_id: DialogId | None = None, *, pending: tuple[str, str] | None = None
                ) -> None:  # fmt: skip

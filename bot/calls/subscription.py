@@ -24,13 +24,14 @@ import structlog
 
 from bot.conferencing.roster import CONTENT_TYPE, Roster, RosterChange, RosterError
 from bot.errors import Refusal
+from bot.sender import Sender
 from bot.sip.dialog import Dialog, DialogId
 from bot.sip.digest import DigestClient
 from bot.sip.grammar import is_digits
 from bot.sip.headers import Address
 from bot.sip.message import Request, Response, make_response, new_request
 from bot.sip.transaction import Peer
-from bot.sip.uri import parse_uri
+from bot.sip.uri import SipUri, parse_uri
 from bot.transport.endpoint import ServerRequest, SipEndpoint
 
 log = structlog.get_logger("bot.calls.subscription")
@@ -40,6 +41,9 @@ MIN_REFRESH = 5.0
 """Never refresh sooner than this after the last refresh, in seconds: a focus granting 1 s
 must not make us spin."""
 MAX_RESYNCS = 3
+UNSUBSCRIBE_LINGER = 32.0
+"""Seconds the dialog still takes the NOTIFY that follows an unsubscribe (RFC 6665 §4.1.2.3:
+it "will be followed by a NOTIFY"; 64 × T1, the life of its transaction)."""
 """Re-subscriptions for gaps in a row before we stop trusting the focus."""
 LYNC_HEADERS = (
     ("Supported", "com.microsoft.autoextend"),
@@ -56,9 +60,24 @@ OnChange = Callable[[RosterChange, Roster], None]
 class Router(Protocol):
     """What a subscription needs of bot.calls.router.DialogRouter."""
 
-    def add(self, dialog_id: DialogId, handler: DialogHandler) -> None: ...
+    def add(
+        self,
+        dialog_id: DialogId,
+        handler: DialogHandler,
+        *,
+        flows: frozenset[Peer] = ...,
+        remote: Sender | None = ...,
+    ) -> None: ...
 
-    def add_pending(self, call_id: str, local_tag: str, handler: DialogHandler) -> None: ...
+    def add_pending(
+        self,
+        call_id: str,
+        local_tag: str,
+        handler: DialogHandler,
+        *,
+        flows: frozenset[Peer] = ...,
+        remote: Sender | None = ...,
+    ) -> None: ...
 
     def remove(
         self, dialog_id: DialogId | None = None, *, pending: tuple[str, str] | None = None
@@ -82,8 +101,10 @@ class ConferenceSubscription:
         on_change: OnChange | None = None,
         expires: int = DEFAULT_EXPIRES,
         min_refresh: float = MIN_REFRESH,
+        linger: float = UNSUBSCRIBE_LINGER,
         destination: Peer | None = None,
         credentials: DigestClient | None = None,
+        epid: str | None = None,
     ):
         self.endpoint = endpoint
         self.router = router
@@ -95,8 +116,11 @@ class ConferenceSubscription:
         self.on_change = on_change
         self.expires = expires
         self.min_refresh = min_refresh
+        self.linger = linger
         self.destination = destination
         self.credentials = credentials
+        self.epid = epid
+        """The bot's endpoint id on From (Lync, LYNC.md §2.6); the dialog keeps it."""
         self.roster = Roster()
         self.dialog: Dialog | None = None
         self.active = False
@@ -105,6 +129,14 @@ class ConferenceSubscription:
         self._subscribe: Request | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._refreshing: asyncio.Task[None] | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._flows: frozenset[Peer] = frozenset()
+        target = parse_uri(uri)
+        self._remote: Sender | None = None
+        """Who the dialog's requests are from, believed only on ``_flows`` (the identity
+        gate's dialog-flow decision, bot.services.identity, as for calls)."""
+        if isinstance(target, SipUri):
+            self._remote = Sender(target.user or "", target.host)
         self._resyncs = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -119,14 +151,15 @@ class ConferenceSubscription:
         request = new_request(
             "SUBSCRIBE",
             parse_uri(self.uri),
-            from_=f"<{self.local}>",
+            from_=f"<{self.local}>" + (f";epid={self.epid}" if self.epid else ""),
             to=f"<{self.uri}>",
             contact=self.contact,
             headers=headers,
         )
         self._subscribe = request
+        self._flows = await self._flows_of(request)
         pending = (request.call_id, request.from_.tag or "")
-        self.router.add_pending(*pending, self.handle)
+        self.router.add_pending(*pending, self.handle, flows=self._flows, remote=self._remote)
         try:
             response = await self.endpoint.request(
                 request, destination=self.destination, credentials=self.credentials
@@ -140,7 +173,7 @@ class ConferenceSubscription:
             raise SubscriptionFailed(_refused(self.uri, response))
         if self.dialog is None:
             self.dialog = Dialog.as_uac(request, response)
-            self.router.add(self.dialog.id, self.handle)
+            self._register()
         else:
             self.dialog.receive_response(request, response)
         self.active = True
@@ -148,6 +181,17 @@ class ConferenceSubscription:
         if response.body and response.content_type == CONTENT_TYPE:
             self._absorb(response.body)  # ms-piggyback-first-notify
         self._schedule(response)
+
+    async def _flows_of(self, request: Request) -> frozenset[Peer]:
+        """Where the SUBSCRIBE goes (RFC 3263, or the outbound proxy): where its NOTIFYs are
+        believed from."""
+        if self.destination is not None:
+            return frozenset({self.destination})
+        return frozenset(t.peer for t in await self.endpoint.client.targets(request))
+
+    def _register(self) -> None:
+        assert self.dialog is not None
+        self.router.add(self.dialog.id, self.handle, flows=self._flows, remote=self._remote)
 
     async def close(self) -> None:
         """Unsubscribe (``Expires: 0``, RFC 6665 §4.1.2.3); idempotent, never raises."""
@@ -160,19 +204,32 @@ class ConferenceSubscription:
             self._end("closed")
             return
         self.active = False
+        response: Response | None = None
         with contextlib.suppress(Exception):
-            await self._send_subscribe(0)
-        self._end("closed")
+            response = await self._send_subscribe(0)
+        unsubscribed = response is not None and 200 <= response.status < 300
+        self._end("closed", linger=self.linger if unsubscribed else 0.0)
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: str, *, linger: float = 0.0) -> None:
+        """Over; the dialog is forgotten now, or after ``linger`` seconds (or its terminated
+        NOTIFY) when an unsubscribe was accepted."""
         self.active = False
         self._cancel_refresh()
-        if self.dialog is not None:
-            self.router.remove(self.dialog.id)
+        if linger > 0 and self.dialog is not None and self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(linger, self._forget)
+        else:
+            self._forget()
         if not self.ended.is_set():
             self.end_reason = reason
             self.ended.set()
             log.info("subscription.ended", uri=self.uri, reason=reason)
+
+    def _forget(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self.dialog is not None:
+            self.router.remove(self.dialog.id)
 
     # --- in-dialog requests -------------------------------------------------------------------
 
@@ -194,7 +251,7 @@ class ConferenceSubscription:
                 self.dialog = Dialog.from_notify(self._subscribe, request)
             except ValueError:
                 return make_response(request, 400)
-            self.router.add(self.dialog.id, self.handle)
+            self._register()
         else:
             refused = self.dialog.receive_request(request)
             if refused is not None:
@@ -206,6 +263,7 @@ class ConferenceSubscription:
             self._absorb(request.body)
         if state == "terminated":
             self._end("terminated by the focus")
+            self._forget()
         return _answer(request, make_response(request, 200))
 
     # --- the roster ---------------------------------------------------------------------------

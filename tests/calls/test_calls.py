@@ -334,3 +334,16 @@ async def test_a_refresh_answered_481_ends_the_call(make_bot: MakeBot, callee: C
     await asyncio.wait_for(call.ended.wait(), WAIT)
     assert call.end_reason == f"{callee.uri} lost the call (a refresh got 481)."
     await asyncio.wait_for(bot.streams.opened[0].closed.wait(), WAIT)
+
+
+async def test_lync_requests_carry_one_epid_per_bot(make_bot: MakeBot, callee: Callee) -> None:
+    """LYNC.md §2.6: pidgin-sipe's ``From: …;tag=…;epid=…`` - one endpoint id for all the
+    Lync requests of a bot, none on a standards call."""
+    bot, other = await make_bot(), await make_bot()
+    await bot.calls.call(callee.uri, lync=True)
+    offer = audio_offer(AudioPolicy(), "127.0.0.1", 40000).serialize()
+    await bot.calls.invite(callee.uri, body=offer, content_type="application/sdp", lync=True)
+    await bot.calls.call(callee.uri)
+    epids = [dict(invite.from_.params).get("epid") for invite in callee.invites]
+    assert epids == [bot.calls.epid, bot.calls.epid, None]
+    assert len(bot.calls.epid) == 10 and bot.calls.epid != other.calls.epid

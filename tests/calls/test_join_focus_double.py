@@ -9,11 +9,22 @@ import pytest
 
 from bot.conferencing.c3p_join import AddUser
 from bot.sip.message import Response, new_request
-from bot.sip.transaction import Peer
+from bot.sip.sdp_audio import AudioPolicy, IceParams, audio_offer
+from bot.sip.transaction import Peer, TimerConfig
 from bot.sip.uri import parse_uri
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
-from tests.calls.join_standins import BOT, FAST, LyncClientMedia
+from tests.calls.join_bot import BOT
 from tests.doubles.lync_focus import LyncFocus
+
+FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
+
+
+def offer(*, crypto: bool = True, ice: bool = True) -> bytes:
+    """The bot's Lync audio offer (bot.calls.calls.Calls.call with lync=True), or without its
+    SRTP keys or its ICE."""
+    policy = AudioPolicy(codecs=("G722", "PCMU", "PCMA"), srtp="prefer" if crypto else "off")
+    credentials = IceParams(ufrag="8a1f03c2", pwd="5f0c9e2a7b3d4e6f8a1b2c3d4e5f6a7b")
+    return audio_offer(policy, "127.0.0.1", 16384, ice=credentials if ice else None).serialize()
 
 
 @pytest.fixture
@@ -59,13 +70,7 @@ async def test_an_sdp_only_focus_invite_gets_3007(
     pool: tuple[LyncFocus, SipEndpoint, Peer],
 ) -> None:
     focus, client, peer = pool
-    media = await LyncClientMedia.open()
-    try:
-        response = await send(
-            client, peer, "INVITE", focus.focus_uri, media.offer(), "application/sdp"
-        )
-    finally:
-        media.close()
+    response = await send(client, peer, "INVITE", focus.focus_uri, offer(), "application/sdp")
     assert response.status == 400 and diagnostic(response).startswith("3007;")
     assert "AddUser C3P blob invalid." in diagnostic(response)
 
@@ -125,11 +130,7 @@ async def test_the_av_mcu_refuses_what_lync_refuses(
     code: str,
 ) -> None:
     focus, client, peer = pool
-    media = await LyncClientMedia.open()
-    try:
-        offer = media.offer(crypto=crypto, ice=ice)
-        response = await send(client, peer, "INVITE", focus.av_uri, offer, content_type)
-    finally:
-        media.close()
+    body = offer(crypto=crypto, ice=ice)
+    response = await send(client, peer, "INVITE", focus.av_uri, body, content_type)
     assert response.status == status and diagnostic(response).startswith(code)
     assert "INVITE av" not in focus.log

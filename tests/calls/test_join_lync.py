@@ -1,7 +1,8 @@
-"""Joining a Lync conference end to end against the focus + A/V MCU double over real sockets:
-focus INVITE with addUser → ACK → SUBSCRIBE (state in the 2xx) → A/V MCU INVITE (SDP with ICE
-and SRTP keys) → STUN checks → SRTP audio the MCU decodes; leave in LYNC.md §2.6's order.
-Calls and the router are stand-ins (tests/calls/join_standins.py) until owner C's land."""
+"""Joining a Lync conference end to end against the focus + A/V MCU double over real sockets,
+on the bot's real stack (tests/calls/join_bot.py: Calls, DialogRouter, AudioStream): focus
+INVITE with addUser → ACK → SUBSCRIBE (state in the 2xx) → A/V MCU INVITE (SDP with ICE and
+SRTP keys) → STUN checks answered → SRTP G.722 audio the MCU decodes; leave in LYNC.md §2.6's
+order."""
 
 from __future__ import annotations
 
@@ -13,45 +14,33 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from bot.calls.calls import CallFailed
 from bot.calls.join import Joiner, JoinFailed
 from bot.conferencing.models import Conference
 from bot.conferencing.roster import Roster, RosterChange
-from bot.config import Config
-from tests.calls.join_standins import (
-    FAST,
-    WAIT,
-    CallFailed,
-    StandInCalls,
-    StandInRouter,
-    bot_endpoint,
-    tone,
-    until,
-)
+from bot.sip.transaction import TimerConfig
+from tests.calls.join_bot import WAIT, JoinBot, join_bot, join_config, tone, until
 from tests.doubles.lync_focus import LyncFocus
+
+FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
 
 
 @dataclass
 class World:
     focus: LyncFocus
-    calls: StandInCalls
-    router: StandInRouter
+    bot: JoinBot
     joiner: Joiner
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     focus = LyncFocus(timers=FAST)
-    peer = await focus.start()
-    router = StandInRouter()
-    endpoint = await bot_endpoint(router, peer)
-    calls = StandInCalls(endpoint, router)
-    config = Config.model_validate({"sip": {"user": "bot", "domain": "contoso.com"}})
+    server = await focus.start()
+    config = join_config(server)
     try:
-        yield World(focus, calls, router, Joiner(calls, router, config))  # type: ignore[arg-type]
+        async with join_bot(config) as bot:
+            yield World(focus, bot, Joiner(bot.calls, bot.router, config))
     finally:
-        for call in calls.calls:
-            call.stream.close()
-        await endpoint.close()
         await focus.close()
 
 
@@ -68,29 +57,43 @@ async def test_join_speak_and_leave_in_lyncs_order(world: World) -> None:
     assert joined.roster is not None
     assert joined.roster.conf_uris["audio-video"] == focus.av_uri
     assert focus.log[:4] == ["INVITE focus", "ACK focus", "SUBSCRIBE", "INVITE av"]
+    # LYNC.md §2.6: pidgin-sipe's headers, one epid for the focus, its subscription, the MCU
+    invite, subscribe, av = focus.received[:3]
+    assert (invite.method, subscribe.method, av.method) == ("INVITE", "SUBSCRIBE", "INVITE")
+    epid = world.bot.calls.epid
+    assert [dict(r.from_.params).get("epid") for r in (invite, subscribe, av)] == [epid] * 3
+    assert "ms-sender" in invite.headers.values("supported")
+    assert invite.content_type == "application/cccp+xml"
+    for request in (invite, subscribe, av):
+        assert [str(c.uri) for c in request.contacts] == [
+            str(world.bot.endpoint.contact("bot").uri)
+        ]
     media = focus.media
     assert media is not None and media.offer is not None and media.offer.codec == "G722"
+    assert joined.call.session.codec == "G722" and joined.call.stream.sample_rate == 16000
     await asyncio.wait_for(media.checks_answered.wait(), WAIT)  # ICE: our candidate answers
     # the focus tells us we are in the A/V MCU (a partial notification, version 2 → 3)
     await until(lambda: any("sip:bot@contoso.com" in c.joined for c in changes), "our own join")
 
-    stream = world.calls.calls[0].stream
-    sent = stream.send_g722(tone(0.5))
-    await until(lambda: media.packets == sent, "the MCU to decode every packet")
+    played = await joined.call.play(tone(0.5))
+    assert played == pytest.approx(0.5, abs=0.02)
+    await until(lambda: media.packets >= 25, "the MCU to decode every packet")
     assert media.rejected == 0
     heard = media.received_audio()
-    assert len(heard) == sent * 320
-    spectrum = np.abs(np.fft.rfft(heard[1600:].astype(np.float64)))
-    assert abs(np.argmax(spectrum) * 16000 / len(heard[1600:]) - 440) < 10  # our tone
+    assert len(heard) == media.packets * 320
+    voiced = heard[1600:8000].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(voiced))
+    assert abs(np.argmax(spectrum) * 16000 / len(voiced) - 440) < 10  # our tone
 
     focus.add_participant("sip:carol@contoso.com", "Carol")
     await until(lambda: any("sip:carol@contoso.com" in c.joined for c in changes), "carol")
 
     await joined.leave()
-    await until(lambda: "BYE focus" in focus.log, "the focus BYE")
+    await until(lambda: len(world.bot.router) == 0, "every dialog over")
     leaving = [e for e in focus.log if e in ("BYE av", "SUBSCRIBE expires=0", "BYE focus")]
     assert leaving == ["BYE av", "SUBSCRIBE expires=0", "BYE focus"]
-    assert world.router.dialogs == {} and world.router.pending == {}
+    assert focus.notify_statuses == [200]  # the terminated NOTIFY, after the unsubscribe
+    assert len(world.bot.calls) == 0
     await joined.leave()  # twice is harmless
     assert focus.log.count("BYE focus") == 1
 
@@ -108,38 +111,23 @@ async def test_without_conf_uris_the_av_mcu_uri_is_derived(world: World) -> None
         expiry=datetime.now(UTC) + timedelta(days=1),
     )
     joined = await world.joiner.join(listed)
-    assert world.calls.calls[0].remote == world.focus.av_uri
+    assert joined.call.remote == world.focus.av_uri
     assert joined.roster is not None and joined.roster.conf_uris == {}
     await joined.leave()
 
 
 async def test_a_refused_av_mcu_leaves_nothing_behind(world: World) -> None:
-    """An offer without SRTP keys gets 488/52017; the focus dialog and subscription go."""
+    """The A/V MCU refuses the call: the subscription and the focus dialog go, in order."""
     focus = world.focus
-    original = world.calls.call
-
-    async def plain_call(target: str, *, lync: bool = False) -> object:
-        from tests.calls.join_standins import LyncClientMedia
-
-        media = await LyncClientMedia.open()
-        try:
-            await world.calls.invite(
-                target, body=media.offer(crypto=False), content_type="application/sdp"
-            )
-        finally:
-            media.close()
-        raise AssertionError("the MCU took an offer without SRTP")
-
-    world.calls.call = plain_call  # type: ignore[method-assign]
-    with pytest.raises(CallFailed, match="488"):
+    focus.refuse_av = 503
+    with pytest.raises(CallFailed, match="cannot be reached"):
         await world.joiner.join(focus.focus_uri)
-    world.calls.call = original  # type: ignore[method-assign]
-    await until(lambda: "BYE focus" in focus.log, "the focus BYE")
-    assert [e for e in focus.log if not e.startswith("NOTIFY")][-2:] == [
+    await until(lambda: len(world.bot.router) == 0, "every dialog over")
+    assert [e for e in focus.log if not e.startswith(("NOTIFY", "BENOTIFY"))][-2:] == [
         "SUBSCRIBE expires=0",
         "BYE focus",
     ]
-    assert world.router.dialogs == {}
+    assert len(world.bot.calls) == 0
 
 
 async def test_a_failed_adduser_is_a_sentence_and_hangs_up(world: World) -> None:
@@ -147,10 +135,10 @@ async def test_a_failed_adduser_is_a_sentence_and_hangs_up(world: World) -> None
     with pytest.raises(JoinFailed, match=r"would not let me in \(conferenceDoesNotExist\)"):
         await world.joiner.join(world.focus.focus_uri)
     await until(lambda: "BYE focus" in world.focus.log, "the focus BYE")
-    assert "SUBSCRIBE" not in world.focus.log and world.router.dialogs == {}
+    assert "SUBSCRIBE" not in world.focus.log and len(world.bot.router) == 0
 
 
 async def test_an_unknown_conference_is_a_call_failure(world: World) -> None:
-    with pytest.raises(CallFailed, match="404"):
+    with pytest.raises(CallFailed, match="no such user"):
         await world.joiner.join("sip:alice@contoso.com;gruu;opaque=app:conf:focus:id:NOSUCH")
-    assert world.router.dialogs == {} and world.focus.log == []
+    assert len(world.bot.router) == 0 and world.focus.log == []

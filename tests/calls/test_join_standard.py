@@ -1,25 +1,144 @@
-"""Joining an RFC 4579 conference: the audio call, then the conference event package when the
-answer shows a focus (Contact ;isfocus, or Allow-Events: conference) - here SIPp plays the
-focus's subscription side; the call is a stand-in for owner C's AudioCall."""
+"""Joining an RFC 4579 conference on the bot's real stack (tests/calls/join_bot.py): the audio
+call, then the conference event package (RFC 4575) when the answer shows a focus (Contact
+;isfocus, or Allow-Events: conference), against a small RFC 4579 focus on a real endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from bot.calls.join import Joiner, av_mcu_uri, focus_of, is_lync_focus
 from bot.conferencing.roster import Roster, RosterChange
-from bot.config import Config
-from bot.sip.message import Response
-from bot.sip.transaction import Peer
-from bot.transport.endpoint import SipEndpoint
-from tests.calls.join_standins import SCENARIOS, StandInRouter, bot_endpoint, until
-from tests.peers.conftest import Process, free_port, listening, processes, start
+from bot.sip.dialog import Dialog
+from bot.sip.message import Request, Response, make_response, new_tag
+from bot.sip.sdp import SessionDescription
+from bot.sip.sdp_audio import AudioPolicy, answer_audio
+from bot.sip.transaction import Peer, TimerConfig
+from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
+from tests.calls.join_bot import JoinBot, join_bot, join_config, until
 
-__all__ = ["processes"]  # the fixture, from tests/peers
-CONFIG = Config.model_validate({"sip": {"user": "bot", "domain": "example.test"}})
+FULL = Path(__file__).parent.parent / "data/conference-info/rfc4575-6.1-full.xml"
+FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
+
+
+@dataclass
+class Bridge:
+    """A conference bridge: answers INVITEs with audio (PCMU, SDES keys taken); as a focus
+    (``focus``) it marks its Contact ``;isfocus`` (RFC 4579 §3.3) and serves the conference
+    event package: 200 to SUBSCRIBE, a full NOTIFY, a terminated one for ``Expires: 0``."""
+
+    focus: bool = True
+    endpoint: SipEndpoint | None = None
+    log: list[str] = field(default_factory=list)
+    notify_statuses: list[int] = field(default_factory=list)
+    dialogs: dict[str, Dialog] = field(default_factory=dict)
+    """Call-ID -> the subscription's dialog (its NOTIFYs in CSeq order, RFC 3261 §12.2.1.1)."""
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def contact(self) -> str:
+        assert self.endpoint is not None
+        return "sip:conf42@{}:{}".format(*self.endpoint.address())
+
+    def handle(self, incoming: ServerRequest) -> Response:
+        request = incoming.request
+        self.log.append(f"{request.method}{' in dialog' if request.to.tag else ''}")
+        if request.method == "INVITE" and request.to.tag is None:
+            result = answer_audio(
+                SessionDescription.parse(request.body), "127.0.0.1", 40000, AudioPolicy()
+            )
+            assert result is not None
+            response = self._ok(request, new_tag())
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = result[0].serialize()
+            return response
+        if request.method == "SUBSCRIBE" and self.focus:
+            expires = request.headers.get("expires") or "600"
+            self.log[-1] += f" expires={expires}"
+            tag = request.to.tag or new_tag()
+            dialog = self.dialogs.setdefault(request.call_id, Dialog.as_uas(request, tag))
+            state = "terminated;reason=timeout" if expires == "0" else "active;expires=600"
+            self._spawn(self._notify(dialog, state))
+            response = self._ok(request, tag)
+            response.headers.add("Expires", "0" if expires == "0" else "600")
+            return response
+        if request.method == "BYE":
+            return make_response(request, 200)
+        return make_response(request, 405)
+
+    def _ok(self, request: Request, tag: str) -> Response:
+        response = make_response(request, 200, to_tag=None if request.to.tag else tag)
+        mark = ";isfocus" if self.focus else ""
+        response.headers.add("Contact", f"<{self.contact}>{mark}")
+        return response
+
+    async def _notify(self, dialog: Dialog, state: str) -> None:
+        assert self.endpoint is not None
+        notify = dialog.create_request(
+            "NOTIFY",
+            contact=self.endpoint.contact("conf42"),
+            body=FULL.read_bytes(),
+            content_type="application/conference-info+xml",
+        )
+        notify.headers.add("Event", "conference")
+        notify.headers.add("Subscription-State", state)
+        self.notify_statuses.append((await self.endpoint.request(notify)).status)
+
+    def _spawn(self, work: object) -> None:
+        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[tuple[Bridge, JoinBot]]:
+    bridge = Bridge()
+    bridge.endpoint = SipEndpoint(
+        EndpointConfig(listen=(Listen(host="127.0.0.1", port=0),), timers=FAST),
+        handler=bridge.handle,
+    )
+    async with bridge.endpoint:
+        async with join_bot(join_config(Peer("UDP", *bridge.endpoint.address()))) as bot:
+            yield bridge, bot
+
+
+async def test_a_focus_answer_brings_the_roster(bridge: tuple[Bridge, JoinBot]) -> None:
+    focus, bot = bridge
+    joined_users: list[str] = []
+
+    def seen(change: RosterChange, roster: Roster) -> None:
+        joined_users.extend(change.joined)
+
+    joined = await Joiner(bot.calls, bot.router, bot.config).join(
+        "sip:standup@pbx.example.test", on_roster=seen
+    )
+    assert joined.call.remote == "sip:standup@pbx.example.test" and joined.focus is None
+    assert joined.call.session.codec == "PCMU"
+    assert joined.roster is not None
+    roster = joined.roster
+    await until(lambda: roster.version == 1, "the first NOTIFY")
+    assert set(roster.users) == {"sip:bob@example.com", "sip:alice@example.com"}
+    assert joined_users != []
+    await joined.leave()
+    await until(lambda: len(focus.notify_statuses) == 2, "the terminated NOTIFY")
+    assert focus.log == [
+        "INVITE", "SUBSCRIBE expires=3600", "BYE in dialog", "SUBSCRIBE in dialog expires=0",
+    ]  # fmt: skip
+    assert focus.notify_statuses == [200, 200]
+    assert len(bot.router) == 0 and len(bot.calls) == 0
+
+
+async def test_a_plain_answer_joins_without_a_roster(bridge: tuple[Bridge, JoinBot]) -> None:
+    bridge_, bot = bridge
+    bridge_.focus = False
+    joined = await Joiner(bot.calls, bot.router, bot.config).join("sip:7000@pbx.example.test")
+    assert joined.roster is None and joined.subscription is None
+    await joined.leave()
+    assert bridge_.log == ["INVITE", "BYE in dialog"] and len(bot.router) == 0
 
 
 def answer(*headers: tuple[str, str]) -> Response:
@@ -27,82 +146,6 @@ def answer(*headers: tuple[str, str]) -> Response:
     for name, value in headers:
         response.headers.add(name, value)
     return response
-
-
-@dataclass
-class Invite:
-    response: Response
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def hangup(self) -> None:
-        self.ended.set()
-
-
-@dataclass
-class Call:
-    invite: Invite
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    hung_up: bool = False
-
-    async def hangup(self) -> None:
-        self.hung_up = True
-
-
-class Calls:
-    """Calls.call answering with ``response``; records what was called and how."""
-
-    def __init__(self, endpoint: SipEndpoint, response: Response):
-        self.endpoint = endpoint
-        self.response = response
-        self.called: list[tuple[str, bool]] = []
-        self.made: list[Call] = []
-
-    async def call(self, target: str, *, lync: bool = False) -> Call:
-        self.called.append((target, lync))
-        self.made.append(Call(Invite(self.response)))
-        return self.made[-1]
-
-    async def invite(self, *args: object, **kwargs: object) -> Invite:
-        raise AssertionError("no focus INVITE on the standards path")
-
-
-@pytest.mark.peer
-async def test_a_focus_answer_brings_the_roster(processes: list[Process]) -> None:
-    port = free_port()
-    sipp = await start(
-        "sipp", "-sf", str(SCENARIOS / "focus_conference.xml"), "-m", "1", "-i", "127.0.0.1",
-        "-p", str(port), "-nostdin", "-timeout", "30s", "-timeout_error",
-    )  # fmt: skip
-    processes.append(sipp)
-    await listening(port)
-    router = StandInRouter()
-    endpoint = await bot_endpoint(router, Peer("UDP", "127.0.0.1", port))
-    focus = f"sip:conf42@127.0.0.1:{port}"
-    calls = Calls(endpoint, answer(("Contact", f"<{focus}>;isfocus")))
-    joined_users: list[str] = []
-
-    def seen(change: RosterChange, roster: Roster) -> None:
-        joined_users.extend(change.joined)
-
-    try:
-        joiner = Joiner(calls, router, CONFIG)  # type: ignore[arg-type]
-        joined = await joiner.join("sip:standup@pbx.example.test", on_roster=seen)
-        assert calls.called == [("sip:standup@pbx.example.test", False)]
-        assert joined.roster is not None and joined.focus is None
-        await until(lambda: "sip:dave@example.test" in joined_users, "dave, after the gap")
-        await joined.leave()
-        assert calls.made[0].hung_up
-        assert await sipp.wait(30) == 0, sipp.text  # it saw the Expires: 0
-    finally:
-        await endpoint.close()
-
-
-async def test_a_plain_answer_joins_without_a_roster() -> None:
-    calls = Calls(None, answer(("Contact", "<sip:bridge@pbx.example.test>")))  # type: ignore[arg-type]
-    joined = await Joiner(calls, StandInRouter(), CONFIG).join("sip:7000@pbx.example.test")  # type: ignore[arg-type]
-    assert joined.roster is None and joined.subscription is None
-    await joined.leave()
-    assert calls.made[0].hung_up
 
 
 def test_uris_and_focus_markers() -> None:

@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.calls.router import NOT_MINE, DialogRouter, NotMine
+from bot.config import Config
+from bot.sender import Sender
+from bot.services.identity import IdentityGate
 from bot.sip.message import Request, Response, make_response, new_request
 from bot.sip.transaction import Peer
 from bot.sip.uri import parse_uri
@@ -84,3 +87,23 @@ async def test_a_notify_before_the_subscribe_2xx_reaches_the_subscriber(
     again = in_dialog("NOTIFY", "c2", "ours", "focus-tag")
     assert (await client.request(again, destination=server)).status == 481
     assert repr(NOT_MINE) == "NOT_MINE"
+
+
+async def test_a_pending_dialog_passes_the_identity_gate_too() -> None:
+    """add_pending with ``flows``: a NOTIFY before the SUBSCRIBE's 2xx from elsewhere than
+    where the SUBSCRIBE went is identified like a new request (embedded: challenged)."""
+    router = DialogRouter(IdentityGate(Config.model_validate({})))
+
+    def route(incoming: ServerRequest) -> Response | None:
+        routed = router.route(incoming)
+        return make_response(incoming.request, 481) if isinstance(routed, NotMine) else routed
+
+    config = EndpointConfig(listen=(Listen(host="127.0.0.1", port=0),), timers=FAST, policy=POLICY)
+    async with SipEndpoint(config, handler=route) as server, SipEndpoint(config) as client:
+        subscriber = Owner(200)
+        focus = Peer("UDP", "127.0.0.1", 9)  # where the SUBSCRIBE went: not the client
+        router.add_pending("c3", "ours", subscriber, flows=frozenset({focus}),
+                           remote=Sender("focus", "example.test"))  # fmt: skip
+        notify = in_dialog("NOTIFY", "c3", "ours", "focus-tag")
+        response = await client.request(notify, destination=Peer("UDP", *server.address()))
+    assert response.status == 401 and subscriber.got == []

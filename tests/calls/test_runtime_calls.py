@@ -16,7 +16,7 @@ from bot.sip.digest import DigestClient
 from bot.sip.message import new_request
 from bot.sip.sdp import SessionDescription
 from bot.sip.transaction import Peer
-from bot.sip.uri import parse_uri
+from bot.sip.uri import SipUri, parse_uri
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 
 from .conftest import FAST, POLICY, WAIT, Callee, Streams
@@ -100,3 +100,22 @@ async def test_a_reload_changes_the_next_calls(runtime: Runtime, callee: Callee)
     with pytest.raises(CallFailed, match="did not answer within 0.5 s"):
         await runtime.calls.call(callee.uri)
     assert SessionDescription.parse(callee.invites[0].body).media[0].attribute("crypto") is None
+
+
+async def test_a_gruu_is_not_the_registered_users_bindings(
+    runtime: Runtime, callee: Callee
+) -> None:
+    """A Lync focus is carol's GRUU (``;gruu;opaque=app:conf:focus:…``, LYNC.md §2.1): one
+    instance, not her address of record - never her softphone (RFC 5627 §3.1)."""
+    await register(callee, Peer("UDP", *runtime.endpoint.address()))
+    binding = str(callee.endpoint.contact("carol").uri)
+    aor = parse_uri("sip:carol@example.test")
+    assert isinstance(aor, SipUri)
+    assert [str(uri) for uri, _ in runtime.calls._places(aor, str(aor))] == [binding]
+    for gruu in (
+        "sip:carol@example.test;gruu;opaque=app:conf:focus:id:JL3GPNYP",
+        "sip:carol@example.test;gr=urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
+    ):
+        uri = parse_uri(gruu)
+        assert isinstance(uri, SipUri)
+        assert runtime.calls._places(uri, gruu) == [(uri, None)]

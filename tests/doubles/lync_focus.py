@@ -99,6 +99,8 @@ class LyncFocus:
     """Answer ms-piggyback-first-notify with the state in the 200 (as Lync does)."""
     list_av_mcu: bool = True
     """List the audio-video MCU in conf-uris (False: the client must derive it)."""
+    refuse_av: int | None = None
+    """Answer A/V MCU INVITEs with this status (an MCU that is down or full)."""
     timers: TimerConfig = field(default_factory=TimerConfig)
     endpoint: SipEndpoint | None = None
     media: AvMedia | None = None
@@ -114,6 +116,8 @@ class LyncFocus:
     av_dialogs: dict[tuple[str, str], Dialog] = field(default_factory=dict)
     subscribers: dict[tuple[str, str], Subscriber] = field(default_factory=dict)
     notify_statuses: list[int] = field(default_factory=list)
+    received: list[Request] = field(default_factory=list)
+    """Every request that reached the focus or the MCU, as it arrived."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -152,6 +156,7 @@ class LyncFocus:
 
     def handle(self, incoming: ServerRequest) -> Response | None:
         request = incoming.request
+        self.received.append(request)
         uri = str(request.uri)
         if request.to.tag is not None:
             return self._in_dialog(request)
@@ -394,6 +399,8 @@ class LyncFocus:
                 "The AV MCU supports only 'Content-Type: application/sdp' offer/answers.",
                 "avmcu",
             )
+        if self.refuse_av is not None:
+            return make_response(request, self.refuse_av)
         answered = self.media.answer(request.body)
         if isinstance(answered, tuple):
             status, code, reason = answered
