@@ -185,10 +185,14 @@ class Scheduler:
                 )
 
     async def _claimed(self, found: Occurrence, now: datetime) -> None:
-        if await self.fired.claim(found.rule.name, found.key, now):
-            task = asyncio.ensure_future(self._fire(found))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not await self.fired.claim(found.rule.name, found.key, now):
+            # fired before a restart, or by another instance on the same database
+            log.info("announcement.rule.already_claimed", rule=found.rule.name, key=found.key)
+            return
+        log.info("announcement.rule.claimed", rule=found.rule.name, key=found.key)
+        task = asyncio.ensure_future(self._fire(found))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _fire(self, found: Occurrence) -> None:
         where = described(found.target)
