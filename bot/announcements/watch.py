@@ -79,7 +79,7 @@ def conference_subscriber(
     return subscribe
 
 
-@dataclass
+@dataclass(slots=True)
 class _Watch:
     conference: Conference
     subscription: Subscription
@@ -105,6 +105,7 @@ class RosterWatcher:
         self._resting: dict[str, datetime] = {}
         """Conference id -> when it may be asked again (after a refusal or an end)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def watched(self) -> list[str]:
@@ -113,8 +114,9 @@ class RosterWatcher:
 
     async def follow(self, conferences: list[Conference], now: datetime) -> None:
         """Follow exactly ``conferences`` (those in progress a join rule aims at): subscribe
-        to the new ones, unsubscribe from those no longer listed."""
-        wanted = {c.conference_id: c for c in conferences}
+        to the new ones, unsubscribe from those no longer listed. Nothing once closed (a
+        tick still under way while the bot stops subscribes to nothing new)."""
+        wanted = {} if self._closed else {c.conference_id: c for c in conferences}
         for cid, watch in list(self._watches.items()):
             if cid not in wanted:
                 del self._watches[cid]
@@ -179,6 +181,7 @@ class RosterWatcher:
 
     async def close(self) -> None:
         """Unsubscribe from every conference (the bot stops)."""
+        self._closed = True
         watches, self._watches = list(self._watches.values()), {}
         for watch in watches:
             await self._close(watch, "the bot stopped")

@@ -199,6 +199,8 @@ async def test_a_restart_does_not_welcome_again(tmp_path: Path, runs: list[Watch
     assert first.welcomed == 1
     await first.scheduler.close()
     assert first.subscriptions[0].closed  # unsubscribed on the way out
+    await first.tick(T + 2 * SECOND)  # a tick still running as the bot stops
+    assert len(first.subscriptions) == 1 and first.watcher.watched == []
     await first.store.close()
     runs.remove(first)
     runs.append(second := await run(tmp_path, settings(WELCOME), seed=False))
