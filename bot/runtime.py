@@ -54,7 +54,11 @@ from handlers import BUILTIN
 
 log = structlog.get_logger("bot.runtime")
 GC_THRESHOLD = 10_000
-METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO", "UPDATE"})
+METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "INFO", "UPDATE", "NOTIFY", "BENOTIFY"}
+)
+"""NOTIFY/BENOTIFY: the conference event package of the bot's subscriptions (RFC 6665
+§4.1.3; BENOTIFY for Lync, MS-SIPRE); outside a subscription they get 481 or 405."""
 EXTENSIONS = frozenset({"timer"})
 """Option tags a Require may name (RFC 3261 §8.2.2.3): session timers (RFC 4028) in calls."""
 

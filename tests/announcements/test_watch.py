@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from bot.calls.subscription import SubscriptionFailed
 from bot.conferencing.models import Conference
 from bot.conferencing.roster import Roster
 from bot.conferencing.store import ConferenceStore
+from bot.config import Config
+from bot.runtime import Runtime
 from bot.sip.transaction import Peer
 from tests.calls.join_standins import SCENARIOS, StandInRouter, bot_endpoint
 from tests.peers.conftest import Process, free_port, listening, processes, start
@@ -300,3 +302,54 @@ async def claimed(logs: list[dict[str, Any]], count: int) -> None:
 
 def _fields(conference: Conference) -> dict[str, Any]:
     return {name: getattr(conference, name) for name in conference.__slots__}
+
+
+@pytest.mark.peer
+async def test_the_runtime_watches_for_its_join_rules(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    """The wiring of bot/runtime.py: the bot's own endpoint, dialog router and identity gate
+    carry the subscription; stopping the bot unsubscribes (SIPp expects the Expires: 0)."""
+    port = free_port()
+    sipp = await start(
+        "sipp", "-sf", str(SCENARIOS / "focus_conference.xml"), "-m", "1", "-i", "127.0.0.1",
+        "-p", str(port), "-nostdin", "-timeout", "30s", "-timeout_error",
+    )  # fmt: skip
+    processes.append(sipp)
+    await listening(port)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'sipbot.db'}"
+    now = datetime.now(UTC)
+    store = ConferenceStore(database)
+    await store.open()
+    await store.add(
+        Conference(
+            **{
+                **_fields(SYNC),
+                "uri": f"sip:conf42@127.0.0.1:{port}",
+                "start": now - timedelta(minutes=1),
+                "end": now + timedelta(minutes=30),
+            }
+        )
+    )
+    await store.close()
+    config = Config.model_validate(
+        {
+            "sip": {"listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}]},
+            "conferences": {"database_url": database, "demo_data": False},
+            "announcements": {"rules": [{**WELCOME, "target": "all"}]},
+        }
+    )
+    runtime = Runtime(config)
+    calls = FakeCalls()
+    with capture_logs() as logs:
+        await runtime.start()
+        try:
+            assert runtime.announcements is not None
+            scheduler = runtime.announcements.scheduler
+            scheduler.announcer = Announcer(FakeJoiner(calls), FakeSounds(), calls)
+            await asyncio.wait_for(claimed(logs, 3), WAIT)
+            await scheduler.settle()
+        finally:
+            await runtime.stop()
+    assert await sipp.wait(30) == 0, sipp.text
+    assert sum(line.startswith("played speech:Welcome") for line in calls.log) == 3
