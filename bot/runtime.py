@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.admin import AdminApi
+from bot.announcements.watch import conference_subscriber
 from bot.announcements.wiring import Announcements, build_announcements
 from bot.calls.calls import Calls
 from bot.calls.join import Joiner
@@ -241,13 +242,21 @@ class Runtime:
         )
 
     async def _start_announcements(self) -> None:
+        joiner = Joiner(self.calls, self.router, self.config)
         self.announcements = await build_announcements(
-            joiner=Joiner(self.calls, self.router, self.config),
+            joiner=joiner,
             sounds=self.sounds,
             calls=self.calls,
             store=self.store,
             engine=self.store.engine,
             settings=self.config.announcements,
+            subscribe=conference_subscriber(
+                self.endpoint,
+                self.router,
+                local=joiner.me,
+                contact=self.endpoint.contact(self.config.sip.user),
+            ),
+            me=joiner.me,
         )
         self.services.announcer = self.announcements.announcer
         self._rules = asyncio.create_task(self.announcements.scheduler.run())

@@ -34,6 +34,14 @@ KEEP_FIRED = timedelta(days=7)
 """Records of what fired are dropped after this: far beyond any grace, so nothing refires."""
 
 
+class Watcher(Protocol):
+    """bot.announcements.watch.RosterWatcher: follows the rosters 'join' rules need."""
+
+    async def follow(self, conferences: list[Conference], now: datetime) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class ConferenceSource(Protocol):
     """Every organizer's conferences in a window (bot.conferencing.store.ConferenceStore)."""
 
@@ -61,13 +69,21 @@ class Occurrence:
         return self.rule.text.replace("{subject}", subject).replace("{minutes}", str(self.minutes))
 
 
-def occurrence(rule: RuleConfig, at: datetime, target: Target, *, extra: str = "") -> Occurrence:
+def occurrence(
+    rule: RuleConfig,
+    at: datetime,
+    target: Target,
+    *,
+    extra: str = "",
+    keyed: datetime | None = None,
+) -> Occurrence:
+    """``keyed``: the time in the key when it is not ``at`` (join rules: the conference's)."""
     if isinstance(target, Conference):
         name = target.conference_id
         minutes = int((target.end - at).total_seconds() // 60) if target.end else rule.minutes
     else:
         name, minutes = target, rule.minutes
-    key = f"{name}{extra}@{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    key = f"{name}{extra}@{(keyed or at).astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
     return Occurrence(rule=rule, at=at, target=target, minutes=minutes, key=key)
 
 
@@ -114,6 +130,19 @@ def due(
                     yield occurrence(rule, at_, c)
 
 
+def watched(
+    rules: tuple[RuleConfig, ...], conferences: list[Conference], now: datetime
+) -> list[Conference]:
+    """The conferences in progress at ``now`` that an enabled 'join' rule aims at: those
+    whose roster is followed."""
+    joins = [r for r in rules if r.enabled and r.when == "join"]
+    return [
+        c
+        for c in conferences
+        if c.start and c.end and c.start <= now < c.end and any(aimed_at(r, c) for r in joins)
+    ]
+
+
 def _before_end(conference: Conference, minutes: int) -> datetime | None:
     return None if conference.end is None else conference.end - timedelta(minutes=minutes)
 
@@ -138,6 +167,10 @@ class Scheduler:
         self._since: datetime | None = None
         self._pruned: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.watcher: Watcher | None = None
+        """Follows the rosters of the conferences 'join' rules aim at (set by the wiring:
+        it reports to :meth:`joined`); without one, join rules fire only from the rosters
+        of conferences the bot is in."""
 
     def reconfigure(self, settings: AnnouncementsConfig) -> None:
         """A reload: the new rules and grace from the next tick on (what fired stays fired)."""
@@ -163,10 +196,13 @@ class Scheduler:
             since = max(self._since, now - max(grace, timedelta(seconds=2 * POLL)))
         rules = self.settings.rules
         horizon = timedelta(seconds=POLL, minutes=max((r.minutes for r in rules), default=0))
-        wanted = any(not is_uri(r.target) and r.when != "join" for r in rules)
+        watching = self.watcher is not None
+        wanted = any(not is_uri(r.target) and (watching or r.when != "join") for r in rules)
         conferences = await self.conferences.between(since, now + horizon) if wanted else []
         for found in due(rules, conferences, since, now):
             await self._claimed(found, now)
+        if self.watcher is not None:  # a reload that drops the join rules unsubscribes here
+            await self.watcher.follow(watched(rules, conferences, now), now)
         self._since = now
         await self._prune(now)
         upcoming = [o.at for o in due(rules, conferences, now, now + timedelta(seconds=POLL))]
@@ -174,21 +210,30 @@ class Scheduler:
 
     async def joined(self, conference: Conference, participant: str, when: datetime) -> None:
         """The roster saw ``participant`` join ``conference`` at ``when`` (RFC 4575
-        ``joining-info``, or the time it was seen): the 'join' rules aimed at it fire."""
+        ``joining-info``, or the time it was seen): the 'join' rules aimed at it fire.
+
+        Once per participant and occurrence of the conference: the key holds the conference's
+        start, not ``when``, so the full state of a re-subscription (everyone there reported
+        as joined again), a restart of the bot, or a re-join after a dropped call announces
+        nobody a second time."""
         now = self._clock()
         if now - when > timedelta(seconds=self.settings.grace):
             return
+        keyed = conference.start or conference.expiry
         for rule in self.settings.rules:
             if rule.enabled and rule.when == "join" and aimed_at(rule, conference):
-                await self._claimed(
-                    occurrence(rule, when, conference, extra=f"/{participant}"), now
-                )
+                found = occurrence(rule, when, conference, extra=f"/{participant}", keyed=keyed)
+                await self._claimed(found, now)
 
     async def _claimed(self, found: Occurrence, now: datetime) -> None:
-        if await self.fired.claim(found.rule.name, found.key, now):
-            task = asyncio.ensure_future(self._fire(found))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not await self.fired.claim(found.rule.name, found.key, now):
+            # fired before a restart, or by another instance on the same database
+            log.info("announcement.rule.already_claimed", rule=found.rule.name, key=found.key)
+            return
+        log.info("announcement.rule.claimed", rule=found.rule.name, key=found.key)
+        task = asyncio.ensure_future(self._fire(found))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _fire(self, found: Occurrence) -> None:
         where = described(found.target)
@@ -220,7 +265,10 @@ class Scheduler:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop the announcements under way (each leaves its call: bot.announcements.service)."""
+        """Stop the announcements under way (each leaves its call: bot.announcements.service)
+        and unsubscribe from the rosters followed."""
+        if self.watcher is not None:
+            await self.watcher.close()
         for task in self._tasks:
             task.cancel()
         await self.settle()

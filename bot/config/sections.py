@@ -458,6 +458,24 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
+    def _rules_find_their_conferences(self) -> Config:
+        """Automatic announcements look their conferences up in the SQL store
+        (bot.announcements); the c3p backend keeps none there."""
+        if self.conferences.backend != "c3p":
+            return self
+        for index, rule in enumerate(self.announcements.rules):
+            uri = rule.target.lower().startswith(("sip:", "sips:"))
+            if rule.enabled and not (rule.when == "cron" and uri):
+                raise _Problem(
+                    f"rule {rule.name!r} ({rule.when}, target {rule.target}) needs conferences "
+                    "with their times, which only conferences.backend: store has; with backend "
+                    "c3p a Lync / Skype for Business focus keeps no schedule, so only cron "
+                    "rules aimed at a SIP URI can run (or set enabled: false)",
+                    path=("announcements", "rules", index, "when"),
+                )
+        return self
+
+    @model_validator(mode="after")
     def _admins_with_domain(self) -> Config:
         """``alice`` in acl.admins is alice of the bot's own domain (senders are user@domain)."""
         admins = tuple(

@@ -175,6 +175,15 @@ class ImService:
     async def _reply(
         self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
     ) -> None:
+        if isinstance(to, ImSession):
+            with self.sessions.held(to):  # the session outlives a long command (announce)
+                await self._send_reply(to, sender, content, call_id)
+        else:
+            await self._send_reply(to, sender, content, call_id)
+
+    async def _send_reply(
+        self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
+    ) -> None:
         assert content.text is not None
         typing = self.config.im.typing
         shown = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -41,6 +41,9 @@ class ImSession:
     answer_sdp: bytes
     last_activity: float
     acked: asyncio.Event = field(default_factory=asyncio.Event)
+    running: int = 0
+    """Commands of this session under way: it is not idle while one runs (an announcement
+    may last up to ``calls.max_duration``, longer than ``im.session_idle_timeout``)."""
 
 
 Received = Callable[[ImContent, Sender, Request, ImSession], None]
@@ -161,6 +164,16 @@ class ImSessions:
         self._received(content, session.sender, request, session)
         return None
 
+    @contextlib.contextmanager
+    def held(self, session: ImSession) -> Iterator[None]:
+        """Keep ``session`` open while a command of it runs; quiet from its end on."""
+        session.running += 1
+        try:
+            yield
+        finally:
+            session.running -= 1
+            session.last_activity = self._loop.time()
+
     async def send(self, session: ImSession, payload: Payload, what: str) -> None:
         """``payload`` as a request inside the session (after its ACK); the outcome logged."""
         if not session.acked.is_set():  # the session's first message: after the ACK
@@ -198,8 +211,12 @@ class ImSessions:
                 self._spawn(self.bye(session, "user changed by reload"))
 
     def end_idle(self, now: float, timeout: float) -> None:
-        """End (BYE) the sessions quiet for more than ``timeout`` seconds."""
-        for session in [s for s in self._by_id.values() if now - s.last_activity > timeout]:
+        """End (BYE) the sessions quiet for more than ``timeout`` seconds, not those with a
+        command under way (its reply is still to come inside the session)."""
+        quiet = [
+            s for s in self._by_id.values() if not s.running and now - s.last_activity > timeout
+        ]
+        for session in quiet:
             self._spawn(self.bye(session, "idle"))
 
     async def close(self) -> None:

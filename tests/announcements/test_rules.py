@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.announcements.fired import FiredLog
 from bot.announcements.rules import POLL, Scheduler
@@ -112,7 +113,13 @@ async def test_not_again_after_a_restart(tmp_path: Path, bots: list[Bot]) -> Non
     await first.store.close()
     bots.remove(first)
     bots.append(second := await start_bot(tmp_path, settings(START), seed=False))
-    assert await second.tick(T + 30 * SECOND) == []  # within grace, but it fired already
+    with capture_logs() as logs:
+        assert await second.tick(T + 30 * SECOND) == []  # within grace, but it fired already
+    claims = [(e["event"], e["key"]) for e in logs if e["event"].startswith("announcement.rule")]
+    assert sorted(claims) == [
+        ("announcement.rule.already_claimed", "DESIGN1@2026-11-26T09:00:00Z"),
+        ("announcement.rule.already_claimed", "SYNC1@2026-11-26T09:00:00Z"),
+    ]
 
 
 async def test_late_only_within_grace(tmp_path: Path, bots: list[Bot]) -> None:
