@@ -92,6 +92,12 @@ class RecordingPhone:
         (duration: N secs)" whoever hung up."""
         await self.console.expect(r"terminated \(duration", count=count, timeout=timeout)
 
+    @property
+    def log(self) -> str:
+        """Everything baresip printed so far (its log: registrations, calls, "srtp: audio: SRTP
+        is Enabled (cryptosuite=...)" when a call's media is encrypted)."""
+        return self.console.output
+
     def heard(self) -> list[Path]:
         """The WAV files of what it received, oldest first."""
         return sorted(self.recordings.glob("dump-*-dec.wav"))
