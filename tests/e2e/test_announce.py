@@ -175,3 +175,31 @@ async def test_announce_over_srtp_is_encrypted_and_heard(
         assert "srtp: audio: SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)" in phone.log
     finally:
         await phone.close()
+
+
+async def test_bob_not_registered_alice_is_told_and_the_bot_carries_on(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot()
+    config = load_config(bot.config_path)
+    reply = await alice_says(config, f"announce {BOB} Hello.", timeout=30)
+    assert reply == f"{BOB} is not available right now (not signed in).", reply
+    assert "Commands" in await alice_says(config, "help")  # and no traceback (fixture)
+
+
+async def test_bob_busy_or_not_answering_alice_is_told(start_bot: StartBot, tmp_path: Path) -> None:
+    bot = await start_bot(calls={"answer_timeout": 1.0})
+    config = load_config(bot.config_path)
+    phone = await bob_phone(tmp_path / "bob", ("127.0.0.1", bot.port), answermode="manual")
+    try:
+        async with phone.busy():
+            reply = await alice_says(config, f"announce {BOB} Hello.", timeout=30)
+        assert reply == f"{BOB} is busy.", reply
+        assert "(486 " in phone.log
+        # nobody picks up: the bot gives up (CANCEL) after calls.answer_timeout
+        reply = await alice_says(config, f"announce {BOB} Hello.", timeout=30)
+        assert reply == f"{BOB} did not answer within 1 s.", reply
+        await phone.console.expect("session closed: Connection reset by peer")  # the CANCEL
+    finally:
+        await phone.close()
+    assert phone.heard() == []

@@ -13,6 +13,9 @@ what it hears, for the announcement tests (see PEERS.md's notes, summed up here)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,8 @@ class RecordingPhone:
     console: Console
     user: str
     recordings: Path
+    control: int
+    """Port of its ``ctrl_tcp`` module (netstring-framed JSON commands and events)."""
 
     @classmethod
     async def start(
@@ -42,19 +47,24 @@ class RecordingPhone:
         domain: str = "example.test",
         codecs: str = "pcmu,pcma",
         mediaenc: str | None = None,
+        answermode: str = "auto",
     ) -> RecordingPhone:
         """Start baresip in ``folder`` registered as ``user`` through ``registrar`` (an
         address, used as outbound proxy so that ``domain`` is never resolved) and wait until
-        the registration succeeded."""
+        the registration succeeded. ``answermode="manual"``: it rings and never answers (no
+        one is there to pick up)."""
         home = folder / "home"
         config = home / ".baresip"
         recordings = folder / "recordings"
         config.mkdir(parents=True)
         recordings.mkdir()
+        sip_port, control = free_port(), free_port()
+        while control == sip_port + 1:  # sip_listen takes the TCP port above for TLS
+            control = free_port()
         (config / "config").write_text(
             "\n".join([
                 "module_path /usr/lib/baresip/modules",
-                f"sip_listen 127.0.0.1:{free_port()}",
+                f"sip_listen 127.0.0.1:{sip_port}",
                 "net_interface 127.0.0.1",
                 "dns_server 127.0.0.1:53",
                 "audio_player",
@@ -66,6 +76,8 @@ class RecordingPhone:
                 "module sndfile.so",
                 "module_app account.so",
                 "module_app menu.so",
+                "module_app ctrl_tcp.so",
+                f"ctrl_tcp_listen 127.0.0.1:{control}",
                 f"snd_path {recordings}",
                 "statmode_default off",
                 "jitter_buffer_delay 1-10",
@@ -75,7 +87,7 @@ class RecordingPhone:
         host, port = registrar
         account = (
             f"<sip:{user}@{domain}>;auth_pass={password};"
-            f'outbound="sip:{host}:{port};transport=udp";answermode=auto;'
+            f'outbound="sip:{host}:{port};transport=udp";answermode={answermode};'
             f"audio_codecs={codecs};ptime=20;regint=600"
         )
         if mediaenc is not None:
@@ -83,7 +95,7 @@ class RecordingPhone:
         (config / "accounts").write_text(account + "\n")
         (config / "contacts").write_text("")
         console = await Console.start(["baresip", "-f", str(config)], cwd=folder, home=home)
-        phone = cls(console, user, recordings)
+        phone = cls(console, user, recordings, control)
         await console.expect(REGISTERED, timeout=20)
         return phone
 
@@ -102,6 +114,22 @@ class RecordingPhone:
         """The WAV files of what it received, oldest first."""
         return sorted(self.recordings.glob("dump-*-dec.wav"))
 
+    @contextlib.asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        """Meanwhile, every call that rings (``answermode="manual"``) is hung up at once, as a
+        person who is busy does: baresip 1.0 then answers the INVITE with 486."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.control)
+        refusing = asyncio.ensure_future(_hang_up_ringing(reader, writer))
+        try:
+            yield
+        finally:
+            refusing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await refusing
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
     async def close(self) -> int:
         """SIGTERM: baresip hangs up, un-registers, finishes its WAV files and exits (it reads
         no commands: no stdio module)."""
@@ -114,3 +142,14 @@ class RecordingPhone:
             proc.kill()
             await proc.wait()
             raise AssertionError(f"baresip did not exit:\n{self.console.tail}") from None
+
+
+async def _hang_up_ringing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """ctrl_tcp: on each ``CALL_INCOMING`` event, the menu's ``hangup`` command."""
+    while True:
+        length = int((await reader.readuntil(b":"))[:-1])
+        message = json.loads((await reader.readexactly(length + 1))[:-1])
+        if message.get("event") and message.get("type") == "CALL_INCOMING":
+            command = json.dumps({"command": "hangup", "token": "busy"}).encode()
+            writer.write(b"%d:%s," % (len(command), command))
+            await writer.drain()
