@@ -33,8 +33,9 @@ class RecordingPhone:
     console: Console
     user: str
     recordings: Path
-    control: int
-    """Port of its ``ctrl_tcp`` module (netstring-framed JSON commands and events)."""
+    control: int | None = None
+    """Port of its ``ctrl_tcp`` module (netstring-framed JSON commands and events); None for a
+    baresip set up otherwise (the README's, in its test)."""
 
     @classmethod
     async def start(
@@ -118,6 +119,7 @@ class RecordingPhone:
     async def busy(self) -> AsyncIterator[None]:
         """Meanwhile, every call that rings (``answermode="manual"``) is hung up at once, as a
         person who is busy does: baresip 1.0 then answers the INVITE with 486."""
+        assert self.control is not None, "this baresip has no ctrl_tcp"
         reader, writer = await asyncio.open_connection("127.0.0.1", self.control)
         refusing = asyncio.ensure_future(_hang_up_ringing(reader, writer))
         try:
