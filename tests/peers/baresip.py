@@ -24,6 +24,8 @@ from tests.peers.console import Console
 
 REGISTERED = r"\{0/UDP/v4\} 200 OK"
 """What baresip prints when its REGISTER is answered 200."""
+CLOSED = r"terminated \(duration: \d+ secs?\)|: session closed: "
+"""What baresip prints when a call ends, established or not."""
 
 
 @dataclass
@@ -102,8 +104,9 @@ class RecordingPhone:
 
     async def call_closed(self, count: int = 1, timeout: float = 60.0) -> None:
         """Wait until ``count`` calls have ended: baresip prints "Call with <peer> terminated
-        (duration: N secs)" whoever hung up."""
-        await self.console.expect(r"terminated \(duration", count=count, timeout=timeout)
+        (duration: N secs)" whoever hung up, or "<peer>: session closed: <why>" for a call
+        that ended before it was established on its side (a CANCEL, or a BYE before the ACK)."""
+        await self.console.expect(CLOSED, count=count, timeout=timeout)
 
     @property
     def log(self) -> str:
