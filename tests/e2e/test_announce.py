@@ -205,3 +205,19 @@ async def test_bob_busy_or_not_answering_alice_is_told(start_bot: StartBot, tmp_
     finally:
         await phone.close()
     assert phone.heard() == []
+
+
+async def test_srtp_required_and_bobs_phone_has_none_alice_is_told(
+    start_bot: StartBot, tmp_path: Path
+) -> None:
+    bot = await start_bot(media={"srtp": "require"})
+    config = load_config(bot.config_path)
+    phone = await bob_phone(tmp_path / "bob", ("127.0.0.1", bot.port))  # no mediaenc
+    try:
+        reply = await alice_says(config, f"announce {BOB} Hello.", timeout=30)
+    finally:
+        await phone.close()
+    assert reply == (
+        f"{BOB} has no codec in common with the bot (offered PCMU, PCMA),"
+        " or takes no SRTP (media.srtp: require)."
+    )
