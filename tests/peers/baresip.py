@@ -7,7 +7,9 @@ what it hears, for the announcement tests (see PEERS.md's notes, summed up here)
   codec's rate) into ``snd_path``; the WAV header is finished when the call closes;
 - ``mediaenc=srtp`` takes plain RTP/AVP and SDES offers, ``srtp-mand`` only RTP/SAVP with
   ``a=crypto`` (it answers a plain offer with 488);
-- no audio device: ``audio_player``/``audio_source`` empty, the receive path still decodes.
+- no audio device: ``audio_player``/``audio_source`` empty, the receive path still decodes;
+- ``answermode=manual`` rings; ``ctrl_tcp``'s ``hangup`` then refuses the call with 486 (a busy
+  person, ``busy()``); a call that ends before it is established prints "session closed".
 """
 
 from __future__ import annotations
