@@ -352,6 +352,10 @@ class Calls:
                 offered = ", ".join(policy.codecs)
                 if policy.srtp == "off":  # or it takes SRTP only (RFC 4568): say both
                     return f"{sentence} (offered {offered}), or needs SRTP (media.srtp: off)."
+                if policy.srtp == "require":  # or it takes no RTP/SAVP: say both
+                    return (
+                        f"{sentence} (offered {offered}), or takes no SRTP (media.srtp: require)."
+                    )
                 return f"{sentence} (offered {offered})."
             return f"{target} did not accept what the bot offered ({status} {reason})."
         if status in (401, 407):

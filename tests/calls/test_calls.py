@@ -101,6 +101,19 @@ async def test_every_refusal_is_a_sentence(
     assert len(bot.calls) == 0 and len(bot.router) == 0
 
 
+async def test_a_488_to_required_srtp_names_srtp_too(make_bot: MakeBot, callee: Callee) -> None:
+    """A phone without SRTP refuses RTP/SAVP with 488 "no common codecs" (baresip 1.0 does):
+    the codecs alone would mislead whoever reads the sentence."""
+    bot = await make_bot(media={"srtp": "require"})
+    callee.plan.status = 488
+    with pytest.raises(CallFailed) as info:
+        await bot.calls.call(callee.uri)
+    assert str(info.value) == (
+        f"{callee.uri} has no codec in common with the bot (offered PCMU, PCMA),"
+        " or takes no SRTP (media.srtp: require)."
+    )
+
+
 async def test_no_answer_is_cancelled_after_the_answer_timeout(
     make_bot: MakeBot, callee: Callee
 ) -> None:
