@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from tests.sounds.wavfile import tone, wav_bytes
 
 CHIME = wav_bytes(tone(880, 0.5, 8000), 8000)
 SECRET = wav_bytes(tone(220, 2.0, 8000), 8000)
+
+UP = os.pardir + os.sep
+"""The parent folder, as a clip name that tries to climb out of the clip folder."""
 
 
 @pytest.fixture
@@ -29,7 +33,7 @@ def folder(tmp_path: Path) -> Path:
     (clips / "notes.txt").write_text("not a clip")
     (tmp_path / "secret.wav").write_bytes(SECRET)
     (clips / "escape.wav").symlink_to(tmp_path / "secret.wav")
-    (clips / "up.wav").symlink_to("../secret.wav")
+    (clips / "up.wav").symlink_to(UP + "secret.wav")
     (clips / "loop.wav").symlink_to("loop.wav")
     (clips / "dir.wav").mkdir()
     return clips
@@ -53,8 +57,8 @@ def test_a_folder_reached_through_a_symlink_still_plays(folder: Path, tmp_path: 
 @pytest.mark.parametrize(
     "name",
     [
-        "../secret",
-        "../secret.wav",
+        UP + "secret",
+        UP + "secret.wav",
         "..",
         ".hidden",
         "sub/inner",
