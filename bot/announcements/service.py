@@ -30,7 +30,7 @@ S_contra = TypeVar("S_contra", contravariant=True)
 
 
 class Call(Protocol[S_contra]):
-    """bot.calls.calls.AudioCall: an answered call with its media running."""
+    """bot.calls.audio.AudioCall: an answered call with its media running."""
 
     async def play(self, sound: S_contra) -> float: ...
 

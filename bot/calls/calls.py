@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol, cast
+from collections.abc import Iterable
 
-import numpy as np
 import structlog
-from numpy.typing import NDArray
 
+from bot.calls.audio import SDP, AudioCall, AudioStreams, CallFailed, StreamFactory
 from bot.calls.invite import InviteSession
 from bot.calls.router import DialogRouter
 from bot.config import Config
-from bot.config.sections import MediaConfig
-from bot.errors import Refusal
 from bot.sender import Sender
 from bot.services.registrar import Registrar
 from bot.sip.digest import DigestClient
@@ -32,10 +27,8 @@ from bot.sip.sdp_audio import (
     AudioSession,
     IceParams,
     SrtpPolicy,
-    answer_audio,
     audio_offer,
     negotiated_audio,
-    next_version,
 )
 from bot.sip.transaction import Peer
 from bot.sip.uri import SipUri, parse_uri
@@ -44,146 +37,6 @@ from bot.transport.endpoint import SipEndpoint
 log = structlog.get_logger("bot.calls")
 SHUTDOWN_WAIT = 5.0
 """Seconds the BYEs and CANCELs of :meth:`Calls.close` may take."""
-SDP = "application/sdp"
-
-
-class CallFailed(Refusal):
-    """A call that could not be made or kept; the message says why, for a person."""
-
-
-class MediaStream(Protocol):
-    """What a call needs of its media (bot.media.stream.AudioStream)."""
-
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-    @property
-    def ice_ufrag(self) -> str: ...
-
-    @property
-    def ice_pwd(self) -> str: ...
-
-    @property
-    def sample_rate(self) -> int: ...
-
-    def start(self, session: AudioSession) -> None: ...
-
-    def update(self, session: AudioSession) -> None: ...
-
-    async def play(self, pcm: NDArray[np.int16]) -> float: ...
-
-    async def close(self) -> None: ...
-
-
-class Playable(Protocol):
-    """A sound (bot.sounds.sound.Sound): its samples at a given rate."""
-
-    def at(self, rate: int) -> NDArray[np.int16]: ...
-
-
-StreamFactory = Callable[[str, MediaConfig], Awaitable[MediaStream]]
-"""(host, settings) -> an open stream on a port of ``settings``' range."""
-
-
-class AudioStreams:
-    """The default :data:`StreamFactory`: bot.media's AudioStream on one PortRange (imported
-    when the first call opens)."""
-
-    def __init__(self) -> None:
-        self._ports: Any = None
-        self._range: tuple[int, int] | None = None
-
-    async def __call__(self, host: str, settings: MediaConfig) -> MediaStream:
-        wanted = (settings.port_min, settings.port_max)
-        if self._ports is None or self._range != wanted:
-            self._ports = importlib.import_module("bot.media.ports").PortRange(*wanted)
-            self._range = wanted
-        stream_class = importlib.import_module("bot.media.stream").AudioStream
-        stream = await stream_class.open(host=host, ports=self._ports, settings=settings)
-        return cast(MediaStream, stream)
-
-
-class AudioCall:
-    """An answered audio call: its INVITE dialog, its stream and what was settled."""
-
-    def __init__(
-        self,
-        invite: InviteSession,
-        stream: MediaStream,
-        session: AudioSession,
-        *,
-        policy: AudioPolicy,
-        description: SessionDescription,
-        ice: IceParams | None,
-    ):
-        self.invite = invite
-        self.stream = stream
-        self.session = session
-        self.remote = invite.target
-        self._policy = policy
-        self._description = description
-        self._ice = ice
-        invite.on_offer = self.answer_offer
-
-    @property
-    def ended(self) -> asyncio.Event:
-        return self.invite.ended
-
-    @property
-    def end_reason(self) -> str:
-        return self.invite.end_reason
-
-    async def play(self, sound: Playable) -> float:
-        """Play ``sound`` (at the codec's rate) in real time; the seconds played. Raises
-        CallFailed when the call ends first."""
-        if self.ended.is_set():
-            raise CallFailed(f"The call to {self.remote} had ended: {self.end_reason}")
-        playing = asyncio.ensure_future(self.stream.play(sound.at(self.stream.sample_rate)))
-        ending = asyncio.ensure_future(self.ended.wait())
-        try:
-            await asyncio.wait({playing, ending}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ending.cancel()
-            if not playing.done():
-                playing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await playing
-        if playing.cancelled():
-            raise CallFailed(f"The call to {self.remote} ended while playing: {self.end_reason}")
-        return playing.result()
-
-    async def hangup(self) -> None:
-        """BYE (RFC 3261 §15.1.1) and the stream closed; nothing when it ended already."""
-        try:
-            await self.invite.bye("the bot hung up.")
-        finally:
-            await self.stream.close()
-
-    def answer_offer(self, body: bytes, content_type: str) -> tuple[bytes, str]:
-        """A new offer inside the call (re-INVITE or UPDATE: hold, a new address) answered
-        with the same stream and key (RFC 3264 §8, RFC 4568 §7.1.4); the stream follows."""
-        if content_type.split(";")[0].strip().lower() != SDP:
-            raise SipParseError(f"a new offer in {content_type or 'no type'}, not SDP", status=488)
-        result = answer_audio(
-            SessionDescription.parse(body),
-            self.stream.host,
-            self.stream.port,
-            self._policy,
-            crypto=self.session.local_crypto,
-            ice=self._ice,
-        )
-        if result is None:
-            raise SipParseError("the new offer has no audio stream the bot can take", status=488)
-        answer, session = result
-        self._description = next_version(self._description, answer)
-        self.session = session
-        self.stream.update(session)
-        log.info("calls.reoffered", call_id=self.invite.call_id, direction=session.direction,
-                 remote=f"{session.remote_address}:{session.remote_port}")  # fmt: skip
-        return self._description.serialize(), SDP
 
 
 class Calls:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bot.calls.calls import AudioCall, Calls
+from bot.calls.audio import AudioCall
+from bot.calls.calls import Calls
 from bot.calls.invite import InviteSession
 from bot.calls.subscription import (
     ConferenceSubscription,

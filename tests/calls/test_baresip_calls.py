@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bot.calls.calls import CallFailed
+from bot.calls.audio import CallFailed
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.sip.sdp import SessionDescription

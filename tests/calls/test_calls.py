@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from bot.calls.calls import CallFailed
+from bot.calls.audio import CallFailed
 from bot.sip.digest import DigestClient
 from bot.sip.sdp import SessionDescription
 from bot.sip.sdp_audio import AudioPolicy, audio_offer

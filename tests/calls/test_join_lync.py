@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from bot.calls.calls import CallFailed
+from bot.calls.audio import CallFailed
 from bot.calls.join import Joiner, JoinFailed
 from bot.conferencing.models import Conference
 from bot.conferencing.roster import Roster, RosterChange

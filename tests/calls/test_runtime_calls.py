@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.calls.calls import CallFailed
+from bot.calls.audio import CallFailed
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.sip.digest import DigestClient

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.calls.calls import CallFailed
+from bot.calls.audio import CallFailed
 from bot.sip.digest import DigestClient
 from tests.peers.conftest import HERE as PEERS
 from tests.peers.conftest import Process, free_port, listening, start
