@@ -1,6 +1,7 @@
 """Issue 18 item 2: the file watcher, SIGHUP and POST /admin/reload take one path, checked with
 the same assertions for each - against the bot in this process (its real sockets), with alice
-in a Lync-style IM session (INVITE with m=message) that stays open through every reload."""
+in a Lync-style IM session (INVITE with m=message) and her registration, both kept through
+every reload."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from bot.cli import reload_on_sighup
 from bot.config import load_config
 from bot.reload import LastReload
 from bot.runtime import Runtime
+from bot.sip import Headers, Request, parse_uri
 from bot.sip.dialog import Dialog
+from bot.sip.digest import DigestClient
+from bot.sip.message import new_tag
 from bot.sip.transaction import Peer
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 from tests.im.test_sessions import FAST, Alice, open_session
@@ -80,6 +84,21 @@ async def bot(
         await runtime.stop()
 
 
+def register(alice: SipEndpoint, bot: Peer) -> Request:
+    return Request(
+        "REGISTER",
+        parse_uri(f"sip:{bot.host}:{bot.port}"),
+        Headers.of(
+            ("From", f"<sip:alice@example.test>;tag={new_tag()}"),
+            ("To", "<sip:alice@example.test>"),
+            ("Call-ID", new_tag()),
+            ("CSeq", "1 REGISTER"),
+            ("Contact", str(alice.contact("alice"))),
+            ("Expires", "600"),
+        ),
+    )
+
+
 def trigger_of(runtime: Runtime, name: str) -> Callable[[], Awaitable[None]]:
     """What makes the bot read its file again, after the test wrote it."""
 
@@ -125,6 +144,10 @@ async def test_every_trigger_reloads_by_one_path_and_the_session_lives_on(
             return reply.body
 
         assert b"Weekly sync" in await says("my meetings")
+        registered = await alice.request(
+            register(alice, peer), destination=peer, credentials=DigestClient("alice", "alice-demo")
+        )
+        assert registered.status == 200
 
         # a live change: applied at once, inside the open session
         off = settings(tmp_path, trigger, features={"my_meetings": False})
@@ -168,4 +191,5 @@ async def test_every_trigger_reloads_by_one_path_and_the_session_lives_on(
         assert runtime.reloads == {"ok": 1, "invalid": 1, "restart_needed": 1}
         assert runtime.last_reload == pending
         assert runtime.im is not None and runtime.im.session_count == 1
+        assert runtime.registrar is not None and runtime.registrar.registered_users == 1
         assert bot.seen.empty()
