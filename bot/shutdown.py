@@ -1,7 +1,9 @@
 """Graceful shutdown (SIGTERM/SIGINT): named steps run in order, all within one deadline.
 
 The ``ending`` steps (calls, replies in flight, IM sessions, the registration) may wait on
-peers; they get the deadline less a reserve, and a step still running then is cut (cancelled)
+peers; they share the deadline less a reserve, each step at most an even share of the time
+left, so that a peer that never answers cannot keep the later steps from starting (every BYE
+and the un-REGISTER go out); a step still running at the end of its share is cut (cancelled)
 and named. The ``closing`` steps (listeners, the store) run whatever happened before, in the
 time left, so the process always gets to exit - and exits 0: the stop it was asked for was
 done, only cut short where a peer did not answer in time (the log says which step).
@@ -31,9 +33,11 @@ async def run_steps(ending: Sequence[Step], closing: Sequence[Step], deadline: f
     end = loop.time() + deadline
     cut: list[str] = []
     for until, steps in ((end - min(CLOSE_RESERVE, deadline / 4), ending), (end, closing)):
-        for name, step in steps:
+        for index, (name, step) in enumerate(steps):
+            now = loop.time()
+            share = max(until - now, 0.0) / (len(steps) - index)
             try:
-                async with asyncio.timeout_at(max(until, loop.time())):
+                async with asyncio.timeout_at(now + share):
                     await step()
             except TimeoutError:
                 cut.append(name)

@@ -5,7 +5,7 @@ at ``shutdown.deadline`` and the stop still completes (listeners and store close
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from bot.config import Config
 from bot.runtime import Runtime
-from bot.shutdown import RETRY_AFTER
+from bot.shutdown import RETRY_AFTER, run_steps
 from bot.sip import Headers, Request, parse_uri
 from bot.sip.dialog import Dialog
 from bot.sip.message import Response, make_response, new_tag
@@ -112,3 +112,29 @@ async def test_a_peer_that_never_answers_is_cut_at_the_deadline(runtime: Runtime
     assert [e["steps"] for e in logs if e["event"] == "bot.shutdown_cut"] == [["IM sessions"]]
     # only that step: the listeners and the store were closed in the time kept for them
     assert [e["cut"] for e in logs if e["event"] == "bot.stopped"] == [["IM sessions"]]
+
+
+async def test_a_step_that_hangs_leaves_the_later_steps_their_time() -> None:
+    """A call whose peer never answers the BYE must not keep the IM sessions' BYEs, the
+    un-REGISTER or the closing of the listeners from happening."""
+    ran: list[str] = []
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    def quick(name: str) -> Callable[[], Awaitable[None]]:
+        async def step() -> None:
+            await asyncio.sleep(0)  # one turn of the loop, as a peer's answer takes
+            ran.append(name)
+
+        return step
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    cut = await run_steps(
+        [("calls", hangs), ("IM sessions", quick("IM sessions")), ("registration", hangs)],
+        [("SIP listeners", quick("SIP listeners"))],
+        deadline=1.0,
+    )
+    assert cut == ["calls", "registration"] and ran == ["IM sessions", "SIP listeners"]
+    assert loop.time() - began < 1.0
