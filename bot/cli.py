@@ -151,12 +151,14 @@ def _run(config: Config, path: Path | None, data: Path) -> int:
     from bot.runtime import Runtime
 
     async def serve() -> None:
+        """Until SIGTERM/SIGINT; then the orderly stop (bot.shutdown) and exit 0 - also when
+        the deadline cut some of it: the stop asked for was done, the log names what was cut."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         runtime = Runtime(config, config_path=path, data_dir=data)
-        loop.add_signal_handler(signal.SIGHUP, _reload, runtime)
+        reload_on_sighup(runtime)
         await runtime.run(stop)
 
     try:
@@ -181,10 +183,15 @@ def _os_error(exc: OSError) -> str:
     return str(exc.strerror or exc)
 
 
-def _reload(runtime: Runtime) -> None:
-    """SIGHUP: read the config file again; a bad file is logged and changes nothing."""
-    with contextlib.suppress(ConfigError):
-        runtime.reload_file()
+def reload_on_sighup(runtime: Runtime) -> None:
+    """SIGHUP: read the config file again (Runtime.reload_file, the path the file watcher and
+    POST /admin/reload take); a bad file is logged, counted and changes nothing."""
+
+    def reload() -> None:
+        with contextlib.suppress(ConfigError):
+            runtime.reload_file("sighup")
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 def _send(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Config reload while running (SIGHUP, or POST /admin/reload).
+"""Config reload while running (a change of the file, SIGHUP, or POST /admin/reload): one path,
+parse -> validate -> build -> swap (bot.runtime.Runtime.reload_file), whatever triggered it.
 
 Some settings take effect at once; the rest (addresses, the database, the loaded command
 modules, logging) keep their running values until a restart, and the reload says which changed.
@@ -7,8 +8,43 @@ modules, logging) keep their running values until a restart, and the reload says
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, TypedDict
 
 from bot.config import Config
+
+Result = Literal["ok", "invalid", "restart_needed"]
+"""ok: applied whole; restart_needed: the live part applied, the settings named wait for a
+restart; invalid: refused, nothing changed."""
+Trigger = Literal["file", "sighup", "api", "direct"]
+"""What asked for the reload: the file watcher, SIGHUP, POST /admin/reload, or a caller."""
+
+
+class LastReload(TypedDict):
+    """The latest reload, as /admin/status shows it (JSON-ready)."""
+
+    when: str
+    """ISO 8601, UTC."""
+    trigger: Trigger
+    result: Result
+    errors: list[str]
+    """Why it was refused (file:line, key path, problem); empty unless invalid."""
+    restart_needed: list[str]
+    """Changed settings waiting for a restart (``section`` or ``section.field``)."""
+
+
+def record(
+    trigger: Trigger, errors: list[str] | None = None, restart_needed: tuple[str, ...] = ()
+) -> LastReload:
+    result: Result = "invalid" if errors else ("restart_needed" if restart_needed else "ok")
+    return LastReload(
+        when=datetime.now(UTC).isoformat(timespec="seconds"),
+        trigger=trigger,
+        result=result,
+        errors=list(errors or ()),
+        restart_needed=list(restart_needed),
+    )
+
 
 LIVE = {
     "features": None,
@@ -22,6 +58,7 @@ LIVE = {
     "media": None,
     "sounds": None,  # bot.sounds: voice, speed, silences, the clip folder
     "announcements": None,  # who may announce, and the rules (rescheduled at once)
+    "shutdown": None,  # read when the bot stops
 }
 """Sections that apply live: wholly (None) or only the fields named."""
 

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import importlib
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -24,24 +25,23 @@ from bot.calls.router import DialogRouter, NotMine
 from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.commands.services import BotServices
-from bot.conferencing.acting import Registering, load_credentials, mode_of
-from bot.conferencing.c3p import C3pBackend
-from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.store import ConferenceStore, default_url
 from bot.config import Config, ConfigError, load_config
+from bot.config.watch import ConfigWatcher
 from bot.control import ControlChannel, socket_path
 from bot.datadir import data_dir as default_data_dir
 from bot.datadir import prepare
 from bot.im.encoding import ENCODINGS
 from bot.im.service import ImService
 from bot.metrics import BotCollector
-from bot.reload import Reload, merge
+from bot.reload import LastReload, Reload, Result, Trigger, merge, record
 from bot.services.guard import AuthGuard
 from bot.services.identity import GateSettings, IdentityGate
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
+from bot.shutdown import RETRY_AFTER, run_steps
 from bot.sip.message import Response, make_response
-from bot.sip.transaction import Peer, TimerConfig
+from bot.sip.transaction import TimerConfig
 from bot.sip.uri import SipUri, Uri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
 from bot.sounds.library import Sounds
@@ -50,6 +50,7 @@ from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEnd
 from bot.transport.limits import StreamLimits
 from bot.transport.resolver import Resolver
 from bot.transport.tls import TlsConfig
+from bot.wiring import conference_pool
 from handlers import BUILTIN
 
 log = structlog.get_logger("bot.runtime")
@@ -147,14 +148,12 @@ class Runtime:
         self.gate = IdentityGate(config, self.guard)
         self.registrar = Registrar(config, self.gate) if config.sip.mode == "embedded" else None
         self.registration: Registration | None = None
-        self.registering: Registering | None = None
-        """User endpoints' registrations (conferences.endpoints.mode: registered)."""
         self.store = ConferenceStore(
             config.conferences.database_url or default_url(prepare(data_dir or default_data_dir())),
             cache_seconds=config.conferences.cache_seconds,
             dial_in=config.conferences.dial_in,
         )
-        self.endpoints = self._conferences()
+        self.endpoints, self.registering = conference_pool(config, self.endpoint, self.store)
         self.router = DialogRouter(self.gate)
         """In-dialog requests of the dialogs the bot originates (bot.calls)."""
         self.calls = Calls(self.endpoint, config, self.router, registrar=self.registrar)
@@ -173,46 +172,13 @@ class Runtime:
         self.im: ImService | None = None
         self.admin = AdminApi(config.admin, self.guard, self.reload_file)
         self.control = ControlChannel(socket_path(data_dir), self.guard) if data_dir else None
-
-    def _conferences(self) -> UserEndpointPool:
-        """Where conferences live (the SQL store, or a focus factory over C3P) and how each
-        user's endpoint acts for its user (bot.conferencing.acting)."""
-        config = self.config
-        settings = config.conferences
-        mode = mode_of(config)
-        pool = settings.endpoints
-        if settings.backend == "store":
-            if mode != "embedded":
-                raise ConfigError([f"conferences.endpoints.mode: {mode} needs backend c3p"])
-            return UserEndpointPool(self.store, size=pool.size, idle=pool.idle_seconds)
-        if mode == "embedded":
-            raise ConfigError(["conferences.endpoints.mode: embedded needs backend store"])
-        server = settings.c3p.server or config.registrar.server
-        uri = parse_uri(server) if server else None
-        if not isinstance(uri, SipUri):
-            raise ConfigError(
-                ["conferences.c3p.server: the c3p backend needs a sip: URI (or registrar.server)"]
-            )
-        peer = Peer((uri.transport or "udp").upper(), uri.host.strip("[]"), uri.port or 5060)
-        if mode == "trusted":
-            backend = C3pBackend(
-                self.endpoint, peer, timeout=settings.c3p.timeout, schedules=self.store
-            )
-            return UserEndpointPool(backend, size=pool.size, idle=pool.idle_seconds)
-        registering = Registering(
-            self.endpoint, peer, load_credentials(config), pool.register_expires
-        )
-        self.registering = registering
-        backend = C3pBackend(
-            self.endpoint,
-            peer,
-            timeout=settings.c3p.timeout,
-            credentials=registering.credentials,
-            schedules=self.store,
-        )
-        return UserEndpointPool(
-            backend, establish=registering, size=pool.size, idle=pool.idle_seconds
-        )
+        self.watcher: ConfigWatcher | None = None
+        """Follows the config file (reload.watch), when the bot runs from one."""
+        self.reloads: Counter[Result] = Counter()
+        """Reloads by result, whatever triggered them (for /metrics and /admin/status)."""
+        self.last_reload: LastReload | None = None
+        self.stopping = False
+        """Set at shutdown: new out-of-dialog requests are refused (503, Retry-After)."""
 
     async def start(self) -> None:
         await self.store.open()
@@ -231,6 +197,9 @@ class Runtime:
         await self.admin.start()
         if self.control is not None:
             await self.control.start()
+        if self.config_path is not None and self.config.reload.watch:
+            self.watcher = ConfigWatcher(self.config_path, lambda: self.reload_file("file"))
+            self.watcher.start()
         transports = sorted({item.transport.upper() for item in self.config.sip.listen})
         listen = ["{}:{}:{}".format(t.lower(), *self.endpoint.address(t)) for t in transports]
         tune_gc()
@@ -262,25 +231,36 @@ class Runtime:
         self._rules = asyncio.create_task(self.announcements.scheduler.run())
 
     async def stop(self) -> None:
-        if self.control is not None:
-            await self.control.close()
-        await self.admin.close()
-        if self.registration is not None:
-            await self.registration.stop()
-        if self.registering is not None:
-            await self.registering.close()
+        """Stop within ``shutdown.deadline`` (bot.shutdown): new work refused at once, then
+        calls ended, replies in flight sent, IM sessions ended, the registration removed;
+        listeners and the store closed last."""
+        self.stopping = True
+        if self.watcher is not None:
+            await self.watcher.close()
+        im, registration, registering = self.im, self.registration, self.registering
+        ending = [
+            ("announcement rules", self._stop_rules),
+            ("calls", self.calls.close),
+            *([("replies in flight", im.drain), ("IM sessions", im.close)] if im else []),
+            *([("registration", registration.stop)] if registration else []),
+            *([("user endpoints", registering.close)] if registering else []),
+        ]
+        closing = [
+            ("admin API", self.admin.close),
+            *([("control socket", self.control.close)] if self.control else []),
+            ("SIP listeners", self.endpoint.close),
+            ("store", self.store.close),
+        ]
+        cut = await run_steps(ending, closing, self.config.shutdown.deadline)
+        log.info("bot.stopped", cut=cut)
+
+    async def _stop_rules(self) -> None:
         if self.announcements is not None:
             await self.announcements.scheduler.close()
         if self._rules is not None:
             self._rules.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._rules
-        await self.calls.close()
-        if self.im is not None:
-            await self.im.close()
-        await self.endpoint.close()
-        await self.store.close()
-        log.info("bot.stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -289,19 +269,20 @@ class Runtime:
         finally:
             await self.stop()
 
-    def reload_file(self) -> Reload:
-        """Read the config file again and apply it (SIGHUP, POST /admin/reload). Raises
-        ConfigError - and changes nothing - when the file is not valid."""
+    def reload_file(self, trigger: Trigger = "api") -> Reload:
+        """Read the config file again and apply it: the one path of every trigger (the file
+        watcher, SIGHUP, POST /admin/reload). Raises ConfigError - and changes nothing - when
+        the file is not valid."""
         if self.config_path is None:
             raise ConfigError(["running on the embedded defaults: no config file to reload"])
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
-            log.error("config.reload_failed", errors=exc.messages)
+            self._refused(trigger, exc.messages)
             raise
-        return self.reload(new)
+        return self.reload(new, trigger)
 
-    def reload(self, new: Config) -> Reload:
+    def reload(self, new: Config, trigger: Trigger = "direct") -> Reload:
         """Apply ``new``: live settings at once, the rest at the next restart (bot.reload).
         Atomic: every piece of new state is built first - anything invalid raises ConfigError
         with nothing changed - and swapped in last, by steps that cannot fail."""
@@ -311,8 +292,9 @@ class Runtime:
             zone = ZoneInfo(config.conferences.time_zone)
             gate = GateSettings.of(config)
         except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
-            log.error("config.reload_failed", errors=[str(exc)])
-            raise ConfigError([f"reload refused, nothing changed: {exc}"]) from exc
+            error = ConfigError([f"reload refused, nothing changed: {exc}"])
+            self._refused(trigger, error.messages)
+            raise error from exc
         ended = self.gate.changed_users(gate) if self.registrar is not None else set()
         # --- swap: nothing below raises
         self.config = config
@@ -329,9 +311,18 @@ class Runtime:
             self.im.end_sessions_of(ended)
         self.store.listings.ttl = config.conferences.cache_seconds
         self.services.zone = zone
-        log.info("config.reloaded", restart_needed=list(outcome.restart_needed),
+        self._recorded(record(trigger, restart_needed=outcome.restart_needed))
+        log.info("config.reloaded", trigger=trigger, restart_needed=list(outcome.restart_needed),
                  sessions_ended_for=sorted(ended))  # fmt: skip
         return outcome
+
+    def _refused(self, trigger: Trigger, errors: list[str]) -> None:
+        self._recorded(record(trigger, errors=errors))
+        log.error("config.reload_failed", trigger=trigger, errors=errors)
+
+    def _recorded(self, outcome: LastReload) -> None:
+        self.reloads[outcome["result"]] += 1
+        self.last_reload = outcome
 
     def status(self) -> dict[str, Any]:
         return {
@@ -352,6 +343,11 @@ class Runtime:
     def _route(self, incoming: ServerRequest) -> Response | None:
         """Every request the endpoint hands us; answered at once, work goes to tasks."""
         request = incoming.request
+        if self.stopping and request.to.tag is None and request.method not in ("ACK", "CANCEL"):
+            # no new work while stopping: elsewhere, or here again after the restart (§21.5.4)
+            response = make_response(request, 503, "Service Unavailable (stopping)")
+            response.headers.add("Retry-After", str(RETRY_AFTER))
+            return response
         if request.to.tag is not None:
             routed = self.router.route(incoming)  # the bot's own calls and subscriptions
             if not isinstance(routed, NotMine):

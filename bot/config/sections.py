@@ -441,6 +441,18 @@ class LoggingConfig(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ReloadConfig(_Section):
+    watch: bool = True
+    """Follow the config file: a change (an edit, a rename over it, a Kubernetes ConfigMap
+    update) is reloaded as SIGHUP would. A change of this setting waits for a restart."""
+
+
+class ShutdownConfig(_Section):
+    deadline: float = Field(5.0, gt=0, le=300)
+    """Seconds from SIGTERM/SIGINT to exit: calls and IM sessions ended (BYE), the
+    registration removed, replies in flight sent; what is left then is cut."""
+
+
 class Config(_Section):
     sip: SipConfig = SipConfig()
     registrar: RegistrarConfig = RegistrarConfig()
@@ -456,6 +468,8 @@ class Config(_Section):
     security: SecurityConfig = SecurityConfig()
     admin: AdminConfig = AdminConfig()
     logging: LoggingConfig = LoggingConfig()
+    reload: ReloadConfig = ReloadConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
 
     @model_validator(mode="after")
     def _rules_find_their_conferences(self) -> Config:

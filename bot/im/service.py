@@ -79,6 +79,12 @@ class ImService:
     def start(self) -> None:
         self._sweeper = asyncio.ensure_future(self._sweep_idle())
 
+    async def drain(self) -> None:
+        """Wait for the work under way - commands and their replies, receipts - to finish,
+        including work that requests of open sessions add meanwhile (the bot stopping)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def close(self) -> None:
         await self.sessions.close()
         if self._sweeper is not None:
