@@ -1,8 +1,9 @@
 """deploy/ as CI can check it without a container runtime (issue 18 item 4): every Kamailio
-configuration passes ``kamailio -c`` and the compose stack's Kamailio really loads its tables;
-the systemd unit passes ``systemd-analyze verify``; the Dockerfiles pass hadolint; the compose
-file and the Kubernetes manifests have the shape they need, agree with each other on addresses,
-ports and secrets, and every sipbot config they carry passes ``sipbot check-config``; the health
+configuration passes ``kamailio -c``; the compose stack's Kamailio and bot, run at the compose
+network's addresses in a network namespace, carry a user's message to the bot and back; the
+systemd unit passes ``systemd-analyze verify``; the Dockerfiles pass hadolint; the compose file
+and the Kubernetes manifests have the shape they need, agree with each other on addresses, ports
+and secrets, and every sipbot config they carry passes ``sipbot check-config``; the health
 probes' command exits 0 only on a 2xx."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import shlex
 import shutil
@@ -31,7 +33,8 @@ from bot.services.register_client import RegisterClient
 from bot.sip.digest import DigestClient
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
-from tests.peers.conftest import free_port, module_path, require, start
+from tests.e2e.conftest import RunningBot
+from tests.peers.conftest import Process, free_port, module_path, require, start
 from tests.peers.test_kamailio import wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +169,76 @@ async def test_the_compose_kamailio_registers_the_bot_and_alice(tmp_path: Path) 
                 assert (await client.register()).status == status, (user, process.text)
     finally:
         await process.stop()
+
+
+async def test_the_compose_stack_carries_alices_message_to_the_bot_and_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compose stack without Docker: in a network namespace of its own holding the compose
+    network's addresses, compose's Kamailio (its command and tables, on its address) and
+    ``sipbot run`` on deploy/compose/config.yaml with compose's environment - only the store
+    is a SQLite file instead of the PostgreSQL container. The bot registers; alice, with the
+    bot's own client as her softphone, asks through Kamailio and gets her conferences; the
+    bot's reply passed Kamailio as the trusted application's, from the bot's address."""
+    stack = load_compose()
+    ip = {name: s["networks"]["sip"]["ipv4_address"] for name, s in stack["services"].items()}
+    addresses = " && ".join(f"ip addr add {ip[n]}/32 dev lo" for n in ("kamailio", "sipbot"))
+    ip_tool = shutil.which("ip", path=f"{os.defpath}:/usr/sbin:/sbin")
+    assert ip_tool, "ip is not installed; run: apt-get install -y iproute2"
+    network = await start(
+        "unshare", "--net", "--map-root-user", "sh", "-c",
+        f"PATH={Path(ip_tool).parent}:$PATH && ip link set lo up && {addresses}"
+        " && echo up && exec sleep 300",
+    )  # fmt: skip
+    inside = ("--target", str(network.proc.pid), "--net", "--user", "--preserve-credentials")
+    running: list[Process] = [network]
+    try:
+        assert network.proc.stdout is not None
+        up = await asyncio.wait_for(network.proc.stdout.readline(), 10)
+        assert up == b"up\n", up + await network.proc.stdout.read()
+        kamailio = await start(
+            "nsenter", *inside, "--", require("kamailio"), *kamailio_in_a_folder(tmp_path),
+            "-L", module_path(), "-l", f"udp:{ip['kamailio']}:5060",
+            "-l", f"tcp:{ip['kamailio']}:5060", "-DD", "-E", "-Y", str(tmp_path), "-w",
+            str(tmp_path),
+        )  # fmt: skip
+        running.append(kamailio)
+        kamailio_log = asyncio.ensure_future(read_all(kamailio))
+        for name, value in stack["services"]["sipbot"]["environment"].items():
+            monkeypatch.setenv(name, compose_value(value))
+        config = (COMPOSE / "config.yaml").read_text()
+        stored = re.sub(r"(?m)^(  database_url: ).*$", rf"\1sqlite:///{tmp_path}/bot.db", config)
+        assert stored.count("sqlite:") == 1
+        (tmp_path / "config.yaml").write_text(stored)
+        sipbot = ("nsenter", *inside, "--", sys.executable, "-m", "bot")
+        bot_process = await start(
+            *sipbot, "run", "--config", str(tmp_path / "config.yaml"),
+            "--data-dir", str(tmp_path / "data"), cwd=ROOT,
+        )  # fmt: skip
+        running.append(bot_process)
+        bot = RunningBot(bot_process, tmp_path / "config.yaml", 5060)
+        bot.follow()
+        await bot.event("registration.succeeded", timeout=30)
+        alice = await start(
+            *sipbot, "send", "--server", f"{ip['kamailio']}:5060", "--domain", "example.test",
+            "--as", "alice", "--password", "alice-demo", "my meetings", cwd=ROOT,
+        )  # fmt: skip
+        running.append(alice)
+        assert await alice.wait(30) == 0, alice.text
+        assert "Your conferences (2):" in alice.text and "Weekly sync" in alice.text
+        await bot.event("im.reply.delivered", sender="alice@example.test")
+        assert await bot.stop() == 0, bot.text
+        await kamailio.stop()
+        assert f"trusted MESSAGE from {ip['sipbot']}:5060" in await kamailio_log
+    finally:
+        for process in reversed(running):
+            await process.stop()
+
+
+async def read_all(process: Process) -> str:
+    """All a process writes, read as it comes (its pipe never fills)."""
+    assert process.proc.stdout is not None
+    return (await process.proc.stdout.read()).decode("utf-8", "replace")
 
 
 # --- systemd --------------------------------------------------------------------------------
