@@ -266,9 +266,10 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     sipbot.chmod(0o755)
     text = UNIT.read_text()
     installed = shlex.split(unit_directives(text)["Service.ExecStart"][0])[0]
-    assert text.count(installed) == 1
+    start_line = f"ExecStart={installed} "
+    assert text.count(start_line) == 1
     copy = tmp_path / "sipbot.service"
-    copy.write_text(text.replace(installed, str(sipbot)))
+    copy.write_text(text.replace(start_line, f"ExecStart={sipbot} "))
     verified = subprocess.run(
         [require("systemd-analyze"), "verify", "--man=no", str(copy)],
         capture_output=True, text=True, timeout=60, check=False,
