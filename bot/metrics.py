@@ -17,7 +17,8 @@ Gauges: ``sipbot_bans_active``, ``sipbot_registered_users``, ``sipbot_registered
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sized
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,6 +27,7 @@ from prometheus_client.registry import Collector
 from bot.commands.dispatcher import OUTCOMES, Dispatcher
 from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.store import ConferenceStore
+from bot.health import RELOAD_RESULTS, Heartbeat
 from bot.im.receipts import labels as receipt_labels
 from bot.im.service import ImService
 from bot.services.guard import AuthGuard
@@ -54,6 +56,10 @@ class Bot(Protocol):
     def endpoints(self) -> UserEndpointPool: ...
     @property
     def store(self) -> ConferenceStore: ...
+    @property
+    def calls(self) -> Sized: ...
+    @property
+    def reloads(self) -> Counter[str]: ...
 
 
 class GuardCollector(Collector):
@@ -82,6 +88,20 @@ class GuardCollector(Collector):
         )
 
 
+class HeartbeatCollector(Collector):
+    """How late the event loop is: the age of its heartbeat (bot.health)."""
+
+    def __init__(self, heartbeat: Heartbeat):
+        self.heartbeat = heartbeat
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sipbot_heartbeat_age_seconds",
+            "Seconds since the event loop's heartbeat last beat (every second when all is well)",
+            self.heartbeat.age() or 0.0,
+        )
+
+
 class BotCollector(Collector):
     """Commands, registrations, IM, and the sizes of what the bot holds in memory (what a
     flood must leave at its baseline)."""
@@ -95,6 +115,7 @@ class BotCollector(Collector):
         yield from self._im()
         yield from self._sip()
         yield from self._held()
+        yield from self._reloads()
 
     def _commands(self) -> Iterator[Metric]:
         dispatcher = self.bot.dispatcher
@@ -177,6 +198,7 @@ class BotCollector(Collector):
         yield GaugeMetricFamily(
             "sipbot_user_endpoints", "User endpoints in the pool", len(self.bot.endpoints)
         )
+        yield GaugeMetricFamily("sipbot_calls", "Calls in progress", len(self.bot.calls))
         yield GaugeMetricFamily(
             "sipbot_listing_cache_entries",
             "Organizers whose conference listing is cached",
@@ -187,6 +209,16 @@ class BotCollector(Collector):
             "Senders the commands remember something of (last listing, pending question)",
             len(self.bot.dispatcher.memory),
         )
+
+    def _reloads(self) -> Iterator[Metric]:
+        reloads = CounterMetricFamily(
+            "sipbot_config_reloads",
+            "Config reloads by result: ok, invalid (nothing changed), restart_needed",
+            labels=["result"],
+        )
+        for result in RELOAD_RESULTS:
+            reloads.add_metric([result], self.bot.reloads[result])
+        yield reloads
 
 
 def register_outcome(status: int) -> str:

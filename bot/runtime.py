@@ -7,6 +7,7 @@ import contextlib
 import gc
 import importlib
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -32,9 +33,9 @@ from bot.config import Config, ConfigError, load_config
 from bot.control import ControlChannel, socket_path
 from bot.datadir import data_dir as default_data_dir
 from bot.datadir import prepare
+from bot.health import ReloadRecord, ReloadResult
 from bot.im.encoding import ENCODINGS
 from bot.im.service import ImService
-from bot.metrics import BotCollector
 from bot.reload import Reload, merge
 from bot.services.guard import AuthGuard
 from bot.services.identity import GateSettings, IdentityGate
@@ -171,7 +172,11 @@ class Runtime:
         self._rules: asyncio.Task[None] | None = None
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
-        self.admin = AdminApi(config.admin, self.guard, self.reload_file)
+        self.reloads: Counter[str] = Counter()
+        """Reloads by result (bot.health.RELOAD_RESULTS): for /metrics."""
+        self.last_reload: ReloadRecord | None = None
+        """The last reload, for /admin/status."""
+        self.admin = AdminApi(config.admin, self.guard, self.reload_file, bot=self)
         self.control = ControlChannel(socket_path(data_dir), self.guard) if data_dir else None
 
     def _conferences(self) -> UserEndpointPool:
@@ -227,7 +232,6 @@ class Runtime:
             self.registration = Registration(self.endpoint, self.config)
             self.registration.start()
         await self._start_announcements()
-        self.admin.add_collector(BotCollector(self))
         await self.admin.start()
         if self.control is not None:
             await self.control.start()
@@ -298,8 +302,17 @@ class Runtime:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("config.reload_failed", errors=exc.messages)
+            self._reloaded("invalid", errors=tuple(exc.messages))
             raise
         return self.reload(new)
+
+    def _reloaded(
+        self, result: ReloadResult, *, restart_needed: tuple[str, ...] = (),
+        errors: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        self.reloads[result] += 1
+        self.last_reload = ReloadRecord(result=result, at=datetime.now(UTC),
+                                        restart_needed=restart_needed, errors=errors)  # fmt: skip
 
     def reload(self, new: Config) -> Reload:
         """Apply ``new``: live settings at once, the rest at the next restart (bot.reload).
@@ -312,6 +325,7 @@ class Runtime:
             gate = GateSettings.of(config)
         except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
             log.error("config.reload_failed", errors=[str(exc)])
+            self._reloaded("invalid", errors=(f"reload refused, nothing changed: {exc}",))
             raise ConfigError([f"reload refused, nothing changed: {exc}"]) from exc
         ended = self.gate.changed_users(gate) if self.registrar is not None else set()
         # --- swap: nothing below raises
@@ -331,6 +345,8 @@ class Runtime:
         self.services.zone = zone
         log.info("config.reloaded", restart_needed=list(outcome.restart_needed),
                  sessions_ended_for=sorted(ended))  # fmt: skip
+        self._reloaded("restart_needed" if outcome.restart_needed else "ok",
+                       restart_needed=outcome.restart_needed)  # fmt: skip
         return outcome
 
     def status(self) -> dict[str, Any]:

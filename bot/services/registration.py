@@ -36,6 +36,8 @@ class Registration:
             expires=settings.expires,
         )
         self.registered = False
+        self.answering = True
+        """The registrar answered the last REGISTER or keep-alive probe (for /readyz)."""
         self.failures = 0
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
@@ -66,6 +68,7 @@ class Registration:
         settings = self.config.registrar
         while self._running:
             response = await self.binding.register()
+            self.answering = response.status not in (408, 503)
             if self.binding.granted is not None:
                 granted = self.binding.granted
                 self.registered, self.failures = True, 0
@@ -96,7 +99,7 @@ class Registration:
             await asyncio.sleep(min(interval, left))
             if loop.time() >= deadline:
                 return
-            alive = await self._probe()
+            alive = self.answering = await self._probe()
             if not alive and not lost:
                 log.warning("registration.server_lost")
             if alive and lost:
