@@ -25,7 +25,7 @@ import hmac
 import ipaddress
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sized
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -52,8 +52,6 @@ class Operated(Bot, Protocol):
     def config(self) -> Config: ...
     @property
     def started(self) -> float: ...
-    @property
-    def calls(self) -> Sized: ...
     @property
     def reloads(self) -> Counter[str]: ...
     @property
