@@ -91,6 +91,15 @@ async def readyz(port: int, status: int, bot: RunningBot) -> dict[str, Any]:
     raise AssertionError(f"/readyz never answered {status}: {seen}\n{bot.text}")
 
 
+async def scrape(port: int) -> dict[str, float]:
+    """/metrics as series -> value."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    lines = (line.rpartition(" ") for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, _, value in lines}
+
+
 async def test_readyz_follows_the_registrar_and_the_store(
     start_bot: StartBot, processes: list[Process], tmp_path: Path, postgres: Postgres
 ) -> None:
@@ -119,6 +128,12 @@ async def test_readyz_follows_the_registrar_and_the_store(
     assert failing == {"registration": "the registrar does not answer"}
     await start_kamailio(kamailio_port, bot_port, tmp_path, processes)
     await readyz(admin_port, 200, bot)
+    # registered once, then again when the registrar came back (a refresh: the bot never
+    # stopped counting itself registered: RFC 3261 §10.2.4 lets it renew at any time)
+    metrics = await scrape(admin_port)
+    assert metrics['sipbot_registration_requests_total{outcome="registered"}'] == 1
+    assert metrics['sipbot_registration_requests_total{outcome="refreshed"}'] >= 1
+    assert metrics["sipbot_registered_with_server"] == 1
 
     postgres.stop()
     failing = (await readyz(admin_port, 503, bot))["failing"]
