@@ -77,6 +77,8 @@ class AdminApi:
         self.heartbeat = heartbeat or Heartbeat()
         self._reload = reload
         self._runner: web.AppRunner | None = None
+        self._failing: dict[str, str] = {}
+        """The checks /readyz found failing last time."""
         self.port: int | None = None
         self._registry = CollectorRegistry()
         self._registry.register(GuardCollector(guard))
@@ -139,7 +141,7 @@ class AdminApi:
     async def _require_token(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not request.path.startswith(ADMIN):
+        if not _admin_path(request):
             return await handler(request)
         token = self.settings.token
         if not token:
@@ -168,8 +170,9 @@ class AdminApi:
         checks = await readiness(bot.endpoint, bot.registration, bot.store.engine)
         failing = {check.name: check.reason for check in checks if not check.ok}
         body = {"ready": not failing, "checks": [c.name for c in checks], "failing": failing}
-        if failing:
-            log.info("admin.not_ready", failing=failing)
+        if failing.keys() != self._failing.keys():  # logged when it changes, not every probe
+            log.info("admin.readiness_changed", ready=not failing, failing=failing)
+        self._failing = failing
         return web.json_response(body, status=503 if failing else 200)
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -233,6 +236,14 @@ def status_of(bot: Operated) -> dict[str, Any]:
         "reloads": dict(bot.reloads),
         "last_reload": last.describe() if last else None,
     }
+
+
+def _admin_path(request: web.Request) -> bool:
+    """Under /admin/: by the path as asked (an unknown admin path is no 404 for a stranger) or
+    as routed (however it was spelt)."""
+    resource = request.match_info.route.resource
+    routed = resource.canonical if resource is not None else ""
+    return request.path.startswith(ADMIN) or routed.startswith(ADMIN)
 
 
 def _is_loopback(host: str) -> bool:

@@ -42,6 +42,7 @@ class Heartbeat:
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
+        self.stop()  # one chain of beats, however often it is started
         if self._clock is None:
             self._clock = asyncio.get_running_loop().time
         self._beat()
@@ -92,9 +93,10 @@ class Registered(Protocol):
 
 
 def listeners(endpoint: Listening) -> Check:
-    closed = sorted(transport for transport, up in endpoint.listening().items() if not up)
-    if not endpoint.listening():
-        return Check(name="listeners", reason="no SIP listener is open")
+    listening = endpoint.listening()
+    closed = sorted(transport for transport, up in listening.items() if not up)
+    if not listening:
+        return Check(name="listeners", reason="no SIP listener is configured")
     if closed:
         return Check(name="listeners", reason=f"not listening on {', '.join(closed)}")
     return Check(name="listeners")

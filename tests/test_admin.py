@@ -190,8 +190,12 @@ async def test_admin_routes_answer_401_without_a_word_to_a_missing_or_wrong_toke
             assert response.status == 401, (method, path, headers)
             assert response.headers["WWW-Authenticate"] == "Bearer"
             assert await response.read() == b"", (method, path, headers)
+    for spelt in ("/%61dmin/status", "/admin/nothing-here", "/healthz/../admin/status"):
+        response = await client.get(spelt)  # however an admin path is spelt, or if none
+        assert (response.status, await response.read()) == (401, b""), spelt
     # the right token opens the same doors
     assert (await client.get("/admin/bans", headers=AUTH)).status == 200
+    assert (await client.get("/admin/nothing-here", headers=AUTH)).status == 404
 
 
 async def test_with_no_token_configured_every_admin_route_is_refused(
