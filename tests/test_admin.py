@@ -115,9 +115,13 @@ async def test_healthz_turns_503_when_the_heartbeat_stops_beating(
 async def test_readyz_names_a_closed_listener(runtime: Runtime, make_client: MakeClient) -> None:
     client = await make_client(runtime.admin.app())
     await runtime.endpoint.close()
-    response = await client.get("/readyz")
-    assert response.status == 503
-    assert (await response.json())["failing"] == {"listeners": "not listening on UDP"}
+    with capture_logs() as logs:
+        for _ in range(3):
+            response = await client.get("/readyz")
+            assert response.status == 503
+            assert (await response.json())["failing"] == {"listeners": "not listening on UDP"}
+    changes = [e for e in logs if e["event"] == "admin.readiness_changed"]
+    assert len(changes) == 1 and changes[0]["ready"] is False  # once, not at every probe
 
 
 async def test_readyz_names_a_store_that_cannot_answer(
