@@ -1,40 +1,65 @@
 """What ``/metrics`` shows (Prometheus text format), read from the running bot at scrape time.
 
-Every counter is there from the start, at zero, and every label takes values from a fixed set
-(command names, outcomes, RFC 5438 statuses): nothing a sender writes becomes a series.
+Every label takes values from a fixed set (command names, outcomes, RFC 5438 statuses, SIP
+methods the bot knows else ``other``, statuses the bot sends else their class): nothing a
+sender writes becomes a series. Every counter is there from the start, at zero, except the
+SIP responses, whose (direction, method, code) series appear when first seen.
 
 Counters: ``sipbot_auth_failures_total{reason}``, ``sipbot_banned_requests_dropped_total``,
 ``sipbot_im_commands_total{command,outcome}``, ``sipbot_register_requests_total{outcome}``,
+``sipbot_registrar_bindings_total{change}``, ``sipbot_registration_requests_total{outcome}``,
 ``sipbot_im_receipts_total{kind,status}``, ``sipbot_im_replies_suppressed_total``,
+``sipbot_sip_requests_total{direction,method}``,
+``sipbot_sip_responses_total{direction,method,code}``,
 ``sipbot_sip_messages_received_total``, ``sipbot_sip_messages_dropped_total``,
-``sipbot_sip_retransmissions_absorbed_total``, ``sipbot_sip_retransmissions_sent_total``.
+``sipbot_sip_retransmissions_absorbed_total``, ``sipbot_sip_retransmissions_sent_total``,
+``sipbot_rtp_packets_total{direction}``, ``sipbot_config_reloads_total{result}``.
+
+Histogram: ``sipbot_im_command_seconds{command}``.
 
 Gauges: ``sipbot_bans_active``, ``sipbot_registered_users``, ``sipbot_registered_with_server``,
 ``sipbot_sip_transactions``, ``sipbot_sip_connections``, ``sipbot_im_sessions``,
-``sipbot_user_endpoints``, ``sipbot_listing_cache_entries``, ``sipbot_command_memory_senders``.
+``sipbot_calls``, ``sipbot_user_endpoints``, ``sipbot_listing_cache_entries``,
+``sipbot_command_memory_senders``, ``sipbot_heartbeat_age_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from typing import Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from bot.calls.calls import Calls
 from bot.commands.dispatcher import OUTCOMES, Dispatcher
+from bot.commands.latency import Histogram
 from bot.conferencing.endpoints import UserEndpointPool
 from bot.conferencing.store import ConferenceStore
+from bot.health import Heartbeat
 from bot.im.receipts import labels as receipt_labels
 from bot.im.service import ImService
+from bot.reload import RESULTS, Result
 from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
+from bot.sip.tally import DIRECTIONS, OTHER
+from bot.sip.validation import KNOWN_METHODS
 from bot.transport.endpoint import SipEndpoint
 
 REGISTER_OUTCOMES = ("ok", "challenged", "refused", "invalid", "error")
 """What became of a REGISTER: 200, a challenge, 403/404, another 4xx, a 5xx."""
+BINDING_CHANGES = ("added", "refreshed", "removed")
+"""What a REGISTER the embedded registrar accepted did to each binding."""
+REGISTRATION_OUTCOMES = ("registered", "refreshed", "failed")
+"""What became of a REGISTER the bot sent (external mode)."""
 
 
 class Bot(Protocol):
@@ -54,6 +79,10 @@ class Bot(Protocol):
     def endpoints(self) -> UserEndpointPool: ...
     @property
     def store(self) -> ConferenceStore: ...
+    @property
+    def calls(self) -> Calls: ...
+    @property
+    def reloads(self) -> Counter[Result]: ...
 
 
 class GuardCollector(Collector):
@@ -82,6 +111,20 @@ class GuardCollector(Collector):
         )
 
 
+class HeartbeatCollector(Collector):
+    """How late the event loop is: the age of its heartbeat (bot.health)."""
+
+    def __init__(self, heartbeat: Heartbeat):
+        self.heartbeat = heartbeat
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sipbot_heartbeat_age_seconds",
+            "Seconds since the event loop's heartbeat last beat (every second when all is well)",
+            self.heartbeat.age() or 0.0,
+        )
+
+
 class BotCollector(Collector):
     """Commands, registrations, IM, and the sizes of what the bot holds in memory (what a
     flood must leave at its baseline)."""
@@ -95,6 +138,7 @@ class BotCollector(Collector):
         yield from self._im()
         yield from self._sip()
         yield from self._held()
+        yield from self._reloads()
 
     def _commands(self) -> Iterator[Metric]:
         dispatcher = self.bot.dispatcher
@@ -103,10 +147,20 @@ class BotCollector(Collector):
             "Messages answered, by command (unknown: none named) and outcome",
             labels=["command", "outcome"],
         )
-        for command in sorted({*dispatcher.command_names(), *(c for c, _ in dispatcher.answered)}):
+        names = sorted({*dispatcher.command_names(), *(c for c, _ in dispatcher.answered)})
+        for command in names:
             for outcome in OUTCOMES:
                 commands.add_metric([command, outcome], dispatcher.answered[(command, outcome)])
         yield commands
+        latency = HistogramMetricFamily(
+            "sipbot_im_command_seconds",
+            "Seconds from a message to its reply, by command (unknown: none named)",
+            labels=["command"],
+        )
+        for command in names:
+            took = dispatcher.latency.get(command) or Histogram()
+            latency.add_metric([command], took.cumulative(), took.total)
+        yield latency
 
     def _registrations(self) -> Iterator[Metric]:
         registrar, registration = self.bot.registrar, self.bot.registration
@@ -121,6 +175,24 @@ class BotCollector(Collector):
         for outcome, count in outcomes.items():
             requests.add_metric([outcome], count)
         yield requests
+        changes = CounterMetricFamily(
+            "sipbot_registrar_bindings",
+            "Bindings the embedded registrar added, refreshed and removed",
+            labels=["change"],
+        )
+        changed = registrar.bindings_changed if registrar else {}
+        for change in BINDING_CHANGES:
+            changes.add_metric([change], changed.get(change, 0))
+        yield changes
+        sent = CounterMetricFamily(
+            "sipbot_registration_requests",
+            "REGISTERs the bot sent to the external registrar, by outcome",
+            labels=["outcome"],
+        )
+        outcomes = registration.outcomes if registration else {}
+        for outcome in REGISTRATION_OUTCOMES:
+            sent.add_metric([outcome], outcomes.get(outcome, 0))
+        yield sent
         yield GaugeMetricFamily(
             "sipbot_registered_users",
             "Users with a live binding at the embedded registrar",
@@ -155,6 +227,26 @@ class BotCollector(Collector):
     def _sip(self) -> Iterator[Metric]:
         endpoint = self.bot.endpoint
         stats = endpoint.layer.stats
+        requests = CounterMetricFamily(
+            "sipbot_sip_requests",
+            "SIP requests received (in) and sent (out), by method (other: one the bot does not "
+            "know); retransmissions the bot sends are not counted again",
+            labels=["direction", "method"],
+        )
+        counted = stats.messages.requests
+        for direction in DIRECTIONS:
+            for method in (*sorted(KNOWN_METHODS), OTHER):
+                requests.add_metric([direction, method], counted[direction, method])
+        yield requests
+        responses = CounterMetricFamily(
+            "sipbot_sip_responses",
+            "SIP responses received (in) and sent (out), by the method of their CSeq and their "
+            "status (exact for those the bot sends, else the class: 4xx)",
+            labels=["direction", "method", "code"],
+        )
+        for labels, count in sorted(stats.messages.responses.items()):
+            responses.add_metric(list(labels), count)
+        yield responses
         for name, value, what in (
             ("messages_received", stats.received, "SIP messages received"),
             ("messages_dropped", stats.dropped, "SIP messages dropped unanswered"),
@@ -177,6 +269,16 @@ class BotCollector(Collector):
         yield GaugeMetricFamily(
             "sipbot_user_endpoints", "User endpoints in the pool", len(self.bot.endpoints)
         )
+        calls = self.bot.calls
+        yield GaugeMetricFamily("sipbot_calls", "Calls in progress", len(calls))
+        rtp = CounterMetricFamily(
+            "sipbot_rtp_packets", "RTP packets the bot's calls sent and received",
+            labels=["direction"],
+        )  # fmt: skip
+        sent, received = calls.rtp_packets()
+        rtp.add_metric(["sent"], sent)
+        rtp.add_metric(["received"], received)
+        yield rtp
         yield GaugeMetricFamily(
             "sipbot_listing_cache_entries",
             "Organizers whose conference listing is cached",
@@ -187,6 +289,16 @@ class BotCollector(Collector):
             "Senders the commands remember something of (last listing, pending question)",
             len(self.bot.dispatcher.memory),
         )
+
+    def _reloads(self) -> Iterator[Metric]:
+        reloads = CounterMetricFamily(
+            "sipbot_config_reloads",
+            "Config reloads by result: ok, invalid (nothing changed), restart_needed",
+            labels=["result"],
+        )
+        for result in RESULTS:
+            reloads.add_metric([result], self.bot.reloads[result])
+        yield reloads
 
 
 def register_outcome(status: int) -> str:

@@ -16,6 +16,7 @@ from bot.config import Config
 Result = Literal["ok", "invalid", "restart_needed"]
 """ok: applied whole; restart_needed: the live part applied, the settings named wait for a
 restart; invalid: refused, nothing changed."""
+RESULTS: tuple[Result, ...] = ("ok", "invalid", "restart_needed")
 Trigger = Literal["file", "sighup", "api", "direct"]
 """What asked for the reload: the file watcher, SIGHUP, POST /admin/reload, or a caller."""
 

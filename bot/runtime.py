@@ -33,7 +33,6 @@ from bot.datadir import data_dir as default_data_dir
 from bot.datadir import prepare
 from bot.im.encoding import ENCODINGS
 from bot.im.service import ImService
-from bot.metrics import BotCollector
 from bot.reload import LastReload, Reload, Result, Trigger, merge, record
 from bot.services.guard import AuthGuard
 from bot.services.identity import GateSettings, IdentityGate
@@ -170,7 +169,7 @@ class Runtime:
         self._rules: asyncio.Task[None] | None = None
         self.dispatcher = Dispatcher(config, self.registry, self.services)
         self.im: ImService | None = None
-        self.admin = AdminApi(config.admin, self.guard, self.reload_file)
+        self.admin = AdminApi(config.admin, self.guard, self.reload_file, bot=self)
         self.control = ControlChannel(socket_path(data_dir), self.guard) if data_dir else None
         self.watcher: ConfigWatcher | None = None
         """Follows the config file (reload.watch), when the bot runs from one."""
@@ -193,7 +192,6 @@ class Runtime:
             self.registration = Registration(self.endpoint, self.config)
             self.registration.start()
         await self._start_announcements()
-        self.admin.add_collector(BotCollector(self))
         await self.admin.start()
         if self.control is not None:
             await self.control.start()

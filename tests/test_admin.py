@@ -1,86 +1,293 @@
-"""The admin API over real HTTP on loopback: a token is required, bans are listed and lifted."""
+"""The admin listener over HTTP (pytest-aiohttp's client): the probes and /metrics answer
+without a token, /admin/* only with the right one - 401 without a word otherwise, refused
+altogether while no token is set - and /admin/status tells ops how the bot is doing."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-import aiohttp
 import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
 
+from bot import __version__
 from bot.admin import AdminApi
 from bot.config import AdminConfig, AuthSecurityConfig, Config, ConfigError
-from bot.im.imdn import Notification
+from bot.health import Heartbeat
 from bot.reload import Reload, merge
 from bot.runtime import Runtime
 from bot.services.guard import AuthGuard
-from bot.sip import Request, Response, make_response
-from bot.sip.transaction import Peer, TimerConfig
-from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
-from tests.im.test_pager_content import Alice
 
 TOKEN = "s3cret-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[[web.Application], Awaitable[Client]]
+ADMIN_ROUTES = (
+    ("GET", "/admin/status"),
+    ("GET", "/admin/bans"),
+    ("DELETE", "/admin/bans/198.51.100.7"),
+    ("POST", "/admin/reload"),
+)
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[AdminApi]:
+def make_client(aiohttp_client: Any) -> MakeClient:
+    async def make(app: web.Application) -> Client:
+        client: Client = await aiohttp_client(app)
+        return client
+
+    return make
+
+
+def guard_only(token: str | None = TOKEN, **kwargs: Any) -> AdminApi:
     guard = AuthGuard(AuthSecurityConfig(max_failures=2))
-    admin = AdminApi(AdminConfig(port=0, token=TOKEN), guard)
-    await admin.start()
-    yield admin
-    await admin.close()
+    return AdminApi(AdminConfig(port=0, token=token), guard, **kwargs)
 
 
-def url(api: AdminApi, path: str) -> str:
-    return f"http://127.0.0.1:{api.port}{path}"
+def bot_config(tmp_path: Path, **sections: Any) -> Config:
+    """A bot on a free UDP port and its own SQLite file; its admin listener off (the tests
+    serve its admin app with the test client instead)."""
+    return Config.model_validate(
+        {
+            "sip": {"listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}]},
+            "conferences": {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}"},
+            "admin": {"enabled": False, "token": TOKEN},
+            **sections,
+        }
+    )
 
 
-async def test_without_the_token_nothing_is_shown(api: AdminApi) -> None:
-    async with aiohttp.ClientSession() as http:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-            async with http.get(url(api, "/admin/bans"), headers=headers) as response:
-                assert response.status == 401
-                assert "Bearer" in (await response.json())["error"]
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    bot = Runtime(bot_config(tmp_path))
+    await bot.start()
+    yield bot
+    await bot.stop()
 
 
-async def test_bans_are_listed_and_lifted_at_once(api: AdminApi) -> None:
+# --- the probes -------------------------------------------------------------------------------
+
+
+async def test_the_probes_and_metrics_answer_without_a_token(
+    runtime: Runtime, make_client: MakeClient
+) -> None:
+    client = await make_client(runtime.admin.app())
+    response = await client.get("/healthz")
+    assert response.status == 200 and (await response.json())["ok"] is True
+    response = await client.get("/readyz")
+    assert response.status == 200, await response.text()
+    assert await response.json() == {
+        "ready": True,
+        "checks": ["listeners", "store"],  # embedded mode: no registration to check
+        "failing": {},
+    }
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    assert "sipbot_heartbeat_age_seconds " in await response.text()
+
+
+async def test_healthz_turns_503_when_the_heartbeat_stops_beating(
+    make_client: MakeClient,
+) -> None:
+    """The loop answers the probe, but its heartbeat is stale: timers no longer fire on time
+    (a clock of the test's moves past the stale limit with no beat in between)."""
+    now = [100.0]
+    heartbeat = Heartbeat(interval=3600.0, stale=5.0, clock=lambda: now[0])
+    client = await make_client(guard_only(heartbeat=heartbeat).app())
+    response = await client.get("/healthz")
+    assert response.status == 200 and (await response.json())["heartbeat_age"] == 0
+    now[0] += 5.5
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert await response.json() == {"ok": False, "heartbeat_age": 5.5}
+    metrics = await (await client.get("/metrics")).text()
+    assert "sipbot_heartbeat_age_seconds 5.5" in metrics
+
+
+async def test_readyz_names_a_closed_listener(runtime: Runtime, make_client: MakeClient) -> None:
+    client = await make_client(runtime.admin.app())
+    await runtime.endpoint.close()
+    with capture_logs() as logs:
+        for _ in range(3):
+            response = await client.get("/readyz")
+            assert response.status == 503
+            assert (await response.json())["failing"] == {"listeners": "not listening on UDP"}
+    changes = [e for e in logs if e["event"] == "admin.readiness_changed"]
+    assert len(changes) == 1 and changes[0]["ready"] is False  # once, not at every probe
+
+
+async def test_readyz_names_a_store_that_cannot_answer(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir()
+    bot = Runtime(bot_config(tmp_path, conferences={
+        "database_url": f"sqlite+aiosqlite:///{folder / 'db'}"}))  # fmt: skip
+    await bot.start()
+    try:
+        client = await make_client(bot.admin.app())
+        assert (await client.get("/readyz")).status == 200
+        await bot.store.engine.dispose()  # the pooled connection goes, with its file
+        (folder / "db").unlink()
+        folder.rmdir()
+        response = await client.get("/readyz")
+        assert response.status == 503
+        failing = (await response.json())["failing"]
+        assert list(failing) == ["store"] and "unable to open database file" in failing["store"]
+    finally:
+        await bot.stop()
+
+
+async def test_readyz_in_external_mode_wants_the_registration(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    """A registrar nobody answers for (a UDP port that was just closed): the bot is not
+    registered, and /readyz says so."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    config = bot_config(
+        tmp_path,
+        sip={"mode": "external", "listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}],
+             "timers": {"t1": 0.05, "t2": 0.4, "t4": 0.5}},
+        registrar={"server": f"sip:127.0.0.1:{dead}", "username": "bot", "password": "x"},
+    )  # fmt: skip
+    bot = Runtime(config)
+    await bot.start()
+    try:
+        client = await make_client(bot.admin.app())
+        response = await client.get("/readyz")
+        assert response.status == 503
+        body = await response.json()
+        assert body["checks"] == ["listeners", "registration", "store"]
+        assert body["failing"] == {"registration": "not registered with the registrar"}
+    finally:
+        await bot.stop()
+
+
+# --- the token ---------------------------------------------------------------------------------
+
+
+async def test_admin_routes_answer_401_without_a_word_to_a_missing_or_wrong_token(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(guard_only(reload=lambda: merge(Config(), Config())).app())
+    wrong = (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": TOKEN},  # no scheme
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": f"bearer {TOKEN}"},
+        {"Authorization": "Bearer ünïcode"},
+    )
+    for method, path in ADMIN_ROUTES:
+        for headers in wrong:
+            response = await client.request(method, path, headers=headers)
+            assert response.status == 401, (method, path, headers)
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+            assert await response.read() == b"", (method, path, headers)
+    for spelt in ("/%61dmin/status", "/admin/nothing-here", "/healthz/../admin/status"):
+        response = await client.get(spelt)  # however an admin path is spelt, or if none
+        assert (response.status, await response.read()) == (401, b""), spelt
+    # the right token opens the same doors
+    assert (await client.get("/admin/bans", headers=AUTH)).status == 200
+    assert (await client.get("/admin/nothing-here", headers=AUTH)).status == 404
+
+
+async def test_with_no_token_configured_every_admin_route_is_refused(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(guard_only(token=None).app())
+    for method, path in ADMIN_ROUTES:
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}):
+            response = await client.request(method, path, headers=headers)
+            assert response.status == 403, (method, path)
+            assert "no admin.token" in await response.text()
+    assert (await client.get("/healthz")).status == 200  # the probes still answer
+    assert (await client.get("/metrics")).status == 200
+
+
+# --- /admin/status -----------------------------------------------------------------------------
+
+
+async def test_admin_status_is_what_the_status_command_shows_and_more(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    path = tmp_path / "config.yaml"
+    settings = bot_config(tmp_path).model_dump(mode="json")
+    path.write_text(yaml.safe_dump(settings))
+    bot = Runtime(Config.model_validate(settings), config_path=path)
+    await bot.start()
+    try:
+        client = await make_client(bot.admin.app())
+        status = await (await client.get("/admin/status", headers=AUTH)).json()
+        assert status["version"] == __version__ and status["mode"] == "embedded"
+        summary = json.loads(json.dumps(bot.status()))  # what the `status` command shows
+        assert {k: v for k, v in status["status"].items() if k != "uptime"} == {
+            k: v for k, v in summary.items() if k != "uptime"
+        }
+        assert status["registrations"] == {
+            "registered_users": 0,
+            "registered_with_server": None,
+            "server_answering": None,
+        }
+        assert (status["sessions"], status["calls"], status["user_endpoints"]) == (0, 0, 0)
+        assert status["reloads"] == {} and status["last_reload"] is None
+
+        path.write_text("features:\n  help: maybe\n")
+        response = await client.post("/admin/reload", headers=AUTH)
+        assert response.status == 422
+        status = await (await client.get("/admin/status", headers=AUTH)).json()
+        last = status["last_reload"]
+        assert status["reloads"] == {"invalid": 1} and last["result"] == "invalid"
+        assert "features.help" in last["errors"][0] and last["restart_needed"] == []
+
+        settings["sip"]["domain"] = "other.test"
+        path.write_text(yaml.safe_dump(settings))
+        assert (await client.post("/admin/reload", headers=AUTH)).status == 200
+        status = await (await client.get("/admin/status", headers=AUTH)).json()
+        assert status["reloads"] == {"invalid": 1, "restart_needed": 1}
+        assert status["last_reload"]["restart_needed"] == ["sip.domain"]
+        metrics = await (await client.get("/metrics")).text()
+        assert 'sipbot_config_reloads_total{result="invalid"} 1.0' in metrics
+        assert 'sipbot_config_reloads_total{result="restart_needed"} 1.0' in metrics
+        assert 'sipbot_config_reloads_total{result="ok"} 0.0' in metrics
+    finally:
+        await bot.stop()
+
+
+# --- bans and reload ---------------------------------------------------------------------------
+
+
+async def test_bans_are_listed_and_lifted_at_once(make_client: MakeClient) -> None:
+    api = guard_only()
+    client = await make_client(api.app())
     now = asyncio.get_running_loop().time()
     for _ in range(2):
         api.guard.failed("198.51.100.7", "alice", "wrong credentials", now)
     assert not api.guard.allows("198.51.100.7", now)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    async with aiohttp.ClientSession(headers=auth) as http:
-        async with http.get(url(api, "/admin/bans")) as response:
-            listing = await response.json()
-        [ban] = listing["bans"]
-        assert ban["address"] == "198.51.100.7" and ban["users_tried"] == ["alice"]
-        assert 590 < ban["seconds_left"] <= 600
-        assert listing["auth_failures_total"] == {"wrong credentials": 2}
-        async with http.delete(url(api, "/admin/bans/198.51.100.7")) as response:
-            assert response.status == 204
-        assert api.guard.allows("198.51.100.7", now)
-        async with http.delete(url(api, "/admin/bans/198.51.100.7")) as response:
-            assert response.status == 404
-        async with http.get(url(api, "/admin/bans")) as response:
-            assert (await response.json())["bans"] == []
+    listing = await (await client.get("/admin/bans", headers=AUTH)).json()
+    [ban] = listing["bans"]
+    assert ban["address"] == "198.51.100.7" and ban["users_tried"] == ["alice"]
+    assert 590 < ban["seconds_left"] <= 600
+    assert listing["auth_failures_total"] == {"wrong credentials": 2}
+    assert (await client.delete("/admin/bans/198.51.100.7", headers=AUTH)).status == 204
+    assert api.guard.allows("198.51.100.7", now)
+    assert (await client.delete("/admin/bans/198.51.100.7", headers=AUTH)).status == 404
+    assert (await (await client.get("/admin/bans", headers=AUTH)).json())["bans"] == []
 
 
-async def test_metrics_count_failures_by_reason_and_active_bans(api: AdminApi) -> None:
-    now = asyncio.get_running_loop().time()
-    api.guard.failed("198.51.100.7", "alice", "wrong credentials", now)
-    api.guard.failed("198.51.100.7", "zed", "nonce count replayed", now)
-    api.guard.allows("198.51.100.7", now)  # banned: dropped
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        async with http.get(url(api, "/metrics")) as response:
-            text = await response.text()
-    assert 'sipbot_auth_failures_total{reason="wrong credentials"} 1.0' in text
-    assert 'sipbot_auth_failures_total{reason="nonce count replayed"} 1.0' in text
-    assert "sipbot_bans_active 1.0" in text
-    assert "sipbot_banned_requests_dropped_total 1.0" in text
-
-
-async def test_reload_reports_what_waits_for_a_restart_and_refuses_a_bad_file() -> None:
+async def test_reload_reports_what_waits_for_a_restart_and_refuses_a_bad_file(
+    make_client: MakeClient,
+) -> None:
     outcomes: list[Reload | ConfigError] = [
         merge(Config(), Config(sip={"domain": "other.test"})),
         ConfigError(["config.yaml:3: features.help: Input should be a valid boolean"]),
@@ -92,147 +299,49 @@ async def test_reload_reports_what_waits_for_a_restart_and_refuses_a_bad_file() 
             raise outcome
         return outcome
 
-    admin = AdminApi(AdminConfig(port=0, token=TOKEN), AuthGuard(AuthSecurityConfig()), reload)
+    client = await make_client(guard_only(reload=reload).app())
+    response = await client.post("/admin/reload", headers=AUTH)
+    assert response.status == 200
+    assert (await response.json())["restart_needed"] == ["sip.domain"]
+    response = await client.post("/admin/reload", headers=AUTH)
+    assert response.status == 422
+    assert "features.help" in (await response.json())["errors"][0]
+
+
+# --- the listener ------------------------------------------------------------------------------
+
+
+async def test_the_listener_is_on_by_default_on_loopback() -> None:
+    settings = AdminConfig()
+    assert settings.enabled and settings.host == "127.0.0.1" and settings.port == 8089
+    admin = AdminApi(settings.model_copy(update={"port": 0}), AuthGuard(AuthSecurityConfig()))
     await admin.start()
     try:
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-            async with http.post(url(admin, "/admin/reload")) as response:
-                assert response.status == 200
-                assert (await response.json())["restart_needed"] == ["sip.domain"]
-            async with http.post(url(admin, "/admin/reload")) as response:
-                assert response.status == 422
-                assert "features.help" in (await response.json())["errors"][0]
+        assert admin.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", admin.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 200 OK")
+        writer.close()
     finally:
         await admin.close()
 
 
-async def test_im_figures_are_in_the_metrics_of_a_running_bot(tmp_path: Path) -> None:
-    config = Config.model_validate(
-        {
-            "sip": {"listen": [{"transport": "udp", "port": 0}]},
-            "admin": {"port": 0, "token": TOKEN},
-            "conferences": {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}"},
-        }
-    )
-    runtime = Runtime(config)
-    await runtime.start()
-    try:
-        assert runtime.im is not None
-        runtime.im.receipts.record(
-            Notification(message_id="m1", kind="delivery", status="delivered"), "alice@x"
-        )
-        for n in range(3_000):  # issue 15 item 12: a label per made-up status element
-            runtime.im.receipts.record(
-                Notification(message_id=f"x{n}", kind="display", status=f"made-up-{n}"), "m@x"
-            )
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-            async with http.get(url(runtime.admin, "/metrics")) as response:
-                text = await response.text()
-        assert 'sipbot_im_receipts_total{kind="delivery",status="delivered"} 1.0' in text
-        assert 'sipbot_im_receipts_total{kind="display",status="other"} 3000.0' in text
-        assert 'sipbot_im_receipts_total{kind="processing",status="stored"} 0.0' in text
-        assert text.count("sipbot_im_receipts_total{") == 14
-        assert "sipbot_im_replies_suppressed_total 0.0" in text
-        status = runtime.status()  # what the admins' `status` command shows
-        assert status["user endpoints"] == 0 and status["banned addresses"] == 0
-    finally:
-        await runtime.stop()
+async def test_a_port_taken_is_logged_and_the_bot_runs_on() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        admin = AdminApi(AdminConfig(port=port), AuthGuard(AuthSecurityConfig()))
+        with capture_logs() as logs:
+            await admin.start()
+        await admin.close()
+    assert admin.port is None
+    [event] = [e for e in logs if e["event"] == "admin.unavailable"]
+    assert event["port"] == port and event["log_level"] == "error"
 
 
-async def test_no_token_configured_means_no_api() -> None:
-    admin = AdminApi(AdminConfig(port=0), AuthGuard(AuthSecurityConfig()))
+async def test_enabled_false_opens_no_port() -> None:
+    admin = AdminApi(AdminConfig(enabled=False, port=0), AuthGuard(AuthSecurityConfig()))
     await admin.start()
     assert admin.port is None
     await admin.close()
-
-
-def figure(text: str, series: str) -> float:
-    """The value of one series in a Prometheus text page."""
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    raise AssertionError(f"{series} is not in /metrics")
-
-
-async def scrape(runtime: Runtime) -> str:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        async with http.get(url(runtime.admin, "/metrics")) as response:
-            return await response.text()
-
-
-async def test_a_fresh_bot_lists_every_counter_at_zero_and_counts_from_there(
-    tmp_path: Path,
-) -> None:
-    """Issue 14 item 10: /metrics shows every counter from the start, commands by name and
-    outcome, registrations; and the sizes a flood test watches (issue 15)."""
-    config = Config.model_validate(
-        {
-            "sip": {"listen": [{"transport": "tcp", "port": 0}]},
-            "admin": {"port": 0, "token": TOKEN},
-            "conferences": {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}"},
-        }
-    )
-    runtime = Runtime(config)
-    await runtime.start()
-    try:
-        fresh = await scrape(runtime)
-        for command in ("help", "my meetings", "meeting", "more", "schedule", "unknown"):
-            for outcome in ("ok", "usage", "unknown", "rate-limited", "error"):
-                series = f'sipbot_im_commands_total{{command="{command}",outcome="{outcome}"}}'
-                assert figure(fresh, series) == 0
-        for outcome in ("ok", "challenged", "refused", "invalid", "error"):
-            assert figure(fresh, f'sipbot_register_requests_total{{outcome="{outcome}"}}') == 0
-        for series in (
-            'sipbot_im_receipts_total{kind="delivery",status="delivered"}',
-            "sipbot_im_replies_suppressed_total",
-            "sipbot_banned_requests_dropped_total",
-            "sipbot_sip_messages_received_total",
-            "sipbot_sip_messages_dropped_total",
-            "sipbot_sip_retransmissions_absorbed_total",
-            "sipbot_sip_retransmissions_sent_total",
-            "sipbot_bans_active",
-            "sipbot_registered_users",
-            "sipbot_registered_with_server",
-            "sipbot_sip_transactions",
-            "sipbot_sip_connections",
-            "sipbot_im_sessions",
-            "sipbot_user_endpoints",
-            "sipbot_listing_cache_entries",
-            "sipbot_command_memory_senders",
-        ):
-            assert figure(fresh, series) == 0, series
-
-        inbox: asyncio.Queue[Request] = asyncio.Queue()
-
-        def handler(incoming: ServerRequest) -> Response:
-            inbox.put_nowait(incoming.request)
-            return make_response(incoming.request, 200)
-
-        bot = Peer("TCP", *runtime.endpoint.address("TCP"))
-        client = EndpointConfig(
-            listen=(Listen(transport="TCP", port=0),), timers=TimerConfig(t1=0.05, t2=0.4, t4=0.5)
-        )
-        async with SipEndpoint(client, handler=handler) as endpoint:
-            alice = Alice(endpoint, bot)
-            await alice.register()  # challenged, then registered
-            for text in (b"my meetings", b"meeting 9", b"xyzzy"):
-                assert (await alice.say("text/plain", text)).status == 200
-                await asyncio.wait_for(inbox.get(), 5)
-            busy = await scrape(runtime)
-        commands = 'sipbot_im_commands_total{{command="{}",outcome="{}"}}'
-        assert figure(busy, commands.format("my meetings", "ok")) == 1
-        assert figure(busy, commands.format("meeting", "usage")) == 1
-        assert figure(busy, commands.format("unknown", "unknown")) == 1
-        assert figure(busy, 'sipbot_register_requests_total{outcome="challenged"}') == 1
-        assert figure(busy, 'sipbot_register_requests_total{outcome="ok"}') == 1
-        assert figure(busy, "sipbot_registered_users") == 1
-        assert figure(busy, "sipbot_sip_connections") == 1  # alice's, both ways on one
-        assert figure(busy, "sipbot_user_endpoints") == 1
-        assert figure(busy, "sipbot_listing_cache_entries") == 1
-        assert figure(busy, "sipbot_command_memory_senders") == 1
-        assert figure(busy, "sipbot_sip_messages_received_total") >= 8
-        assert figure(busy, "sipbot_sip_transactions") == 0  # TCP: Timer J is 0 (§17.2.2)
-        assert busy.count("sipbot_im_commands_total{") == fresh.count("sipbot_im_commands_total{")
-    finally:
-        await runtime.stop()

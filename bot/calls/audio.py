@@ -36,8 +36,21 @@ class CallFailed(Refusal):
     """A call that could not be made or kept; the message says why, for a person."""
 
 
+class RtpCounts(Protocol):
+    """A stream's packet counts (bot.media.stream.StreamStats)."""
+
+    @property
+    def packets_sent(self) -> int: ...
+
+    @property
+    def packets_received(self) -> int: ...
+
+
 class MediaStream(Protocol):
     """What a call needs of its media (bot.media.stream.AudioStream)."""
+
+    @property
+    def stats(self) -> RtpCounts: ...
 
     @property
     def host(self) -> str: ...

@@ -59,6 +59,8 @@ class Calls:
         self._sessions: set[InviteSession] = set()
         self._calls: set[AudioCall] = set()
         self._watchers: set[asyncio.Task[None]] = set()
+        self._rtp_ended = (0, 0)
+        """RTP packets sent and received by the streams of the calls that ended."""
         self.epid = secrets.token_hex(5)
         """This bot's endpoint id, the same for all its Lync requests: the ``epid`` From
         parameter pidgin-sipe sends (LYNC.md §2.6, ``From: …;tag=…;epid=…``)."""
@@ -69,6 +71,13 @@ class Calls:
     def reconfigure(self, config: Config) -> None:
         """New settings (a config reload): for the calls made from now on."""
         self.config = config
+
+    def rtp_packets(self) -> tuple[int, int]:
+        """RTP packets sent and received by every call so far (for /metrics)."""
+        live = [call.stream.stats for call in self._calls]
+        sent, received = self._rtp_ended
+        return (sent + sum(s.packets_sent for s in live),
+                received + sum(s.packets_received for s in live))  # fmt: skip
 
     # --- any INVITE ------------------------------------------------------------------------
 
@@ -293,7 +302,10 @@ class Calls:
             await call.invite.bye(f"the call reached calls.max_duration ({limit:g} s).")
         finally:
             await call.stream.close()
-            self._calls.discard(call)
+            if call in self._calls:
+                self._calls.discard(call)
+                stats, (sent, received) = call.stream.stats, self._rtp_ended
+                self._rtp_ended = (sent + stats.packets_sent, received + stats.packets_received)
 
     def _media_host(self) -> str:
         """Where RTP is bound and what SDP names: media.host, else what SIP advertises."""

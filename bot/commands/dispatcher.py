@@ -11,6 +11,7 @@ from collections.abc import Callable
 import structlog
 
 from bot.commands.context import CONFIRMATION, CommandContext, Services, UsageError
+from bot.commands.latency import Histogram
 from bot.commands.memory import SenderMemory
 from bot.commands.ratelimit import RateLimiter
 from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
@@ -64,6 +65,8 @@ class Dispatcher:
         self.memory = memory if memory is not None else SenderMemory()
         self.answered: Counter[tuple[str, str]] = Counter()
         """(command name or UNKNOWN, outcome) -> messages answered so: for /metrics."""
+        self.latency: dict[str, Histogram] = {}
+        """Command name or UNKNOWN -> how long its answers took: for /metrics."""
 
     def reconfigure(self, config: Config) -> None:
         """New features, ACL and rate limit (a config reload); senders keep their buckets."""
@@ -92,13 +95,15 @@ class Dispatcher:
             reply = first_page(answer, self.memory.get(sender.address, self._clock()))
         else:
             reply = answer
+        took = self._clock() - started
+        self.latency.setdefault(command or UNKNOWN, Histogram()).observe(took)
         log.info(
             "im.command.answered",
             call_id=call_id,
             sender=sender.address,
             command=command,
             outcome=outcome,
-            ms=round((self._clock() - started) * 1000, 1),
+            ms=round(took * 1000, 1),
         )
         return reply
 

@@ -190,9 +190,13 @@ class SecurityConfig(_Section):
 
 
 class AdminConfig(_Section):
+    enabled: bool = True
+    """The admin listener: /healthz, /readyz, /metrics (no token) and /admin/* (token)."""
     host: str = "127.0.0.1"
+    """Loopback by default; any other address is an explicit choice (logged as a warning)."""
     port: int = Field(8089, ge=0, le=65535)
     token: str | None = None
+    """Bearer token of /admin/*; unset: /admin/* is refused (the probes still answer)."""
 
 
 class FeaturesConfig(_Section):

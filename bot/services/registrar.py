@@ -51,6 +51,9 @@ class Registrar:
         self._bindings: dict[str, list[Binding]] = {}
         self.answered: Counter[int] = Counter()
         """REGISTERs answered, by status (401 for a challenge): for /metrics."""
+        self.bindings_changed: Counter[str] = Counter()
+        """Bindings added, refreshed (registered again before expiry) and removed by the
+        REGISTERs answered 200: for /metrics."""
 
     def reconfigure(self, config: Config) -> None:
         """New settings (a config reload); the bindings of removed users go."""
@@ -106,6 +109,7 @@ class Registrar:
         call_id, cseq = request.call_id, request.cseq.seq
         # step 7 compares contacts by URI: keyed, so the check is linear in the contacts
         bindings = {_key(b.contact): b for b in self._bindings.get(user, []) if b.expires_at > now}
+        known = set(bindings)
         if any(c.strip() == "*" for c in raw_contacts):
             # step 6: "*" removes every binding, only with Expires: 0 and no other Contact
             if len(raw_contacts) != 1 or header_expires != 0:
@@ -143,6 +147,10 @@ class Registrar:
         else:
             self._bindings.pop(user, None)
         log.info("registrar.bindings_updated", user=user, bindings=len(bindings))
+        after = set(bindings)
+        self.bindings_changed["added"] += len(after - known)
+        self.bindings_changed["removed"] += len(known - after)
+        self.bindings_changed["refreshed"] += len(after & known & {_key(c) for c in contacts})
         response = make_response(request, 200)  # step 8: every current binding, with expires
         for binding in bindings.values():
             remaining = max(0, int(binding.expires_at - now))

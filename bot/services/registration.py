@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import Counter
 
 import structlog
 
@@ -36,7 +37,11 @@ class Registration:
             expires=settings.expires,
         )
         self.registered = False
+        self.answering = True
+        """The registrar answered the last REGISTER or keep-alive probe (for /readyz)."""
         self.failures = 0
+        self.outcomes: Counter[str] = Counter()
+        """REGISTERs sent, by outcome: registered, refreshed (while registered), failed."""
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
         self._running = False
@@ -66,14 +71,17 @@ class Registration:
         settings = self.config.registrar
         while self._running:
             response = await self.binding.register()
+            self.answering = response.status not in (408, 503)
             if self.binding.granted is not None:
                 granted = self.binding.granted
+                self.outcomes["refreshed" if self.registered else "registered"] += 1
                 self.registered, self.failures = True, 0
                 log.info("registration.succeeded", expires=granted)
                 await self._hold(max(granted * 0.8, 1.0))
                 continue
             self.registered = False
             self.failures += 1
+            self.outcomes["failed"] += 1
             delay = min(settings.retry_max, settings.retry_min * 2 ** (self.failures - 1))
             delay *= self._rng.uniform(0.5, 1.0)  # jitter: many bots must not retry in step
             log.warning(
@@ -96,7 +104,7 @@ class Registration:
             await asyncio.sleep(min(interval, left))
             if loop.time() >= deadline:
                 return
-            alive = await self._probe()
+            alive = self.answering = await self._probe()
             if not alive and not lost:
                 log.warning("registration.server_lost")
             if alive and lost:

@@ -55,8 +55,10 @@ class TransactionLayer(ClientSide, ServerSide):
             self._reject_unparseable(exc, peer)
             return
         if isinstance(message, Response):
+            self.stats.messages.response("in", message)
             self._receive_response(message, now)
             return
+        self.stats.messages.request("in", message)
         if len(data) > self.max_message_size:
             if message.method == "ACK":
                 self.stats.dropped += 1  # never answered (RFC 3261 §17.2.3)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bot.sip.events import Event
 from bot.sip.message import Response
+from bot.sip.tally import MessageTally
 from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, Timer, TimerConfig
 from bot.sip.validation import UasPolicy
 
@@ -31,6 +32,8 @@ class LayerStats:
     retransmissions_sent: int = 0
     out_of_state: int = 0
     """Responses a client transaction no longer expected in its state: dropped."""
+    messages: MessageTally = field(default_factory=MessageTally)
+    """Requests and responses in and out, by method and status."""
 
 
 class LayerBase:
@@ -105,4 +108,5 @@ class LayerBase:
                 del self._by_peer[tx.peer]
 
     def _send_stateless(self, response: Response, peer: Peer) -> None:
+        self.stats.messages.response("out", response)
         self._out.append((response.serialize(), peer))

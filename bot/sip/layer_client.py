@@ -60,6 +60,7 @@ class ClientSide(LayerBase):
         tx = ClientTransaction((branch, request.method), request, peer)
         tx.wire = wire if wire is not None else request.serialize()
         self._store(self._client, tx)
+        self.stats.messages.request("out", request)
         self._out.append((tx.wire, peer))
         t1 = self.timers.t1
         if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
@@ -72,6 +73,7 @@ class ClientSide(LayerBase):
         """Send the TU's ACK for a 2xx (RFC 3261 §13.2.2.4); it is re-sent for every
         retransmission of that 2xx while the transaction is Accepted."""
         wire = ack.serialize()
+        self.stats.messages.request("out", ack)
         if transaction is not None:
             transaction.ack = wire
         self._out.append((wire, peer))
@@ -134,7 +136,9 @@ class ClientSide(LayerBase):
     ) -> None:
         # §17.1.1.3: the transaction itself ACKs a non-2xx final response, and each copy of it
         if tx.ack is None:
-            tx.ack = _ack_for_failure(kept_request(tx), response).serialize()
+            ack = _ack_for_failure(kept_request(tx), response)
+            self.stats.messages.request("out", ack)
+            tx.ack = ack.serialize()
             tx.last_response = response
             tx.timers.pop(Timer.B, None)
             self._arm(tx, Timer.D, now + (0 if tx.peer.reliable else 32.0))

@@ -57,6 +57,7 @@ class ServerSide(LayerBase):
             self.respond_stateless(tx, response)
             return
         tx.move(response_event(response.status))
+        self.stats.messages.response("out", response)
         tx.last_response = response
         tx.wire = response.serialize()
         self._out.append((tx.wire, tx.reply_to))

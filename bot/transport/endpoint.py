@@ -122,6 +122,17 @@ class SipEndpoint:
         """Open TCP and TLS connections, both directions (for /metrics)."""
         return sum(stream.connection_count for stream in self._streams.values())
 
+    def listening(self) -> dict[str, bool]:
+        """Each configured listener's transport: whether its socket is open (for /readyz)."""
+        up: dict[str, bool] = {}
+        for spec in self.config.listen:
+            if spec.transport == "UDP":
+                up["UDP"] = self._udp is not None and self._udp.is_open
+            else:
+                stream = self._streams.get(spec.transport)
+                up[spec.transport] = stream is not None and stream.is_serving
+        return up
+
     def address(self, transport: str = "UDP") -> tuple[str, int]:
         """Host and port we are reachable on over ``transport``."""
         return self._addresses[transport]

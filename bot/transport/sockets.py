@@ -98,6 +98,10 @@ class UdpTransport:
         address = self._sock.getsockname()
         return str(address[0]), int(address[1])
 
+    @property
+    def is_open(self) -> bool:
+        return self._sock.fileno() >= 0
+
     def _readable(self) -> None:
         for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
             try:
@@ -325,6 +329,11 @@ class StreamTransport:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def is_serving(self) -> bool:
+        """The listener accepts connections."""
+        return self._server is not None and self._server.is_serving()
 
     def send(self, data: bytes, peer: Peer, server_name: str | None = None) -> None:
         connection = self._connections.get(peer)

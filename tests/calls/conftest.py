@@ -16,6 +16,7 @@ from bot.calls.calls import Calls
 from bot.calls.router import DialogRouter, NotMine
 from bot.config import Config
 from bot.config.sections import MediaConfig
+from bot.media.stream import StreamStats
 from bot.sip.dialog import Dialog
 from bot.sip.digest import DigestServer
 from bot.sip.message import Request, Response, make_response, new_tag
@@ -43,6 +44,7 @@ class FakeStream:
         self.started: list[AudioSession] = []
         self.updates: list[AudioSession] = []
         self.closed = asyncio.Event()
+        self.stats = StreamStats()
         self.played: list[int] = []
         self.endless = False
         """play() lasts until cancelled (a call that ends while playing)."""
