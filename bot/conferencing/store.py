@@ -57,6 +57,10 @@ class _ScheduleRow(_Base):
     end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+METADATA = _Base.metadata
+"""The store's tables as the code sees them (what older versions created at start)."""
+
+
 def _model(row: RowMapping) -> Conference:
     return Conference(
         conference_id=row["conference_id"],
