@@ -220,8 +220,10 @@ async def _revisions(url: str, *, upgrade: bool) -> tuple[Revision, Revision]:
 
     engine = create_async_engine(url)
     try:
-        before = await schema.current(engine)
-        return before, await schema.upgrade(engine) if upgrade else before
+        if upgrade:
+            return await schema.upgrade(engine)
+        now = await schema.current(engine)
+        return now, now
     finally:
         await engine.dispose()
 

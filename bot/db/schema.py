@@ -94,9 +94,9 @@ async def exclusive(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield connection
 
 
-async def upgrade(engine: AsyncEngine) -> Revision:
+async def upgrade(engine: AsyncEngine) -> tuple[Revision, Revision]:
     """Migrate to head under the lock (nothing to do when another instance just did); the
-    revision now."""
+    revision found once the lock was held, and the revision now."""
     async with exclusive(engine) as connection:
         before, after = await connection.run_sync(_upgrade)
         await connection.commit()
@@ -104,7 +104,7 @@ async def upgrade(engine: AsyncEngine) -> Revision:
         log.info("db.adopted", revision=after.current)
     elif before.current != after.current:
         log.info("db.upgraded", previous=before.current, revision=after.current)
-    return after
+    return before, after
 
 
 async def current(engine: AsyncEngine) -> Revision:
