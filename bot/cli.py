@@ -200,6 +200,7 @@ def _db(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print("\n".join(exc.messages), file=sys.stderr)
         return CONFIG_ERROR
+    configure(config.logging)  # its events to stderr, as run's: stdout is the answer
     try:
         url = config.conferences.database_url or default_url(prepare(data_dir(args.data_dir)))
         before, after = asyncio.run(_revisions(url, upgrade=args.action == "upgrade"))

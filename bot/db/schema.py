@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = structlog.get_logger("bot.db")
-logging.getLogger("alembic").setLevel(logging.WARNING)  # db.upgraded/db.adopted say it once
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 LOCK_KEY = 0x5199_B07D_B5C4_E4A1

@@ -131,7 +131,7 @@ def said(process: subprocess.Popen[str]) -> str:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "Traceback" not in err
-    return out.strip().splitlines()[-1]
+    return out.strip()
 
 
 async def test_sipbot_db_upgrade_from_the_command_line(postgres: str, tmp_path: Path) -> None:
