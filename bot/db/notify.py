@@ -7,10 +7,10 @@ drops that organizer's cached listing: a change shows everywhere at once, not af
 ``cache_seconds``.
 
 While the listening connection is down, invalidations may be missed: the store then serves
-listings with the cache off (every listing read from the database) and tries to connect again
-every ``retry`` seconds; once listening again, it forgets every cached listing and turns the
-cache back on. A connection that dies silently is found by a ``SELECT 1`` every ``ping``
-seconds.
+listings with the cache off (every listing read from the database) and connects again after
+``retry`` seconds, and every ``retry`` seconds until it can; once listening again, it forgets
+every cached listing and turns the cache back on. A connection that dies silently is found by
+a ``SELECT 1`` every ``ping`` seconds.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Invalidations:
         while True:
             try:
                 connection = await asyncpg.connect(self._dsn, timeout=self._retry * 5)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("db.listen_failed", error=str(exc) or type(exc).__name__)
                 await self._set(None)
                 await asyncio.sleep(self._retry)
@@ -98,6 +98,7 @@ class Invalidations:
             finally:
                 await self._set(None)
                 connection.terminate()
+            await asyncio.sleep(self._retry)  # a server that drops every connection: no spin
 
     async def _listen(self, connection: asyncpg.Connection) -> None:
         lost = asyncio.Event()

@@ -21,7 +21,9 @@ from structlog.testing import capture_logs
 
 from bot.announcements.fired import FIRED, FiredLog
 from bot.conferencing.store import METADATA, ConferenceStore
+from bot.config import Config
 from bot.db import schema
+from bot.runtime import Runtime
 from tests.conferencing.postgres import fresh_database
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -60,6 +62,27 @@ async def test_two_instances_starting_together_on_an_empty_database_both_come_up
         finally:
             for store in stores:
                 await store.close()
+
+
+async def test_two_runtimes_starting_together_on_an_empty_postgresql_both_come_up(
+    postgres: str,
+) -> None:
+    for attempt in range(10):
+        config = Config.model_validate(
+            {
+                "sip": {"domain": DOMAIN, "listen": [{"host": "127.0.0.1", "port": 0}]},
+                "conferences": {"database_url": await fresh_database(postgres)},
+            }
+        )
+        runtimes = [Runtime(config), Runtime(config)]
+        try:
+            await asyncio.gather(*(runtime.start() for runtime in runtimes))
+            for runtime in runtimes:
+                mine = await runtime.store.summaries(f"alice@{DOMAIN}", datetime.now(UTC))
+                assert [c.conference_id for c in mine] == ["DEMO0001", "DEMO0002"], attempt
+        finally:
+            for runtime in runtimes:
+                await runtime.stop()
 
 
 async def test_a_database_an_older_version_made_is_adopted_with_its_rows(
