@@ -1,4 +1,4 @@
-"""The ``sipbot`` command: run, check-config, send, bans, unban."""
+"""The ``sipbot`` command: run, check-config, send, bans, unban, db."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from bot.send import BotAddress, SendError, SendOptions, client_part, send
 from bot.sip.grammar import is_digits
 
 if TYPE_CHECKING:
+    from bot.db.schema import Revision
     from bot.runtime import Runtime
 from bot.sip.transaction import Peer
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return _unban(data_dir(args.data_dir), args.address)
     if args.command == "send":
         return _send(args)
+    if args.command == "db":
+        return _db(args)
     try:
         config = load_config(_config_path(args.config))
     except ConfigError as exc:
@@ -87,6 +90,16 @@ def _parser() -> argparse.ArgumentParser:
         "unban", parents=[data], help="lift the running bot's ban of an address"
     )
     unban.add_argument("address", help="the banned IP address, as `sipbot bans` shows it")
+    database = commands.add_parser(
+        "db",
+        parents=[data],
+        help="the database's schema (sipbot run migrates it at start too)",
+        description="Migrate the schema of the database in conferences.database_url (else "
+        "the SQLite file in the data directory), or say which revision it is at. Safe while "
+        "instances run or start: one migration at a time.",
+    )
+    database.add_argument("action", choices=["upgrade", "current"])
+    database.add_argument("--config", type=Path, default=None, help="config file")
     return parser
 
 
@@ -175,6 +188,63 @@ def _run(config: Config, path: Path | None, data: Path) -> int:
         print(f"sipbot: cannot open the database: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.conferencing.store import default_url
+
+    try:
+        config = load_config(_config_path(args.config))
+    except ConfigError as exc:
+        print("\n".join(exc.messages), file=sys.stderr)
+        return CONFIG_ERROR
+    configure(config.logging)  # its events to stderr, as run's: stdout is the answer
+    try:
+        url = config.conferences.database_url or default_url(prepare(data_dir(args.data_dir)))
+        before, after = asyncio.run(_revisions(url, upgrade=args.action == "upgrade"))
+    except OSError as exc:
+        print(f"sipbot db {args.action}: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"sipbot db {args.action}: cannot open the database: {exc}", file=sys.stderr)
+        return 1
+    print(_said(before, after) if args.action == "upgrade" else _said_current(after))
+    return 0
+
+
+async def _revisions(url: str, *, upgrade: bool) -> tuple[Revision, Revision]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bot.db import schema
+
+    engine = create_async_engine(url)
+    try:
+        if upgrade:
+            return await schema.upgrade(engine)
+        now = await schema.current(engine)
+        return now, now
+    finally:
+        await engine.dispose()
+
+
+def _said(before: Revision, after: Revision) -> str:
+    if before.legacy:
+        return f"adopted the tables of an older sipbot: the schema is at {after.current} (newest)"
+    if before.current == after.current:
+        return f"the schema is at {after.current}, the newest: nothing to do"
+    return f"upgraded the schema from {before.current or 'nothing'} to {after.current} (newest)"
+
+
+def _said_current(revision: Revision) -> str:
+    if revision.current == revision.head:
+        return f"{revision.current} (newest)"
+    if revision.legacy:
+        return "none: tables of an older sipbot; `sipbot db upgrade` adopts them"
+    if revision.current is None:
+        return "none: no schema yet; `sipbot db upgrade` (or `sipbot run`) makes it"
+    return f"{revision.current}; the newest is {revision.head}: run `sipbot db upgrade`"
 
 
 def _os_error(exc: OSError) -> str:

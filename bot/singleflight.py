@@ -163,3 +163,8 @@ class SingleFlightCache(Generic[K, V]):
         not kept (its getters still get what it returns)."""
         self._entries.pop(key, None)
         self._pending.pop(key, None)
+
+    def clear(self) -> None:
+        """Every value may have changed: as :meth:`invalidate` for every key."""
+        self._entries.clear()
+        self._pending.clear()

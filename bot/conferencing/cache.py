@@ -60,3 +60,8 @@ class ListingCache:
     def invalidate(self, organizer: str) -> None:
         """The organizer's conferences changed: the next read loads them again."""
         self._cache.invalidate(organizer)
+
+    def clear(self) -> None:
+        """Anyone's conferences may have changed (invalidations were missed): load them all
+        again."""
+        self._cache.clear()

@@ -7,13 +7,21 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import DateTime, RowMapping, String, bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import DateTime, RowMapping, String, bindparam, delete, select, text
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.conferencing.cache import ListingCache
 from bot.conferencing.models import Conference, soonest_first
 from bot.conferencing.services import EXPIRY_AFTER_END, NewConference
+from bot.db import schema
+from bot.db.notify import NOTIFY, Invalidations
 
 
 class _Base(DeclarativeBase):
@@ -21,6 +29,9 @@ class _Base(DeclarativeBase):
 
 
 class _Row(_Base):
+    """The tables' shape for queries; the tables themselves are made by the migrations
+    (bot/db/migrations), which a test holds equal to these models."""
+
     __tablename__ = "conferences"
 
     conference_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -44,6 +55,10 @@ class _ScheduleRow(_Base):
     conference_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+METADATA = _Base.metadata
+"""The store's tables as the code sees them (what older versions created at start)."""
 
 
 def _model(row: RowMapping) -> Conference:
@@ -87,13 +102,17 @@ _BY_ORGANIZER = select(_TABLE).where(_TABLE.c.organizer == bindparam("organizer"
 class ConferenceStore:
     """Conferences in SQL. Listings are read with SQLAlchemy Core (a third of the ORM's cost
     per query) and kept in a :class:`ListingCache` for ``cache_seconds``; writes through the
-    store refresh the organizer's listing at once."""
+    store refresh the organizer's listing at once, and on PostgreSQL in every other instance
+    sharing the database too (bot.db.notify; the cache is off while that is not heard)."""
 
     def __init__(self, database_url: str, *, cache_seconds: float = 0.0, dial_in: str = ""):
         self.engine: AsyncEngine = create_async_engine(database_url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.listings = ListingCache(self._load, cache_seconds)
         self.dial_in = dial_in
+        self.shared = self.engine.url.get_backend_name() == "postgresql"
+        """Other instances may write to this database (and hear this one's writes)."""
+        self.invalidations: Invalidations | None = None
 
     async def open(self) -> None:
         url = self.engine.url
@@ -103,11 +122,31 @@ class ConferenceStore:
                 raise FileNotFoundError(
                     errno.ENOENT, "no such directory for the SQLite database", str(folder)
                 )
-        async with self.engine.begin() as connection:
-            await connection.run_sync(_Base.metadata.create_all)
+        await schema.upgrade(self.engine)
+        if self.shared:
+            dsn = self.engine.url.set(drivername="postgresql")
+            self.invalidations = Invalidations(
+                dsn.render_as_string(hide_password=False),
+                changed=self.listings.invalidate,
+                all_changed=self.listings.clear,
+            )
+            await self.invalidations.start()
 
     async def close(self) -> None:
+        if self.invalidations is not None:
+            await self.invalidations.close()
         await self.engine.dispose()
+
+    async def _changed(self, into: AsyncConnection | AsyncSession, organizer: str) -> None:
+        """In the writing transaction: tell the other instances (bot.db.notify)."""
+        if self.shared:
+            await into.execute(text(NOTIFY), {"organizer": organizer})
+
+    async def _listing(self, organizer: str) -> list[Conference]:
+        """Cached, unless invalidations from other instances may be missed right now."""
+        if self.invalidations is None or self.invalidations.listening:
+            return await self.listings.get(organizer)
+        return await self._load(organizer)
 
     async def add(self, conference: Conference) -> None:
         async with self._sessions.begin() as session:
@@ -124,15 +163,16 @@ class ConferenceStore:
                     dial_in=conference.dial_in,
                 )
             )
+            await self._changed(session, conference.organizer)
         self.listings.invalidate(conference.organizer)
 
     async def summaries(self, organizer: str, now: datetime) -> list[Conference]:
         """The organizer's unexpired conferences, soonest first."""
-        return [c for c in await self.listings.get(organizer) if c.expiry > now]
+        return [c for c in await self._listing(organizer) if c.expiry > now]
 
     async def details(self, organizer: str, conference_id: str) -> Conference | None:
         """One of the organizer's conferences; nobody sees another organizer's."""
-        for conference in await self.listings.get(organizer):
+        for conference in await self._listing(organizer):
             if conference.conference_id == conference_id:
                 return conference
         return None
@@ -161,6 +201,7 @@ class ConferenceStore:
             result = await connection.execute(
                 delete(_Row).where(_Row.organizer == organizer, _Row.conference_id == conference_id)
             )
+            await self._changed(connection, organizer)
         self.listings.invalidate(organizer)
         return bool(result.rowcount)
 
@@ -211,7 +252,12 @@ class ConferenceStore:
 
     async def seed_demo(self, domain: str, now: datetime) -> None:
         """The demo conferences of the shipped config, in the days after ``now``, for each
-        demo user who has none upcoming (the first start, or theirs ended or cancelled)."""
+        demo user who has none upcoming (the first start, or theirs ended or cancelled).
+        Under the schema lock: instances starting together seed once, whoever is first."""
+        async with schema.exclusive(self.engine):
+            await self._seed(domain, now)
+
+    async def _seed(self, domain: str, now: datetime) -> None:
         midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         for user, entries in DEMO.items():
             organizer = f"{user}@{domain}"
