@@ -36,7 +36,7 @@ async def build_announcements(
     me: str = "",
 ) -> Announcements[S]:
     """The Announcer and the rules' scheduler; what fired is kept on ``engine`` (the
-    conference store's: ``ConferenceStore.engine``), its table created where missing.
+    conference store's: ``ConferenceStore.engine``), its table made by the migrations (bot/db).
     ``subscribe`` (bot.announcements.watch.conference_subscriber): how the scheduler's
     watcher follows a conference's roster for the 'join' rules, ``me`` the bot's own
     address (never announced as joining); without it join rules have no roster to watch."""
