@@ -23,7 +23,7 @@ from bot.announcements.fired import FiredLog
 from bot.announcements.service import Announcer
 from bot.announcements.targets import Target, described
 from bot.conferencing.models import Conference
-from bot.config.sections import AnnouncementsConfig, RuleConfig
+from bot.config.announcing import AnnouncementsConfig, RuleConfig
 from bot.errors import Refusal
 
 log = structlog.get_logger("bot.announcements")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.conferencing.models import Conference
-from bot.config.sections import AnnouncementsConfig
+from bot.config.announcing import AnnouncementsConfig
 from bot.errors import Refusal
 from bot.sender import Sender
 from bot.sip.errors import SipParseError

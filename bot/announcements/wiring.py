@@ -11,7 +11,7 @@ from bot.announcements.fired import FiredLog
 from bot.announcements.rules import ConferenceSource, Scheduler
 from bot.announcements.service import Announcer, Calls, Joiner, S, Sounds
 from bot.announcements.watch import RosterWatcher, Subscribe
-from bot.config.sections import AnnouncementsConfig
+from bot.config.announcing import AnnouncementsConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import structlog
 from numpy.typing import NDArray
 
 from bot.calls.invite import InviteSession
-from bot.config.sections import MediaConfig
+from bot.config.announcing import MediaConfig
 from bot.errors import Refusal
 from bot.media.ports import PortRange
 from bot.media.stream import AudioStream

@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.config.sections import Config, _Problem
+from bot.config.base import Problem
+from bot.config.sections import Config
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -102,7 +103,7 @@ def _dotted(path: tuple[Any, ...]) -> str:
 def _describe(error: Any, lines: dict[tuple[Any, ...], int], source: str) -> str:
     path = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     cause = error.get("ctx", {}).get("error")
-    if isinstance(cause, _Problem):
+    if isinstance(cause, Problem):
         path += cause.path
         if cause.path or cause.secret:
             error = {**error, "input": {}}  # not repeated in the message

@@ -15,7 +15,7 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
-from bot.config.sections import MediaConfig
+from bot.config.announcing import MediaConfig
 from bot.media import rtcp
 from bot.media.codecs import Codec, codec
 from bot.media.ice import IceCredentials, is_stun

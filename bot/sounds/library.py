@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from bot import datadir
-from bot.config.sections import SoundsConfig
+from bot.config.announcing import SoundsConfig
 from bot.sounds.clips import ClipFolder
 from bot.sounds.sound import Sound
 from bot.sounds.tts import Speaker

@@ -13,7 +13,7 @@ import time
 
 import structlog
 
-from bot.config.sections import SoundsConfig
+from bot.config.announcing import SoundsConfig
 from bot.singleflight import SingleFlightCache
 from bot.sounds.errors import SoundError
 from bot.sounds.sound import Sound

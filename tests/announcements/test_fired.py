@@ -15,7 +15,7 @@ from bot.announcements.rules import Scheduler
 from bot.announcements.service import Announcer
 from bot.conferencing.models import Conference
 from bot.conferencing.store import ConferenceStore
-from bot.config.sections import AnnouncementsConfig
+from bot.config.announcing import AnnouncementsConfig
 from tests.conferencing.postgres import fresh_database
 
 from .doubles import FakeCalls, FakeJoiner, FakeSounds

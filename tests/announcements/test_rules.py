@@ -19,7 +19,7 @@ from bot.announcements.service import Announcer
 from bot.announcements.wiring import build_announcements
 from bot.conferencing.models import Conference
 from bot.conferencing.store import ConferenceStore
-from bot.config.sections import AnnouncementsConfig
+from bot.config.announcing import AnnouncementsConfig
 
 from .doubles import FakeCalls, FakeJoiner, FakeSounds, Tone
 

@@ -10,7 +10,7 @@ import pytest
 
 from bot.announcements.targets import NotATarget, described, is_conference_uri, resolve
 from bot.conferencing.models import Conference
-from bot.config.sections import AnnouncementsConfig
+from bot.config.announcing import AnnouncementsConfig
 from bot.errors import Refusal
 from bot.sender import Sender
 

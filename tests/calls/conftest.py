@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from bot.calls.calls import Calls
 from bot.calls.router import DialogRouter, NotMine
 from bot.config import Config
-from bot.config.sections import MediaConfig
+from bot.config.announcing import MediaConfig
 from bot.media.stream import StreamStats
 from bot.sip.dialog import Dialog
 from bot.sip.digest import DigestServer

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from bot.conferencing.models import Conference
 from bot.conferencing.store import ConferenceStore
-from bot.config.sections import SoundsConfig
+from bot.config.announcing import SoundsConfig
 from bot.sounds.tts import Speaker
 from tests.audio_compare import active_length, envelope_correlation
 from tests.peers.baresip import RecordingPhone

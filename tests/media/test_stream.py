@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from aioice import stun
 
-from bot.config.sections import MediaConfig
+from bot.config.announcing import MediaConfig
 from bot.media import rtcp
 from bot.media.codecs import codec
 from bot.media.ports import PortRange

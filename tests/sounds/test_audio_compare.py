@@ -8,7 +8,7 @@ import pytest
 import soxr  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
-from bot.config.sections import SoundsConfig
+from bot.config.announcing import SoundsConfig
 from bot.sounds import Sound
 from bot.sounds.tts import Speaker
 from tests.audio_compare import active_length, envelope_correlation

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config.sections import SoundsConfig
+from bot.config.announcing import SoundsConfig
 from bot.sounds import SoundError, Sounds
 from bot.sounds.tts import Speaker
 from tests.audio_compare import active_length

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config.sections import SoundsConfig
+from bot.config.announcing import SoundsConfig
 from bot.sounds import SoundError
 from bot.sounds.tts import MAX_TEXT, Speaker
 from tests.audio_compare import active_length
