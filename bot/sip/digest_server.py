@@ -219,7 +219,7 @@ class DigestServer:
 
     def _mac(self, body: bytes, source: str) -> bytes:
         signed = body + self.realm.encode() + b"\0" + source.encode()
-        return hmac.new(self._secret, signed, hashlib.sha256).digest()[:16]
+        return hmac.digest(self._secret, signed, hashlib.sha256)[:16]
 
     def _nonce_issued(self, nonce: str, source: str) -> float | None:
         try:
