@@ -6,15 +6,19 @@ Two modes, each a SIPp scenario in bench/sipp/:
   bot's reply MESSAGE.
 - pager: pager-mode MESSAGE (RFC 3428) with its digest challenge, the reply going to alice's
   registered contact, where a second SIPp counts them. Throughput only (the reply is a new
-  transaction on another socket, so SIPp cannot time it).
+  transaction on another socket, so SIPp cannot time it). With --preauth, each call takes one
+  challenge and then sends COMMANDS MESSAGEs pre-authorized with that nonce and a rising nc
+  (RFC 7616 §3.4): one transaction per command, as Linphone sends them.
 
 Run, for example:
   python bench/sipp_im_bench.py --mode session --command help --rate 150 --commands 20
   python bench/sipp_im_bench.py --mode session --command help --rate 50 --commands 20 --calls 500
   python bench/sipp_im_bench.py --command "my meetings" --cache-seconds 0 --rate 60
   python bench/sipp_im_bench.py --mode pager --command help --rate 3000 --calls 30000
+  python bench/sipp_im_bench.py --mode pager --preauth --command help --rate 150 --commands 20
   python bench/sipp_im_bench.py --rate 100 --profile /tmp/bot.prof   # then: python -m pstats
-Rates are SIPp calls per second: commands/s = rate x commands in session mode.
+Rates are SIPp calls per second: commands/s = rate x commands in session mode and with
+--preauth.
 """
 
 from __future__ import annotations
@@ -49,7 +53,14 @@ def main() -> None:
     parser.add_argument("--command", default="help")
     parser.add_argument("--rate", type=float, default=100, help="SIPp calls per second")
     parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--commands", type=int, default=20, help="commands per session")
+    parser.add_argument(
+        "--commands", type=int, default=20, help="commands per session (or pre-authorized call)"
+    )
+    parser.add_argument(
+        "--preauth",
+        action="store_true",
+        help="pager mode: one challenge per call, then COMMANDS pre-authorized MESSAGEs",
+    )
     parser.add_argument("--limit", type=int, default=2000, help="SIPp concurrent calls")
     parser.add_argument(
         "--cache-seconds",
@@ -103,8 +114,8 @@ def main() -> None:
         f"{platform.python_version()}; SIPp and the bot on the same machine"
     )
     print(
-        f"mode={args.mode} command={args.command!r} rate={args.rate}/s calls={args.calls} "
-        f"cache_seconds={args.cache_seconds}"
+        f"mode={args.mode}{' preauth' if args.preauth else ''} command={args.command!r} "
+        f"rate={args.rate}/s calls={args.calls} cache_seconds={args.cache_seconds}"
     )
     print(f"sipp exit {code}: successful calls {ok}, failed calls {failed}")
     print(
@@ -177,7 +188,14 @@ def pager(args: argparse.Namespace, port: int, work: Path) -> tuple[int, str, in
         .replace('<Reference variables="REFERENCES"/>', "")
     )
     sender = work / "sender.xml"
-    sender.write_text((SCENARIOS / "pager_help.xml").read_text().replace("COMMAND", args.command))
+    scenario = "pager_preauth.xml" if args.preauth else "pager_help.xml"
+    replies_expected = args.calls * (args.commands if args.preauth else 1)
+    sender.write_text(
+        (SCENARIOS / scenario)
+        .read_text()
+        .replace("COMMANDS", str(args.commands))
+        .replace("COMMAND", args.command)
+    )
     # alice registers once (her contact is the inbox), then the load runs
     text = register.read_text()
     head = text[: text.index('  <send retrans="500">\n    <![CDATA[\n\n      MESSAGE')]
@@ -208,7 +226,7 @@ def pager(args: argparse.Namespace, port: int, work: Path) -> tuple[int, str, in
             "-sf",
             str(inbox),
             "-m",
-            str(args.calls),
+            str(replies_expected),
             "-i",
             "127.0.0.1",
             "-p",

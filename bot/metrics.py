@@ -8,6 +8,7 @@ SIP responses, whose (direction, method, code) series appear when first seen.
 Counters: ``sipbot_auth_failures_total{reason}``, ``sipbot_banned_requests_dropped_total``,
 ``sipbot_im_commands_total{command,outcome}``, ``sipbot_register_requests_total{outcome}``,
 ``sipbot_registrar_bindings_total{change}``, ``sipbot_registration_requests_total{outcome}``,
+``sipbot_digest_answers_total{outcome}``, ``sipbot_digest_nextnonces_total``,
 ``sipbot_im_receipts_total{kind,status}``, ``sipbot_im_replies_suppressed_total``,
 ``sipbot_sip_requests_total{direction,method}``,
 ``sipbot_sip_responses_total{direction,method,code}``,
@@ -20,7 +21,8 @@ Histogram: ``sipbot_im_command_seconds{command}``.
 Gauges: ``sipbot_bans_active``, ``sipbot_registered_users``, ``sipbot_registered_with_server``,
 ``sipbot_sip_transactions``, ``sipbot_sip_connections``, ``sipbot_im_sessions``,
 ``sipbot_calls``, ``sipbot_user_endpoints``, ``sipbot_listing_cache_entries``,
-``sipbot_command_memory_senders``, ``sipbot_heartbeat_age_seconds``.
+``sipbot_command_memory_senders``, ``sipbot_heartbeat_age_seconds``,
+``sipbot_digest_nonces_tracked``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from bot.reload import RESULTS, Result
 from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
+from bot.sip.digest_server import VERDICTS, DigestServer
 from bot.sip.tally import DIRECTIONS, OTHER
 from bot.sip.validation import KNOWN_METHODS
 from bot.transport.endpoint import SipEndpoint
@@ -203,6 +206,7 @@ class BotCollector(Collector):
             "1 while the bot is registered with the external SIP server",
             int(registration.registered) if registration else 0,
         )
+        yield from _digest(registrar.gate.digest if registrar else None)
 
     def _im(self) -> Iterator[Metric]:
         im = self.bot.im
@@ -299,6 +303,29 @@ class BotCollector(Collector):
         for result in RESULTS:
             reloads.add_metric([result], self.bot.reloads[result])
         yield reloads
+
+
+def _digest(digest: DigestServer | None) -> Iterator[Metric]:
+    """The embedded registrar's digest: right answers by outcome (pre-authorized: an earlier
+    nonce with a higher count, RFC 7616 §3.4), next nonces offered, counts remembered."""
+    answers = CounterMetricFamily(
+        "sipbot_digest_answers",
+        "Right digest answers, by outcome (preauthorized: no challenge round)",
+        labels=["outcome"],
+    )
+    for outcome in VERDICTS:
+        answers.add_metric([outcome], digest.verdicts[outcome] if digest else 0)
+    yield answers
+    yield CounterMetricFamily(
+        "sipbot_digest_nextnonces",
+        "Next nonces offered in Authentication-Info (RFC 7616 §3.5)",
+        digest.next_nonces if digest else 0,
+    )
+    yield GaugeMetricFamily(
+        "sipbot_digest_nonces_tracked",
+        "Nonces whose highest nonce count is remembered (the replay guard)",
+        digest.tracked if digest else 0,
+    )
 
 
 def register_outcome(status: int) -> str:

@@ -177,6 +177,10 @@ async def test_a_fresh_bot_lists_every_counter_at_zero_and_counts_from_there(
             "sipbot_user_endpoints",
             "sipbot_listing_cache_entries",
             "sipbot_command_memory_senders",
+            *(f'sipbot_digest_answers_total{{outcome="{o}"}}'
+              for o in ("accepted", "preauthorized", "stale", "replayed")),
+            "sipbot_digest_nextnonces_total",
+            "sipbot_digest_nonces_tracked",
         ):  # fmt: skip
             assert figure(fresh, name) == 0, name
         assert "sipbot_sip_responses_total{" not in fresh  # none yet: they come as seen
@@ -209,6 +213,11 @@ async def test_a_fresh_bot_lists_every_counter_at_zero_and_counts_from_there(
         assert 0 < figure(busy, took.format("sum", "")) < 5
         assert figure(busy, 'sipbot_im_command_seconds_count{command="help"}') == 0
         assert figure(busy, 'sipbot_register_requests_total{outcome="challenged"}') == 1
+        # the second REGISTER reused the nonce with a higher count: no challenge round
+        assert figure(busy, 'sipbot_digest_answers_total{outcome="accepted"}') == 1
+        assert figure(busy, 'sipbot_digest_answers_total{outcome="preauthorized"}') >= 1
+        assert figure(busy, 'sipbot_digest_answers_total{outcome="stale"}') == 0
+        assert figure(busy, "sipbot_digest_nonces_tracked") == 1
         assert figure(busy, 'sipbot_register_requests_total{outcome="ok"}') == 2
         assert figure(busy, 'sipbot_registrar_bindings_total{change="added"}') == 1
         assert figure(busy, 'sipbot_registrar_bindings_total{change="refreshed"}') == 1

@@ -123,10 +123,10 @@ class ImService:
             who.send(incoming)
             return None
         if who.hold <= 0:
-            return work(incoming, who.sender)
+            return who.answered(work(incoming, who.sender))
 
         def later() -> None:
-            response = work(incoming, who.sender)
+            response = who.answered(work(incoming, who.sender))
             if response is not None:
                 incoming.respond(response)
 
@@ -153,10 +153,10 @@ class ImService:
         content = read_request(request)
         if isinstance(content, Response):
             return content
-        # RFC 3428 §7: the 200 goes out first; the reply is a new MESSAGE of its own
-        incoming.respond(200)
+        # RFC 3428 §7: the 200 goes out first (returned: sent before the reply's task runs,
+        # with the identity gate's Authentication-Info); the reply is a new MESSAGE of its own
         self._received(content, sender, request, Pager(sender, request, incoming.peer))
-        return None
+        return make_response(request, 200)
 
     def _received(
         self, content: ImContent, sender: Sender, request: Request, to: Pager | ImSession

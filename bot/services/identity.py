@@ -57,6 +57,16 @@ class Identified:
 
     sender: Sender
     hold: float = 0.0
+    auth_info: str | None = None
+    """Authentication-Info for its 2xx (RFC 7616 §3.5): the next nonce, when the one it was
+    authenticated with nears its expiry."""
+
+    def answered(self, response: Response | None) -> Response | None:
+        """``response`` with the Authentication-Info when it is a 2xx: the client's next
+        request may then go pre-authorized with the next nonce (RFC 7616 §3.4, §3.5)."""
+        if response is not None and self.auth_info is not None and 200 <= response.status < 300:
+            response.headers.add("Authentication-Info", self.auth_info)
+        return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +182,13 @@ class IdentityGate:
 
     def _authenticate(self, request: Request, peer: Peer, now: float) -> Outcome:
         """Both Authorization and Proxy-Authorization are read: Linphone answers a registrar's
-        challenge pre-emptively in Proxy-Authorization. The challenge is a 401 from a UAS
-        (§22.3). Unknown users and wrong passwords get the very same fresh challenge (no user
-        enumeration). Only a wrong answer to a nonce issued to this source is a failure
-        (bot.services.guard); verdicts on a much-guessed user name are paced."""
+        challenge pre-emptively in Proxy-Authorization. A request pre-authorized with the
+        nonce of an earlier one and a higher nonce count passes without a challenge round
+        (RFC 7616 §3.4; bot.sip.digest_server); an expired nonce gets ``stale=true``. The
+        challenge is a 401 from a UAS (§22.3). Unknown users and wrong passwords get the very
+        same fresh challenge (no user enumeration). Only a wrong answer to a nonce issued to
+        this source is a failure (bot.services.guard); verdicts on a much-guessed user name
+        are paced."""
         source = peer.host
         passwords = self.settings.passwords
         wrong: str | None = None
@@ -188,7 +201,8 @@ class IdentityGate:
                 if hold is None:
                     return Refused(self._busy(request))
                 self.guard.succeeded(user, source, now)
-                return Identified(Sender(user, self.settings.domain), hold)
+                sender = Sender(user, self.settings.domain)
+                return Identified(sender, hold, verdict.authentication_info)
             if verdict.stale:  # a right answer to an old nonce: a verdict too, so paced
                 hold = self.guard.pace(verdict.username, source, True, now)
                 if hold is None:

@@ -86,6 +86,7 @@ class Registrar:
             response = make_response(request, 403, "Forbidden (you may register only yourself)")
         else:
             response = self._update(request, user, peer, now)
+        who.answered(response)  # RFC 7616 §3.5: the next nonce, when this one nears expiry
         if who.hold > 0:
             incoming.respond_after(who.hold, response)
             return None

@@ -6,15 +6,18 @@ that make Linphone show its messages as read, and long listings that reach it ov
 from __future__ import annotations
 
 import re
+import socket
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from tests.peers.conftest import free_port
 from tests.peers.linphone import DISPLAYED, PROMPT, RECEIVED, Linphonec, linphonerc
 from tests.readme import transcript
 
 from .conftest import StartBot
+from .test_readyz import scrape
 
 BOT = "sip:bot@example.test"
 MORE = re.compile(r"send ['\"‘“]?more\b", re.IGNORECASE)
@@ -129,3 +132,35 @@ async def read_all_pages(linphone: Linphonec, start: int, subjects: list[str]) -
             await linphone.wait_until(partial(progressed, asked), "another reply")
         except AssertionError:
             return
+
+
+async def test_linphone_pre_authorizes_its_next_message_without_a_challenge_round(
+    start_bot: StartBot, tmp_path: Path
+) -> None:
+    """Issue 19 item 2: Linphone sends its next MESSAGE with the nonce it last used and a
+    higher nonce count (RFC 7616 §3.4); the bot takes it at once - no 401/407 round - and the
+    reply comes as before."""
+    admin = free_port(socket.SOCK_STREAM)
+    bot = await start_bot(admin={"port": admin})
+    linphonerc(tmp_path, bot.port, cpim=False)
+    linphone = await Linphonec.start_in(tmp_path)
+    challenges = [
+        f'sipbot_sip_responses_total{{code="{code}",direction="out",method="MESSAGE"}}'
+        for code in (401, 407)
+    ]
+    preauthorized = 'sipbot_digest_answers_total{outcome="preauthorized"}'
+    try:
+        await linphone.register()
+        await linphone.send(f"chat {BOT} help")
+        await linphone.expect(rf"{RECEIVED}{BOT}: Commands:")
+        first = await scrape(admin)
+        await linphone.send(f"chat {BOT} my meetings")
+        await linphone.expect(rf"{RECEIVED}{BOT}: Your conferences")
+        second = await scrape(admin)
+    finally:
+        await linphone.quit()
+    for series in challenges:  # the second message met no challenge (nor did the first: it
+        # reuses the nonce of the REGISTER's challenge, a higher count)
+        assert second.get(series, 0.0) == first.get(series, 0.0) == 0, (series, bot.text)
+    assert second[preauthorized] > first[preauthorized], bot.text
+    assert second['sipbot_digest_answers_total{outcome="replayed"}'] == 0

@@ -20,6 +20,7 @@ from bot.sip import (
     parse_message,
     parse_uri,
 )
+from bot.sip.challenge import _read_params
 from bot.sip.digest import Challenge, DigestServer, Verdict, parse_auth_params
 from bot.sip.events import RequestReceived
 from bot.sip.framing import KeepAlive, StreamFramer
@@ -518,3 +519,22 @@ def test_an_address_we_write_back_reads_the_same(value: str) -> None:
         return
     assert Address.parse(str(address)) == address
     assert parse_uri(str(address.uri)) == address.uri
+
+
+@PROPERTY
+@given(value=st.one_of(auth_header(), st.text(max_size=60)))
+def test_digest_header_fast_path_reads_exactly_as_the_full_reader(value: str) -> None:
+    """parse_auth_params reads plain parameters with one regular expression (issue 19 item 2:
+    every pre-authorized request is parsed); whatever it accepts, the character-by-character
+    reader reads the same way, and it raises exactly when that reader does."""
+    text = f"Digest {value}".strip()
+    rest = text.partition(" ")[2]
+    try:
+        exact: dict[str, str] | None = _read_params(rest, text)
+    except SipParseError:
+        exact = None
+    try:
+        fast: dict[str, str] | None = parse_auth_params(text)[1]
+    except SipParseError:
+        fast = None
+    assert fast == exact
