@@ -69,6 +69,7 @@ def main() -> None:
         "im": {
             "rate_limit": {"rate": 1_000_000.0, "burst": 1_000_000},
             "loop_breaker": {"max_replies": 1_000_000},  # one user, thousands of commands
+            "max_sessions_per_sender": 1000,  # and hundreds of sessions open at once
         },
         "conferences": {
             "database_url": f"sqlite+aiosqlite:///{work / 'bot.db'}",
