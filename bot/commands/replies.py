@@ -99,14 +99,17 @@ def _page(memory: dict[str, Any], budget: int) -> str:
     reply, start, total = left.reply, left.shown, len(left.reply.items)
     heading = reply.heading if start == 0 else reply.continued
     lines = [heading] if heading else []
-    item_room = budget - size(heading) - max(size(reply.footer), size(_more(total, reply))) - 2
+    used = size(heading)  # bytes of "\n".join(lines), kept as lines are added (not re-joined)
+    item_room = budget - used - max(size(reply.footer), size(_more(total, reply))) - 2
     shown = start
     while shown < total:
         item = shorten(reply.items[shown], item_room)
         after = reply.footer if shown + 1 == total else _more(total - shown - 1, reply)
-        if shown > start and size("\n".join([*lines, item, after])) > budget:
+        grown = used + (1 if lines else 0) + size(item)
+        if shown > start and grown + 1 + size(after) > budget:  # the page with item, then after
             break
         lines.append(item)
+        used = grown
         shown += 1
     if shown == total:
         del memory[PAGES]
