@@ -71,7 +71,9 @@ def main() -> None:
         help="conferences.cache_seconds (0: every 'my meetings' reads the database)",
     )
     parser.add_argument(
-        "--profile", type=Path, help="run the bot under cProfile (its loop's CPU time) and write its stats here"
+        "--profile",
+        type=Path,
+        help="run the bot under cProfile (CPU time) and write its stats here",
     )
     args = parser.parse_args()
 
