@@ -13,6 +13,7 @@ left; plain text is paged at line boundaries. The rest waits in the sender's mem
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +24,8 @@ is about 1090 and 1290 bytes on the wire with short names: under 1300 either way
 MAX_KEPT_BYTES = 16 * 1024
 """Of a long reply kept for 'more' (about 20 pages): what a sender can make the bot hold."""
 ELLIPSIS = "…"
+TEXTS_CACHED = 32
+"""Long plain-text replies whose lines are kept (at most MAX_KEPT_BYTES each)."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -82,11 +85,20 @@ def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REP
     if isinstance(reply, str):
         if size(reply) <= budget:
             return reply
-        kept = shorten(reply, MAX_KEPT_BYTES)
-        pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
-        reply = Paged(heading="", items=tuple(pieces))
-    memory[PAGES] = _Left(_bounded(reply), 0)
+        paged = _text_lines(reply, budget)
+    else:
+        paged = _bounded(reply)
+    memory[PAGES] = _Left(paged, 0)
     return _page(memory, budget)
+
+
+@functools.lru_cache(maxsize=TEXTS_CACHED)
+def _text_lines(text: str, budget: int) -> Paged:
+    """A long plain text as items of at most half a page each (kept: the same long reply -
+    ``help``, a listing - is paged for every sender who asks)."""
+    kept = shorten(text, MAX_KEPT_BYTES)
+    pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
+    return _bounded(Paged(heading="", items=tuple(pieces)))
 
 
 def next_page(memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str | None:
