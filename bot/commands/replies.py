@@ -25,7 +25,7 @@ MAX_KEPT_BYTES = 16 * 1024
 """Of a long reply kept for 'more' (about 20 pages): what a sender can make the bot hold."""
 ELLIPSIS = "…"
 TEXTS_CACHED = 32
-"""Long plain-text replies whose lines are kept (at most MAX_KEPT_BYTES each)."""
+"""Long plain-text replies whose lines and first page are kept (at most MAX_KEPT_BYTES each)."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -85,20 +85,28 @@ def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REP
     if isinstance(reply, str):
         if size(reply) <= budget:
             return reply
-        paged = _text_lines(reply, budget)
-    else:
-        paged = _bounded(reply)
-    memory[PAGES] = _Left(paged, 0)
+        paged, page, shown = _text_first_page(reply, budget)
+        if shown < len(paged.items):
+            memory[PAGES] = _Left(paged, shown)
+        else:
+            memory.pop(PAGES, None)
+        return page
+    memory[PAGES] = _Left(_bounded(reply), 0)
     return _page(memory, budget)
 
 
 @functools.lru_cache(maxsize=TEXTS_CACHED)
-def _text_lines(text: str, budget: int) -> Paged:
-    """A long plain text as items of at most half a page each (kept: the same long reply -
-    ``help``, a listing - is paged for every sender who asks)."""
+def _text_first_page(text: str, budget: int) -> tuple[Paged, str, int]:
+    """A long plain text as items of at most half a page each, its first page and the items
+    that page shows (kept: the same long reply - ``help``, a listing - is paged for every
+    sender who asks)."""
     kept = shorten(text, MAX_KEPT_BYTES)
     pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
-    return _bounded(Paged(heading="", items=tuple(pieces)))
+    paged = _bounded(Paged(heading="", items=tuple(pieces)))
+    memory: dict[str, Any] = {PAGES: _Left(paged, 0)}
+    page = _page(memory, budget)
+    left: _Left | None = memory.get(PAGES)
+    return paged, page, left.shown if left is not None else len(paged.items)
 
 
 def next_page(memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str | None:
