@@ -55,6 +55,10 @@ def is_visible(spec: CommandSpec, features: object, *, admin: bool) -> bool:
 class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, CommandSpec] = {}
+        # built from _specs at every add (start-up), read for every message
+        self._by_word: dict[str, CommandSpec] = {}
+        self._longest = 0
+        self._sorted: tuple[CommandSpec, ...] = ()
 
     def add(self, spec: CommandSpec) -> None:
         for word in spec.words:
@@ -62,28 +66,30 @@ class Registry:
             if owner is not None and owner.name != spec.name:
                 raise ValueError(f"command word {word!r} already belongs to {owner.name!r}")
         self._specs[spec.name] = spec
+        self._by_word = {word: each for each in self._specs.values() for word in each.words}
+        self._longest = max(map(len, self._by_word))
+        self._sorted = tuple(sorted(self._specs.values(), key=lambda s: s.name))
 
     def _lookup_exact(self, word: str) -> CommandSpec | None:
-        for spec in self._specs.values():
-            if word in spec.words:
-                return spec
-        return None
+        return self._by_word.get(word)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(sorted(self._specs.values(), key=lambda s: s.name))
+        return iter(self._sorted)
 
     def get(self, name: str) -> CommandSpec | None:
         return self._lookup_exact(name)
 
     def match(self, text: str) -> tuple[CommandSpec, str] | None:
         """The command ``text`` starts with (longest name wins) and the rest as arguments."""
-        best: tuple[CommandSpec, str] | None = None
-        best_len = -1
-        for spec in self._specs.values():
-            for word in spec.words:
-                if (text == word or text.startswith(word + " ")) and len(word) > best_len:
-                    best, best_len = (spec, text[len(word) :].strip()), len(word)
-        return best
+        # a word matches the whole text or the text up to a space: try those prefixes, the
+        # longest first, no longer than the longest word (a long text costs no more)
+        ends = [len(text)] if len(text) <= self._longest else []
+        ends += [i for i in range(min(self._longest, len(text) - 1), 0, -1) if text[i] == " "]
+        for i in ends:
+            spec = self._by_word.get(text[:i])
+            if spec is not None:
+                return spec, text[i:].strip()
+        return None
 
     def words(self) -> list[str]:
         return [word for spec in self._specs.values() for word in spec.words]

@@ -13,6 +13,7 @@ left; plain text is paged at line boundaries. The rest waits in the sender's mem
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +24,8 @@ is about 1090 and 1290 bytes on the wire with short names: under 1300 either way
 MAX_KEPT_BYTES = 16 * 1024
 """Of a long reply kept for 'more' (about 20 pages): what a sender can make the bot hold."""
 ELLIPSIS = "…"
+TEXTS_CACHED = 32
+"""Long plain-text replies whose lines and first page are kept (at most MAX_KEPT_BYTES each)."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -82,11 +85,28 @@ def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REP
     if isinstance(reply, str):
         if size(reply) <= budget:
             return reply
-        kept = shorten(reply, MAX_KEPT_BYTES)
-        pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
-        reply = Paged(heading="", items=tuple(pieces))
+        paged, page, shown = _text_first_page(reply, budget)
+        if shown < len(paged.items):
+            memory[PAGES] = _Left(paged, shown)
+        else:
+            memory.pop(PAGES, None)
+        return page
     memory[PAGES] = _Left(_bounded(reply), 0)
     return _page(memory, budget)
+
+
+@functools.lru_cache(maxsize=TEXTS_CACHED)
+def _text_first_page(text: str, budget: int) -> tuple[Paged, str, int]:
+    """A long plain text as items of at most half a page each, its first page and the items
+    that page shows (kept: the same long reply - ``help``, a listing - is paged for every
+    sender who asks)."""
+    kept = shorten(text, MAX_KEPT_BYTES)
+    pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
+    paged = _bounded(Paged(heading="", items=tuple(pieces)))
+    memory: dict[str, Any] = {PAGES: _Left(paged, 0)}
+    page = _page(memory, budget)
+    left: _Left | None = memory.get(PAGES)
+    return paged, page, left.shown if left is not None else len(paged.items)
 
 
 def next_page(memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str | None:
@@ -99,14 +119,17 @@ def _page(memory: dict[str, Any], budget: int) -> str:
     reply, start, total = left.reply, left.shown, len(left.reply.items)
     heading = reply.heading if start == 0 else reply.continued
     lines = [heading] if heading else []
-    item_room = budget - size(heading) - max(size(reply.footer), size(_more(total, reply))) - 2
+    used = size(heading)  # bytes of "\n".join(lines), kept as lines are added (not re-joined)
+    item_room = budget - used - max(size(reply.footer), size(_more(total, reply))) - 2
     shown = start
     while shown < total:
         item = shorten(reply.items[shown], item_room)
         after = reply.footer if shown + 1 == total else _more(total - shown - 1, reply)
-        if shown > start and size("\n".join([*lines, item, after])) > budget:
+        grown = used + (1 if lines else 0) + size(item)
+        if shown > start and grown + 1 + size(after) > budget:  # the page with item, then after
             break
         lines.append(item)
+        used = grown
         shown += 1
     if shown == total:
         del memory[PAGES]

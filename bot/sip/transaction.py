@@ -39,7 +39,15 @@ class Peer:
         return self.transport != "UDP"
 
 
-class Timer(enum.Enum):
+class _Member(enum.Enum):
+    """Members hashed by identity, in C: each is a singleton compared by identity anyway,
+    and enum.Enum's own __hash__ (Python code hashing the name) ran about ten times per
+    message (transaction tables, timers)."""
+
+    __hash__ = object.__hash__
+
+
+class Timer(_Member):
     """The transaction timers (RFC 3261 §17 and Table 4; L and M from RFC 6026 §7.1, §7.2)."""
 
     A = "A"
@@ -68,7 +76,7 @@ class Timer(enum.Enum):
     """Absorb retransmitted 2xx responses to an INVITE: 64*T1 (RFC 6026 §7.2)."""
 
 
-class State(enum.Enum):
+class State(_Member):
     TRYING = "Trying"
     CALLING = "Calling"
     PROCEEDING = "Proceeding"
@@ -78,7 +86,7 @@ class State(enum.Enum):
     TERMINATED = "Terminated"
 
 
-class Ev(enum.Enum):
+class Ev(_Member):
     """Inputs of the machines: responses by class, requests, timers, transport errors."""
 
     PROVISIONAL = "1xx"
