@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -135,9 +136,8 @@ async def test_readyz_names_a_store_that_cannot_answer(
     try:
         client = await make_client(bot.admin.app())
         assert (await client.get("/readyz")).status == 200
-        await bot.store.engine.dispose()  # the pooled connection goes, with its file
-        (folder / "db").unlink()
-        folder.rmdir()
+        await bot.store.engine.dispose()  # the pooled connection goes, with its folder
+        shutil.rmtree(folder)  # the database and the schema lock beside it
         response = await client.get("/readyz")
         assert response.status == 503
         failing = (await response.json())["failing"]
