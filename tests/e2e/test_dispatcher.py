@@ -16,12 +16,16 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from bench.common import count
+from bot.conferencing.models import Conference
+from bot.conferencing.store import ConferenceStore
+from bot.send import BotAddress, SendOptions, send
 from bot.sip.transaction import Peer
 from tests.conferencing.conftest import postgres  # noqa: F401 (a fixture)
 from tests.peers.conftest import Process, free_port, module_path, start
@@ -35,6 +39,7 @@ ALICE_HOST = "127.0.0.5"
 """Not in db/address: Kamailio challenges alice like any user and stamps her identity."""
 PHONE_HOST = "127.0.0.6"
 INSTANCES = 3
+SUBJECT = "Dispatch check"
 
 
 @dataclass
@@ -220,3 +225,98 @@ async def test_sessions_spread_over_the_instances_and_survive_one_killed(
     per_call = await answered_in_all(survivors, marks, 40)
     assert set(per_call.values()) == {2} and len(per_call) == 20, per_call
     assert all(answered_by(bot, mark) for bot, mark in zip(survivors, marks, strict=True))
+
+
+async def alice_says_through(stack: Stack, text: str) -> tuple[str, RunningBot]:
+    """alice (``sipbot send``, registered at Kamailio) says ``text`` to sip:bot@example.test
+    through Kamailio: the reply, and the instance that answered."""
+    marks = [len(bot.lines) for bot in stack.bots]
+    address = BotAddress(domain="example.test", uri="sip:bot@example.test", server=stack.kamailio)
+    options = SendOptions(
+        user="alice", password="alice-demo", text=text, server=stack.kamailio,
+        local_host=ALICE_HOST, timeout=20,
+    )  # fmt: skip
+    reply = await send(address, options)
+    pairs = list(zip(stack.bots, marks, strict=True))
+    await stack.bots[0].until(lambda: any(answered_by(b, m) for b, m in pairs), "answered")
+    (answering,) = [bot for bot, mark in pairs if answered_by(bot, mark)]
+    return reply, answering
+
+
+@pytest.mark.timeout(300)
+async def test_a_conference_scheduled_through_one_instance_is_listed_through_another(
+    start_bot: StartBot,
+    processes: list[Process],
+    tmp_path: Path,
+    postgres: str,  # noqa: F811 (the fixture's value)
+) -> None:
+    stack = await start_stack(start_bot, processes, tmp_path, postgres)
+    scheduled, scheduler = await alice_says_through(stack, f"schedule {SUBJECT} at tomorrow 10:00")
+    assert SUBJECT in scheduled, scheduled
+    for _ in range(12):  # each a new Call-ID: another instance 2 times in 3
+        listing, lister = await alice_says_through(stack, "my meetings")
+        if lister is not scheduler:
+            break
+    assert lister is not scheduler, "every listing went to the scheduling instance"
+    assert SUBJECT in listing, listing
+
+
+@pytest.mark.timeout(300)
+async def test_an_automatic_announcement_due_while_three_instances_run_is_made_once(
+    start_bot: StartBot,
+    processes: list[Process],
+    tmp_path: Path,
+    postgres: str,  # noqa: F811 (the fixture's value)
+) -> None:
+    rule = {"name": "opening", "when": "start", "text": "{subject} starts now.", "target": "all"}
+    stack = await start_stack(
+        start_bot, processes, tmp_path, postgres, announcements={"grace": 60.0, "rules": [rule]}
+    )
+    phone_port = free_port()
+    phone = await start(
+        "sipp", f"{stack.kamailio.host}:{stack.kamailio.port}",
+        "-sf", str(SCENARIOS / "answer_call.xml"), "-m", "1", "-i", PHONE_HOST,
+        "-p", str(phone_port), "-nostdin", "-timeout", "90s", "-timeout_error",
+    )  # fmt: skip
+    processes.append(phone)
+    # due LEAD from now: every instance's next tick (every POLL s at most) sees it coming
+    start_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
+    store = ConferenceStore(stack.database_url)
+    await store.open()
+    try:
+        await store.add(
+            Conference(
+                conference_id="ONCE1", organizer="alice@example.test", subject=SUBJECT,
+                uri=f"sip:phone@{PHONE_HOST}:{phone_port}", access_level="everyone",
+                start=start_at, end=start_at + timedelta(minutes=30),
+                expiry=start_at + timedelta(days=1),
+            )
+        )  # fmt: skip
+    finally:
+        await store.close()
+
+    def tried() -> list[dict[str, object]]:
+        return [
+            line
+            for bot in stack.bots
+            for line in bot.lines
+            if line.get("event")
+            in ("announcement.rule.claimed", "announcement.rule.already_claimed")
+        ]
+
+    await stack.bots[0].until(lambda: len(tried()) == INSTANCES, "tried by every instance", 60)
+    claimed = [line for line in tried() if line["event"] == "announcement.rule.claimed"]
+    assert len(claimed) == 1, tried()
+    assert {line["key"] for line in tried()} == {f"ONCE1@{start_at:%Y-%m-%dT%H:%M:%SZ}"}
+    assert await phone.wait(90) == 0, phone.text  # one call, answered, hung up by the bot
+
+    def fired() -> list[dict[str, object]]:
+        return [line for bot in stack.bots for line in logged(bot, "announcement.rule.fired")]
+
+    await stack.bots[0].until(lambda: bool(fired()), "fired")
+    assert [line["where"] for line in fired()] == [f"'{SUBJECT}'"]
+    admin = await asyncpg.connect(stack.database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        assert await admin.fetchval("SELECT count(*) FROM announcements_fired") == 1
+    finally:
+        await admin.close()
