@@ -100,7 +100,7 @@ async def start_stack(
     process = await start(
         "kamailio", "-f", str(DEPLOY / "dispatcher.cfg"), "-L", module_path(),
         "-A", f'DBURL="text://{tables}"', "-A", f'DS_LIST="{listing}"',
-        "-A", "DS_PING_INTERVAL=1",
+        "-A", "DS_PING_INTERVAL=1", "-A", "WORKERS=1",  # SIPp wants each 200 before its reply
         "-l", f"udp:127.0.0.1:{kamailio.port}", "-DD", "-E", "-Y", str(tmp_path),
         "-w", str(tmp_path),
     )  # fmt: skip
@@ -135,7 +135,7 @@ async def sessions(
         "sipp", f"{stack.kamailio.host}:{stack.kamailio.port}", "-sf", str(scenario),
         "-m", str(calls), "-r", str(rate), "-l", str(calls), "-i", ALICE_HOST,
         "-p", str(free_port()), "-base_cseq", "100", "-nostdin", "-fd", "1",
-        "-timeout", "40s", "-timeout_error",
+        "-timeout", "120s", "-timeout_error", "-trace_err", cwd=stack.work,
     )  # fmt: skip
     processes.append(sipp)
     return sipp
