@@ -114,7 +114,7 @@ def kamailio_in_a_folder(tmp_path: Path) -> list[str]:
 def test_the_compose_kamailio_command_passes_kamailio_c(tmp_path: Path) -> None:
     command = kamailio_in_a_folder(tmp_path)
     config = Path(command[command.index("-f") + 1])
-    assert config.read_bytes() == (DEPLOY / "kamailio" / "kamailio.cfg").read_bytes()
+    assert config.read_bytes() == (DEPLOY / "kamailio" / "dispatcher.cfg").read_bytes()
     checked = kamailio_check(*command)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -409,7 +409,9 @@ def test_the_compose_stack_agrees_on_addresses_and_secrets(
 ) -> None:
     stack = load_compose()
     services = stack["services"]
-    assert set(services) == {"kamailio", "sipbot", "postgres"}
+    instances = sorted(name for name in services if name.startswith("sipbot"))
+    assert set(services) == {"kamailio", "postgres", *instances}
+    assert instances == ["sipbot", "sipbot-2", "sipbot-3"]
     subnet = ipaddress.ip_network(stack["networks"]["sip"]["ipam"]["config"][0]["subnet"])
     ip = {name: service["networks"]["sip"]["ipv4_address"] for name, service in services.items()}
     assert all(ipaddress.ip_address(address) in subnet for address in ip.values())
@@ -419,14 +421,17 @@ def test_the_compose_stack_agrees_on_addresses_and_secrets(
     assert (context, (context / sipbot["build"]["dockerfile"])) == (ROOT, DOCKERFILE)
     assert sipbot["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert set(kamailio["ports"]) == {"5060:5060/udp", "5060:5060/tcp"}
-    # Kamailio trusts the bot's address (db/address, group 1), and only that
+    # Kamailio trusts the instances' addresses (db/address, group 1), and only those
     address = (COMPOSE / "kamailio" / "db" / "address").read_text().splitlines()[1:]
-    assert [row.split(":")[1:4] for row in address if row] == [["1", ip["sipbot"], "32"]]
-    # the bot: listening on its address, registered at Kamailio, believing Kamailio only
-    assert ".:/etc/sipbot:ro" in sipbot["volumes"]
+    trusted = [row.split(":")[1:4] for row in address if row]
+    assert trusted == [["1", ip[name], "32"] for name in instances]
+    # each instance: listening on its address, registered at Kamailio, believing Kamailio only
+    for name in instances:
+        assert ".:/etc/sipbot:ro" in services[name]["volumes"]
+        assert services[name]["environment"]["SIPBOT_ADDRESS"] == ip[name]
     config = yaml.safe_load((COMPOSE / "config.yaml").read_text())
     assert config["sip"]["mode"] == "external"
-    assert {listen["host"] for listen in config["sip"]["listen"]} == {ip["sipbot"]}
+    assert {listen["host"] for listen in config["sip"]["listen"]} == {"${SIPBOT_ADDRESS}"}
     assert {listen["transport"] for listen in config["sip"]["listen"]} == {"udp", "tcp"}
     assert config["sip"]["trusted_proxies"] == [ip["kamailio"]]
     assert host_of(config["registrar"]["server"]) == ip["kamailio"]
@@ -436,6 +441,61 @@ def test_the_compose_stack_agrees_on_addresses_and_secrets(
     assert environment["POSTGRES_PASSWORD"] == database
     check_config(COMPOSE / "config.yaml", environment, monkeypatch)
     assert "valid" in capsys.readouterr().out
+
+
+def dispatcher_rows(listing: Path) -> list[list[str]]:
+    """A dispatcher list file's rows (comments and blank lines left out), split on spaces."""
+    lines = listing.read_text().splitlines()
+    return [line.split() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_the_scale_profile_adds_instances_that_kamailio_dispatches_to_and_trusts() -> None:
+    """``docker compose --profile scale up``: sipbot-2 and sipbot-3 beside sipbot, the same
+    image and config, each with its own address and data; Kamailio (dispatcher.cfg) lists all
+    three in its dispatcher set, the profile's ones inactive until they answer its probes."""
+    stack = load_compose()
+    services = stack["services"]
+    ip = {name: service["networks"]["sip"]["ipv4_address"] for name, service in services.items()}
+    base = services["sipbot"]
+    extra = sorted(name for name in services if name.startswith("sipbot-"))
+    assert extra == ["sipbot-2", "sipbot-3"]
+    assert all("profiles" not in services[name] for name in ("sipbot", "kamailio", "postgres"))
+    data: list[str] = []
+    for name in ["sipbot", *extra]:
+        service = services[name]
+        if name != "sipbot":
+            assert service["profiles"] == ["scale"]
+            for key in ("build", "image", "depends_on", "sysctls", "stop_grace_period"):
+                assert service[key] == base[key], (name, key)
+            shared = {k: v for k, v in service["environment"].items() if k != "SIPBOT_ADDRESS"}
+            assert shared == {k: v for k, v in base["environment"].items() if k != "SIPBOT_ADDRESS"}
+        (volume,) = [v for v in service["volumes"] if v.endswith(":/var/lib/sipbot")]
+        data.append(volume.partition(":")[0])
+    assert len(set(data)) == 3 and set(data) <= set(stack["volumes"])  # no shared data folder
+    kamailio = services["kamailio"]
+    command = [compose_value(part) for part in kamailio["command"]]
+    listing = next(p.partition("=")[2].strip('"') for p in command if p.startswith("DS_LIST="))
+    (source,) = [v.split(":")[0] for v in kamailio["volumes"] if v.split(":")[1] == listing]
+    rows = dispatcher_rows(COMPOSE / source)
+    assert rows == [
+        ["1", f"sip:{ip[name]}:5060", "0" if name == "sipbot" else "1"]
+        for name in ["sipbot", *extra]
+    ]
+
+
+def test_the_shipped_dispatcher_list_names_instances_the_shipped_tables_trust() -> None:
+    """deploy/kamailio: every instance of dispatcher.list is in db/address (group 1)."""
+    trusted = [
+        ipaddress.ip_network(f"{row[2]}/{row[3]}")
+        for row in (line.split(":") for line in (DEPLOY / "kamailio" / "db" / "address")
+                    .read_text().splitlines()[1:] if line)
+        if row[1] == "1"
+    ]  # fmt: skip
+    rows = dispatcher_rows(DEPLOY / "kamailio" / "dispatcher.list")
+    assert rows and {row[0] for row in rows} == {"1"}
+    for row in rows:
+        host = ipaddress.ip_address(row[1].removeprefix("sip:").partition(":")[0])
+        assert any(host in network for network in trusted), row
 
 
 # --- Kubernetes -----------------------------------------------------------------------------
@@ -486,3 +546,25 @@ def test_the_configmap_config_passes_check_config_with_the_pods_environment(
     check_config(config, environment, monkeypatch)
     assert "valid" in capsys.readouterr().out
     assert set(found["Secret"]["stringData"]) <= wanted_env(config)  # no stray secrets
+
+
+def test_the_scale_overlay_runs_replicas_named_by_a_headless_service() -> None:
+    """deploy/k8s-scale: the base with several replicas, and a headless Service selecting the
+    same pods on the same ports, whose DNS name gives Kamailio's dispatcher list each pod."""
+    folder = DEPLOY / "k8s-scale"
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization"
+    resources = kustomization["resources"]
+    assert "../k8s" in resources
+    base = manifests()
+    (replicas,) = kustomization["replicas"]
+    assert replicas["name"] == base["Deployment"]["metadata"]["name"] and replicas["count"] >= 2
+    added = [yaml.safe_load((folder / name).read_text()) for name in resources if name != "../k8s"]
+    (headless,) = added
+    assert headless["kind"] == "Service" and headless["spec"]["clusterIP"] == "None"
+    assert headless["metadata"]["name"] != base["Service"]["metadata"]["name"]
+    labels = base["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert headless["spec"]["selector"].items() <= labels.items()
+    assert headless["spec"]["ports"] == base["Service"]["spec"]["ports"]
+    note = (folder / "kustomization.yaml").read_text()
+    assert f"{headless['metadata']['name']}.<namespace>.svc" in note  # how the list is made

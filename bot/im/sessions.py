@@ -131,6 +131,10 @@ class ImSessions:
 
     def _session_ok(self, request: Request, session: ImSession, tag: str | None) -> Response:
         response = make_response(request, 200, to_tag=tag)
+        # RFC 3261 §12.1.1: the 2xx that makes the dialog carries the request's Record-Route,
+        # so a record-routing proxy (Kamailio's dispatcher) stays on the caller's route set
+        for value in request.headers.values("record-route"):
+            response.headers.add("Record-Route", value)
         response.headers.add(
             "Contact", str(self.endpoint.contact(self.config.sip.user, session.peer.transport))
         )

@@ -38,6 +38,8 @@ class RunningBot:
     raw: list[str] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
     _new_line: asyncio.Event = field(default_factory=asyncio.Event)
+    killed: bool = False
+    """SIGKILLed by the test (a crash): its exit status is not checked."""
 
     def follow(self) -> None:
         self._reader = asyncio.ensure_future(self._read())
@@ -69,6 +71,18 @@ class RunningBot:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_line.wait(), 0.5)
 
+    async def until(self, ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        """Wait until ``ready()`` holds (``what`` it means, for the failure), checked as this
+        bot's log grows and twice a second (for conditions on other processes too)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not ready():
+            if loop.time() > deadline:
+                raise AssertionError(f"not {what} within {timeout} s:\n{self.text}")
+            self._new_line.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_line.wait(), 0.5)
+
     @property
     def text(self) -> str:
         return "".join(self.raw)[-6000:]
@@ -84,6 +98,12 @@ class RunningBot:
         if self._reader is not None:
             await self._reader
         return code
+
+    async def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash."""
+        self.killed = True
+        self.process.proc.kill()
+        await self.process.proc.wait()
 
     @property
     def peer(self) -> Peer:
@@ -167,7 +187,7 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
     yield start
     for bot in running:
         code = await bot.stop()
-        assert code == 0, bot.text
+        assert code == 0 or bot.killed, bot.text
         assert "Traceback" not in bot.text, bot.text
 
 

@@ -306,3 +306,20 @@ async def test_an_invite_without_contact_gets_400_and_leaves_no_session(calm: Ru
         )
         assert refused.status == 400, refused.reason
         assert calm.im is not None and calm.im.session_count == 0
+
+
+async def test_the_2xx_carries_the_invites_record_route_in_order(calm: Runtime) -> None:
+    """RFC 3261 §12.1.1: a record-routing proxy (Kamailio's dispatcher) in front of the bot
+    stays on the route set only if the bot's 200 copies Record-Route."""
+    bot = Peer("UDP", *calm.endpoint.address())
+    async with SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST)) as alice:
+        invite = session_invite(alice, bot)
+        routes = ["<sip:192.0.2.1;lr;ftag=a>", "<sip:192.0.2.2:5070;lr>"]
+        for route in routes:
+            invite.headers.add("Record-Route", route)
+        ok = await alice.request(
+            invite, destination=bot, credentials=DigestClient("alice", "alice-demo")
+        )
+        assert ok.status == 200
+        assert ok.headers.values("record-route") == routes
+        assert Dialog.as_uac(invite, ok).route_set == list(reversed(routes))
