@@ -163,7 +163,7 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
 
     async def start(port: int | None = None, **overrides: object) -> RunningBot:
         port = port or free_port()
-        path = tmp_path / f"config-{len(running)}.yaml"
+        path = tmp_path / f"config-{port}.yaml"  # instances may start at the same moment
         path.write_text(yaml.safe_dump(bot_config(tmp_path, port, **overrides)))
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
