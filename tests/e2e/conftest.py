@@ -182,6 +182,7 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
         bot.follow()
         running.append(bot)
         await wait_until_answering(bot)
+        await bot.event("bot.started")  # all of it: the admin listener opens after SIP
         return bot
 
     yield start

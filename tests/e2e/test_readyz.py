@@ -119,6 +119,7 @@ async def test_readyz_follows_the_registrar_and_the_store(
         conferences={"database_url": postgres.url},
         admin={"port": admin_port},  # on by default; no token needed for the probes
     )
+    await bot.event("admin.started", port=admin_port)  # it opens after SIP answers OPTIONS
     ready = await readyz(admin_port, 200, bot)
     assert ready == {"ready": True, "checks": ["listeners", "registration", "store"],
                      "failing": {}}  # fmt: skip
