@@ -555,11 +555,14 @@ def test_the_scale_overlay_runs_replicas_named_by_a_headless_service() -> None:
     kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
     assert kustomization["kind"] == "Kustomization"
     resources = kustomization["resources"]
-    assert "../k8s" in resources
+    base_folder = os.path.relpath(DEPLOY / "k8s", folder)  # the base, beside the overlay
+    assert base_folder in resources
     base = manifests()
     (replicas,) = kustomization["replicas"]
     assert replicas["name"] == base["Deployment"]["metadata"]["name"] and replicas["count"] >= 2
-    added = [yaml.safe_load((folder / name).read_text()) for name in resources if name != "../k8s"]
+    added = [
+        yaml.safe_load((folder / name).read_text()) for name in resources if name != base_folder
+    ]
     (headless,) = added
     assert headless["kind"] == "Service" and headless["spec"]["clusterIP"] == "None"
     assert headless["metadata"]["name"] != base["Service"]["metadata"]["name"]

@@ -17,7 +17,8 @@ from bot.calls.audio import CallFailed
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.sip.sdp import SessionDescription
-from tests.peers.conftest import Process, free_port, start
+from tests.peers.baresip import listen_port
+from tests.peers.conftest import Process, start
 
 from .conftest import WAIT, Streams
 
@@ -74,7 +75,7 @@ async def bob(bot: Runtime, tmp_path: Path, media: tuple[str, str]) -> AsyncIter
     """baresip registered as bob: returned once the registrar has his binding."""
     folder = tmp_path / "baresip"
     folder.mkdir()
-    (folder / "config").write_text(CONFIG.format(port=free_port()))
+    (folder / "config").write_text(CONFIG.format(port=listen_port()))
     (folder / "accounts").write_text(
         ACCOUNT.format(bot=bot.endpoint.address()[1], mediaenc=media[1])
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,20 @@ REGISTERED = r"\{0/UDP/v4\} 200 OK"
 """What baresip prints when its REGISTER is answered 200."""
 CLOSED = r"terminated \(duration: \d+ secs?\)|: session closed: "
 """What baresip prints when a call ends, established or not."""
+
+
+def listen_port() -> int:
+    """A port for baresip's ``sip_listen``: it also binds TCP port + 1 for TLS (PEERS.md), so
+    that one must be free too."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for baresip")
 
 
 @dataclass
