@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol, TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -57,6 +57,8 @@ from bot.sip.tally import DIRECTIONS, OTHER
 from bot.sip.validation import KNOWN_METHODS
 from bot.transport.endpoint import SipEndpoint
 
+K = TypeVar("K", bound=str)
+"""A label value."""
 REGISTER_OUTCOMES = ("ok", "challenged", "refused", "invalid", "error")
 """What became of a REGISTER: 200, a challenge, 403/404, another 4xx, a 5xx."""
 BINDING_CHANGES = ("added", "refreshed", "removed")
@@ -178,24 +180,20 @@ class BotCollector(Collector):
         for outcome, count in outcomes.items():
             requests.add_metric([outcome], count)
         yield requests
-        changes = CounterMetricFamily(
+        yield _counted(
             "sipbot_registrar_bindings",
             "Bindings the embedded registrar added, refreshed and removed",
-            labels=["change"],
+            "change",
+            BINDING_CHANGES,
+            registrar.bindings_changed if registrar else {},
         )
-        changed = registrar.bindings_changed if registrar else {}
-        for change in BINDING_CHANGES:
-            changes.add_metric([change], changed.get(change, 0))
-        yield changes
-        sent = CounterMetricFamily(
+        yield _counted(
             "sipbot_registration_requests",
             "REGISTERs the bot sent to the external registrar, by outcome",
-            labels=["outcome"],
+            "outcome",
+            REGISTRATION_OUTCOMES,
+            registration.outcomes if registration else {},
         )
-        outcomes = registration.outcomes if registration else {}
-        for outcome in REGISTRATION_OUTCOMES:
-            sent.add_metric([outcome], outcomes.get(outcome, 0))
-        yield sent
         yield GaugeMetricFamily(
             "sipbot_registered_users",
             "Users with a live binding at the embedded registrar",
@@ -295,27 +293,25 @@ class BotCollector(Collector):
         )
 
     def _reloads(self) -> Iterator[Metric]:
-        reloads = CounterMetricFamily(
+        yield _counted(
             "sipbot_config_reloads",
             "Config reloads by result: ok, invalid (nothing changed), restart_needed",
-            labels=["result"],
+            "result",
+            RESULTS,
+            self.bot.reloads,
         )
-        for result in RESULTS:
-            reloads.add_metric([result], self.bot.reloads[result])
-        yield reloads
 
 
 def _digest(digest: DigestServer | None) -> Iterator[Metric]:
     """The embedded registrar's digest: right answers by outcome (pre-authorized: an earlier
     nonce with a higher count, RFC 7616 §3.4), next nonces offered, counts remembered."""
-    answers = CounterMetricFamily(
+    yield _counted(
         "sipbot_digest_answers",
         "Right digest answers, by outcome (preauthorized: no challenge round)",
-        labels=["outcome"],
+        "outcome",
+        VERDICTS,
+        digest.verdicts if digest else {},
     )
-    for outcome in VERDICTS:
-        answers.add_metric([outcome], digest.verdicts[outcome] if digest else 0)
-    yield answers
     yield CounterMetricFamily(
         "sipbot_digest_nextnonces",
         "Next nonces offered in Authentication-Info (RFC 7616 §3.5)",
@@ -337,3 +333,14 @@ def register_outcome(status: int) -> str:
     if status in (403, 404):
         return "refused"
     return "invalid" if status < 500 else "error"
+
+
+def _counted(
+    name: str, what: str, label: str, keys: Iterable[K], counts: Mapping[K, int]
+) -> CounterMetricFamily:
+    """A counter with one label whose values are the fixed ``keys`` (each listed, at zero when
+    not counted yet): a bounded set of series whatever the counts hold."""
+    family = CounterMetricFamily(name, what, labels=[label])
+    for key in keys:
+        family.add_metric([key], counts.get(key, 0))
+    return family
