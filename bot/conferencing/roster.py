@@ -24,11 +24,16 @@ Bodies come from the network: parsed with defusedxml, bounded in size and user c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
+
+T = TypeVar("T")
+"""A roster entry merged by its entity: a user or an endpoint."""
 
 CONFERENCE_INFO = "urn:ietf:params:xml:ns:conference-info"
 CONTENT_TYPE = "application/conference-info+xml"
@@ -215,18 +220,9 @@ def _merge_users(users: dict[str, User], element: Element | None, *, full: bool)
         return
     if full:
         users.clear()
-    for child in element.iterfind(_ci("user")):
-        entity = child.get("entity")
-        if not entity:
-            continue
-        state = child.get("state", "full")
-        if state == "deleted":
-            users.pop(entity, None)
-            continue
-        known = users.get(entity) if state == "partial" else None
-        users[entity] = _user(child, entity, known)
-        if len(users) > MAX_USERS:
-            raise RosterError(f"more than {MAX_USERS} users")
+    _merge_by_entity(users, element, "user", _user)
+    if len(users) > MAX_USERS:
+        raise RosterError(f"more than {MAX_USERS} users")
 
 
 def _user(element: Element, entity: str, known: User | None) -> User:
@@ -239,17 +235,25 @@ def _user(element: Element, entity: str, known: User | None) -> User:
     if roles is not None:
         user = replace(user, roles=_entries(roles))
     endpoints = dict(user.endpoints)
-    for child in element.iterfind(_ci("endpoint")):
-        endpoint_entity = child.get("entity")
-        if not endpoint_entity:
+    _merge_by_entity(endpoints, element, "endpoint", _endpoint)
+    return replace(user, endpoints=endpoints)
+
+
+def _merge_by_entity(
+    table: dict[str, T], parent: Element, tag: str, build: Callable[[Element, str, T | None], T]
+) -> None:
+    """The ``tag`` children of ``parent`` into ``table`` by their ``entity`` (RFC 4575 §4.2,
+    §5): state deleted removes one, partial merges into the one known, full replaces it."""
+    for child in parent.iterfind(_ci(tag)):
+        entity = child.get("entity")
+        if not entity:
             continue
         state = child.get("state", "full")
         if state == "deleted":
-            endpoints.pop(endpoint_entity, None)
+            table.pop(entity, None)
             continue
-        base = endpoints.get(endpoint_entity) if state == "partial" else None
-        endpoints[endpoint_entity] = _endpoint(child, endpoint_entity, base)
-    return replace(user, endpoints=endpoints)
+        known = table.get(entity) if state == "partial" else None
+        table[entity] = build(child, entity, known)
 
 
 def _endpoint(element: Element, entity: str, known: Endpoint | None) -> Endpoint:
