@@ -11,6 +11,7 @@ and to compare two commits quickly:
 
   PYTHONPATH=$PWD python bench/hotpath_bench.py --commands 20000
   PYTHONPATH=$PWD python bench/hotpath_bench.py --command "my meetings"
+  PYTHONPATH=$PWD python bench/hotpath_bench.py --mode pager     # pre-authorized pager MESSAGEs
   PYTHONPATH=$PWD python bench/hotpath_bench.py --profile /tmp/hot.prof   # python -m pstats
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import hashlib
 import re
 import sys
 import tempfile
@@ -86,6 +88,30 @@ BYE = (
     "Max-Forwards: 70\r\n"
     "Content-Length: 0\r\n\r\n"
 )
+PAGER = (
+    "MESSAGE sip:127.0.0.1:{port} SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-pager-{call_id}-{cseq}\r\n"
+    "From: <sip:alice@example.test>;tag=pager-{call_id}\r\n"
+    "To: <sip:bot@example.test>\r\n"
+    "Call-ID: {call_id}\r\n"
+    "CSeq: {cseq} MESSAGE\r\n"
+    "{auth}"
+    "Max-Forwards: 70\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: {length}\r\n\r\n{command}"
+)
+REGISTER = (
+    "REGISTER sip:127.0.0.1:{port} SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-register-{cseq}\r\n"
+    "From: <sip:alice@example.test>;tag=register\r\n"
+    "To: <sip:alice@example.test>\r\n"
+    "Call-ID: hotpath-register\r\n"
+    "CSeq: {cseq} REGISTER\r\n"
+    "Contact: <sip:alice@127.0.0.1:5999>\r\n"
+    "Expires: 3600\r\n"
+    "Max-Forwards: 70\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
 OK = (
     "SIP/2.0 200 OK\r\n{via}\r\n{from_}\r\n{to}\r\n{call_id}\r\n{cseq}\r\nContent-Length: 0\r\n\r\n"
 )
@@ -142,7 +168,12 @@ async def drive(runtime: Runtime, args: argparse.Namespace) -> None:
     wire = Wire()
     endpoint._udp.send = wire.send  # type: ignore[union-attr,method-assign]
     port = endpoint._udp.local[1]  # type: ignore[union-attr]
-    session = Session(endpoint._on_message, wire, port, args.command)
+    session: Session | Pager = (
+        Pager(endpoint._on_message, wire, port, args.command)
+        if args.mode == "pager"
+        else Session(endpoint._on_message, wire, port, args.command)
+    )
+    await session.start()
     await session.run(args.warmup, args.per_session)
     wire.count = 0
     profiler = cProfile.Profile(time.thread_time) if args.profile else None
@@ -156,7 +187,8 @@ async def drive(runtime: Runtime, args: argparse.Namespace) -> None:
     cpu = time.thread_time() - cpu
     elapsed = time.perf_counter() - started
     print(
-        f"command={args.command!r} commands={args.commands} per session={args.per_session} "
+        f"mode={args.mode} command={args.command!r} commands={args.commands} "
+        f"per {'challenge' if args.mode == 'pager' else 'session'}={args.per_session} "
         f"cache_seconds={args.cache_seconds} loop={'uvloop' if args.uvloop else 'asyncio'}"
     )
     print(f"datagrams sent by the bot: {wire.count / args.commands:.2f} per command")
@@ -172,6 +204,9 @@ class Session:
     def __init__(self, feed: Callable[[bytes, Peer], None], wire: Wire, port: int, command: str):
         self.feed, self.wire, self.port, self.command = feed, wire, port, command
         self.calls = 0
+
+    async def start(self) -> None:
+        """Nothing to prepare: each session opens its own dialog."""
 
     async def run(self, commands: int, per_session: int) -> None:
         while commands > 0:
@@ -243,14 +278,78 @@ class Session:
         )
 
 
+class Pager(Session):
+    """alice registered, then pager-mode MESSAGEs (RFC 3428) pre-authorized as Linphone and
+    bench/sipp/pager_preauth.xml send them: one challenge, then the same nonce with a rising
+    nc (RFC 7616 §3.4); the bot's replies go to her registered contact."""
+
+    async def start(self) -> None:
+        self.feed(REGISTER.format(port=self.port, cseq=1).encode(), ALICE)
+        challenge = parse_message(await self.wire.next(b"SIP/2.0 401"))
+        register = parse_message(REGISTER.format(port=self.port, cseq=2).encode())
+        assert isinstance(challenge, Response) and isinstance(register, Request)
+        DigestClient("alice", "alice-demo").authorize(register, challenge)
+        self.feed(register.serialize(), ALICE)
+        await self.wire.next(b"SIP/2.0 200")
+
+    async def one(self, commands: int) -> None:
+        self.calls += 1
+        call_id, body, port = f"pager-{self.calls}", self.command, self.port
+        self.feed(
+            PAGER.format(
+                port=port, call_id=call_id, cseq=1, auth="", length=len(body), command=body
+            ).encode(),
+            ALICE,
+        )
+        response = parse_message(await self.wire.next(b"SIP/2.0 401"))
+        assert isinstance(response, Response)
+        challenge = DigestClient.challenges(response)[0]
+        assert challenge.algorithm == "MD5" and "auth" in challenge.qop
+        uri = f"sip:127.0.0.1:{port}"
+        ha1 = _md5(f"alice:{challenge.realm}:alice-demo")
+        ha2 = _md5(f"MESSAGE:{uri}")
+        for nc in range(1, commands + 1):
+            answer = _md5(f"{ha1}:{challenge.nonce}:{nc:08x}:c0ffee:auth:{ha2}")
+            auth = (
+                f'Authorization: Digest username="alice", realm="{challenge.realm}", '
+                f'nonce="{challenge.nonce}", uri="{uri}", response="{answer}", '
+                f'algorithm=MD5, cnonce="c0ffee", qop=auth, nc={nc:08x}'
+                + (f', opaque="{challenge.opaque}"' if challenge.opaque is not None else "")
+                + "\r\n"
+            )
+            self.feed(
+                PAGER.format(
+                    port=port,
+                    call_id=call_id,
+                    cseq=1 + nc,
+                    auth=auth,
+                    length=len(body),
+                    command=body,
+                ).encode(),
+                ALICE,
+            )
+            await self.wire.next(b"SIP/2.0 200")
+            self.answer(await self.wire.next(b"MESSAGE "))
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--mode", choices=("session", "pager"), default="session")
     parser.add_argument("--command", default="help")
     parser.add_argument("--commands", type=int, default=10_000)
     parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--per-session", type=int, default=20, help="commands per IM session")
+    parser.add_argument(
+        "--per-session",
+        type=int,
+        default=20,
+        help="commands per IM session (pager: per challenge)",
+    )
     parser.add_argument("--cache-seconds", type=float, default=5.0)
     parser.add_argument("--profile", type=Path, help="cProfile (CPU time) the commands to here")
     parser.add_argument("--uvloop", action="store_true")
