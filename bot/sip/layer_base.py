@@ -124,7 +124,11 @@ class LayerBase:
         if old is not None:  # the same key again (a caller reusing a branch): one per key
             self._unindex(old)
         table[tx.key] = tx
-        self._by_peer.setdefault(tx.peer, {})[tx] = None
+        bound = self._by_peer.get(tx.peer)
+        if bound is None:
+            self._by_peer[tx.peer] = {tx: None}
+        else:
+            bound[tx] = None
 
     def _forget(self, tx: ClientTransaction | ServerTransaction) -> None:
         if isinstance(tx, ClientTransaction):

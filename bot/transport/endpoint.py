@@ -77,6 +77,9 @@ class SipEndpoint:
         self._server_names: dict[Peer, str] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._deadline: float | None = None
+        """The layer's next deadline when the timer was last considered: mostly unchanged
+        from one pump to the next (the oldest Timer K or J)."""
         self._handlers = HandlerRunner()
         self.client = SipClient(self)
         """Sends the requests we originate (bot.transport.client)."""
@@ -289,6 +292,7 @@ class SipEndpoint:
         armed_for = self._timer_at
         self._timer = None
         self._timer_at = None
+        self._deadline = None
         # asyncio may run a call_at callback up to one clock resolution early: the timer was
         # armed for the layer's deadline rounded up to the grid, so every deadline up to that
         # has come and expires in this one pass (aioquic clamps the same way)
@@ -321,15 +325,17 @@ class SipEndpoint:
             self._arm_timer()
 
     def _arm_timer(self) -> None:
-        """One ``call_at`` at the layer's next deadline on the :data:`TIMER_GRID` (aioquic's
-        single timer, its wake-ups coalesced). A timer already armed earlier stays: a request
-        answered at once cancels its Timer E, and moving the wake-up later and back for each
-        would cost more than the one early wake-up, which re-arms for what is then due."""
+        """One ``call_at`` at the layer's next deadline, a future one on the :data:`TIMER_GRID`
+        (aioquic's single timer, its wake-ups coalesced). A timer already armed earlier stays:
+        a request answered at once cancels its Timer E, and moving the wake-up later and back
+        for each would cost more than the one early wake-up, which re-arms for what is due."""
         assert self._loop is not None
         deadline = self.layer.next_deadline()
-        if deadline is None:
+        if deadline is None or deadline == self._deadline:
             return
-        deadline = math.ceil(deadline / TIMER_GRID) * TIMER_GRID
+        self._deadline = deadline
+        if deadline > self._loop.time():  # one due already (a 0 over TCP) fires at once
+            deadline = math.ceil(deadline / TIMER_GRID) * TIMER_GRID
         armed_for = self._timer_at
         if armed_for is None or deadline < armed_for:
             if self._timer is not None:
