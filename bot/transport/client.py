@@ -8,7 +8,7 @@ the transactions; this module decides what to send, where, and whether to send a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,9 +49,9 @@ class Transactions(Protocol):
 
     def name_server(self, peer: Peer, server_name: str) -> None: ...
 
-    async def transact(
+    def transact(
         self, request: Request, peer: Peer, wire: bytes, on_provisional: Provisional | None
-    ) -> Outcome: ...
+    ) -> Awaitable[Outcome]: ...
 
     def acknowledge(self, ack: Request, peer: Peer) -> None: ...
 

@@ -77,6 +77,8 @@ class SipEndpoint:
         self._server_names: dict[Peer, str] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._expiring = False
+        """The pump is expiring timers already due (see _arm_timer)."""
         self._deadline: float | None = None
         """The layer's next deadline when the timer was last considered: mostly unchanged
         from one pump to the next (the oldest Timer K or J)."""
@@ -218,23 +220,22 @@ class SipEndpoint:
         """The name a TLS connection to ``peer`` must present (RFC 5922 §4)."""
         self._server_names[peer] = server_name
 
-    async def transact(
+    def transact(
         self, request: Request, peer: Peer, wire: bytes, on_provisional: Provisional | None
-    ) -> Outcome:
-        """One client transaction for ``request`` (serialized as ``wire``) to ``peer``."""
+    ) -> asyncio.Future[Outcome]:
+        """One client transaction for ``request`` (serialized as ``wire``) to ``peer``: the
+        future of its outcome. It is forgotten with its outcome (every client transaction ends
+        in one: a final response, Timer B or F, a transport error), awaited or not."""
         assert self._loop is not None
-        self._ensure_stream(peer.transport)
+        if peer.transport != "UDP":
+            self.add_stream_transport(peer.transport)
         tx = self.layer.send_request(request, peer, self._loop.time(), wire=wire)
         future: asyncio.Future[Outcome] = self._loop.create_future()
         self._waiting[tx] = future
         if on_provisional is not None:
             self._provisional[tx] = on_provisional
         self._pump()
-        try:
-            return await future
-        finally:
-            self._waiting.pop(tx, None)
-            self._provisional.pop(tx, None)
+        return future
 
     def acknowledge(self, ack: Request, peer: Peer) -> None:
         """Hand the layer the ACK (with its Via) for a 2xx to our INVITE (RFC 3261 §13.2.2.4):
@@ -299,6 +300,10 @@ class SipEndpoint:
         now = self._loop.time()
         if armed_for is not None:
             now = max(now, armed_for)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        """Fire the layer's timers due by ``now``, then pump what they produced."""
         try:
             self.layer.handle_timer(now)
         except Exception:
@@ -333,8 +338,19 @@ class SipEndpoint:
         deadline = self.layer.next_deadline()
         if deadline is None or deadline == self._deadline:
             return
+        now = self._loop.time()
+        if deadline <= now and not self._expiring:
+            # due already: a 0 over a reliable transport (RFC 3261 §17.1.2.2, §17.2.2: the
+            # transaction ends at once), or one a busy loop is late for; expired here, without
+            # a wake-up (once: what this expiry leaves due goes to the loop)
+            self._expiring = True
+            try:
+                self._expire(now)
+            finally:
+                self._expiring = False
+            return
         self._deadline = deadline
-        if deadline > self._loop.time():  # one due already (a 0 over TCP) fires at once
+        if deadline > now:
             deadline = math.ceil(deadline / TIMER_GRID) * TIMER_GRID
         armed_for = self._timer_at
         if armed_for is None or deadline < armed_for:
@@ -355,10 +371,6 @@ class SipEndpoint:
             self._on_failure(peer, f"no {peer.transport} transport")
             return
         stream.send(data, peer, self._server_names.get(peer))
-
-    def _ensure_stream(self, kind: str) -> None:
-        if kind != "UDP":
-            self.add_stream_transport(kind)
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, RequestReceived):
@@ -401,8 +413,10 @@ class SipEndpoint:
         self._finish(tx, Outcome(response))
 
     def _finish(self, tx: ClientTransaction, outcome: Outcome) -> None:
-        future = self._waiting.get(tx)
-        if future is not None and not future.done():
+        future = self._waiting.pop(tx, None)
+        if self._provisional:
+            self._provisional.pop(tx, None)
+        if future is not None and not future.done():  # done: the caller cancelled it
             future.set_result(outcome)
 
     def _handle_request(self, request: Request, tx: ServerTransaction) -> None:
