@@ -57,7 +57,8 @@ class ServerSide(LayerBase):
             self.respond_stateless(tx, response)
             return
         tx.move(response_event(response.status))
-        self.stats.messages.response("out", response)
+        # the CSeq method of a response in a transaction is its request's (RFC 3261 §8.2.6.2)
+        self.stats.messages.answer("out", tx.method, response.status)
         tx.last_response = response
         tx.wire = response.serialize()
         self._out.append((tx.wire, tx.reply_to))
