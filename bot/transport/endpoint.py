@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from bot.sip.digest import DigestClient
 from bot.sip.errors import SipParseError
@@ -203,16 +204,17 @@ class SipEndpoint:
     def outbound_proxy(self) -> SipUri | None:
         return self.config.outbound_proxy
 
-    async def request(
+    def request(
         self,
         request: Request,
         *,
         destination: Peer | Target | None = None,
         credentials: DigestClient | None = None,
         on_provisional: Provisional | None = None,
-    ) -> Response:
-        """Send ``request`` and return its final response: see :meth:`SipClient.request`."""
-        return await self.client.request(
+    ) -> Coroutine[Any, Any, Response]:
+        """Send ``request``; the coroutine of its final response: see
+        :meth:`SipClient.request` (handed on as it is, not awaited in a coroutine of ours)."""
+        return self.client.request(
             request, destination=destination, credentials=credentials, on_provisional=on_provisional
         )
 
