@@ -78,6 +78,10 @@ class SipEndpoint:
         self._server_names: dict[Peer, str] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._pumping = False
+        """A pump is running (see _pump)."""
+        self._again = False
+        """Something asked for a pump while the running one was sending."""
         self._expiring = False
         """The pump is expiring timers already due (see _arm_timer)."""
         self._deadline: float | None = None
@@ -315,20 +319,31 @@ class SipEndpoint:
 
     def _pump(self) -> None:
         """Hand out the layer's events, send its datagrams, re-arm the timer. One event or send
-        that fails is logged and skipped: the others still run and the timer is always armed."""
+        that fails is logged and skipped: the others still run and the timer is always armed.
+        A call from within (a handler answering while its request is handed out) only queues:
+        the running pump goes round until the layer has nothing left for it."""
+        if self._pumping:
+            self._again = True
+            return
+        self._pumping = True
         layer = self.layer
         try:
-            while (event := layer.next_event()) is not None:
-                try:
-                    self._dispatch(event)
-                except Exception:
-                    log.exception("sip.event.failed %s", _describe(event))
-            for data, peer in layer.datagrams_to_send():
-                try:
-                    self._send(data, peer)
-                except Exception:
-                    log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
+            while True:
+                while (event := layer.next_event()) is not None:
+                    try:
+                        self._dispatch(event)
+                    except Exception:
+                        log.exception("sip.event.failed %s", _describe(event))
+                self._again = False
+                for data, peer in layer.datagrams_to_send():
+                    try:
+                        self._send(data, peer)
+                    except Exception:
+                        log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
+                if not self._again:  # a send failed, and the layer has events about it
+                    break
         finally:
+            self._pumping = False
             self._arm_timer()
 
     def _arm_timer(self) -> None:
