@@ -38,6 +38,11 @@ class Dialog:
     """False while early (a 1xx with a tag, §12.1); True once a 2xx (or NOTIFY) arrived."""
     usage: str = "INVITE"
     """The method that created it: INVITE or SUBSCRIBE."""
+    _written: tuple[Address, Address, str, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """``local`` and ``remote`` and their text as written in From and To; written again when
+    either is replaced (Address is frozen: the same object always reads the same)."""
 
     @property
     def id(self) -> DialogId:
@@ -133,8 +138,11 @@ class Dialog:
         headers.add("Max-Forwards", "70")
         for route in routes:
             headers.add("Route", route)
-        headers.add("From", str(self.local))
-        headers.add("To", str(self.remote))
+        written = self._written
+        if written is None or written[0] is not self.local or written[1] is not self.remote:
+            written = self._written = (self.local, self.remote, str(self.local), str(self.remote))
+        headers.add("From", written[2])
+        headers.add("To", written[3])
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{cseq} {method}")
         if contact is not None and method in TARGET_REFRESH:

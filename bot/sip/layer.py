@@ -9,8 +9,6 @@ what they share :mod:`bot.sip.layer_base`; this module routes input and timers t
 
 from __future__ import annotations
 
-import heapq
-
 from bot.sip.errors import SipParseError
 from bot.sip.events import TransportFailed
 from bot.sip.layer_client import ClientSide
@@ -68,9 +66,9 @@ class TransactionLayer(ClientSide, ServerSide):
         self._receive_request(message, peer, now)
 
     def handle_timer(self, now: float) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, _, tx, timer = heapq.heappop(heap)
+        heads = self._heads
+        while heads and heads[0][0] <= now:
+            deadline, tx, timer = self._pop_first()
             if tx.timers.get(timer) != deadline:
                 continue
             del tx.timers[timer]

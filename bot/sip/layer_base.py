@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -20,6 +19,9 @@ from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, Time
 from bot.sip.validation import UasPolicy
 
 _Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
+_Armed = tuple[float, ClientTransaction | ServerTransaction, Timer]
+"""A timer as queued: its deadline, whose it is, which one. It is stale (cancelled or armed
+again) when the transaction's ``timers`` no longer hold that deadline for it."""
 
 
 @dataclass(slots=True)
@@ -47,8 +49,17 @@ class LayerBase:
         # transactions by the peer they are bound to, in creation order: a transport failure
         # touches only that peer's transactions (issue 15 item 8)
         self._by_peer: dict[Peer, dict[ClientTransaction | ServerTransaction, None]] = {}
-        self._heap: list[tuple[float, int, ClientTransaction | ServerTransaction, Timer]] = []
-        self._seq = itertools.count()
+        # Armed timers, one first-in first-out queue per delay: every timer is armed for now +
+        # a delay, so each queue is in deadline order and arming is an append; a small heap
+        # holds each non-empty queue's first deadline (a dozen delays: T1 doubling to T2,
+        # 64*T1, T4, 0 over reliable transports, 32 s), where one heap of every timer cost
+        # log2(hundreds of thousands) to pop at thousands of transactions a second.
+        self._queues: dict[float, deque[_Armed]] = {}
+        self._heads: list[tuple[float, float]] = []
+        """(first deadline, delay) of each non-empty queue."""
+        self._clock = float("-inf")
+        """The latest ``now`` a timer was armed at: an earlier one counts as this one, so that
+        each queue stays in deadline order."""
         self._events: deque[Event] = deque()
         self._out: list[tuple[bytes, Peer]] = []
 
@@ -62,12 +73,13 @@ class LayerBase:
         return out
 
     def next_deadline(self) -> float | None:
-        heap = self._heap
-        while heap:
-            deadline, _, tx, timer = heap[0]
+        heads = self._heads
+        while heads:
+            deadline, delay = heads[0]
+            _, tx, timer = self._queues[delay][0]
             if tx.timers.get(timer) == deadline:
                 return deadline
-            heapq.heappop(heap)  # stale: the timer was cancelled or re-armed
+            self._pop_first()  # stale: the timer was cancelled or re-armed
         return None
 
     @property
@@ -77,17 +89,46 @@ class LayerBase:
     # --- shared ----------------------------------------------------------------------------
 
     def _arm(
-        self, tx: ClientTransaction | ServerTransaction, timer: Timer, deadline: float
+        self, tx: ClientTransaction | ServerTransaction, timer: Timer, now: float, delay: float
     ) -> None:
+        """Arm ``timer`` of ``tx`` to fire ``delay`` seconds after ``now``."""
+        if now < self._clock:
+            now = self._clock
+        else:
+            self._clock = now
+        deadline = now + delay
         tx.timers[timer] = deadline
-        heapq.heappush(self._heap, (deadline, next(self._seq), tx, timer))
+        queue = self._queues.get(delay)
+        if queue is None:
+            self._queues[delay] = deque([(deadline, tx, timer)])
+            heapq.heappush(self._heads, (deadline, delay))
+        else:
+            queue.append((deadline, tx, timer))
+
+    def _pop_first(self) -> _Armed:
+        """Take the timer with the earliest deadline (the first of the queue at the top of
+        the heads) off its queue."""
+        heads, queues = self._heads, self._queues
+        delay = heads[0][1]
+        queue = queues[delay]
+        first = queue.popleft()
+        if queue:
+            heapq.heapreplace(heads, (queue[0][0], delay))
+        else:
+            heapq.heappop(heads)
+            del queues[delay]
+        return first
 
     def _store(self, table: dict[tuple[object, ...], _Tx], tx: _Tx) -> None:
         old = table.get(tx.key)
         if old is not None:  # the same key again (a caller reusing a branch): one per key
             self._unindex(old)
         table[tx.key] = tx
-        self._by_peer.setdefault(tx.peer, {})[tx] = None
+        bound = self._by_peer.get(tx.peer)
+        if bound is None:
+            self._by_peer[tx.peer] = {tx: None}
+        else:
+            bound[tx] = None
 
     def _forget(self, tx: ClientTransaction | ServerTransaction) -> None:
         if isinstance(tx, ClientTransaction):

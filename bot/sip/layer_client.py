@@ -65,8 +65,8 @@ class ClientSide(LayerBase):
         t1 = self.timers.t1
         if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
             tx.interval = t1
-            self._arm(tx, Timer.A if tx.is_invite else Timer.E, now + t1)
-        self._arm(tx, Timer.B if tx.is_invite else Timer.F, now + 64 * t1)
+            self._arm(tx, Timer.A if tx.is_invite else Timer.E, now, t1)
+        self._arm(tx, Timer.B if tx.is_invite else Timer.F, now, 64 * t1)
         return tx
 
     def send_ack(self, ack: Request, peer: Peer, transaction: ClientTransaction | None) -> None:
@@ -95,7 +95,7 @@ class ClientSide(LayerBase):
         # §9.1: "If there is no final response for the original request in 64*T1 seconds ...
         # the client ... SHOULD destroy the client transaction handling the original request"
         transaction.cancelled = True
-        self._arm(transaction, Timer.B, now + 64 * self.timers.t1)
+        self._arm(transaction, Timer.B, now, 64 * self.timers.t1)
         return cancel
 
     def _receive_response(self, response: Response, now: float) -> None:
@@ -141,7 +141,7 @@ class ClientSide(LayerBase):
             tx.ack = ack.serialize()
             tx.last_response = response
             tx.timers.pop(Timer.B, None)
-            self._arm(tx, Timer.D, now + (0 if tx.peer.reliable else 32.0))
+            self._arm(tx, Timer.D, now, 0 if tx.peer.reliable else 32.0)
             self._events.append(ResponseReceived(response=response, transaction=tx))
         self._out.append((tx.ack, tx.peer))
 
@@ -151,7 +151,7 @@ class ClientSide(LayerBase):
         if before is not State.ACCEPTED:
             tx.timers.pop(Timer.B, None)
             tx.last_response = response
-            self._arm(tx, Timer.M, now + 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
+            self._arm(tx, Timer.M, now, 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
         self._events.append(ResponseReceived(response=response, transaction=tx))
 
     def _non_invite_provisional(
@@ -168,7 +168,7 @@ class ClientSide(LayerBase):
             return  # §17.1.2.2: retransmitted final responses are absorbed
         tx.timers.pop(Timer.E, None)
         tx.timers.pop(Timer.F, None)
-        self._arm(tx, Timer.K, now + (0 if tx.peer.reliable else self.timers.t4))
+        self._arm(tx, Timer.K, now, 0 if tx.peer.reliable else self.timers.t4)
         self._events.append(ResponseReceived(response=response, transaction=tx))
         tx.release()  # the TU has the response; Timer K needs none of it
 
@@ -190,7 +190,7 @@ class ClientSide(LayerBase):
         self._out.append((tx.wire, tx.peer))
         self.stats.retransmissions_sent += 1
         tx.interval = interval
-        self._arm(tx, timer, now + interval)
+        self._arm(tx, timer, now, interval)
 
     def _client_timed_out(self, tx: ClientTransaction, now: float) -> None:
         """Timer B or F: no final response came in time (§17.1.1.2, §17.1.2.2)."""

@@ -57,7 +57,8 @@ class ServerSide(LayerBase):
             self.respond_stateless(tx, response)
             return
         tx.move(response_event(response.status))
-        self.stats.messages.response("out", response)
+        # the CSeq method of a response in a transaction is its request's (RFC 3261 §8.2.6.2)
+        self.stats.messages.answer("out", tx.method, response.status)
         tx.last_response = response
         tx.wire = response.serialize()
         self._out.append((tx.wire, tx.reply_to))
@@ -66,19 +67,19 @@ class ServerSide(LayerBase):
 
     def _non_invite_final_sent(self, tx: ServerTransaction, now: float) -> None:
         t1 = self.timers.t1
-        self._arm(tx, Timer.J, now + (0 if tx.peer.reliable else 64 * t1))  # §17.2.2 Timer J
+        self._arm(tx, Timer.J, now, 0 if tx.peer.reliable else 64 * t1)  # §17.2.2 Timer J
         tx.release()
 
     def _invite_2xx_sent(self, tx: ServerTransaction, now: float) -> None:
         # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
-        self._arm(tx, Timer.L, now + 64 * self.timers.t1)
+        self._arm(tx, Timer.L, now, 64 * self.timers.t1)
         invite = kept_request(tx)
         tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
         self._accepted[tx.dialog_key] = tx
         self._start_timer_g(tx, now)
 
     def _invite_failure_sent(self, tx: ServerTransaction, now: float) -> None:
-        self._arm(tx, Timer.H, now + 64 * self.timers.t1)  # §17.2.1 Timers G and H
+        self._arm(tx, Timer.H, now, 64 * self.timers.t1)  # §17.2.1 Timers G and H
         self._start_timer_g(tx, now)
         tx.release()  # Completed: only the response bytes are sent again, the ACK matched
 
@@ -86,7 +87,7 @@ class ServerSide(LayerBase):
         """§17.2.1: the final response to an INVITE is sent again at T1, 2*T1… over UDP."""
         if not tx.peer.reliable:
             tx.interval = self.timers.t1
-            self._arm(tx, Timer.G, now + tx.interval)
+            self._arm(tx, Timer.G, now, tx.interval)
 
     def respond_stateless(self, transaction: ServerTransaction, response: Response) -> None:
         """Answer and forget the transaction at once, as a stateless UAS does (RFC 3261
@@ -147,7 +148,7 @@ class ServerSide(LayerBase):
                 tx.timers.pop(Timer.G, None)
                 tx.timers.pop(Timer.H, None)
                 # §17.2.1: Timer I = T4 (unreliable) or 0 (reliable), absorbing ACK copies
-                self._arm(tx, Timer.I, now + (0 if tx.peer.reliable else self.timers.t4))
+                self._arm(tx, Timer.I, now, 0 if tx.peer.reliable else self.timers.t4)
             return
         self.stats.retransmissions_absorbed += 1
         tx.move(Ev.RETRANSMISSION)
@@ -192,7 +193,7 @@ class ServerSide(LayerBase):
         self._out.append((tx.wire, tx.reply_to))
         self.stats.retransmissions_sent += 1
         tx.interval = min(tx.interval * 2, self.timers.t2)
-        self._arm(tx, Timer.G, now + tx.interval)
+        self._arm(tx, Timer.G, now, tx.interval)
 
     def _server_timed_out(self, tx: ServerTransaction, now: float) -> None:
         """Timer H: no ACK for our non-2xx final response (§17.2.1)."""

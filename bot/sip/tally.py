@@ -35,6 +35,10 @@ def status_label(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status <= 699 else OTHER
 
 
+_STATUS_LABELS = {status: status_label(status) for status in range(100, 700)}
+"""status_label of every valid status, looked up per response instead of worked out."""
+
+
 @dataclass(slots=True)
 class MessageTally:
     """Requests by (direction, method), responses by (direction, method of their CSeq,
@@ -45,11 +49,18 @@ class MessageTally:
     responses: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     def request(self, direction: Direction, request: Request) -> None:
-        self.requests[direction, method_label(request.method)] += 1
+        method = request.method
+        self.requests[direction, method if method in KNOWN_METHODS else OTHER] += 1
 
     def response(self, direction: Direction, response: Response) -> None:
+        """A response, counted under the method of its CSeq."""
         try:
-            method = method_label(response.cseq.method)
+            method = response.cseq.method
         except SipParseError:
             method = OTHER
-        self.responses[direction, method, status_label(response.status)] += 1
+        self.answer(direction, method, response.status)
+
+    def answer(self, direction: Direction, method: str, status: int) -> None:
+        """A response whose CSeq method is known already (the layer's transaction's)."""
+        label = method if method in KNOWN_METHODS else OTHER
+        self.responses[direction, label, _STATUS_LABELS.get(status, OTHER)] += 1

@@ -8,7 +8,7 @@ Each machine is a table ``(state, event) -> state``; a move the table does not l
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.sip.errors import ProtocolStateError
 from bot.sip.message import Request, Response
@@ -33,10 +33,12 @@ class Peer:
     transport: str
     host: str
     port: int
+    reliable: bool = field(init=False, repr=False, compare=False)
+    """Not UDP (RFC 3261 §17: no retransmissions, timers at 0); worked out once, as the layer
+    reads it several times per message."""
 
-    @property
-    def reliable(self) -> bool:
-        return self.transport != "UDP"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reliable", self.transport != "UDP")
 
 
 class _Member(enum.Enum):
@@ -193,7 +195,10 @@ def response_event(status: int) -> Ev:
 class Transaction:
     """State shared by all four machines."""
 
-    __slots__ = ("key", "method", "peer", "state", "timers", "interval", "wire", "_table", "name")
+    __slots__ = (
+        "key", "method", "is_invite", "peer", "state", "timers", "interval", "wire", "_table",
+        "name",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -206,6 +211,7 @@ class Transaction:
     ):
         self.key = key
         self.method = method
+        self.is_invite = method == "INVITE"
         self.peer = peer
         self.state = initial
         self.timers: dict[Timer, float] = {}
@@ -230,10 +236,6 @@ class Transaction:
         if new is State.TERMINATED:
             self.timers.clear()
         return new
-
-    @property
-    def is_invite(self) -> bool:
-        return self.method == "INVITE"
 
 
 class ClientTransaction(Transaction):

@@ -8,7 +8,7 @@ the transactions; this module decides what to send, where, and whether to send a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,9 +49,9 @@ class Transactions(Protocol):
 
     def name_server(self, peer: Peer, server_name: str) -> None: ...
 
-    async def transact(
+    def transact(
         self, request: Request, peer: Peer, wire: bytes, on_provisional: Provisional | None
-    ) -> Outcome: ...
+    ) -> Awaitable[Outcome]: ...
 
     def acknowledge(self, ack: Request, peer: Peer) -> None: ...
 
@@ -121,34 +121,41 @@ class SipClient:
                 return outcome
             request = retry
 
-    async def _send_once(
+    def _send_once(
         self, request: Request, peer: Peer, on_provisional: Provisional | None
-    ) -> Outcome:
+    ) -> Awaitable[Outcome]:
+        """One transaction for ``request`` to ``peer``: the endpoint's future of its outcome,
+        or for a large request over UDP the coroutine that tries TCP first."""
         if "max-forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")  # RFC 3261 §8.1.1.6
         wire = self._add_via(request, peer)
-        endpoint = self.endpoint
         if peer.transport == "UDP" and len(wire) > MTU_THRESHOLD:
-            # RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-
-            # controlled transport; the top Via then names it.
-            stream = Peer("TCP", peer.host, peer.port)
-            outcome = await endpoint.transact(
-                request, stream, self._add_via(request, stream), on_provisional
-            )
-            if not outcome.refused:
-                return outcome
-            # §18.1.1: "If the attempt to establish the connection generates either an ICMP
-            # Protocol Not Supported, or results in a TCP reset, the element SHOULD retry the
-            # request, using UDP" (a softphone that listens on UDP only).
-            log.info(
-                "sip.request.retried_over_udp method=%s call_id=%s peer=%s size=%d",
-                request.method,
-                request.call_id,
-                peer,
-                len(wire),
-            )
-            wire = self._add_via(request, peer)
-        return await endpoint.transact(request, peer, wire, on_provisional)
+            return self._over_tcp(request, peer, len(wire), on_provisional)
+        return self.endpoint.transact(request, peer, wire, on_provisional)
+
+    async def _over_tcp(
+        self, request: Request, peer: Peer, size: int, on_provisional: Provisional | None
+    ) -> Outcome:
+        """RFC 3261 §18.1.1: over 1300 bytes and the path MTU unknown -> a congestion-
+        controlled transport; the top Via then names it."""
+        endpoint = self.endpoint
+        stream = Peer("TCP", peer.host, peer.port)
+        outcome = await endpoint.transact(
+            request, stream, self._add_via(request, stream), on_provisional
+        )
+        if not outcome.refused:
+            return outcome
+        # §18.1.1: "If the attempt to establish the connection generates either an ICMP
+        # Protocol Not Supported, or results in a TCP reset, the element SHOULD retry the
+        # request, using UDP" (a softphone that listens on UDP only).
+        log.info(
+            "sip.request.retried_over_udp method=%s call_id=%s peer=%s size=%d",
+            request.method,
+            request.call_id,
+            peer,
+            size,
+        )
+        return await endpoint.transact(request, peer, self._add_via(request, peer), on_provisional)
 
     def _add_via(self, request: Request, peer: Peer) -> bytes:
         """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7)."""

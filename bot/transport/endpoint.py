@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from bot.sip.digest import DigestClient
 from bot.sip.errors import SipParseError
@@ -42,6 +44,14 @@ __all__ = ["EndpointConfig", "Handler", "Listen", "ServerRequest", "SipEndpoint"
 
 log = logging.getLogger(__name__)
 
+TIMER_GRID = 1 / 128
+"""Seconds (about 8 ms): the endpoint's one timer is armed for the layer's next deadline rounded
+up to a multiple of this, and its wake-up expires every timer due by then in one pass. At
+thousands of transactions a second, Timers J and K (RFC 3261 §17.1.2.2, §17.2.2) would each
+be a wake-up of their own; the RFC's timers are minimums that tolerate a few milliseconds
+late (Timers A, E and G keep their intervals: each is counted from its late expiry). A power
+of two: the rounded deadlines are exact in binary floating point."""
+
 
 class SipEndpoint:
     def __init__(
@@ -68,6 +78,15 @@ class SipEndpoint:
         self._server_names: dict[Peer, str] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._pumping = False
+        """A pump is running (see _pump)."""
+        self._again = False
+        """Something asked for a pump while the running one was sending."""
+        self._expiring = False
+        """The pump is expiring timers already due (see _arm_timer)."""
+        self._deadline: float | None = None
+        """The layer's next deadline when the timer was last considered: mostly unchanged
+        from one pump to the next (the oldest Timer K or J)."""
         self._handlers = HandlerRunner()
         self.client = SipClient(self)
         """Sends the requests we originate (bot.transport.client)."""
@@ -189,16 +208,17 @@ class SipEndpoint:
     def outbound_proxy(self) -> SipUri | None:
         return self.config.outbound_proxy
 
-    async def request(
+    def request(
         self,
         request: Request,
         *,
         destination: Peer | Target | None = None,
         credentials: DigestClient | None = None,
         on_provisional: Provisional | None = None,
-    ) -> Response:
-        """Send ``request`` and return its final response: see :meth:`SipClient.request`."""
-        return await self.client.request(
+    ) -> Coroutine[Any, Any, Response]:
+        """Send ``request``; the coroutine of its final response: see
+        :meth:`SipClient.request` (handed on as it is, not awaited in a coroutine of ours)."""
+        return self.client.request(
             request, destination=destination, credentials=credentials, on_provisional=on_provisional
         )
 
@@ -206,23 +226,22 @@ class SipEndpoint:
         """The name a TLS connection to ``peer`` must present (RFC 5922 §4)."""
         self._server_names[peer] = server_name
 
-    async def transact(
+    def transact(
         self, request: Request, peer: Peer, wire: bytes, on_provisional: Provisional | None
-    ) -> Outcome:
-        """One client transaction for ``request`` (serialized as ``wire``) to ``peer``."""
+    ) -> asyncio.Future[Outcome]:
+        """One client transaction for ``request`` (serialized as ``wire``) to ``peer``: the
+        future of its outcome. It is forgotten with its outcome (every client transaction ends
+        in one: a final response, Timer B or F, a transport error), awaited or not."""
         assert self._loop is not None
-        self._ensure_stream(peer.transport)
+        if peer.transport != "UDP":
+            self.add_stream_transport(peer.transport)
         tx = self.layer.send_request(request, peer, self._loop.time(), wire=wire)
         future: asyncio.Future[Outcome] = self._loop.create_future()
         self._waiting[tx] = future
         if on_provisional is not None:
             self._provisional[tx] = on_provisional
         self._pump()
-        try:
-            return await future
-        finally:
-            self._waiting.pop(tx, None)
-            self._provisional.pop(tx, None)
+        return future
 
     def acknowledge(self, ack: Request, peer: Peer) -> None:
         """Hand the layer the ACK (with its Via) for a 2xx to our INVITE (RFC 3261 §13.2.2.4):
@@ -280,11 +299,17 @@ class SipEndpoint:
         armed_for = self._timer_at
         self._timer = None
         self._timer_at = None
+        self._deadline = None
         # asyncio may run a call_at callback up to one clock resolution early: the timer was
-        # armed for the layer's deadline, so that deadline has come (aioquic clamps the same way)
+        # armed for the layer's deadline rounded up to the grid, so every deadline up to that
+        # has come and expires in this one pass (aioquic clamps the same way)
         now = self._loop.time()
         if armed_for is not None:
             now = max(now, armed_for)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        """Fire the layer's timers due by ``now``, then pump what they produced."""
         try:
             self.layer.handle_timer(now)
         except Exception:
@@ -294,30 +319,61 @@ class SipEndpoint:
 
     def _pump(self) -> None:
         """Hand out the layer's events, send its datagrams, re-arm the timer. One event or send
-        that fails is logged and skipped: the others still run and the timer is always armed."""
+        that fails is logged and skipped: the others still run and the timer is always armed.
+        A call from within (a handler answering while its request is handed out) only queues:
+        the running pump goes round until the layer has nothing left for it."""
+        if self._pumping:
+            self._again = True
+            return
+        self._pumping = True
         layer = self.layer
         try:
-            while (event := layer.next_event()) is not None:
-                try:
-                    self._dispatch(event)
-                except Exception:
-                    log.exception("sip.event.failed %s", _describe(event))
-            for data, peer in layer.datagrams_to_send():
-                try:
-                    self._send(data, peer)
-                except Exception:
-                    log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
+            while True:
+                while (event := layer.next_event()) is not None:
+                    try:
+                        self._dispatch(event)
+                    except Exception:
+                        log.exception("sip.event.failed %s", _describe(event))
+                self._again = False
+                for data, peer in layer.datagrams_to_send():
+                    try:
+                        self._send(data, peer)
+                    except Exception:
+                        log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
+                if not self._again:  # a send failed, and the layer has events about it
+                    break
         finally:
+            self._pumping = False
             self._arm_timer()
 
     def _arm_timer(self) -> None:
-        """One ``call_at`` at the layer's next deadline (aioquic's single timer)."""
+        """One ``call_at`` at the layer's next deadline, a future one on the :data:`TIMER_GRID`
+        (aioquic's single timer, its wake-ups coalesced). A timer already armed earlier stays:
+        a request answered at once cancels its Timer E, and moving the wake-up later and back
+        for each would cost more than the one early wake-up, which re-arms for what is due."""
         assert self._loop is not None
         deadline = self.layer.next_deadline()
-        if deadline != self._timer_at:
+        if deadline is None or deadline == self._deadline:
+            return
+        now = self._loop.time()
+        if deadline <= now and not self._expiring:
+            # due already: a 0 over a reliable transport (RFC 3261 §17.1.2.2, §17.2.2: the
+            # transaction ends at once), or one a busy loop is late for; expired here, without
+            # a wake-up (once: what this expiry leaves due goes to the loop)
+            self._expiring = True
+            try:
+                self._expire(now)
+            finally:
+                self._expiring = False
+            return
+        self._deadline = deadline
+        if deadline > now:
+            deadline = math.ceil(deadline / TIMER_GRID) * TIMER_GRID
+        armed_for = self._timer_at
+        if armed_for is None or deadline < armed_for:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
+            self._timer = self._loop.call_at(deadline, self._on_timer)
             self._timer_at = deadline
 
     def _send(self, data: bytes, peer: Peer) -> None:
@@ -332,10 +388,6 @@ class SipEndpoint:
             self._on_failure(peer, f"no {peer.transport} transport")
             return
         stream.send(data, peer, self._server_names.get(peer))
-
-    def _ensure_stream(self, kind: str) -> None:
-        if kind != "UDP":
-            self.add_stream_transport(kind)
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, RequestReceived):
@@ -378,8 +430,10 @@ class SipEndpoint:
         self._finish(tx, Outcome(response))
 
     def _finish(self, tx: ClientTransaction, outcome: Outcome) -> None:
-        future = self._waiting.get(tx)
-        if future is not None and not future.done():
+        future = self._waiting.pop(tx, None)
+        if self._provisional:
+            self._provisional.pop(tx, None)
+        if future is not None and not future.done():  # done: the caller cancelled it
             future.set_result(outcome)
 
     def _handle_request(self, request: Request, tx: ServerTransaction) -> None:

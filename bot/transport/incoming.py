@@ -6,7 +6,6 @@ application's decision (bot.runtime)."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
@@ -83,12 +82,14 @@ class HandlerRunner:
             )
             incoming.respond(make_response(request, 500))
             return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(self._finish(incoming, result))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif isinstance(result, Response):
+        if result is None:
+            return
+        if isinstance(result, Response):
             incoming.respond(result)
+            return
+        task = asyncio.ensure_future(self._finish(incoming, result))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def cancel(self) -> None:
         """Stop every handler still running (the endpoint closes)."""

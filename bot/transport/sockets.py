@@ -57,6 +57,9 @@ ERROR_QUEUE_READS = 16
 
 MAX_DATAGRAMS_PER_WAKEUP = 64
 """UDP datagrams read per readiness event: one event loop turn then serves a burst."""
+KNOWN_SOURCES = 4096
+"""UDP source addresses whose Peer is kept for the next datagram from them (all forgotten
+when more come: a Peer is only a value, made again when needed)."""
 
 
 class UdpTransport:
@@ -74,6 +77,8 @@ class UdpTransport:
         self._on_failure = on_failure
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
+        self._sources: dict[object, Peer] = {}
+        """The Peer of each recent source address: one per datagram cost a dataclass init."""
         self.send_drops = 0
         """Datagrams the kernel refused (its buffer was full)."""
 
@@ -113,7 +118,12 @@ class UdpTransport:
                 continue
             if not data.strip(b"\r\n\x00 "):
                 continue  # a keep-alive (RFC 5626 §3.5.1 style CRLFs, or NAT-refresh zeros)
-            self._on_message(data, _peer("UDP", addr))
+            peer = self._sources.get(addr)
+            if peer is None:
+                if len(self._sources) >= KNOWN_SOURCES:
+                    self._sources.clear()
+                peer = self._sources[addr] = _peer("UDP", addr)
+            self._on_message(data, peer)
 
     def _read_errors(self) -> None:
         """ICMP errors (port or host unreachable) for datagrams we sent, each with the address
