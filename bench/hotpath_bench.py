@@ -142,7 +142,11 @@ class Wire:
 
 
 async def run(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="sipbot-hotpath-"))
+    with tempfile.TemporaryDirectory(prefix="sipbot-hotpath-") as folder:
+        await serve(Path(folder), args)
+
+
+async def serve(work: Path, args: argparse.Namespace) -> None:
     (work / "config.yaml").write_text(
         "sip:\n  listen: [{transport: udp, host: 127.0.0.1, port: 0}]\n"
         "im:\n  rate_limit: {rate: 1000000.0, burst: 1000000}\n"
