@@ -8,7 +8,6 @@ the authentication headers whose values contain commas themselves.
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,39 +71,55 @@ MAX_CACHED_NAME = 128
 table filled by what peers send must be bounded in bytes, not only in entries."""
 MAX_CACHED_NAMES = 4096
 """Distinct header names whose key is remembered."""
-_key_cache: dict[str, str] = {}
+
+
+class _HeaderKeys(dict[str, str]):
+    """Header name -> its canonical key, computed on a miss and remembered within the bounds
+    above: a hit is a plain dict lookup."""
+
+    def __missing__(self, name: str) -> str:
+        lower = name.lower()
+        key = COMPACT_FORMS.get(lower, lower)
+        if len(self) < MAX_CACHED_NAMES and len(name) <= MAX_CACHED_NAME:
+            self[name] = key
+        return key
+
+
+_key_cache = _HeaderKeys()
 
 
 def header_key(name: str) -> str:
     """Canonical lookup key of a header name: lower-case, compact form expanded."""
-    key = _key_cache.get(name)
-    if key is None:
-        lower = name.lower()
-        key = COMPACT_FORMS.get(lower, lower)
-        if len(_key_cache) < MAX_CACHED_NAMES and len(name) <= MAX_CACHED_NAME:
-            _key_cache[name] = key
-    return key
-
-
-_versions = itertools.count()
+    return _key_cache[name]
 
 
 class Headers:
     """Header fields in wire order. Lookups ignore case and compact forms.
 
-    ``version`` changes with every change of the rows and is never shared between two
-    containers, so values parsed from one state of the headers can be cached against it."""
+    Two things derive from the rows and follow every change of them, so they are never stale:
+    the first value of each key (lookups and presence checks without a scan), built when first
+    needed, and :attr:`parsed`, the typed values bot.sip.model parsed from the rows of a key
+    (each header is parsed once however often it is read), dropped when that key changes."""
 
-    __slots__ = ("_rows", "version")
+    __slots__ = ("_rows", "_first", "parsed")
 
     def __init__(self, rows: list[tuple[str, str, str]] | None = None):
         # each row: (key, name as written, value with folding undone)
         self._rows: list[tuple[str, str, str]] = rows if rows is not None else []
-        self.version = next(_versions)
+        self._first: dict[str, str] | None = None
+        self.parsed: dict[str, object] = {}
 
     @classmethod
     def of(cls, *pairs: tuple[str, str]) -> Headers:
-        return cls([(header_key(n), n, v) for n, v in pairs])
+        return cls([(_key_cache[n], n, v) for n, v in pairs])
+
+    def first_values(self) -> dict[str, str]:
+        """Each key present -> the value of its first row (read it, never change it)."""
+        first = self._first
+        if first is None:
+            # reversed: the first row of a key is written last, so its value stays
+            first = self._first = {key: value for key, _, value in reversed(self._rows)}
+        return first
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for _, name, value in self._rows:
@@ -116,11 +131,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = header_key(name)
-        for row in self._rows:
-            if row[0] == key:
-                return True
-        return False
+        return _key_cache[name] in self.first_values()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -131,24 +142,24 @@ class Headers:
         return f"Headers({[(n, v) for _, n, v in self._rows]!r})"
 
     def copy(self) -> Headers:
-        return Headers(list(self._rows))
+        copy = Headers(list(self._rows))
+        copy.parsed = dict(self.parsed)  # the same rows: the same (immutable) values
+        return copy
 
     def get(self, name: str) -> str | None:
         """The first row's value, or None."""
-        key = header_key(name)
-        for row in self._rows:
-            if row[0] == key:
-                return row[2]
-        return None
+        return self.first_values().get(_key_cache[name])
 
     def rows(self, name: str) -> list[str]:
         """Every row's value, unsplit."""
-        key = header_key(name)
+        key = _key_cache[name]
         return [row[2] for row in self._rows if row[0] == key]
 
     def values(self, name: str) -> list[str]:
         """All values: rows of list headers split on commas outside quotes and ``<>``."""
-        key = header_key(name)
+        key = _key_cache[name]
+        if key not in self.first_values():
+            return []
         rows = [row[2] for row in self._rows if row[0] == key]
         if key not in LIST_HEADERS:
             return rows
@@ -162,27 +173,38 @@ class Headers:
 
     def first_value(self, name: str) -> str | None:
         """The first value of a list header (the top Via, the first Route), or None."""
-        key = header_key(name)
-        for row in self._rows:
-            if row[0] == key:
-                value = row[2]
-                if "," in value and key in LIST_HEADERS:
-                    return split_outside_quotes(value, ",")[0].strip()
-                return value
-        return None
+        key = _key_cache[name]
+        value = self.first_values().get(key)
+        if value is not None and "," in value and key in LIST_HEADERS:
+            return split_outside_quotes(value, ",")[0].strip()
+        return value
+
+    def _changed(self, key: str, first: str | None) -> None:
+        """The rows of ``key`` changed; ``first`` is its first value now (None: look again)."""
+        self.parsed.pop(key, None)
+        if self._first is not None:
+            if first is not None:
+                self._first[key] = first
+            else:
+                self._first = None
 
     def add(self, name: str, value: str) -> None:
-        self.version = next(_versions)
-        self._rows.append((header_key(name), name, value))
+        key = _key_cache[name]
+        self._rows.append((key, name, value))
+        self.parsed.pop(key, None)  # (not _changed: the one mutation on every message built)
+        first = self._first
+        if first is not None and key not in first:
+            first[key] = value
 
     def prepend(self, name: str, value: str) -> None:
-        self.version = next(_versions)
-        self._rows.insert(0, (header_key(name), name, value))
+        key = _key_cache[name]
+        self._rows.insert(0, (key, name, value))
+        self._changed(key, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every row of ``name`` by one row, where the first one stood."""
-        self.version = next(_versions)
-        key = header_key(name)
+        key = _key_cache[name]
+        self._changed(key, value)
         for i, row in enumerate(self._rows):
             if row[0] == key:
                 self._rows[i] = (key, name, value)
@@ -192,19 +214,19 @@ class Headers:
 
     def put_first(self, name: str, value: str) -> None:
         """Replace every row of ``name`` by one row at the top."""
-        self.version = next(_versions)
-        key = header_key(name)
+        key = _key_cache[name]
         self._rows = [(key, name, value), *(row for row in self._rows if row[0] != key)]
+        self._changed(key, value)
 
     def remove(self, name: str) -> None:
-        self.version = next(_versions)
-        key = header_key(name)
+        key = _key_cache[name]
         self._rows = [row for row in self._rows if row[0] != key]
+        self._changed(key, None)
 
     def remove_first(self, name: str) -> None:
         """Remove the first value of a list header (e.g. the top Via, RFC 3261 §8.1.3.3)."""
-        self.version = next(_versions)
-        key = header_key(name)
+        key = _key_cache[name]
+        self._changed(key, None)
         for i, row in enumerate(self._rows):
             if row[0] != key:
                 continue

@@ -35,7 +35,8 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
     head_end, body_start = bounds
     start_line, rows, bad_line = read_header_block(data[:head_end])
     message, start_error = _start_line(start_line)
-    present = {row[0] for row in rows}
+    message.headers = headers = Headers(rows)
+    present = headers.first_values()
     duplicate: str | None = None
     if len(present) != len(rows):  # some name repeats: is it one that may not?
         seen: set[str] = set()
@@ -43,7 +44,6 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
             if key in seen and key in SINGLE_HEADERS:
                 duplicate = duplicate or key
             seen.add(key)
-    message.headers = Headers(rows)
     is_request = isinstance(message, Request)
     status_hint = 400 if is_request else None
     if start_error is not None:
@@ -119,8 +119,7 @@ def _body(message: Message, data: bytes, start: int, datagram: bool, status: int
     return data[start : start + length]
 
 
-def _check_request(request: Request, present: set[str]) -> None:
-    headers = request.headers
+def _check_request(request: Request, present: dict[str, str]) -> None:
     for name in MANDATORY_REQUEST_HEADERS:
         if name not in present:
             raise SipParseError(f"missing {name} header", partial=request)
@@ -130,15 +129,16 @@ def _check_request(request: Request, present: set[str]) -> None:
         raise SipParseError(
             f"CSeq method {cseq.method!r} does not match {request.method!r}", partial=request
         )
-    max_forwards = headers.get("max-forwards")
+    max_forwards = present.get("max-forwards")
     if max_forwards is not None and digits_value(max_forwards, 255) is None:
         raise SipParseError(f"bad Max-Forwards {max_forwards!r}", partial=request)
 
 
 def _check_response(response: Response) -> None:
     # Responses that cannot be matched to a transaction are dropped (RFC 3261 §18.1.2).
+    present = response.headers.first_values()
     for name in ("via", "call-id", "cseq", "from", "to"):
-        if name not in response.headers:
+        if name not in present:
             raise SipParseError(f"response without {name}", status=None, partial=response)
     try:
         # what matching and dialogs read (RFC 3261 §17.1.3, §12.1.2): parsed now, so a

@@ -119,6 +119,27 @@ def test_parsed_values_follow_every_change_of_the_headers() -> None:
         _ = request.from_
 
 
+def test_lookups_and_parsed_values_follow_adds_removals_and_copies() -> None:
+    request = parse_request(MESSAGE)
+    assert request.headers.get("to") is not None and request.to.tag is None
+    request.headers.add("v", "SIP/2.0/UDP second.example.test;branch=z9hG4bKsecond")
+    assert [v.host for v in request.vias][-1] == "second.example.test"
+    request.headers.add("T", "<sip:other@example.test>;tag=later")
+    assert request.to.tag is None  # the first To row still wins (RFC 3261 §7.3.1)
+    assert request.headers.get("to") == request.headers.rows("to")[0]
+    copy = request.copy()
+    copy.headers.set("To", "<sip:bob@example.test>;tag=copied")
+    copy.headers.remove("cseq")
+    assert copy.to.tag == "copied" and "CSeq" not in copy.headers
+    with pytest.raises(SipParseError, match="missing cseq"):
+        _ = copy.cseq
+    assert request.to.tag is None and request.cseq.seq == 314159 and "CSeq" in request.headers
+    request.headers.remove("via")
+    assert request.vias == () and request.headers.first_value("via") is None
+    request.headers.add("Via", "SIP/2.0/TCP third.example.test;branch=z9hG4bKthird")
+    assert request.via.host == "third.example.test"
+
+
 def test_compact_forms_and_case_insensitive_lookup() -> None:
     raw = (
         MESSAGE.replace(b"Call-ID:", b"i:").replace(b"Content-Type:", b"c:").replace(b"Via:", b"v:")
