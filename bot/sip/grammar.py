@@ -8,7 +8,12 @@ from bot.sip.errors import SipParseError
 
 # RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+"""The token rule as a regular expression, to build others from."""
+_TOKEN_RE = re.compile(TOKEN + r"\Z")
+# parameters that are all ``token [= token]`` with no LWS, the shape nearly every one has
+_TOKEN_PARAMS_RE = re.compile(f"{TOKEN}(?:={TOKEN})?(?:;{TOKEN}(?:={TOKEN})?)*\\Z")
+_TOKEN_PARAM_RE = re.compile(f"({TOKEN})(=?)({TOKEN})?")
 _HEX = "0123456789abcdefABCDEF"
 
 Params = tuple[tuple[str, str | None], ...]
@@ -127,6 +132,16 @@ def parse_params(text: str, what: str) -> Params:
     """Parse ``;name[=value]`` pairs (RFC 3261 §25.1 generic-param); ``text`` starts after the
     first ``;``. Values may be tokens, hosts (IPv6 references) or quoted strings; LWS around
     ``;`` and ``=`` is allowed (§7.3.1)."""
+    if _TOKEN_PARAMS_RE.match(text) is not None:  # the usual shape: nothing more to check
+        return tuple(
+            (name.lower(), value if eq else None)
+            for name, eq, value in _TOKEN_PARAM_RE.findall(text)
+        )
+    return parse_params_general(text, what)
+
+
+def parse_params_general(text: str, what: str) -> Params:
+    """:func:`parse_params` for any text, without the shortcut for the usual shape."""
     params: list[tuple[str, str | None]] = []
     for part in split_outside_quotes(text, ";", brackets=False):
         name, eq, value = part.partition("=")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
+    TOKEN,
     Params,
     digits_value,
     format_params,
@@ -245,6 +246,12 @@ _VIA_RE = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*([0-9]{1,5}))?\s*(?:;(.*))?\Z",
     re.DOTALL | re.ASCII,  # RFC 3261 §25.1: DIGIT and LWS are ASCII; "²" is no port
 )
+# the shape nearly every Via has - no LWS, a host name or IPv4 address, token parameters -
+# matched in one go; anything else takes the general path. Same grammar, just faster.
+_COMMON_VIA_RE = re.compile(
+    f"SIP/2\\.0/({TOKEN}) ([A-Za-z0-9](?:[A-Za-z0-9\\-.]*[A-Za-z0-9.])?)(?::([0-9]{{1,5}}))?"
+    f"(?:;({TOKEN}(?:={TOKEN})?(?:;{TOKEN}(?:={TOKEN})?)*))?\\Z"
+)
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7
 
 
@@ -259,6 +266,20 @@ class Via:
 
     @classmethod
     def parse(cls, value: str) -> Via:
+        m = _COMMON_VIA_RE.match(value)
+        if m is not None:
+            transport, host, port, params = m.groups()
+            if port is None or int(port) <= 65535:
+                return cls(
+                    transport=transport.upper(),
+                    host=host.lower(),
+                    port=int(port) if port else None,
+                    params=parse_params(params, "Via") if params else (),
+                )
+        return cls._parse_general(value)
+
+    @classmethod
+    def _parse_general(cls, value: str) -> Via:
         m = _VIA_RE.match(value)
         if m is None:
             raise SipParseError(f"malformed Via: {value!r}")
@@ -393,6 +414,9 @@ def _parse_address(value: str) -> Address:
 _parse_address_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_address)
 
 
+_COMMON_CSEQ_RE = re.compile(f"([0-9]{{1,10}}) ({TOKEN})\\Z")  # "314159 INVITE"
+
+
 @dataclass(frozen=True, slots=True)
 class CSeq:
     """CSeq (RFC 3261 §8.1.1.5, §20.16): a 32-bit unsigned sequence number and a method."""
@@ -402,6 +426,13 @@ class CSeq:
 
     @classmethod
     def parse(cls, value: str) -> CSeq:
+        m = _COMMON_CSEQ_RE.match(value)
+        if m is not None and int(m[1]) <= 0xFFFFFFFF:
+            return cls(int(m[1]), m[2])
+        return cls._parse_general(value)
+
+    @classmethod
+    def _parse_general(cls, value: str) -> CSeq:
         number, _, method = value.strip().partition(" ")
         method = method.strip()
         # "The sequence number value MUST be expressible as a 32-bit unsigned integer"

@@ -251,9 +251,16 @@ def test_stream_message_without_content_length_has_no_body() -> None:
 
 def test_response_parsing_and_make_response() -> None:
     request = parse_request(MESSAGE)
+    assert request.to.tag is None and request.cseq.seq == 314159  # read (and kept) first
     response = make_response(request, 200)
     assert response.reason == "OK"
     assert response.to.tag and response.headers.get("via") == request.headers.get("via")
+    assert response.to.uri == request.to.uri and response.vias == request.vias
+    assert (response.cseq, response.from_, response.call_id) == (
+        request.cseq,
+        request.from_,
+        request.call_id,
+    )
     again = parse_message(response.serialize())
     assert isinstance(again, Response) and again == response
     trying = make_response(request, 100)
