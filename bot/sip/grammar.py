@@ -13,7 +13,6 @@ TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _TOKEN_RE = re.compile(TOKEN + r"\Z")
 # parameters that are all ``token [= token]`` with no LWS, the shape nearly every one has
 _TOKEN_PARAMS_RE = re.compile(f"{TOKEN}(?:={TOKEN})?(?:;{TOKEN}(?:={TOKEN})?)*\\Z")
-_TOKEN_PARAM_RE = re.compile(f"({TOKEN})(=?)({TOKEN})?")
 _HEX = "0123456789abcdefABCDEF"
 
 Params = tuple[tuple[str, str | None], ...]
@@ -132,12 +131,13 @@ def parse_params(text: str, what: str) -> Params:
     """Parse ``;name[=value]`` pairs (RFC 3261 §25.1 generic-param); ``text`` starts after the
     first ``;``. Values may be tokens, hosts (IPv6 references) or quoted strings; LWS around
     ``;`` and ``=`` is allowed (§7.3.1)."""
-    if _TOKEN_PARAMS_RE.match(text) is not None:  # the usual shape: nothing more to check
-        return tuple(
-            (name.lower(), value if eq else None)
-            for name, eq, value in _TOKEN_PARAM_RE.findall(text)
-        )
-    return parse_params_general(text, what)
+    if _TOKEN_PARAMS_RE.match(text) is None:
+        return parse_params_general(text, what)
+    params: list[tuple[str, str | None]] = []
+    for part in text.split(";"):  # the usual shape, checked: nothing more to check
+        name, eq, value = part.partition("=")
+        params.append((name.lower(), value if eq else None))
+    return tuple(params)
 
 
 def parse_params_general(text: str, what: str) -> Params:

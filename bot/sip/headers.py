@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bot.sip.errors import SipParseError
@@ -89,9 +89,8 @@ class _HeaderKeys(dict[str, str]):
 _key_cache = _HeaderKeys()
 
 
-def header_key(name: str) -> str:
-    """Canonical lookup key of a header name: lower-case, compact form expanded."""
-    return _key_cache[name]
+header_key: Callable[[str], str] = _key_cache.__getitem__
+"""Canonical lookup key of a header name: lower-case, compact form expanded."""
 
 
 class Headers:

@@ -28,6 +28,7 @@ from bot.sip.framing import KeepAlive, StreamFramer
 from bot.sip.grammar import parse_params, parse_params_general, quote
 from bot.sip.headers import CSeq
 from bot.sip.layer import TransactionLayer
+from bot.sip.parse import _start_line, _start_line_general
 from bot.sip.sdp import SessionDescription, answer_message
 from bot.sip.sdp_audio import answer_audio
 from bot.sip.transaction import ClientTransaction, Peer
@@ -581,3 +582,34 @@ def test_via_fast_path_reads_exactly_as_the_general_reader(value: str) -> None:
 )
 def test_cseq_fast_path_reads_exactly_as_the_general_reader(value: str) -> None:
     assert _read_or_none(CSeq.parse, value) == _read_or_none(CSeq._parse_general, value)
+
+
+def _start_read(
+    read: Callable[[str], tuple[Request | Response, SipParseError | None]], line: str
+) -> tuple[object, ...]:
+    try:
+        message, error = read(line)
+    except SipParseError as exc:
+        return ("raised", str(exc), exc.status)
+    if isinstance(message, Response):
+        shape: tuple[object, ...] = (message.status, message.reason, message.version)
+    else:
+        shape = (message.method, message.uri, message.version)
+    return shape, None if error is None else (str(error), error.status)
+
+
+@PROPERTY
+@given(
+    line=st.one_of(
+        st.text(alphabet="SIP/2.0 INVITE sip:a@b;x 699 OK\t\r\u00b2", max_size=30),
+        st.builds(
+            "{} {} {}".format,
+            st.sampled_from(["INVITE", "MESSAGE", "in vite", "SIP/2.0", ""]),
+            st.sampled_from(["sip:bot@example.test", "sip:a@b:99999", "tel:+1", "x", "<sip:a>"]),
+            st.sampled_from(["SIP/2.0", "sip/2.0", "SIP/2.1", "SIP/2.0 x"]),
+        ),
+        st.builds("SIP/2.0 {} {}".format, st.integers(0, 1000), st.sampled_from(["OK", "", "a b"])),
+    )
+)
+def test_start_line_fast_path_reads_exactly_as_the_general_reader(line: str) -> None:
+    assert _start_read(_start_line, line) == _start_read(_start_line_general, line)
