@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from bot.sip.errors import SipParseError
 
@@ -191,3 +194,27 @@ def replace_param(params: Params, name: str, value: str | None) -> Params:
     if has_param(params, name):
         return tuple((k, value if k == name else v) for k, v in params)
     return (*params, (name, value))
+
+
+class _Rendered(Protocol):
+    @property
+    def _text(self) -> str | None: ...
+
+
+_R = TypeVar("_R", bound=_Rendered)
+
+
+def rendered_once(render: Callable[[_R], str]) -> Callable[[_R], str]:
+    """``__str__`` for a frozen dataclass with a ``_text`` field (``init=False``,
+    ``compare=False``, ``repr=False``, default None): ``render`` runs on first use and its text
+    is kept in ``_text``, which nothing invalidates because the fields never change."""
+
+    @functools.wraps(render)
+    def __str__(self: _R) -> str:
+        text = self._text
+        if text is None:
+            text = render(self)
+            object.__setattr__(self, "_text", text)
+        return text
+
+    return __str__

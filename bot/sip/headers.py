@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
@@ -23,6 +23,7 @@ from bot.sip.grammar import (
     parse_params,
     quote,
     read_quoted,
+    rendered_once,
     split_outside_quotes,
 )
 from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
@@ -326,6 +327,8 @@ class Address:
     uri: Uri
     display_name: str | None = None
     params: Params = ()
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    """The address as text, rendered on first use (see :func:`rendered_once`)."""
 
     @staticmethod
     def parse(value: str) -> Address:
@@ -388,6 +391,7 @@ class Address:
             params = parse_params(tail[1:], "address")
         return cls(uri=uri, display_name=display, params=params)
 
+    @rendered_once
     def __str__(self) -> str:
         name = f"{quote(self.display_name)} " if self.display_name is not None else ""
         return f"{name}<{self.uri}>{format_params(self.params)}"

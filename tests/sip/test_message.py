@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -95,6 +97,17 @@ def test_tel_and_other_schemes() -> None:
 def test_bad_uris_raise_parse_errors(bad: str) -> None:
     with pytest.raises(SipParseError):
         parse_uri(bad)
+
+
+def test_uris_and_addresses_render_once_and_copies_render_their_own_values() -> None:
+    address = Address.parse('"Alice" <sip:alice@example.test:5060>;tag=a')
+    assert str(address) == '"Alice" <sip:alice@example.test:5060>;tag=a' == str(address)
+    moved = replace(address, uri=replace(address.sip_uri, port=5070), params=(("tag", "b"),))
+    assert str(moved) == '"Alice" <sip:alice@example.test:5070>;tag=b'
+    assert str(moved.uri) == "sip:alice@example.test:5070"
+    assert str(address.uri) == "sip:alice@example.test:5060"
+    assert moved != address and replace(moved, uri=address.uri, params=address.params) == address
+    assert hash(Address.parse(str(address))) == hash(address) and "_text" not in repr(address)
 
 
 # --- headers ---------------------------------------------------------------------------------
