@@ -67,7 +67,7 @@ def unescape(text: str, what: str) -> str:
 
 def escape(text: str, safe: frozenset[str]) -> str:
     """%-escape every character outside ``safe`` (RFC 3261 §19.1.2)."""
-    if all(ch in safe for ch in text):
+    if safe.issuperset(text):
         return text
     return "".join(
         ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
@@ -175,7 +175,7 @@ def _is_host_value(value: str) -> bool:
 
 
 def format_params(params: Params) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params])
 
 
 def get_param(params: Params, name: str) -> str | None:
@@ -186,7 +186,10 @@ def get_param(params: Params, name: str) -> str | None:
 
 
 def has_param(params: Params, name: str) -> bool:
-    return any(k == name for k, _ in params)
+    for k, _ in params:
+        if k == name:
+            return True
+    return False
 
 
 def replace_param(params: Params, name: str, value: str | None) -> Params:

@@ -216,7 +216,7 @@ class Headers:
     def put_first(self, name: str, value: str) -> None:
         """Replace every row of ``name`` by one row at the top."""
         key = _key_cache[name]
-        self._rows = [(key, name, value), *(row for row in self._rows if row[0] != key)]
+        self._rows = [(key, name, value), *[row for row in self._rows if row[0] != key]]
         self._changed(key, value)
 
     def remove(self, name: str) -> None:
@@ -301,7 +301,7 @@ class Via:
 
     @property
     def branch(self) -> str | None:
-        return self.param("branch")
+        return get_param(self.params, "branch")
 
     @property
     def rfc3261_branch(self) -> str | None:
@@ -401,7 +401,7 @@ class Address:
 
     @property
     def tag(self) -> str | None:
-        return self.param("tag")
+        return get_param(self.params, "tag")
 
     @property
     def sip_uri(self) -> SipUri:
