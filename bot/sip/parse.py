@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 from bot.sip.errors import SipParseError
@@ -83,8 +82,10 @@ def _start_line(line: str) -> tuple[Request | Response, SipParseError | None]:
         method, raw_uri, code, reason = m.groups()
         if code is not None:
             return Response(int(code), reason), None
-        with contextlib.suppress(SipParseError):  # the general path says what is wrong
+        try:
             return Request(method, parse_uri(raw_uri)), None
+        except SipParseError:
+            pass  # the general path says what is wrong
     return _start_line_general(line)
 
 
