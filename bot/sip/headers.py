@@ -98,16 +98,16 @@ class Headers:
     """Header fields in wire order. Lookups ignore case and compact forms.
 
     Two things derive from the rows and follow every change of them, so they are never stale:
-    the first value of each key (lookups and presence checks without a scan), built when first
-    needed, and :attr:`parsed`, the typed values bot.sip.model parsed from the rows of a key
-    (each header is parsed once however often it is read), dropped when that key changes."""
+    the first value of each key (lookups and presence checks without a scan), and
+    :attr:`parsed`, the typed values bot.sip.model parsed from the rows of a key (each header
+    is parsed once however often it is read), dropped when that key changes."""
 
     __slots__ = ("_rows", "_first", "parsed")
 
     def __init__(self, rows: list[tuple[str, str, str]] | None = None):
         # each row: (key, name as written, value with folding undone)
         self._rows: list[tuple[str, str, str]] = rows if rows is not None else []
-        self._first: dict[str, str] | None = None
+        self._first = _first_values(self._rows)
         self.parsed: dict[str, object] = {}
 
     @classmethod
@@ -116,11 +116,7 @@ class Headers:
 
     def first_values(self) -> dict[str, str]:
         """Each key present -> the value of its first row (read it, never change it)."""
-        first = self._first
-        if first is None:
-            # reversed: the first row of a key is written last, so its value stays
-            first = self._first = {key: value for key, _, value in reversed(self._rows)}
-        return first
+        return self._first
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for _, name, value in self._rows:
@@ -132,7 +128,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return _key_cache[name] in self.first_values()
+        return _key_cache[name] in self._first
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -149,7 +145,7 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first row's value, or None."""
-        return self.first_values().get(_key_cache[name])
+        return self._first.get(_key_cache[name])
 
     def rows(self, name: str) -> list[str]:
         """Every row's value, unsplit."""
@@ -159,7 +155,7 @@ class Headers:
     def values(self, name: str) -> list[str]:
         """All values: rows of list headers split on commas outside quotes and ``<>``."""
         key = _key_cache[name]
-        if key not in self.first_values():
+        if key not in self._first:
             return []
         rows = [row[2] for row in self._rows if row[0] == key]
         if key not in LIST_HEADERS:
@@ -175,37 +171,28 @@ class Headers:
     def first_value(self, name: str) -> str | None:
         """The first value of a list header (the top Via, the first Route), or None."""
         key = _key_cache[name]
-        value = self.first_values().get(key)
+        value = self._first.get(key)
         if value is not None and "," in value and key in LIST_HEADERS:
             return split_outside_quotes(value, ",")[0].strip()
         return value
 
-    def _changed(self, key: str, first: str | None) -> None:
-        """The rows of ``key`` changed; ``first`` is its first value now (None: look again)."""
-        self.parsed.pop(key, None)
-        if self._first is not None:
-            if first is not None:
-                self._first[key] = first
-            else:
-                self._first = None
-
     def add(self, name: str, value: str) -> None:
         key = _key_cache[name]
         self._rows.append((key, name, value))
-        self.parsed.pop(key, None)  # (not _changed: the one mutation on every message built)
-        first = self._first
-        if first is not None and key not in first:
-            first[key] = value
+        self.parsed.pop(key, None)
+        self._first.setdefault(key, value)
 
     def prepend(self, name: str, value: str) -> None:
         key = _key_cache[name]
         self._rows.insert(0, (key, name, value))
-        self._changed(key, value)
+        self.parsed.pop(key, None)
+        self._first[key] = value
 
     def set(self, name: str, value: str) -> None:
         """Replace every row of ``name`` by one row, where the first one stood."""
         key = _key_cache[name]
-        self._changed(key, value)
+        self.parsed.pop(key, None)
+        self._first[key] = value
         for i, row in enumerate(self._rows):
             if row[0] == key:
                 self._rows[i] = (key, name, value)
@@ -217,17 +204,19 @@ class Headers:
         """Replace every row of ``name`` by one row at the top."""
         key = _key_cache[name]
         self._rows = [(key, name, value), *[row for row in self._rows if row[0] != key]]
-        self._changed(key, value)
+        self.parsed.pop(key, None)
+        self._first[key] = value
 
     def remove(self, name: str) -> None:
         key = _key_cache[name]
         self._rows = [row for row in self._rows if row[0] != key]
-        self._changed(key, None)
+        self.parsed.pop(key, None)
+        self._first.pop(key, None)
 
     def remove_first(self, name: str) -> None:
         """Remove the first value of a list header (e.g. the top Via, RFC 3261 §8.1.3.3)."""
         key = _key_cache[name]
-        self._changed(key, None)
+        self.parsed.pop(key, None)
         for i, row in enumerate(self._rows):
             if row[0] != key:
                 continue
@@ -236,7 +225,13 @@ class Headers:
                 self._rows[i] = (key, row[1], ",".join(parts[1:]).strip())
             else:
                 del self._rows[i]
+            self._first = _first_values(self._rows)
             return
+
+
+def _first_values(rows: list[tuple[str, str, str]]) -> dict[str, str]:
+    # reversed: the first row of a key is written last, so its value is the one that stays
+    return {key: value for key, _, value in reversed(rows)}
 
 
 # --- typed header values -------------------------------------------------------------------

@@ -151,6 +151,12 @@ def test_lookups_and_parsed_values_follow_adds_removals_and_copies() -> None:
     assert request.vias == () and request.headers.first_value("via") is None
     request.headers.add("Via", "SIP/2.0/TCP third.example.test;branch=z9hG4bKthird")
     assert request.via.host == "third.example.test"
+    request.headers.set("Via", "SIP/2.0/UDP a.test;branch=z9hG4bKa, SIP/2.0/UDP b.test")
+    assert request.via.host == "a.test" and len(request.vias) == 2
+    request.headers.remove_first("via")
+    assert request.headers.get("via") == "SIP/2.0/UDP b.test" and request.via.host == "b.test"
+    request.headers.remove_first("via")
+    assert "via" not in request.headers and request.headers.get("v") is None
 
 
 def test_compact_forms_and_case_insensitive_lookup() -> None:
