@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from bot.sip.errors import SipParseError
 
 # RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+"""The token rule as a regular expression, to build others from."""
+_TOKEN_RE = re.compile(TOKEN + r"\Z")
+# parameters that are all ``token [= token]`` with no LWS, the shape nearly every one has
+_TOKEN_PARAMS_RE = re.compile(f"{TOKEN}(?:={TOKEN})?(?:;{TOKEN}(?:={TOKEN})?)*\\Z")
 _HEX = "0123456789abcdefABCDEF"
 
 Params = tuple[tuple[str, str | None], ...]
@@ -60,7 +67,7 @@ def unescape(text: str, what: str) -> str:
 
 def escape(text: str, safe: frozenset[str]) -> str:
     """%-escape every character outside ``safe`` (RFC 3261 §19.1.2)."""
-    if all(ch in safe for ch in text):
+    if safe.issuperset(text):
         return text
     return "".join(
         ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
@@ -127,6 +134,17 @@ def parse_params(text: str, what: str) -> Params:
     """Parse ``;name[=value]`` pairs (RFC 3261 §25.1 generic-param); ``text`` starts after the
     first ``;``. Values may be tokens, hosts (IPv6 references) or quoted strings; LWS around
     ``;`` and ``=`` is allowed (§7.3.1)."""
+    if _TOKEN_PARAMS_RE.match(text) is None:
+        return parse_params_general(text, what)
+    params: list[tuple[str, str | None]] = []
+    for part in text.split(";"):  # the usual shape, checked: nothing more to check
+        name, eq, value = part.partition("=")
+        params.append((name.lower(), value if eq else None))
+    return tuple(params)
+
+
+def parse_params_general(text: str, what: str) -> Params:
+    """:func:`parse_params` for any text, without the shortcut for the usual shape."""
     params: list[tuple[str, str | None]] = []
     for part in split_outside_quotes(text, ";", brackets=False):
         name, eq, value = part.partition("=")
@@ -157,7 +175,7 @@ def _is_host_value(value: str) -> bool:
 
 
 def format_params(params: Params) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params])
 
 
 def get_param(params: Params, name: str) -> str | None:
@@ -168,7 +186,10 @@ def get_param(params: Params, name: str) -> str | None:
 
 
 def has_param(params: Params, name: str) -> bool:
-    return any(k == name for k, _ in params)
+    for k, _ in params:
+        if k == name:
+            return True
+    return False
 
 
 def replace_param(params: Params, name: str, value: str | None) -> Params:
@@ -176,3 +197,27 @@ def replace_param(params: Params, name: str, value: str | None) -> Params:
     if has_param(params, name):
         return tuple((k, value if k == name else v) for k, v in params)
     return (*params, (name, value))
+
+
+class _Rendered(Protocol):
+    @property
+    def _text(self) -> str | None: ...
+
+
+_R = TypeVar("_R", bound=_Rendered)
+
+
+def rendered_once(render: Callable[[_R], str]) -> Callable[[_R], str]:
+    """``__str__`` for a frozen dataclass with a ``_text`` field (``init=False``,
+    ``compare=False``, ``repr=False``, default None): ``render`` runs on first use and its text
+    is kept in ``_text``, which nothing invalidates because the fields never change."""
+
+    @functools.wraps(render)
+    def __str__(self: _R) -> str:
+        text = self._text
+        if text is None:
+            text = render(self)
+            object.__setattr__(self, "_text", text)
+        return text
+
+    return __str__

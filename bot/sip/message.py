@@ -63,14 +63,19 @@ def new_branch() -> str:
     return "z9hG4bK" + _random.hex(10)
 
 
+_COPIED_AS_IS = frozenset({"via", "from", "call-id", "cseq"})
+_COPIED = _COPIED_AS_IS | {"to"}  # RFC 3261 §8.2.6.2: what a response copies of its request
+
+
 def make_response(
     request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None
 ) -> Response:
     """A response to ``request`` per RFC 3261 §8.2.6.2: Via rows, From, Call-ID, CSeq copied;
     To copied with a tag added (for anything but 100) when it had none."""
     rows: list[tuple[str, str, str]] = []
+    copied = _COPIED
     for key, name, value in request.headers._rows:
-        if key in ("via", "from", "call-id", "cseq"):
+        if key in _COPIED_AS_IS:
             rows.append((key, name, value))
         elif key == "to":
             if status != 100 and ";tag=" not in value.replace(" ", "").lower():
@@ -80,8 +85,12 @@ def make_response(
                     has_tag = True  # unparseable: copy as it is
                 if not has_tag:
                     value = f"{value};tag={to_tag or new_tag()}"
+                    copied = _COPIED_AS_IS
             rows.append((key, name, value))
-    return Response(status, reason, Headers(rows))
+    headers = Headers(rows)
+    # the same rows read the same: what the request parsed of them holds (values are immutable)
+    headers.parsed = {k: v for k, v in request.headers.parsed.items() if k in copied}
+    return Response(status, reason, headers)
 
 
 def new_call_id(host: str = "sipbot") -> str:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar, overload
 
 from bot.sip.errors import SipParseError
 from bot.sip.headers import Address, CSeq, Headers, Via
@@ -36,47 +36,55 @@ REASONS = {
 }  # fmt: skip
 
 
+class _Parsed(Generic[_T]):
+    """A typed header value of a message, parsed from the rows of header ``key`` on first read
+    and kept in :attr:`Headers.parsed`, which drops it when the rows of ``key`` change."""
+
+    __slots__ = ("key", "parse")
+
+    def __init__(self, key: str, parse: Callable[[Headers], _T]):
+        self.key = key
+        self.parse = parse
+
+    @overload
+    def __get__(self, message: None, owner: type) -> _Parsed[_T]: ...
+    @overload
+    def __get__(self, message: Message, owner: type | None = None) -> _T: ...
+    def __get__(self, message: Message | None, owner: type | None = None) -> _T | _Parsed[_T]:
+        if message is None:
+            return self
+        headers = message.headers
+        value = headers.parsed.get(self.key)
+        if value is not None:
+            return value  # type: ignore[return-value]
+        try:
+            parsed = self.parse(headers)
+        except SipParseError as exc:
+            exc.partial = exc.partial or message
+            raise
+        headers.parsed[self.key] = parsed
+        return parsed
+
+
 class Message:
     """What requests and responses share: headers, body, typed accessors."""
 
-    __slots__ = ("headers", "body", "_cache")
+    __slots__ = ("headers", "body")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b""):
         self.headers = headers if headers is not None else Headers()
         self.body = body
-        # parsed header values, each against the Headers.version it was parsed from: a
-        # changed (or replaced) header block is parsed again rather than served stale
-        self._cache: dict[str, tuple[int, object]] = {}
 
-    def _parsed(self, key: str, parse: Callable[[Headers], _T]) -> _T:
-        version = self.headers.version
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]  # type: ignore[return-value]
-        try:
-            value = parse(self.headers)
-        except SipParseError as exc:
-            exc.partial = exc.partial or self
-            raise
-        self._cache[key] = (version, value)
-        return value
-
-    @property
-    def call_id(self) -> str:
-        return self._parsed("call-id", _call_id)
-
-    @property
-    def cseq(self) -> CSeq:
-        return self._parsed("cseq", _cseq)
-
-    @property
-    def vias(self) -> tuple[Via, ...]:
-        return self._parsed("vias", _vias)
+    call_id = _Parsed("call-id", lambda headers: _required(headers, "call-id"))
+    cseq = _Parsed("cseq", lambda headers: CSeq.parse(_required(headers, "cseq")))
+    vias = _Parsed("via", lambda headers: tuple(map(Via.parse, headers.values("via"))))
+    from_ = _Parsed("from", lambda headers: Address.parse(_required(headers, "from")))
+    to = _Parsed("to", lambda headers: Address.parse(_required(headers, "to")))
 
     @property
     def via(self) -> Via:
         """The top Via (RFC 3261 §8.1.1.7, §17.2.3)."""
-        vias = self._parsed("vias", _vias)
+        vias = self.vias
         if not vias:
             raise SipParseError("missing Via header", partial=self)
         return vias[0]
@@ -84,15 +92,7 @@ class Message:
     def set_via(self, via: Via) -> None:
         """Make ``via`` the only Via: we originate the request (RFC 3261 §8.1.1.7)."""
         self.headers.put_first("Via", str(via))
-        self._cache["vias"] = (self.headers.version, (via,))
-
-    @property
-    def from_(self) -> Address:
-        return self._parsed("from", _from)
-
-    @property
-    def to(self) -> Address:
-        return self._parsed("to", _to)
+        self.headers.parsed["via"] = (via,)
 
     @property
     def contacts(self) -> list[Address]:
@@ -137,26 +137,6 @@ def _required(headers: Headers, name: str) -> str:
     if value is None:
         raise SipParseError(f"missing {name} header")
     return value
-
-
-def _call_id(headers: Headers) -> str:
-    return _required(headers, "call-id")
-
-
-def _cseq(headers: Headers) -> CSeq:
-    return CSeq.parse(_required(headers, "cseq"))
-
-
-def _from(headers: Headers) -> Address:
-    return Address.parse(_required(headers, "from"))
-
-
-def _to(headers: Headers) -> Address:
-    return Address.parse(_required(headers, "to"))
-
-
-def _vias(headers: Headers) -> tuple[Via, ...]:
-    return tuple(Via.parse(value) for value in headers.values("via"))
 
 
 class Request(Message):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
@@ -15,6 +15,7 @@ from bot.sip.grammar import (
     get_param,
     has_param,
     parse_params,
+    rendered_once,
     unescape,
 )
 
@@ -45,7 +46,10 @@ class SipUri:
     port: int | None = None
     params: Params = ()
     headers: tuple[tuple[str, str], ...] = ()
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    """The URI as text, rendered on first use (see :func:`rendered_once`)."""
 
+    @rendered_once
     def __str__(self) -> str:
         out = [self.scheme, ":"]
         if self.user is not None:

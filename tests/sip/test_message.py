@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -97,6 +99,17 @@ def test_bad_uris_raise_parse_errors(bad: str) -> None:
         parse_uri(bad)
 
 
+def test_uris_and_addresses_render_once_and_copies_render_their_own_values() -> None:
+    address = Address.parse('"Alice" <sip:alice@example.test:5060>;tag=a')
+    assert str(address) == '"Alice" <sip:alice@example.test:5060>;tag=a' == str(address)
+    moved = replace(address, uri=replace(address.sip_uri, port=5070), params=(("tag", "b"),))
+    assert str(moved) == '"Alice" <sip:alice@example.test:5070>;tag=b'
+    assert str(moved.uri) == "sip:alice@example.test:5070"
+    assert str(address.uri) == "sip:alice@example.test:5060"
+    assert moved != address and replace(moved, uri=address.uri, params=address.params) == address
+    assert hash(Address.parse(str(address))) == hash(address) and "_text" not in repr(address)
+
+
 # --- headers ---------------------------------------------------------------------------------
 
 
@@ -117,6 +130,33 @@ def test_parsed_values_follow_every_change_of_the_headers() -> None:
     assert request.call_id == "new"
     with pytest.raises(SipParseError, match="missing from"):
         _ = request.from_
+
+
+def test_lookups_and_parsed_values_follow_adds_removals_and_copies() -> None:
+    request = parse_request(MESSAGE)
+    assert request.headers.get("to") is not None and request.to.tag is None
+    request.headers.add("v", "SIP/2.0/UDP second.example.test;branch=z9hG4bKsecond")
+    assert [v.host for v in request.vias][-1] == "second.example.test"
+    request.headers.add("T", "<sip:other@example.test>;tag=later")
+    assert request.to.tag is None  # the first To row still wins (RFC 3261 §7.3.1)
+    assert request.headers.get("to") == request.headers.rows("to")[0]
+    copy = request.copy()
+    copy.headers.set("To", "<sip:bob@example.test>;tag=copied")
+    copy.headers.remove("cseq")
+    assert copy.to.tag == "copied" and "CSeq" not in copy.headers
+    with pytest.raises(SipParseError, match="missing cseq"):
+        _ = copy.cseq
+    assert request.to.tag is None and request.cseq.seq == 314159 and "CSeq" in request.headers
+    request.headers.remove("via")
+    assert request.vias == () and request.headers.first_value("via") is None
+    request.headers.add("Via", "SIP/2.0/TCP third.example.test;branch=z9hG4bKthird")
+    assert request.via.host == "third.example.test"
+    request.headers.set("Via", "SIP/2.0/UDP a.test;branch=z9hG4bKa, SIP/2.0/UDP b.test")
+    assert request.via.host == "a.test" and len(request.vias) == 2
+    request.headers.remove_first("via")
+    assert request.headers.get("via") == "SIP/2.0/UDP b.test" and request.via.host == "b.test"
+    request.headers.remove_first("via")
+    assert "via" not in request.headers and request.headers.get("v") is None
 
 
 def test_compact_forms_and_case_insensitive_lookup() -> None:
@@ -230,9 +270,16 @@ def test_stream_message_without_content_length_has_no_body() -> None:
 
 def test_response_parsing_and_make_response() -> None:
     request = parse_request(MESSAGE)
+    assert request.to.tag is None and request.cseq.seq == 314159  # read (and kept) first
     response = make_response(request, 200)
     assert response.reason == "OK"
     assert response.to.tag and response.headers.get("via") == request.headers.get("via")
+    assert response.to.uri == request.to.uri and response.vias == request.vias
+    assert (response.cseq, response.from_, response.call_id) == (
+        request.cseq,
+        request.from_,
+        request.call_id,
+    )
     again = parse_message(response.serialize())
     assert isinstance(again, Response) and again == response
     trying = make_response(request, 100)

@@ -4,6 +4,7 @@ few hundred examples with no deadline."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,10 @@ from bot.sip.challenge import _read_params
 from bot.sip.digest import Challenge, DigestServer, Verdict, parse_auth_params
 from bot.sip.events import RequestReceived
 from bot.sip.framing import KeepAlive, StreamFramer
-from bot.sip.grammar import quote
+from bot.sip.grammar import parse_params, parse_params_general, quote
+from bot.sip.headers import CSeq
 from bot.sip.layer import TransactionLayer
+from bot.sip.parse import _start_line, _start_line_general
 from bot.sip.sdp import SessionDescription, answer_message
 from bot.sip.sdp_audio import answer_audio
 from bot.sip.transaction import ClientTransaction, Peer
@@ -538,3 +541,75 @@ def test_digest_header_fast_path_reads_exactly_as_the_full_reader(value: str) ->
     except SipParseError:
         fast = None
     assert fast == exact
+
+
+def _read_or_none(read: Callable[[str], object], value: str) -> object:
+    try:
+        return read(value)
+    except SipParseError:
+        return None
+
+
+_PARAM_TEXT = st.text(alphabet="aZ09-.!%*_+`'~;= \t\"[]:", max_size=30)
+
+
+@PROPERTY
+@given(value=st.one_of(_PARAM_TEXT, _edited([p for v in VIAS for p in v.split(";", 1)[1:]])))
+def test_parameters_fast_path_reads_exactly_as_the_general_reader(value: str) -> None:
+    """parse_params reads ``token[=token]`` lists with one regular expression (issue 19 item
+    1); whatever it accepts, the general reader reads alike, and it raises when that one does."""
+    general = _read_or_none(lambda text: parse_params_general(text, "test"), value)
+    assert _read_or_none(lambda text: parse_params(text, "test"), value) == general
+
+
+@PROPERTY
+@given(
+    value=st.one_of(
+        _edited(VIAS),
+        st.builds("SIP/2.0/udp Host.test:{};branch=z9hG4bKx".format, st.integers(0, 99999)),
+    )
+)
+def test_via_fast_path_reads_exactly_as_the_general_reader(value: str) -> None:
+    assert _read_or_none(Via.parse, value) == _read_or_none(Via._parse_general, value)
+
+
+@PROPERTY
+@given(
+    value=st.one_of(
+        st.text(alphabet="0123456789 \tINVITE\u00b2", max_size=14),
+        st.builds("{} {}".format, st.integers(0, 2**33), st.sampled_from(["INVITE", "x y", ""])),
+    )
+)
+def test_cseq_fast_path_reads_exactly_as_the_general_reader(value: str) -> None:
+    assert _read_or_none(CSeq.parse, value) == _read_or_none(CSeq._parse_general, value)
+
+
+def _start_read(
+    read: Callable[[str], tuple[Request | Response, SipParseError | None]], line: str
+) -> tuple[object, ...]:
+    try:
+        message, error = read(line)
+    except SipParseError as exc:
+        return ("raised", str(exc), exc.status)
+    if isinstance(message, Response):
+        shape: tuple[object, ...] = (message.status, message.reason, message.version)
+    else:
+        shape = (message.method, message.uri, message.version)
+    return shape, None if error is None else (str(error), error.status)
+
+
+@PROPERTY
+@given(
+    line=st.one_of(
+        st.text(alphabet="SIP/2.0 INVITE sip:a@b;x 699 OK\t\r\u00b2", max_size=30),
+        st.builds(
+            "{} {} {}".format,
+            st.sampled_from(["INVITE", "MESSAGE", "in vite", "SIP/2.0", ""]),
+            st.sampled_from(["sip:bot@example.test", "sip:a@b:99999", "tel:+1", "x", "<sip:a>"]),
+            st.sampled_from(["SIP/2.0", "sip/2.0", "SIP/2.1", "SIP/2.0 x"]),
+        ),
+        st.builds("SIP/2.0 {} {}".format, st.integers(0, 1000), st.sampled_from(["OK", "", "a b"])),
+    )
+)
+def test_start_line_fast_path_reads_exactly_as_the_general_reader(line: str) -> None:
+    assert _start_read(_start_line, line) == _start_read(_start_line_general, line)
