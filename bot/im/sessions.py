@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -44,6 +44,24 @@ class ImSession:
     running: int = 0
     """Commands of this session under way: it is not idle while one runs (an announcement
     may last up to ``calls.max_duration``, longer than ``im.session_idle_timeout``)."""
+
+
+class Held:
+    """What :meth:`ImSessions.held` returns: a context of its own, as cheap as one can be (one
+    per command)."""
+
+    __slots__ = ("_session", "_loop")
+
+    def __init__(self, session: ImSession, loop: asyncio.AbstractEventLoop):
+        self._session = session
+        self._loop = loop
+
+    def __enter__(self) -> None:
+        self._session.running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._session.running -= 1
+        self._session.last_activity = self._loop.time()
 
 
 Received = Callable[[ImContent, Sender, Request, ImSession], None]
@@ -168,15 +186,9 @@ class ImSessions:
         self._received(content, session.sender, request, session)
         return None
 
-    @contextlib.contextmanager
-    def held(self, session: ImSession) -> Iterator[None]:
+    def held(self, session: ImSession) -> Held:
         """Keep ``session`` open while a command of it runs; quiet from its end on."""
-        session.running += 1
-        try:
-            yield
-        finally:
-            session.running -= 1
-            session.last_activity = self._loop.time()
+        return Held(session, self._loop)
 
     async def send(self, session: ImSession, payload: Payload, what: str) -> None:
         """``payload`` as a request inside the session (after its ACK); the outcome logged."""
