@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -66,7 +67,7 @@ class Held:
 
 Received = Callable[[ImContent, Sender, Request, ImSession], None]
 """A message came in on a session and was accepted (the IM service answers it)."""
-Spawn = Callable[[Awaitable[None]], None]
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
 """Runs work in a task of the IM service's."""
 
 
