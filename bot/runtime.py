@@ -8,6 +8,7 @@ import gc
 import importlib
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -337,8 +338,8 @@ class Runtime:
             "banned addresses": self.guard.active_bans(time.monotonic()),
         }  # fmt: skip
 
-    async def _answer(self, sender: Any, text: str, call_id: str) -> str:
-        return await self.dispatcher.dispatch(sender, text, call_id=call_id)
+    def _answer(self, sender: Any, text: str, call_id: str) -> Awaitable[str]:
+        return self.dispatcher.dispatch(sender, text, call_id=call_id)
 
     def _route(self, incoming: ServerRequest) -> Response | None:
         """Every request the endpoint hands us; answered at once, work goes to tasks."""

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from bot.commands import CommandContext, UsageError, command
-from bot.commands.registry import is_enabled, is_visible
+from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
 from bot.commands.replies import shorten
+from bot.config import FeaturesConfig
+
+KEPT = 8
+"""Listings kept: one per (commands, features, sender's role) in use - two between reloads."""
 
 
 @command(
@@ -17,19 +23,36 @@ from bot.commands.replies import shorten
 )
 async def show_help(ctx: CommandContext) -> str:
     """List the commands you can use, or explain one of them."""
-    features = ctx.config.features
-    visible = [spec for spec in ctx.registry if is_visible(spec, features, admin=ctx.is_admin)]
-    if ctx.args:
-        wanted = ctx.args.lower()
-        spec = next((s for s in visible if wanted in s.words), None)
-        if spec is None:
-            raise UsageError(f"There is no command '{shorten(ctx.args, 40)}'.")
-        lines = [f"{spec.name}: {spec.summary}", f"Usage: {spec.usage}", f"Example: {spec.example}"]
-        if spec.details:
-            lines.insert(1, spec.details)
-        return "\n".join(lines)
+    registry, features = ctx.registry, ctx.config.features
+    if not ctx.args:
+        return _listing(registry, registry.version, features, ctx.is_admin)
+    wanted = ctx.args.lower()
+    visible = _visible(registry, registry.version, features, ctx.is_admin)
+    spec = next((s for s in visible if wanted in s.words), None)
+    if spec is None:
+        raise UsageError(f"There is no command '{shorten(ctx.args, 40)}'.")
+    lines = [f"{spec.name}: {spec.summary}", f"Usage: {spec.usage}", f"Example: {spec.example}"]
+    if spec.details:
+        lines.insert(1, spec.details)
+    return "\n".join(lines)
+
+
+# Both are kept, being functions of their arguments only: the registry's commands (its
+# ``version`` changes with each one added), the features (a reload brings a new, frozen
+# FeaturesConfig: a command turned off shows at once) and whether the sender is an admin.
+
+
+@functools.lru_cache(maxsize=KEPT)
+def _visible(
+    registry: Registry, version: int, features: FeaturesConfig, admin: bool
+) -> tuple[CommandSpec, ...]:
+    return tuple(spec for spec in registry if is_visible(spec, features, admin=admin))
+
+
+@functools.lru_cache(maxsize=KEPT)
+def _listing(registry: Registry, version: int, features: FeaturesConfig, admin: bool) -> str:
     lines = ["Commands:"]
-    for spec in visible:
+    for spec in _visible(registry, version, features, admin):
         note = "" if is_enabled(spec, features) else " (turned off)"
         lines.append(f"  {spec.usage} - {spec.summary}{note}")
     lines.append("Send 'help <command>' for details.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import time
 from collections import Counter
@@ -38,6 +39,12 @@ OUTCOMES = (
 """What becomes of a message (``outcome`` in the log line and the metrics)."""
 UNKNOWN = "unknown"
 """The command of a message that names none (metrics label)."""
+
+
+@functools.lru_cache(maxsize=4)
+def _lowered(domains: tuple[str, ...]) -> frozenset[str]:
+    """``acl.allowed_domains`` as compared (kept per config: a reload brings its own)."""
+    return frozenset(domain.lower() for domain in domains)
 
 
 def normalise(text: str) -> str:
@@ -89,35 +96,44 @@ class Dispatcher:
         returned - a longer reply is paged here, its rest kept for 'more' (bot.commands.replies),
         so the IM service always has one short text to send, pager or session alike."""
         started = self._clock()
-        answer, command, outcome = await self._answer(sender, text)
-        self.answered[(command or UNKNOWN, outcome)] += 1
+        address = sender.address
+        answer, command, outcome = await self._answer(sender, address, text, started)
+        label = command or UNKNOWN
+        self.answered[(label, outcome)] += 1
         if isinstance(answer, Paged) or size(answer) > MAX_REPLY_BYTES:
-            reply = first_page(answer, self.memory.get(sender.address, self._clock()))
+            reply = first_page(answer, self.memory.get(address, self._clock()))
         else:
             reply = answer
         took = self._clock() - started
-        self.latency.setdefault(command or UNKNOWN, Histogram()).observe(took)
+        latency = self.latency.get(label)
+        if latency is None:
+            latency = self.latency[label] = Histogram()
+        latency.observe(took)
         log.info(
             "im.command.answered",
             call_id=call_id,
-            sender=sender.address,
+            sender=address,
             command=command,
             outcome=outcome,
             ms=round(took * 1000, 1),
         )
         return reply
 
-    async def _answer(self, sender: Sender, text: str) -> tuple[str | Paged, str, str]:
+    async def _answer(
+        self, sender: Sender, address: str, text: str, now: float
+    ) -> tuple[str | Paged, str, str]:
+        """The answer to ``text`` from ``sender`` (``address``) at ``now``, the command named
+        and the outcome."""
         cleaned = normalise(text)
         if not cleaned:
             return "Send 'help' to see what I can do.", "", "empty"
-        if sender.domain.lower() not in {d.lower() for d in self.config.acl.allowed_domains}:
+        if sender.domain.lower() not in _lowered(self.config.acl.allowed_domains):
             return (
                 f"Sorry, I only answer users of {', '.join(self.config.acl.allowed_domains)}.",
                 "",
                 "refused-domain",
             )
-        if not self._limiter.allow(sender.address, self._clock()):
+        if not self._limiter.allow(address, now):
             return (
                 "You are sending commands faster than I can answer. Please wait a few "
                 "seconds and try again.",
@@ -127,7 +143,7 @@ class Dispatcher:
         lowered = cleaned.lower()
         found = self.registry.match(lowered)
         if found is None or not found[0].answers_question:  # only the very next message
-            (self.memory.peek(sender.address, self._clock()) or {}).pop(CONFIRMATION, None)
+            (self.memory.peek(address, now) or {}).pop(CONFIRMATION, None)
         if found is None:
             return self._unknown(cleaned, sender), "", "unknown"
         spec, args = found
@@ -137,7 +153,8 @@ class Dispatcher:
             if self.config.features.hide_disabled:
                 return self._unknown(cleaned, sender), spec.name, "unknown"
             return f"'{spec.name}' is turned off here.", spec.name, "disabled"
-        if spec.admin_only and not self.is_admin(sender):
+        admin = self.is_admin(sender)
+        if spec.admin_only and not admin:
             return f"Sorry, '{spec.name}' is for administrators only.", spec.name, "refused-admin"
         if args and not spec.takes_args:
             return f"'{spec.name}' takes nothing after it. Usage: {spec.usage}", spec.name, "usage"
@@ -147,8 +164,8 @@ class Dispatcher:
             config=self.config,
             registry=self.registry,
             services=self.services,
-            memory=self.memory.get(sender.address, self._clock()),
-            is_admin=self.is_admin(sender),
+            memory=self.memory.get(address, now),
+            is_admin=admin,
         )
         try:
             return await spec.handler(context), spec.name, "ok"
@@ -158,7 +175,7 @@ class Dispatcher:
         except Refusal as exc:
             return str(exc), spec.name, "refused"
         except Exception:
-            log.exception("im.command.failed", sender=sender.address, command=spec.name)
+            log.exception("im.command.failed", sender=address, command=spec.name)
             return (
                 f"Sorry, something went wrong while running '{spec.name}'. It has been "
                 "logged; please try again later.",

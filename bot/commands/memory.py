@@ -22,6 +22,9 @@ class SenderMemory:
         self.size = size
         self.keep = keep
         self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._swept = -1.0
+        """When expired entries were last dropped: at that same time none is left to drop (a
+        command asks several times)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -29,11 +32,14 @@ class SenderMemory:
     def get(self, sender: str, now: float) -> dict[str, Any]:
         """``sender``'s memory (empty when new or expired), now the most recently used."""
         self._expire(now)
-        found = self._entries.pop(sender, None)
+        entries = self._entries
+        found = entries.get(sender)
         memory = found[0] if found is not None else {}
-        self._entries[sender] = (memory, now)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        entries[sender] = (memory, now)
+        if found is not None:
+            entries.move_to_end(sender)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
         return memory
 
     def peek(self, sender: str, now: float) -> dict[str, Any] | None:
@@ -43,6 +49,9 @@ class SenderMemory:
         return found[0] if found is not None else None
 
     def _expire(self, now: float) -> None:
+        if now == self._swept:
+            return
+        self._swept = now
         # ordered by last use: the expired ones are all at the front
         while self._entries:
             _, used = next(iter(self._entries.values()))

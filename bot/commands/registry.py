@@ -59,6 +59,9 @@ class Registry:
         self._by_word: dict[str, CommandSpec] = {}
         self._longest = 0
         self._sorted: tuple[CommandSpec, ...] = ()
+        self.version = 0
+        """Changes with every command added: what is computed from the commands (help's
+        listing) is kept under it, so it is never read from an older set of commands."""
 
     def add(self, spec: CommandSpec) -> None:
         for word in spec.words:
@@ -69,6 +72,7 @@ class Registry:
         self._by_word = {word: each for each in self._specs.values() for word in each.words}
         self._longest = max(map(len, self._by_word))
         self._sorted = tuple(sorted(self._specs.values(), key=lambda s: s.name))
+        self.version += 1
 
     def _lookup_exact(self, word: str) -> CommandSpec | None:
         return self._by_word.get(word)
@@ -81,10 +85,13 @@ class Registry:
 
     def match(self, text: str) -> tuple[CommandSpec, str] | None:
         """The command ``text`` starts with (longest name wins) and the rest as arguments."""
-        # a word matches the whole text or the text up to a space: try those prefixes, the
-        # longest first, no longer than the longest word (a long text costs no more)
-        ends = [len(text)] if len(text) <= self._longest else []
-        ends += [i for i in range(min(self._longest, len(text) - 1), 0, -1) if text[i] == " "]
+        # a word matches the whole text (the usual message) or the text up to a space: try
+        # those prefixes, the longest first, no longer than the longest word (a long text
+        # costs no more)
+        whole = self._by_word.get(text) if len(text) <= self._longest else None
+        if whole is not None:
+            return whole, ""
+        ends = [i for i in range(min(self._longest, len(text) - 1), 0, -1) if text[i] == " "]
         for i in ends:
             spec = self._by_word.get(text[:i])
             if spec is not None:

@@ -38,8 +38,9 @@ def _number(count: int, noun: str) -> str:
 
 
 def size(text: str) -> int:
-    """What ``text`` weighs on the wire (UTF-8)."""
-    return len(text.encode("utf-8"))
+    """What ``text`` weighs on the wire (UTF-8): a character a byte when all are ASCII (a
+    flag Python keeps on every string: no encoding to count them)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def shorten(text: str, limit: int) -> str:

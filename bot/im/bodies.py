@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 from dataclasses import dataclass
 
 from bot.im.htmltext import html_to_text
@@ -25,6 +26,8 @@ NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-esc
 transforms, and one that refuses everything."""
 MAX_NESTING = 4
 """Multiparts read inside a multipart: each level costs a pass over the body (and a frame)."""
+CHARSETS_KEPT = 32
+"""Charset names whose codec is remembered (a lookup per message otherwise)."""
 
 
 class UnsupportedBody(ValueError):
@@ -49,10 +52,14 @@ class ContentType:
         return cls(media.strip().lower(), params)
 
 
-def text_of(content_type: str | None, body: bytes, *, depth: int = 0) -> str | None:
+def text_of(content_type: str | None, body: bytes) -> str | None:
     """The text a person typed, or None for a body that carries no text (typing, receipts).
     Raises :class:`UnsupportedBody` for anything else, and never another error."""
-    kind = ContentType.parse(content_type)
+    return text_in(ContentType.parse(content_type), body)
+
+
+def text_in(kind: ContentType, body: bytes, *, depth: int = 0) -> str | None:
+    """:func:`text_of` a body whose Content-Type is parsed already."""
     if kind.media in NOT_TEXT:
         return None
     if kind.media == "text/plain":
@@ -77,22 +84,28 @@ def ms_text_format(value: str) -> str | None:
         raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError):
         raise UnsupportedBody("ms-body is not base64") from None
-    return text_of(value, raw)
+    return text_in(kind, raw)
 
 
 def _decode(body: bytes, charset: str | None) -> str:
     """``body`` in its charset (RFC 2046 §4.1.2); one Python does not know is read as UTF-8
     (US-ASCII commands read the same), one that is no character set is refused."""
-    try:
-        name = codecs.lookup((charset or "utf-8").strip()).name
-    except (LookupError, ValueError):  # unknown, or not even a name ("\0", lone surrogates)
-        name = "utf-8"
+    name = _codec(charset)
     if name in NOT_CHARSETS:
         raise UnsupportedBody(f"charset {charset!r} is not a character set")
     try:
         return body.decode(name, errors="replace")
     except (LookupError, UnicodeError) as exc:  # LookupError: bytes-to-bytes (base64, zlib)
         raise UnsupportedBody(f"charset {charset!r}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=CHARSETS_KEPT)
+def _codec(charset: str | None) -> str:
+    """Python's name of ``charset``: UTF-8 when it has none, or one Python does not know."""
+    try:
+        return codecs.lookup((charset or "utf-8").strip()).name
+    except (LookupError, ValueError):  # unknown, or not even a name ("\0", lone surrogates)
+        return "utf-8"
 
 
 def _from_multipart(kind: ContentType, body: bytes, depth: int) -> str | None:
@@ -120,12 +133,13 @@ def _from_multipart(kind: ContentType, body: bytes, depth: int) -> str | None:
                 part_type = value.decode("latin-1").strip()
         if content.endswith(b"\r\n"):
             content = content[:-2]
+        part_kind = ContentType.parse(part_type)
         try:
-            text = text_of(part_type, content, depth=depth)
+            text = text_in(part_kind, content, depth=depth)
         except UnsupportedBody:
             continue
         if text is not None:
-            parts.setdefault(ContentType.parse(part_type).media, text)
+            parts.setdefault(part_kind.media, text)
     # RFC 2046 §5.1.4: the parts are in increasing fidelity; a person's text prefers plain
     for preferred in ("text/plain", "text/html"):
         if preferred in parts:

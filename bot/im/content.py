@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.im import cpim, imdn
-from bot.im.bodies import ContentType, UnsupportedBody, text_of
+from bot.im.bodies import ContentType, UnsupportedBody, text_in
 from bot.im.encoding import decode
 
 TYPING = frozenset({"application/im-iscomposing+xml"})
@@ -32,13 +32,15 @@ def read(content_type: str | None, encodings: list[str], body: bytes) -> ImConte
     body = decode(body, encodings)
     kind = ContentType.parse(content_type)
     if kind.media != cpim.MEDIA_TYPE:
-        return _classify(content_type, body)
+        return _classify(kind, body)
     try:
         wrapped = cpim.parse(body)
     except cpim.CpimError as exc:
         raise UnsupportedBody(f"message/cpim: {exc}") from exc
     inner_encodings = [v for k, v in wrapped.content_headers if k.lower() == "content-encoding"]
-    inner = _classify(wrapped.content_type, decode(wrapped.content, inner_encodings))
+    inner = _classify(
+        ContentType.parse(wrapped.content_type), decode(wrapped.content, inner_encodings)
+    )
     return ImContent(
         kind=inner.kind,
         text=inner.text,
@@ -49,14 +51,13 @@ def read(content_type: str | None, encodings: list[str], body: bytes) -> ImConte
     )
 
 
-def _classify(content_type: str | None, body: bytes) -> ImContent:
-    media = ContentType.parse(content_type).media
-    if media in TYPING:
+def _classify(kind: ContentType, body: bytes) -> ImContent:
+    if kind.media in TYPING:
         return ImContent("typing")
-    if media == imdn.MEDIA_TYPE:
+    if kind.media == imdn.MEDIA_TYPE:
         try:
             return ImContent("receipt", receipt=imdn.parse(body))
         except imdn.ImdnError:
             return ImContent("other")
-    text = text_of(content_type, body)
+    text = text_in(kind, body)
     return ImContent("text", text) if text is not None else ImContent("other")

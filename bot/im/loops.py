@@ -10,6 +10,7 @@ and the bot goes quiet for that sender until the rate falls, saying so once in t
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, deque
 
 import structlog
@@ -26,19 +27,18 @@ TRACKED = 65_536
 class LoopGuard:
     def __init__(self, settings: ImConfig, bot: Sender):
         self.settings = settings
-        self.bot = bot
+        self._bot = bot.address.lower()
         self._replies: OrderedDict[str, deque[float]] = OrderedDict()
         self._tripped: set[str] = set()
         self.suppressed = 0
 
     def from_automaton(self, request: Request, sender: Sender) -> str | None:
         """Why this message comes from an automaton (and gets no reply), or None."""
-        if sender.address.lower() == self.bot.address.lower():
+        address = sender.address.lower()
+        if address == self._bot:
             return "from the bot itself"
         automata = self.settings.automata
-        if automata and sender.address.lower() in {
-            a.lower().removeprefix("sip:") for a in automata
-        }:
+        if automata and address in _addresses(automata):
             return "from a configured automaton"
         marker = (request.headers.get(AUTO_SUBMITTED) or "no").strip().lower()
         if marker != "no":
@@ -71,3 +71,10 @@ class LoopGuard:
         self._tripped.discard(key)
         times.append(now)
         return True
+
+
+@functools.lru_cache(maxsize=4)
+def _addresses(automata: tuple[str, ...]) -> frozenset[str]:
+    """``im.automata`` as compared with a sender's address (kept per config: a reload brings
+    its own tuple)."""
+    return frozenset(a.lower().removeprefix("sip:") for a in automata)

@@ -7,7 +7,8 @@ bot.im.delivery, the sessions in bot.im.sessions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -64,6 +65,8 @@ class ImService:
         self.identity = Address(
             uri=SipUri(user=bot.user, host=bot.domain), display_name=bot.display_name
         )
+        self._bot_uri = str(self.identity.uri)
+        """The bot's URI as CPIM bodies name it (formatted once: the identity is fixed)."""
         self.loops = LoopGuard(config.im, Sender(bot.user, bot.domain))
         self.receipts = ReceiptBook()
         self.sessions = ImSessions(endpoint, config, self.identity, self._received, self._spawn)
@@ -207,7 +210,7 @@ class ImService:
         payload = outgoing.reply(
             text,
             in_cpim=content.in_cpim,
-            bot=str(self.identity.uri),
+            bot=self._bot_uri,
             user=sender.uri,
             ask_receipt=self.config.im.receipts.request,
         )
@@ -230,7 +233,7 @@ class ImService:
         ):
             if wanted in content.wants:
                 payload = outgoing.receipt(
-                    kind, status, content.message_id, bot=str(self.identity.uri), user=sender.uri
+                    kind, status, content.message_id, bot=self._bot_uri, user=sender.uri
                 )
                 await self._send(to, payload, f"receipt.{kind}")
 
@@ -250,8 +253,8 @@ class ImService:
             self.sessions.end_idle(now, timeout)
             self.receipts.sweep(now, RECEIPT_WAIT)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -46,9 +47,27 @@ class ImSession:
     may last up to ``calls.max_duration``, longer than ``im.session_idle_timeout``)."""
 
 
+class Held:
+    """What :meth:`ImSessions.held` returns: a context of its own, as cheap as one can be (one
+    per command)."""
+
+    __slots__ = ("_session", "_loop")
+
+    def __init__(self, session: ImSession, loop: asyncio.AbstractEventLoop):
+        self._session = session
+        self._loop = loop
+
+    def __enter__(self) -> None:
+        self._session.running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._session.running -= 1
+        self._session.last_activity = self._loop.time()
+
+
 Received = Callable[[ImContent, Sender, Request, ImSession], None]
 """A message came in on a session and was accepted (the IM service answers it)."""
-Spawn = Callable[[Awaitable[None]], None]
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
 """Runs work in a task of the IM service's."""
 
 
@@ -168,15 +187,9 @@ class ImSessions:
         self._received(content, session.sender, request, session)
         return None
 
-    @contextlib.contextmanager
-    def held(self, session: ImSession) -> Iterator[None]:
+    def held(self, session: ImSession) -> Held:
         """Keep ``session`` open while a command of it runs; quiet from its end on."""
-        session.running += 1
-        try:
-            yield
-        finally:
-            session.running -= 1
-            session.last_activity = self._loop.time()
+        return Held(session, self._loop)
 
     async def send(self, session: ImSession, payload: Payload, what: str) -> None:
         """``payload`` as a request inside the session (after its ACK); the outcome logged."""

@@ -94,6 +94,10 @@ async def test_a_new_listing_or_a_change_starts_the_pages_again(busy: ChatBot) -
     assert "Your conferences (41):" in await busy.say("alice", "my meetings")
 
 
+def test_a_reply_weighs_its_utf8_bytes() -> None:
+    assert [size(text) for text in ("", "help", "é", "€uro", "🎉", "a\nb")] == [0, 4, 2, 6, 4, 3]
+
+
 async def test_any_reply_too_long_is_paged_by_the_dispatcher(tmp_path: Path) -> None:
     """The safety net: a plug-in's long answer, an error quoting what was sent."""
     registry = Registry()

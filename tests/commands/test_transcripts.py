@@ -23,6 +23,8 @@ from bot.runtime import load_handlers
 
 from .chat import ChatBot, chat_bot
 
+SUMMARY = "List the conferences you organise."
+
 
 @pytest.fixture
 async def bot(tmp_path: Path) -> AsyncIterator[ChatBot]:
@@ -122,6 +124,41 @@ async def test_disabled_feature_is_announced_or_hidden(tmp_path: Path) -> None:
         assert "my meetings" not in await hidden.say("alice", "help")
     finally:
         await hidden.store.close()
+
+
+async def test_a_reload_changes_help_at_once(tmp_path: Path) -> None:
+    """help's listing is kept between messages, never past a change of what it shows: the
+    features a reload brings, or a command added to the registry."""
+    chat = await chat_bot(tmp_path)
+    registry = Registry()  # of its own: a command is added below
+    for spec in load_handlers():
+        registry.add(spec)
+    chat.dispatcher.registry = registry
+
+    def listed(reply: str) -> list[str]:
+        return [line for line in reply.splitlines() if line.startswith("  my meetings")]
+
+    try:
+        assert listed(await chat.say("bob", "help")) == ["  my meetings - " + SUMMARY]
+        chat.dispatcher.reconfigure(Config(features=FeaturesConfig(my_meetings=False)))
+        off = listed(await chat.say("bob", "help"))
+        assert off == ["  my meetings - " + SUMMARY + " (turned off)"]
+        hidden = FeaturesConfig(my_meetings=False, hide_disabled=True)
+        chat.dispatcher.reconfigure(Config(features=hidden))
+        assert listed(await chat.say("bob", "help")) == []
+        assert "There is no command" in await chat.say("bob", "help my meetings")
+        chat.dispatcher.reconfigure(Config())
+        assert listed(await chat.say("bob", "help")) == ["  my meetings - " + SUMMARY]
+
+        @command("dance", usage="dance", registry=registry)
+        async def dance(ctx: CommandContext) -> str:
+            """Dance a little."""
+            return "*dances*"
+
+        assert "  dance - Dance a little." in await chat.say("bob", "help")
+        assert "Usage: dance" in await chat.say("bob", "help dance")
+    finally:
+        await chat.store.close()
 
 
 async def test_rate_limit_says_slow_down_and_recovers(tmp_path: Path) -> None:

@@ -1,0 +1,93 @@
+"""The log lines the bot writes (bot.logs): one JSON object a line, the event's fields then
+``event``, ``level`` and an ISO 8601 UTC ``timestamp`` - whatever the standard library's loggers
+or structlog's emitted them - the same text as structlog's own TimeStamper gave."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import structlog
+
+from bot import logs
+from bot.config import LoggingConfig
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    logs.configure(LoggingConfig(level="INFO", format="json"), out, cache=False)
+    yield out
+    logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
+
+
+def lines(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_line_keeps_its_fields_then_event_level_and_timestamp(stream: io.StringIO) -> None:
+    before = datetime.now(UTC)
+    structlog.get_logger("bot.test").info(
+        "im.command.answered", call_id="c1", sender="alice@example.test", command="help",
+        outcome="ok", ms=0.2,
+    )  # fmt: skip
+    after = datetime.now(UTC)
+    [line] = lines(stream)
+    assert list(line) == [
+        "call_id", "sender", "command", "outcome", "ms", "event", "level", "timestamp"
+    ]  # fmt: skip
+    assert line["event"] == "im.command.answered" and line["level"] == "info"
+    stamp = str(line["timestamp"])
+    assert stamp.endswith("Z")
+    assert before.replace(microsecond=0) <= datetime.fromisoformat(stamp) <= after
+
+
+def test_standard_library_lines_are_the_same_json(stream: io.StringIO) -> None:
+    logging.getLogger("asyncio").warning("slow callback %s", "x")
+    [line] = lines(stream)
+    assert line["event"] == "slow callback x" and line["level"] == "warning"
+    assert line["logger"] == "asyncio" and str(line["timestamp"]).endswith("Z")
+
+
+def test_an_exception_is_rendered_in_the_line(stream: io.StringIO) -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        structlog.get_logger("bot.test").exception("im.task.failed")
+    [line] = lines(stream)
+    assert line["level"] == "error" and "ValueError: boom" in str(line["exception"])
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [
+        1_795_000_000_123_456_789,  # microseconds in the middle of a second
+        1_795_000_000_000_000_999,  # none: isoformat leaves them out
+        1_795_000_000_000_001_000,  # one
+        1_795_000_000_999_999_999,  # the last of the second
+        0,  # the epoch
+    ],
+)
+def test_the_stamp_is_structlogs_iso_utc_text(
+    nanoseconds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamper = logs._UtcStamper()
+    monkeypatch.setattr(logs.time, "time_ns", lambda: nanoseconds)
+    seconds, micro = divmod(nanoseconds // 1000, 1_000_000)
+    expected = (
+        datetime.fromtimestamp(seconds, UTC)
+        .replace(microsecond=micro)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
+    assert stamper(None, "info", {})["timestamp"] == expected
+    # the second formatted once is reused for the next line, and a new second is formatted
+    assert stamper(None, "info", {})["timestamp"] == expected
+    monkeypatch.setattr(logs.time, "time_ns", lambda: nanoseconds + 1_000_000_000)
+    later = datetime.fromtimestamp(seconds + 1, UTC).replace(microsecond=micro)
+    assert stamper(None, "info", {})["timestamp"] == later.isoformat().replace("+00:00", "Z")
