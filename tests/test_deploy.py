@@ -196,7 +196,6 @@ async def test_the_compose_stack_carries_alices_message_to_the_bot_and_back(
         running.append(alice)
         assert await alice.wait(30) == 0, alice.text
         assert "Your conferences (2):" in alice.text and "Weekly sync" in alice.text
-        await bot.event("im.reply.delivered", sender="alice@example.test")
         assert await bot.stop() == 0, bot.text
         await kamailio.stop()
         assert f"trusted MESSAGE from {ip['sipbot']}:5060" in await kamailio_log

@@ -46,10 +46,18 @@ class PagerDelivery:
 
     async def deliver(self, to: Pager, payload: Payload, what: str) -> None:
         """A pager MESSAGE to every contact of the user at once (parallel forking, RFC 3261
-        §16.7), one deadline for all: the first 2xx delivers it, the rest stop being waited."""
+        §16.7), one deadline for all: the first 2xx delivers it, the rest stop being waited.
+        One contact (the usual case) is simply its transaction, whose own limit (Timer F,
+        64*T1, RFC 3261 §17.1.2.2) is that deadline."""
         targets = self._targets(to.sender, to.request, to.peer)
         if not targets:
             log.warning(f"im.{what}.no_target", sender=to.sender.address)
+            return
+        if len(targets) == 1:
+            uri, peer = targets[0]
+            message = self._new_message(uri, to.sender, payload)
+            response = await self.endpoint.request(message, destination=peer)
+            _report(what, to.sender, uri, response.status)
             return
         tries = {
             asyncio.ensure_future(
@@ -70,13 +78,8 @@ class PagerDelivery:
                     log.warning(f"im.{what}.failed", sender=to.sender.address, status=408)
                     return
                 for task in done:
-                    status, target = task.result().status, str(tries[task])
-                    if 200 <= status < 300:
-                        log.info(f"im.{what}.delivered", sender=to.sender.address,
-                                 target=target, status=status)  # fmt: skip
+                    if _report(what, to.sender, tries[task], task.result().status):
                         return
-                    log.warning(f"im.{what}.failed", sender=to.sender.address, status=status,
-                                target=target)  # fmt: skip
         finally:
             for task in pending:
                 task.cancel()
@@ -110,3 +113,13 @@ class PagerDelivery:
             headers=[(AUTO_SUBMITTED, "auto-replied")],  # bot.im.loops: no other bot answers this
             body=payload.body,
         )
+
+
+def _report(what: str, sender: Sender, target: SipUri, status: int) -> bool:
+    """Log how one try went (a delivery at DEBUG: the command's own line is the one at INFO;
+    a failure at WARNING); True when it delivered."""
+    if 200 <= status < 300:
+        log.debug(f"im.{what}.delivered", sender=sender.address, target=str(target), status=status)
+        return True
+    log.warning(f"im.{what}.failed", sender=sender.address, status=status, target=str(target))
+    return False

@@ -56,7 +56,10 @@ async def test_linphone_gets_exactly_one_reply_per_command(
 ) -> None:
     # with CPIM the bot's replies ask for delivery notices (Linphone sends them only when asked
     # in CPIM; without CPIM it sends them for every message)
-    bot = await start_bot(im={"receipts": {"send": True, "request": cpim}})
+    # receipts delivered are logged at DEBUG (the command's line is the one at INFO)
+    bot = await start_bot(
+        im={"receipts": {"send": True, "request": cpim}}, logging={"level": "DEBUG"}
+    )
     linphonerc(tmp_path, bot.port, cpim=cpim)
     linphone = await Linphonec.start_in(tmp_path)
     try:

@@ -45,8 +45,12 @@ async def alice_says_help(bot: RunningBot, port: int, processes: list[Process]) 
 async def test_alice_over_tcp_registers_and_gets_help(
     start_bot: StartBot, processes: list[Process]
 ) -> None:
-    bot = await start_bot()  # UDP and TCP on one port
+    bot = await start_bot(logging=DEBUG)  # UDP and TCP on one port
     await alice_says_help(bot, bot.port, processes)
+
+
+DEBUG = {"level": "DEBUG"}
+"""A reply delivered is logged at DEBUG (the command's own line is the one at INFO)."""
 
 
 @contextlib.asynccontextmanager
@@ -81,6 +85,7 @@ async def tls_bot(start_bot: StartBot, tmp_path: Path) -> tuple[RunningBot, int,
     port, tls_port = free_port(), free_port()
     bot = await start_bot(
         port,
+        logging=DEBUG,
         sip={
             "listen": [
                 {"transport": "udp", "host": "127.0.0.1", "port": port},
