@@ -92,8 +92,9 @@ class DigestServer:
         self.nonce_lifetime = nonce_lifetime
         self.qop = qop
         self._secret = secret or secrets.token_bytes(32)
-        self._seen_nc: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        """nonce -> (highest nonce count, issue time), least recently used first."""
+        self._seen_nc: OrderedDict[str, tuple[int, float, str]] = OrderedDict()
+        """nonce -> (highest nonce count, issue time, the source it was issued to), least
+        recently used first."""
         self._forgotten = float("-inf")
         """The latest issue time of a nonce whose count was dropped: an unknown count of a
         nonce issued no later than this may have been forgotten, so it is not trusted."""
@@ -150,7 +151,13 @@ class DigestServer:
             return Verdict(ok=False, username=username, reason="incomplete credentials")
         if algorithm not in self.algorithms:
             return Verdict(ok=False, username=username, reason="algorithm not offered")
-        issued = self._nonce_issued(nonce, source)
+        known = self._seen_nc.get(nonce)
+        # a nonce whose count is kept was checked when first answered: from the same source
+        # its MAC needs no second look
+        if known is not None and known[2] == source:
+            issued: float | None = known[1]
+        else:
+            issued = self._nonce_issued(nonce, source)
         if issued is None:
             return Verdict(ok=False, username=username, reason=NOT_OURS)
         if p["uri"] != str(request.uri):  # RFC 7616 §3.4.6: the uri must be the Request-URI
@@ -191,7 +198,7 @@ class DigestServer:
         reused = False
         if qop:
             nc = int(nc_text, 16)
-            last = self._seen_nc.get(nonce)
+            last = known
             if last is None and issued <= self._forgotten:
                 self.verdicts["stale"] += 1
                 return Verdict(ok=False, username=username, stale=True, reason="nonce forgotten")
@@ -199,7 +206,7 @@ class DigestServer:
                 self.verdicts["replayed"] += 1
                 return Verdict(ok=False, username=username, reason="nonce count replayed")
             reused = last is not None
-            self._seen_nc[nonce] = (nc, issued)
+            self._seen_nc[nonce] = (nc, issued, source)
             self._seen_nc.move_to_end(nonce)
             self._prune(now)
         self.verdicts["preauthorized" if reused else "accepted"] += 1
@@ -245,14 +252,14 @@ class DigestServer:
             return
         self._next_sweep = now + self.nonce_lifetime
         horizon = now - self.nonce_lifetime
-        for nonce in [n for n, (_, issued) in seen.items() if issued < horizon]:
+        for nonce in [n for n, (_, issued, _) in seen.items() if issued < horizon]:
             self._forget(nonce)
         keep = NC_TRACKED - NC_TRACKED // 4 if over else NC_TRACKED
         while len(seen) > keep:
             self._forget(next(iter(seen)))
 
     def _forget(self, nonce: str) -> None:
-        _, issued = self._seen_nc.pop(nonce)
+        _, issued, _ = self._seen_nc.pop(nonce)
         self._forgotten = max(self._forgotten, issued)
 
     @property
