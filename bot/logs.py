@@ -8,6 +8,7 @@ past-tense dotted words (``im.command.answered``) with the context as fields.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -33,7 +34,7 @@ def configure(settings: LoggingConfig, stream: TextIO | None = None, *, cache: b
     structlog.configure(
         processors=[*shared, _exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, settings.level)),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=_TurnWriter(out).logger,
         cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(out)
@@ -50,6 +51,40 @@ def configure(settings: LoggingConfig, stream: TextIO | None = None, *, cache: b
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
+
+
+class _TurnWriter:
+    """structlog's ``WriteLogger`` (one line per event, written to ``file`` at once), with the
+    flush - the system call - made once per event-loop turn rather than once per line: at
+    thousands of commands a second one turn logs several. Outside a running loop (start-up,
+    another thread) each line is flushed as before."""
+
+    def __init__(self, file: TextIO):
+        self._write = file.write
+        self._flush = file.flush
+        self._pending = False
+
+    def logger(self, *_: Any) -> _TurnWriter:
+        """The logger factory: every logger writes through this one writer."""
+        return self
+
+    def msg(self, message: str) -> None:
+        self._write(message + "\n")
+        if self._pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        self._pending = True
+        loop.call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        self._pending = False
+        self._flush()
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 
 
 class _UtcStamper:

@@ -4,6 +4,7 @@ or structlog's emitted them - the same text as structlog's own TimeStamper gave.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -91,3 +92,42 @@ def test_the_stamp_is_structlogs_iso_utc_text(
     monkeypatch.setattr(logs.time, "time_ns", lambda: nanoseconds + 1_000_000_000)
     later = datetime.fromtimestamp(seconds + 1, UTC).replace(microsecond=micro)
     assert stamper(None, "info", {})["timestamp"] == later.isoformat().replace("+00:00", "Z")
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts its flushes (each one a system call on a real file)."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+async def test_lines_of_one_loop_turn_are_flushed_once_at_its_end() -> None:
+    out = CountingStream()
+    logs.configure(LoggingConfig(level="INFO", format="json"), out, cache=False)
+    try:
+        log = structlog.get_logger("bot.test")
+        for n in range(5):
+            log.info("im.command.answered", n=n)
+        assert len(lines(out)) == 5  # written at once: only the flush waits
+        assert out.flushes == 0
+        await asyncio.sleep(0)  # the turn ends
+        assert out.flushes == 1
+        log.info("im.command.answered", n=5)
+        await asyncio.sleep(0)
+        assert out.flushes == 2 and len(lines(out)) == 6
+    finally:
+        logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
+
+
+def test_outside_a_loop_each_line_is_flushed() -> None:
+    out = CountingStream()
+    logs.configure(LoggingConfig(level="INFO", format="json"), out, cache=False)
+    try:
+        structlog.get_logger("bot.test").info("bot.stopped")
+        structlog.get_logger("bot.test").info("bot.stopped")
+        assert out.flushes == 2 and len(lines(out)) == 2
+    finally:
+        logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
