@@ -9,7 +9,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -98,28 +98,30 @@ class CountingStream(io.StringIO):
     """A stream that counts its flushes (each one a system call on a real file)."""
 
     flushes = 0
+    on_flush: Callable[[], None] = staticmethod(lambda: None)
 
     def flush(self) -> None:
         self.flushes += 1
+        self.on_flush()
         super().flush()
 
 
-async def test_lines_of_one_loop_turn_are_flushed_once_at_its_end() -> None:
+async def test_lines_are_flushed_at_the_end_of_the_turn_and_at_most_once_per_interval() -> None:
     out = CountingStream()
-    logs.configure(LoggingConfig(level="INFO", format="json"), out, cache=False)
-    try:
-        log = structlog.get_logger("bot.test")
-        for n in range(5):
-            log.info("im.command.answered", n=n)
-        assert len(lines(out)) == 5  # written at once: only the flush waits
-        assert out.flushes == 0
-        await asyncio.sleep(0)  # the turn ends
-        assert out.flushes == 1
-        log.info("im.command.answered", n=5)
+    writer = logs.TurnWriter(out, interval=1.0)
+    for n in range(5):
+        writer.msg(f"line {n}")
+    assert out.getvalue() == ""  # kept until the turn ends
+    await asyncio.sleep(0)
+    assert out.flushes == 1 and out.getvalue().count("\n") == 5
+    flushed = asyncio.Event()
+    out.on_flush = flushed.set
+    for n in range(5):  # five turns within the interval: one flush for them all
+        writer.msg(f"later {n}")
         await asyncio.sleep(0)
-        assert out.flushes == 2 and len(lines(out)) == 6
-    finally:
-        logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
+    assert out.flushes == 1
+    await asyncio.wait_for(flushed.wait(), 5)
+    assert out.flushes == 2 and out.getvalue().count("\n") == 10
 
 
 def test_outside_a_loop_each_line_is_flushed() -> None:
@@ -129,5 +131,20 @@ def test_outside_a_loop_each_line_is_flushed() -> None:
         structlog.get_logger("bot.test").info("bot.stopped")
         structlog.get_logger("bot.test").info("bot.stopped")
         assert out.flushes == 2 and len(lines(out)) == 2
+    finally:
+        logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
+
+
+def test_a_library_line_flushes_the_bots_lines_before_it_in_order() -> None:
+    out = CountingStream()
+    logs.configure(LoggingConfig(level="INFO", format="json"), out, cache=False)
+
+    async def both() -> None:
+        structlog.get_logger("bot.test").info("im.command.answered")
+        logging.getLogger("asyncio").warning("slow callback")  # its handler flushes at once
+        assert [line["event"] for line in lines(out)] == ["im.command.answered", "slow callback"]
+
+    try:
+        asyncio.run(both())
     finally:
         logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
