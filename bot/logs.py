@@ -9,6 +9,8 @@ past-tense dotted words (``im.command.answered``) with the context as fields.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import logging
 import sys
@@ -26,7 +28,9 @@ def configure(settings: LoggingConfig, stream: TextIO | None = None, *, cache: b
     """Set up logging for the process. ``cache=False`` keeps loggers re-configurable (tests)."""
     out = stream if stream is not None else sys.stderr
     as_json = settings.format == "json" or (settings.format == "auto" and not out.isatty())
-    writer = TurnWriter(out)
+    global _writer
+    _flush_at_exit()
+    writer = _writer = TurnWriter(out)
     renderer: structlog.types.Processor = _json_line if as_json else structlog.dev.ConsoleRenderer()
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -115,6 +119,19 @@ class TurnWriter:
         self._pending = False
         self._written = loop.time()
         self.flush()
+
+
+_writer: TurnWriter | None = None
+"""The writer of the configured logging, flushed at exit: lines of the loop's last turn may
+still wait for it."""
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Also when logging is configured again (tests): the old stream may be closed by then."""
+    if _writer is not None:
+        with contextlib.suppress(ValueError, OSError):
+            _writer.flush()
 
 
 class _UtcStamper:

@@ -8,15 +8,19 @@ import asyncio
 import io
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import structlog
 
 from bot import logs
 from bot.config import LoggingConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -148,3 +152,23 @@ def test_a_library_line_flushes_the_bots_lines_before_it_in_order() -> None:
         asyncio.run(both())
     finally:
         logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
+
+
+def test_lines_still_waiting_when_the_loop_ends_are_written_at_exit() -> None:
+    script = (
+        "import asyncio, structlog\n"
+        "from bot.config import LoggingConfig\n"
+        "from bot.logs import configure\n"
+        "configure(LoggingConfig(level='INFO', format='json'))\n"
+        "async def main():\n"
+        "    log = structlog.get_logger('bot.test')\n"
+        "    log.info('first')\n"
+        "    await asyncio.sleep(0)\n"
+        "    log.info('last')  # its write waits for the interval: the loop ends first\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["event"] for line in done.stderr.splitlines()] == ["first", "last"]
