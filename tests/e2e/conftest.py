@@ -182,8 +182,7 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
         bot.follow()
         running.append(bot)
         await wait_until_answering(bot)
-        # all of it (the admin listener opens after SIP), on uvloop (runtime.event_loop: auto)
-        await bot.event("bot.started", event_loop="uvloop")
+        await bot.event("bot.started")  # all of it: the admin listener opens after SIP
         return bot
 
     yield start
