@@ -193,7 +193,7 @@ async def drive(runtime: Runtime, args: argparse.Namespace) -> None:
     print(
         f"mode={args.mode} command={args.command!r} commands={args.commands} "
         f"per {'challenge' if args.mode == 'pager' else 'session'}={args.per_session} "
-        f"cache_seconds={args.cache_seconds} loop={'uvloop' if args.uvloop else 'asyncio'}"
+        f"cache_seconds={args.cache_seconds}"
     )
     print(f"datagrams sent by the bot: {wire.count / args.commands:.2f} per command")
     print(
@@ -356,14 +356,8 @@ def main() -> None:
     )
     parser.add_argument("--cache-seconds", type=float, default=5.0)
     parser.add_argument("--profile", type=Path, help="cProfile (CPU time) the commands to here")
-    parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(run(args))
-    else:
-        asyncio.run(run(args))
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
