@@ -15,6 +15,7 @@ from bot.sip.layer_client import ClientSide
 from bot.sip.layer_server import ServerSide
 from bot.sip.message import Request, Response, make_response, parse_message
 from bot.sip.transaction import (
+    TIMER_BY_LETTER,
     ClientTransaction,
     Ev,
     Peer,
@@ -68,8 +69,10 @@ class TransactionLayer(ClientSide, ServerSide):
     def handle_timer(self, now: float) -> None:
         heads = self._heads
         while heads and heads[0][0] <= now:
-            deadline, tx, timer = self._pop_first()
-            if tx.timers.get(timer) != deadline:
+            deadline, key, code = self._pop_first()
+            timer = TIMER_BY_LETTER[code]
+            tx = self._armed(key, timer, deadline)
+            if tx is None:
                 continue
             del tx.timers[timer]
             # each side's table of what its timers do (RFC 3261 §17.1, §17.2; RFC 6026 §7)

@@ -78,6 +78,11 @@ class Timer(_Member):
     """Absorb retransmitted 2xx responses to an INVITE: 64*T1 (RFC 6026 §7.2)."""
 
 
+CLIENT_TIMERS = frozenset({Timer.A, Timer.B, Timer.D, Timer.E, Timer.F, Timer.K, Timer.M})
+"""The timers of client transactions (RFC 3261 §17.1); the others are server ones (§17.2)."""
+TIMER_BY_LETTER = {timer.value: timer for timer in Timer}
+
+
 class State(_Member):
     TRYING = "Trying"
     CALLING = "Calling"
