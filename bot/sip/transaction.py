@@ -286,10 +286,10 @@ class ServerTransaction(Transaction):
             "INVITE server transaction" if invite else "non-INVITE server transaction",
         )
         self.request: Request | None = request
-        """The request; dropped (None) once a non-INVITE transaction has its final response (an
-        INVITE one its non-2xx), when only ``wire`` is needed to absorb retransmissions. At
-        thousands of transactions a second held for Timer J (32 s), keeping every parsed request
-        would cost gigabytes."""
+        """The request; dropped (None) once the transaction has its final response, when only
+        ``wire`` is needed to absorb retransmissions (and ``dialog_key`` to match the ACK of an
+        INVITE's 2xx, RFC 6026 §7.1). At thousands of transactions a second held for Timer J
+        (32 s), keeping every parsed request would cost gigabytes."""
         self.reply_to = reply_to
         """Where responses go (RFC 3261 §18.2.2), worked out once from the top Via."""
         self.last_response: Response | None = None
@@ -301,8 +301,8 @@ class ServerTransaction(Transaction):
         """A CANCEL ended this INVITE with 487 (RFC 3261 §9.2); the TU's answer comes too late."""
 
     def release(self) -> None:
-        """Keep only what absorbing retransmissions needs (after a final response: a non-INVITE
-        one, or an INVITE's non-2xx, §17.2.1 Completed)."""
+        """Keep only what absorbing retransmissions needs (after a final response: §17.2.2
+        Completed, §17.2.1 Completed, RFC 6026 §7.1 Accepted)."""
         self.request = None
         self.last_response = None
 
