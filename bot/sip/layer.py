@@ -15,7 +15,6 @@ from bot.sip.layer_client import ClientSide
 from bot.sip.layer_server import ServerSide
 from bot.sip.message import Request, Response, make_response, parse_message
 from bot.sip.transaction import (
-    TIMER_BY_LETTER,
     ClientTransaction,
     Ev,
     Peer,
@@ -69,8 +68,7 @@ class TransactionLayer(ClientSide, ServerSide):
     def handle_timer(self, now: float) -> None:
         heads = self._heads
         while heads and heads[0][0] <= now:
-            deadline, key, code = self._pop_first()
-            timer = TIMER_BY_LETTER[code]
+            deadline, key, timer = self._pop_first()
             tx = self._armed(key, timer, deadline)
             if tx is None:
                 continue

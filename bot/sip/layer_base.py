@@ -17,22 +17,21 @@ from bot.sip.message import Response
 from bot.sip.tally import MessageTally
 from bot.sip.transaction import (
     CLIENT_TIMERS,
-    TIMER_BY_LETTER,
     ClientTransaction,
     Peer,
     ServerTransaction,
-    Timer,
     TimerConfig,
+    TimerName,
 )
 from bot.sip.validation import UasPolicy
 
 _Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
-_Armed = tuple[float, tuple[object, ...], str]
-"""A timer as queued: its deadline, the key of whose it is, which one (its letter). It is stale
-(cancelled, armed again, or its transaction gone) when no transaction under that key holds that
-deadline for it. Neither the transaction nor the Timer member: a tuple of a float, strings and
-ints is left out of the garbage collector's scans, and a cancelled timer (Timer F once the
-final response came, 64*T1) does not keep its transaction alive after Timer K (T4) ended it."""
+_Armed = tuple[float, tuple[object, ...], TimerName]
+"""A timer as queued: its deadline, the key of whose it is, which one. It is stale (cancelled,
+armed again, or its transaction gone) when no transaction under that key holds that deadline
+for it. Not the transaction itself: a tuple of a float, strings and ints is left out of the
+garbage collector's scans, and a cancelled timer (Timer F once the final response came, 64*T1)
+does not keep its transaction alive after Timer K (T4) ended it."""
 
 
 @dataclass(slots=True)
@@ -90,14 +89,14 @@ class LayerBase:
         heads = self._heads
         while heads:
             deadline, delay = heads[0]
-            _, key, code = self._queues[delay][0]
-            if self._armed(key, TIMER_BY_LETTER[code], deadline) is not None:
+            _, key, timer = self._queues[delay][0]
+            if self._armed(key, timer, deadline) is not None:
                 return deadline
             self._pop_first()  # stale: the timer was cancelled or re-armed
         return None
 
     def _armed(
-        self, key: tuple[object, ...], timer: Timer, deadline: float
+        self, key: tuple[object, ...], timer: TimerName, deadline: float
     ) -> ClientTransaction | ServerTransaction | None:
         """The transaction under ``key`` whose ``timer`` is armed for ``deadline``, if any."""
         tx: ClientTransaction | ServerTransaction | None
@@ -116,7 +115,7 @@ class LayerBase:
     # --- shared ----------------------------------------------------------------------------
 
     def _arm(
-        self, tx: ClientTransaction | ServerTransaction, timer: Timer, now: float, delay: float
+        self, tx: ClientTransaction | ServerTransaction, timer: TimerName, now: float, delay: float
     ) -> None:
         """Arm ``timer`` of ``tx`` to fire ``delay`` seconds after ``now``."""
         if now < self._clock:
@@ -127,10 +126,10 @@ class LayerBase:
         tx.timers[timer] = deadline
         queue = self._queues.get(delay)
         if queue is None:
-            self._queues[delay] = deque([(deadline, tx.key, timer.value)])
+            self._queues[delay] = deque([(deadline, tx.key, timer)])
             heapq.heappush(self._heads, (deadline, delay))
         else:
-            queue.append((deadline, tx.key, timer.value))
+            queue.append((deadline, tx.key, timer))
 
     def _pop_first(self) -> _Armed:
         """Take the timer with the earliest deadline (the first of the queue at the top of

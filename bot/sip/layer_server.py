@@ -19,6 +19,7 @@ from bot.sip.transaction import (
     State,
     Timer,
     TimerConfig,
+    TimerName,
     kept_request,
     response_event,
 )
@@ -39,7 +40,7 @@ class ServerSide(LayerBase):
             (False, State.COMPLETED): self._non_invite_final_sent,
         }
         # What each timer does when it fires (RFC 3261 §17.2, RFC 6026 §7.1)
-        self._server_timers: dict[Timer, Callable[[ServerTransaction, float], None]] = {
+        self._server_timers: dict[TimerName, Callable[[ServerTransaction, float], None]] = {
             Timer.G: self._retransmit_response,
             Timer.H: self._server_timed_out,
             Timer.I: self._server_ended,

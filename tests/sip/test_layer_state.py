@@ -549,3 +549,29 @@ def test_an_accepted_invite_keeps_its_2xx_bytes_not_the_parsed_messages() -> Non
     [acked] = events(layer)
     assert isinstance(acked, AckReceived) and acked.transaction is tx and tx.acked
     assert Timer.G not in tx.timers
+
+
+def test_an_answered_request_kept_for_timer_j_is_one_object_for_the_garbage_collector() -> None:
+    """Issue 19 (memory): what a non-INVITE server transaction keeps for Timer J (RFC 3261
+    §17.2.2) is, for the garbage collector, the transaction alone: its armed timers, its key
+    and its queued timer are strings, ints and floats, left out of every scan."""
+    layer = TransactionLayer()
+
+    def answer_many(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            via = f"SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bKgc{n}"
+            layer.receive(wire("MESSAGE", via=via), SOURCE, now=0.0)
+            [received] = events(layer)
+            assert isinstance(received, RequestReceived)
+            layer.respond(received.transaction, make_response(received.request, 200), now=0.0)
+            layer.datagrams_to_send()
+
+    answer_many(0, 10)  # the layer's own tables and queues exist
+    gc.collect()
+    before = len(gc.get_objects())
+    answer_many(10, 200)
+    gc.collect()
+    assert layer.transaction_count == 210
+    assert len(gc.get_objects()) - before <= 200 + 5
+    layer.handle_timer(now=64 * 0.5)  # Timer J
+    assert layer.transaction_count == 0
