@@ -38,7 +38,8 @@ def reply_address(via: Via, peer: Peer) -> Peer:
     if peer.reliable:
         return peer
     port = peer.port if has_param(via.params, "rport") else (via.port or 5060)
-    return Peer(peer.transport, peer.host, port)
+    # the source itself, most often: one Peer fewer kept per transaction for Timer J
+    return peer if port == peer.port else Peer(peer.transport, peer.host, port)
 
 
 def apply_rport(request: Request, via: Via, peer: Peer) -> Via:

@@ -68,8 +68,9 @@ class TransactionLayer(ClientSide, ServerSide):
     def handle_timer(self, now: float) -> None:
         heads = self._heads
         while heads and heads[0][0] <= now:
-            deadline, tx, timer = self._pop_first()
-            if tx.timers.get(timer) != deadline:
+            deadline, key, timer = self._pop_first()
+            tx = self._armed(key, timer, deadline)
+            if tx is None:
                 continue
             del tx.timers[timer]
             # each side's table of what its timers do (RFC 3261 §17.1, §17.2; RFC 6026 §7)

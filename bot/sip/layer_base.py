@@ -15,13 +15,23 @@ from typing import TypeVar
 from bot.sip.events import Event
 from bot.sip.message import Response
 from bot.sip.tally import MessageTally
-from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction, Timer, TimerConfig
+from bot.sip.transaction import (
+    CLIENT_TIMERS,
+    ClientTransaction,
+    Peer,
+    ServerTransaction,
+    TimerConfig,
+    TimerName,
+)
 from bot.sip.validation import UasPolicy
 
 _Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
-_Armed = tuple[float, ClientTransaction | ServerTransaction, Timer]
-"""A timer as queued: its deadline, whose it is, which one. It is stale (cancelled or armed
-again) when the transaction's ``timers`` no longer hold that deadline for it."""
+_Armed = tuple[float, tuple[object, ...], TimerName]
+"""A timer as queued: its deadline, the key of whose it is, which one. It is stale (cancelled,
+armed again, or its transaction gone) when no transaction under that key holds that deadline
+for it. Not the transaction itself: a tuple of a float, strings and ints is left out of the
+garbage collector's scans, and a cancelled timer (Timer F once the final response came, 64*T1)
+does not keep its transaction alive after Timer K (T4) ended it."""
 
 
 @dataclass(slots=True)
@@ -60,6 +70,9 @@ class LayerBase:
         self._clock = float("-inf")
         """The latest ``now`` a timer was armed at: an earlier one counts as this one, so that
         each queue stays in deadline order."""
+        self._displaced: dict[tuple[object, ...], list[ClientTransaction | ServerTransaction]] = {}
+        """Transactions whose key a newer one took (a caller reusing a branch) while timers
+        of theirs were armed: they still run to their end on those timers."""
         self._events: deque[Event] = deque()
         self._out: list[tuple[bytes, Peer]] = []
 
@@ -76,10 +89,23 @@ class LayerBase:
         heads = self._heads
         while heads:
             deadline, delay = heads[0]
-            _, tx, timer = self._queues[delay][0]
-            if tx.timers.get(timer) == deadline:
+            _, key, timer = self._queues[delay][0]
+            if self._armed(key, timer, deadline) is not None:
                 return deadline
             self._pop_first()  # stale: the timer was cancelled or re-armed
+        return None
+
+    def _armed(
+        self, key: tuple[object, ...], timer: TimerName, deadline: float
+    ) -> ClientTransaction | ServerTransaction | None:
+        """The transaction under ``key`` whose ``timer`` is armed for ``deadline``, if any."""
+        tx: ClientTransaction | ServerTransaction | None
+        tx = (self._client if timer in CLIENT_TIMERS else self._server).get(key)
+        if tx is not None and tx.timers.get(timer) == deadline:
+            return tx
+        for old in self._displaced.get(key, ()):
+            if old.timers.get(timer) == deadline:
+                return old
         return None
 
     @property
@@ -89,7 +115,7 @@ class LayerBase:
     # --- shared ----------------------------------------------------------------------------
 
     def _arm(
-        self, tx: ClientTransaction | ServerTransaction, timer: Timer, now: float, delay: float
+        self, tx: ClientTransaction | ServerTransaction, timer: TimerName, now: float, delay: float
     ) -> None:
         """Arm ``timer`` of ``tx`` to fire ``delay`` seconds after ``now``."""
         if now < self._clock:
@@ -100,10 +126,10 @@ class LayerBase:
         tx.timers[timer] = deadline
         queue = self._queues.get(delay)
         if queue is None:
-            self._queues[delay] = deque([(deadline, tx, timer)])
+            self._queues[delay] = deque([(deadline, tx.key, timer)])
             heapq.heappush(self._heads, (deadline, delay))
         else:
-            queue.append((deadline, tx, timer))
+            queue.append((deadline, tx.key, timer))
 
     def _pop_first(self) -> _Armed:
         """Take the timer with the earliest deadline (the first of the queue at the top of
@@ -123,6 +149,8 @@ class LayerBase:
         old = table.get(tx.key)
         if old is not None:  # the same key again (a caller reusing a branch): one per key
             self._unindex(old)
+            if old.timers:
+                self._displaced.setdefault(tx.key, []).append(old)
         table[tx.key] = tx
         bound = self._by_peer.get(tx.peer)
         if bound is None:
@@ -139,7 +167,16 @@ class LayerBase:
                 del self._server[tx.key]
             if tx.dialog_key is not None and self._accepted.get(tx.dialog_key) is tx:
                 del self._accepted[tx.dialog_key]
+        if self._displaced:
+            self._undisplace(tx)
         self._unindex(tx)
+
+    def _undisplace(self, tx: ClientTransaction | ServerTransaction) -> None:
+        displaced = self._displaced.get(tx.key)
+        if displaced is not None and tx in displaced:
+            displaced.remove(tx)
+            if not displaced:
+                del self._displaced[tx.key]
 
     def _unindex(self, tx: ClientTransaction | ServerTransaction) -> None:
         bound = self._by_peer.get(tx.peer)

@@ -16,6 +16,7 @@ from bot.sip.transaction import (
     State,
     Timer,
     TimerConfig,
+    TimerName,
     kept_request,
     response_event,
 )
@@ -37,7 +38,7 @@ class ClientSide(LayerBase):
             (False, State.COMPLETED): self._non_invite_final,
         }
         # What each timer does when it fires (RFC 3261 §17.1, RFC 6026 §7.2)
-        self._client_timers: dict[Timer, Callable[[ClientTransaction, float], None]] = {
+        self._client_timers: dict[TimerName, Callable[[ClientTransaction, float], None]] = {
             Timer.A: self._retransmit_invite,
             Timer.E: self._retransmit_non_invite,
             Timer.B: self._client_timed_out,
@@ -184,7 +185,7 @@ class ClientSide(LayerBase):
         self._retransmit_request(tx, Timer.E, t2 if proceeding else min(tx.interval * 2, t2), now)
 
     def _retransmit_request(
-        self, tx: ClientTransaction, timer: Timer, interval: float, now: float
+        self, tx: ClientTransaction, timer: TimerName, interval: float, now: float
     ) -> None:
         tx.move(Ev.TIMER_RETRANSMIT)  # only Calling, Trying and Proceeding allow it
         self._out.append((tx.wire, tx.peer))

@@ -19,6 +19,7 @@ from bot.sip.transaction import (
     State,
     Timer,
     TimerConfig,
+    TimerName,
     kept_request,
     response_event,
 )
@@ -39,7 +40,7 @@ class ServerSide(LayerBase):
             (False, State.COMPLETED): self._non_invite_final_sent,
         }
         # What each timer does when it fires (RFC 3261 §17.2, RFC 6026 §7.1)
-        self._server_timers: dict[Timer, Callable[[ServerTransaction, float], None]] = {
+        self._server_timers: dict[TimerName, Callable[[ServerTransaction, float], None]] = {
             Timer.G: self._retransmit_response,
             Timer.H: self._server_timed_out,
             Timer.I: self._server_ended,
@@ -73,10 +74,12 @@ class ServerSide(LayerBase):
     def _invite_2xx_sent(self, tx: ServerTransaction, now: float) -> None:
         # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
         self._arm(tx, Timer.L, now, 64 * self.timers.t1)
-        invite = kept_request(tx)
-        tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
+        if tx.dialog_key is None:  # the first 2xx: the request is released below
+            invite = kept_request(tx)
+            tx.dialog_key = (invite.call_id, invite.cseq.seq, invite.from_.tag)
         self._accepted[tx.dialog_key] = tx
         self._start_timer_g(tx, now)
+        tx.release()  # Accepted: the 2xx bytes are sent again, its ACK found by dialog_key
 
     def _invite_failure_sent(self, tx: ServerTransaction, now: float) -> None:
         self._arm(tx, Timer.H, now, 64 * self.timers.t1)  # §17.2.1 Timers G and H

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from bot.sip.errors import ProtocolStateError
 from bot.sip.message import Request, Response
@@ -49,33 +50,49 @@ class _Member(enum.Enum):
     __hash__ = object.__hash__
 
 
-class Timer(_Member):
-    """The transaction timers (RFC 3261 §17 and Table 4; L and M from RFC 6026 §7.1, §7.2)."""
+TimerName = Literal["A", "B", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M"]
+"""A transaction timer, by its letter."""
 
-    A = "A"
+
+class Timer:
+    """The transaction timers (RFC 3261 §17 and Table 4; L and M from RFC 6026 §7.1, §7.2).
+
+    Each is its letter, a plain string and no object of a class of ours: a transaction's armed
+    timers (``timers``, letter -> deadline) and the layer's queued ones are then made of
+    strings and floats only, which the garbage collector leaves out of its scans. At thousands
+    of transactions a second kept for Timer J (32 s), a dict and a tuple per transaction that
+    it scanned made its pauses tens of milliseconds longer."""
+
+    A: Final = "A"
     """INVITE request retransmission, unreliable transports only (§17.1.1.2)."""
-    B = "B"
+    B: Final = "B"
     """INVITE transaction timeout: no final response in 64*T1 (§17.1.1.2, §9.1)."""
-    D = "D"
+    D: Final = "D"
     """Wait for retransmitted non-2xx responses to an INVITE: 32 s or 0 (§17.1.1.2)."""
-    E = "E"
+    E: Final = "E"
     """Non-INVITE request retransmission, unreliable transports only (§17.1.2.2)."""
-    F = "F"
+    F: Final = "F"
     """Non-INVITE transaction timeout: no final response in 64*T1 (§17.1.2.2)."""
-    G = "G"
+    G: Final = "G"
     """INVITE final response retransmission, unreliable transports only (§17.2.1)."""
-    H = "H"
+    H: Final = "H"
     """Wait for the ACK of a non-2xx final response: 64*T1 (§17.2.1)."""
-    I = "I"  # noqa: E741 - the RFC's name
+    I: Final = "I"  # noqa: E741 - the RFC's name
     """Absorb retransmitted ACKs in Confirmed: T4 or 0 (§17.2.1)."""
-    J = "J"
+    J: Final = "J"
     """Absorb retransmitted non-INVITE requests: 64*T1 or 0 (§17.2.2)."""
-    K = "K"
+    K: Final = "K"
     """Absorb retransmitted responses to a non-INVITE request: T4 or 0 (§17.1.2.2)."""
-    L = "L"
+    L: Final = "L"
     """Absorb retransmitted INVITEs and wait for the ACK of a 2xx: 64*T1 (RFC 6026 §7.1)."""
-    M = "M"
+    M: Final = "M"
     """Absorb retransmitted 2xx responses to an INVITE: 64*T1 (RFC 6026 §7.2)."""
+
+
+CLIENT_TIMERS: frozenset[TimerName] = frozenset(
+    {Timer.A, Timer.B, Timer.D, Timer.E, Timer.F, Timer.K, Timer.M}
+)
+"""The timers of client transactions (RFC 3261 §17.1); the others are server ones (§17.2)."""
 
 
 class State(_Member):
@@ -214,7 +231,7 @@ class Transaction:
         self.is_invite = method == "INVITE"
         self.peer = peer
         self.state = initial
-        self.timers: dict[Timer, float] = {}
+        self.timers: dict[TimerName, float] = {}
         """Armed timers: absolute deadlines in seconds."""
         self.interval = 0.0
         """Current retransmission interval (Timers A, E, G), in seconds."""
@@ -281,10 +298,10 @@ class ServerTransaction(Transaction):
             "INVITE server transaction" if invite else "non-INVITE server transaction",
         )
         self.request: Request | None = request
-        """The request; dropped (None) once a non-INVITE transaction has its final response (an
-        INVITE one its non-2xx), when only ``wire`` is needed to absorb retransmissions. At
-        thousands of transactions a second held for Timer J (32 s), keeping every parsed request
-        would cost gigabytes."""
+        """The request; dropped (None) once the transaction has its final response, when only
+        ``wire`` is needed to absorb retransmissions (and ``dialog_key`` to match the ACK of an
+        INVITE's 2xx, RFC 6026 §7.1). At thousands of transactions a second held for Timer J
+        (32 s), keeping every parsed request would cost gigabytes."""
         self.reply_to = reply_to
         """Where responses go (RFC 3261 §18.2.2), worked out once from the top Via."""
         self.last_response: Response | None = None
@@ -296,8 +313,8 @@ class ServerTransaction(Transaction):
         """A CANCEL ended this INVITE with 487 (RFC 3261 §9.2); the TU's answer comes too late."""
 
     def release(self) -> None:
-        """Keep only what absorbing retransmissions needs (after a final response: a non-INVITE
-        one, or an INVITE's non-2xx, §17.2.1 Completed)."""
+        """Keep only what absorbing retransmissions needs (after a final response: §17.2.2
+        Completed, §17.2.1 Completed, RFC 6026 §7.1 Accepted)."""
         self.request = None
         self.last_response = None
 

@@ -20,6 +20,7 @@ from bot.sip import (
     parse_uri,
 )
 from bot.sip.events import (
+    AckReceived,
     CancelReceived,
     Event,
     RequestReceived,
@@ -29,7 +30,7 @@ from bot.sip.events import (
 from bot.sip.layer import TransactionLayer
 from bot.sip.sdp import SessionDescription
 from bot.sip.sdp_audio import Crypto, answer_audio
-from bot.sip.transaction import ClientTransaction, Peer, State, kept_request
+from bot.sip.transaction import ClientTransaction, Peer, State, Timer, kept_request
 
 SOURCE = Peer("UDP", "192.0.2.7", 5072)
 TCP_SOURCE = Peer("TCP", "192.0.2.7", 40123)
@@ -523,3 +524,54 @@ def test_a_benotify_is_delivered_and_leaves_no_transaction() -> None:
         assert isinstance(event, RequestReceived) and event.request.method == "BENOTIFY"
     assert statuses(layer) == []  # no response, not even 100
     assert layer.transaction_count == 0 and layer.next_deadline() is None
+
+
+def test_an_accepted_invite_keeps_its_2xx_bytes_not_the_parsed_messages() -> None:
+    """Issue 19 (memory): once the 2xx is sent, the INVITE server transaction keeps its bytes
+    and the ACK's match, not the request or response: a retransmitted INVITE still gets the
+    same 2xx (RFC 3261 §13.3.1.4), the ACK still stops Timer G and reaches the TU, and a second
+    2xx from the TU is still sent (RFC 6026 §7.1 Accepted)."""
+    layer = TransactionLayer()
+    layer.receive(wire("INVITE", body="v=0\r\n"), SOURCE, now=0.0)
+    [received] = events(layer)
+    assert isinstance(received, RequestReceived)
+    tx = received.transaction
+    layer.datagrams_to_send()  # 100 Trying
+    layer.respond(tx, make_response(received.request, 200, to_tag="b1"), now=0.1)
+    [(sent, _)] = layer.datagrams_to_send()
+    assert tx.state is State.ACCEPTED and tx.request is None and tx.last_response is None
+    layer.receive(wire("INVITE", body="v=0\r\n"), SOURCE, now=0.2)
+    assert layer.datagrams_to_send() == [(sent, SOURCE)]
+    layer.respond(tx, make_response(received.request, 200, to_tag="b1"), now=0.3)
+    assert statuses(layer) == [200]
+    ack = wire("ACK", via="SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bK2", to="<sip:bot@x>;tag=b1")
+    layer.receive(ack, SOURCE, now=0.4)
+    [acked] = events(layer)
+    assert isinstance(acked, AckReceived) and acked.transaction is tx and tx.acked
+    assert Timer.G not in tx.timers
+
+
+def test_an_answered_request_kept_for_timer_j_is_one_object_for_the_garbage_collector() -> None:
+    """Issue 19 (memory): what a non-INVITE server transaction keeps for Timer J (RFC 3261
+    §17.2.2) is, for the garbage collector, the transaction alone: its armed timers, its key
+    and its queued timer are strings, ints and floats, left out of every scan."""
+    layer = TransactionLayer()
+
+    def answer_many(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            via = f"SIP/2.0/UDP 192.0.2.7:5072;branch=z9hG4bKgc{n}"
+            layer.receive(wire("MESSAGE", via=via), SOURCE, now=0.0)
+            [received] = events(layer)
+            assert isinstance(received, RequestReceived)
+            layer.respond(received.transaction, make_response(received.request, 200), now=0.0)
+            layer.datagrams_to_send()
+
+    answer_many(0, 10)  # the layer's own tables and queues exist
+    gc.collect()
+    before = len(gc.get_objects())
+    answer_many(10, 200)
+    gc.collect()
+    assert layer.transaction_count == 210
+    assert len(gc.get_objects()) - before <= 200 + 5
+    layer.handle_timer(now=64 * 0.5)  # Timer J
+    assert layer.transaction_count == 0

@@ -3,6 +3,8 @@ early, whatever mix of delays and transports is armed, and whatever ``now`` call
 
 from __future__ import annotations
 
+import sys
+
 from bot.sip import make_response
 from bot.sip.layer import TransactionLayer
 from bot.sip.transaction import ClientTransaction, Peer, State, Timer, TimerConfig
@@ -62,3 +64,29 @@ def test_an_earlier_now_never_fires_a_timer_before_one_armed_later() -> None:
     assert late.timers[Timer.F] == early.timers[Timer.F] == 10.0 + 64 * 0.5
     assert run_timers(layer, [late, early]) == {0: 42.0, 1: 42.0}  # Timer F: 64*T1
     assert layer.transaction_count == 0
+
+
+def test_an_answered_transaction_is_freed_when_timer_k_ends_it_not_when_f_would_have() -> None:
+    """The queued Timer F of an answered request (64*T1) no longer holds its transaction:
+    once Timer K (T4) ended it, nothing of the layer keeps it (issue 19: memory per command)."""
+    link = Link(timers=TIMERS)
+    layer = link.client
+    tx = layer.send_request(link.request("MESSAGE"), UDP, 0.0)
+    answered(layer, tx, 0.1)
+    assert [e.transaction for e in iter(layer.next_event, None)] == [tx]  # the TU had the 200
+    layer.handle_timer(5.1)  # Timer K: T4 after the 200
+    assert tx.state is State.TERMINATED
+    assert sys.getrefcount(tx) == 2  # this test's name for it, and getrefcount's argument
+    assert layer.transaction_count == 0 and layer.next_deadline() is None
+
+
+def test_a_transaction_whose_key_a_new_one_took_still_times_out() -> None:
+    """A caller reusing a branch: the new transaction takes the key (its responses), and the
+    old one still ends on its own Timer F (RFC 3261 §17.1.2.2) with the TU told."""
+    link = Link(timers=TIMERS, drop=lambda data, to: True)
+    layer = link.client
+    old = layer.send_request(link.request("OPTIONS", branch="z9hG4bK-same"), UDP, 0.0)
+    new = layer.send_request(link.request("OPTIONS", branch="z9hG4bK-same"), UDP, 1.0)
+    assert run_timers(layer, [old, new]) == {0: 32.0, 1: 33.0}
+    timed_out = [e.transaction for e in iter(layer.next_event, None)]
+    assert timed_out == [old, new]

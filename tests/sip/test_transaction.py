@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import get_args
 
 import pytest
 
@@ -18,7 +19,7 @@ from bot.sip.events import (
 from bot.sip.layer import TransactionLayer
 from bot.sip.layer_client import ClientSide
 from bot.sip.layer_server import ServerSide
-from bot.sip.transaction import Peer, State, Timer, TimerConfig
+from bot.sip.transaction import CLIENT_TIMERS, Peer, State, Timer, TimerConfig, TimerName
 
 from .link import Link
 
@@ -405,5 +406,6 @@ def test_every_timer_has_one_handler_on_one_side() -> None:
     """A timer armed with no handler would raise out of handle_timer when it fires."""
     layer = TransactionLayer()
     client, server = set(layer._client_timers), set(layer._server_timers)
-    assert client | server == set(Timer) and not client & server
+    assert client | server == set(get_args(TimerName)) and not client & server
     assert client == {Timer.A, Timer.B, Timer.D, Timer.E, Timer.F, Timer.K, Timer.M}  # §17.1
+    assert client == CLIENT_TIMERS  # how the layer finds a queued timer's transaction
