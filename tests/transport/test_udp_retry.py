@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -47,15 +47,28 @@ class UdpPhone(asyncio.DatagramProtocol):
         self.transport.sendto(make_response(request, 200).serialize(), addr)
 
 
-@contextlib.contextmanager
-def closed_tcp_port(port: int) -> Iterator[None]:
-    """Hold TCP ``port`` bound and not listening: every connection to it is reset."""
-    sock = socket.socket()
-    try:
-        sock.bind(("127.0.0.1", port))
-        yield
-    finally:
-        sock.close()
+@contextlib.asynccontextmanager
+async def udp_phone_beside_a_closed_tcp_port() -> AsyncIterator[tuple[UdpPhone, int]]:
+    """A UDP-only phone on a port whose TCP twin is bound and not listening: every connection
+    to it is reset. The port is picked free for TCP, then taken on UDP - another one when UDP
+    has it in use (a port free on one transport may be busy on the other)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(50):
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                transport, phone = await loop.create_datagram_endpoint(
+                    UdpPhone, local_addr=("127.0.0.1", port)
+                )
+            except OSError:
+                continue
+            try:
+                yield phone, port
+            finally:
+                transport.close()
+            return
+    raise AssertionError("no port free on both TCP and UDP")
 
 
 @contextlib.asynccontextmanager
@@ -77,13 +90,12 @@ async def client() -> AsyncIterator[SipEndpoint]:
 async def test_long_request_reaches_a_udp_only_phone_after_tcp_is_refused(
     client: SipEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with udp_phone() as (phone, port):
-        with closed_tcp_port(port):
-            request = message("127.0.0.1", port, "long-udp")
-            assert len(request.serialize()) > MTU_THRESHOLD
-            response = await asyncio.wait_for(
-                client.request(request, destination=Peer("UDP", "127.0.0.1", port)), 5
-            )
+    async with udp_phone_beside_a_closed_tcp_port() as (phone, port):
+        request = message("127.0.0.1", port, "long-udp")
+        assert len(request.serialize()) > MTU_THRESHOLD
+        response = await asyncio.wait_for(
+            client.request(request, destination=Peer("UDP", "127.0.0.1", port)), 5
+        )
     assert response.status == 200
     assert len(phone.received) == 1
     assert phone.received[0].body == BODY and phone.received[0].via.transport == "UDP"
@@ -111,14 +123,13 @@ async def test_long_request_still_goes_over_tcp_to_a_tcp_capable_target(
 
 
 async def test_a_target_that_asked_for_tcp_is_not_retried_over_udp(client: SipEndpoint) -> None:
-    async with udp_phone() as (phone, port):
-        with closed_tcp_port(port):
-            response = await asyncio.wait_for(
-                client.request(
-                    message("127.0.0.1", port, "tcp-only"),
-                    destination=Peer("TCP", "127.0.0.1", port),
-                ),
-                5,
-            )
+    async with udp_phone_beside_a_closed_tcp_port() as (phone, port):
+        response = await asyncio.wait_for(
+            client.request(
+                message("127.0.0.1", port, "tcp-only"),
+                destination=Peer("TCP", "127.0.0.1", port),
+            ),
+            5,
+        )
     assert response.status == 503
     assert phone.received == []
