@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import glob
-import itertools
 import os
 import shutil
 import subprocess
@@ -12,12 +11,10 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from tests.conferencing.postgres import fresh_database
 from tests.peers.conftest import free_port
-
-_databases = itertools.count(1)
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -83,10 +80,4 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield f"sqlite+aiosqlite:///{tmp_path / 'conferences.db'}"
         return
     address = request.getfixturevalue("postgres")
-    name = f"contract_{next(_databases)}"
-    admin = await asyncpg.connect(f"postgresql://sipbot@{address}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    yield f"postgresql+asyncpg://sipbot@{address}/{name}"
+    yield await fresh_database(address)

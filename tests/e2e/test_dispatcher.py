@@ -30,6 +30,7 @@ from bot.conferencing.store import ConferenceStore
 from bot.send import BotAddress, SendOptions, send
 from bot.sip.transaction import Peer
 from tests.conferencing.conftest import postgres  # noqa: F401 (a fixture)
+from tests.conferencing.postgres import fresh_database
 from tests.peers.conftest import Process, free_port, module_path, start
 from tests.peers.test_kamailio import wait_until_answering
 
@@ -52,15 +53,6 @@ class Stack:
     work: Path
 
 
-async def fresh_database(address: str, name: str) -> str:
-    admin = await asyncpg.connect(f"postgresql://sipbot@{address}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://sipbot@{address}/{name}"
-
-
 async def start_stack(
     start_bot: StartBot,
     processes: list[Process],
@@ -71,7 +63,7 @@ async def start_stack(
     """Three instances started at the same moment on an empty database, then Kamailio with
     the shipped config, its tables, and a dispatcher list naming the instances; each instance
     registered."""
-    database_url = await fresh_database(postgres, f"dispatch_{tmp_path.name.replace('-', '_')}")
+    database_url = await fresh_database(postgres)
     ports = [free_port() for _ in range(INSTANCES)]
     kamailio = Peer("UDP", "127.0.0.1", free_port())
     bots = await asyncio.gather(
