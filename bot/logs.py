@@ -79,7 +79,8 @@ class TurnWriter:
         self._lines: list[str] = []
         self._lock = threading.Lock()
         """Lines also come from other threads (the standard library's loggers)."""
-        self._pending = False
+        self._due: asyncio.AbstractEventLoop | None = None
+        """The loop whose turn will write the lines kept, if one will."""
         self._written = float("-inf")
 
     def logger(self, *_: Any) -> TurnWriter:
@@ -88,14 +89,14 @@ class TurnWriter:
 
     def msg(self, message: str) -> None:
         self.write(message + "\n")
-        if self._pending:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        self._pending = True
+        if self._due is loop:
+            return
+        self._due = loop  # a flush left pending by a loop that ended no longer holds lines back
         wait = self._written + self._interval - loop.time()
         if wait > 0:
             loop.call_later(wait, self._flush_due, loop)
@@ -116,7 +117,7 @@ class TurnWriter:
         self._file.flush()
 
     def _flush_due(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._pending = False
+        self._due = None
         self._written = loop.time()
         self.flush()
 

@@ -172,3 +172,20 @@ def test_lines_still_waiting_when_the_loop_ends_are_written_at_exit() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["event"] for line in done.stderr.splitlines()] == ["first", "last"]
+
+
+def test_a_flush_left_pending_by_an_ended_loop_holds_no_line_back() -> None:
+    out = CountingStream()
+    writer = logs.TurnWriter(out, interval=60.0)
+
+    async def two_lines() -> None:
+        writer.msg("first")
+        await asyncio.sleep(0)
+        writer.msg("second")  # its write waits for the interval: the loop ends first
+
+    asyncio.run(two_lines())
+    writer.msg("after the loop")  # written at once, with what was waiting
+    assert out.getvalue().splitlines() == ["first", "second", "after the loop"]
+    asyncio.run(two_lines())  # a new loop: its lines wait for the interval too, then end
+    writer.msg("end")
+    assert out.getvalue().splitlines()[3:] == ["first", "second", "end"]
