@@ -8,7 +8,6 @@ import gc
 import importlib
 import time
 from collections import Counter
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -186,7 +185,9 @@ class Runtime:
             await self.store.seed_demo(self.config.sip.domain, datetime.now(UTC))
         self.endpoint.admit = self.gate.admits
         await self.endpoint.start()
-        self.im = ImService(self.endpoint, self.config, self._answer, self.registrar, self.gate)
+        self.im = ImService(
+            self.endpoint, self.config, self.dispatcher.dispatch, self.registrar, self.gate
+        )
         self.endpoint.on_ack = self.im.on_ack
         self.im.start()
         if self.config.sip.mode == "external":
@@ -336,33 +337,33 @@ class Runtime:
             "banned addresses": self.guard.active_bans(time.monotonic()),
         }  # fmt: skip
 
-    def _answer(self, sender: Any, text: str, call_id: str) -> Awaitable[str]:
-        return self.dispatcher.dispatch(sender, text, call_id=call_id)
-
     def _route(self, incoming: ServerRequest) -> Response | None:
         """Every request the endpoint hands us; answered at once, work goes to tasks."""
         request = incoming.request
-        if self.stopping and request.to.tag is None and request.method not in ("ACK", "CANCEL"):
+        in_dialog = request.to.tag is not None
+        if in_dialog:
+            routed = self.router.route(incoming)  # the bot's own calls and subscriptions
+            if not isinstance(routed, NotMine):
+                return routed
+        elif self.stopping and request.method not in ("ACK", "CANCEL"):
             # no new work while stopping: elsewhere, or here again after the restart (§21.5.4)
             response = make_response(request, 503, "Service Unavailable (stopping)")
             response.headers.add("Retry-After", str(RETRY_AFTER))
             return response
-        if request.to.tag is not None:
-            routed = self.router.route(incoming)  # the bot's own calls and subscriptions
-            if not isinstance(routed, NotMine):
-                return routed
         if request.method == "REGISTER" and self.registrar is not None:
             return self.registrar.register(incoming, asyncio.get_running_loop().time())
-        if request.method == "OPTIONS" and request.to.tag is None:
+        assert self.im is not None
+        if in_dialog:
+            return self.im.in_dialog(incoming)
+        if request.method == "OPTIONS":
             response = make_response(request, 200)  # RFC 3261 §11.2
             response.headers.add("Allow", ", ".join(sorted(self.endpoint.layer.policy.methods)))
             response.headers.add("Accept", "text/plain, text/html, application/sdp")
             return response
-        if request.to.tag is None and not self._addressed_to_us(request.uri):
+        if not self._addressed_to_us(request.uri):
             # RFC 3261 §8.2.2.1: a Request-URI we do not accept requests for gets 404; the bot
             # is no proxy, and a message for alice is not a command for the bot
             return make_response(request, 404, "Not Found (not this bot)")
-        assert self.im is not None
         return self.im.handle(incoming)
 
     def _addressed_to_us(self, uri: Uri) -> bool:

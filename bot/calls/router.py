@@ -88,6 +88,8 @@ class DialogRouter:
 
     def route(self, incoming: ServerRequest) -> Response | None | NotMine:
         """Hand ``incoming`` to its dialog's owner; NOT_MINE when no dialog here matches."""
+        if not self._dialogs and not self._pending:
+            return NOT_MINE  # the bot has no dialog of its own (no call): nothing to look up
         request = incoming.request
         try:
             key = (request.call_id, request.to.tag or "", request.from_.tag or "")

@@ -91,7 +91,7 @@ class Dispatcher:
     def enabled(self, spec: CommandSpec) -> bool:
         return is_enabled(spec, self.config.features)
 
-    async def dispatch(self, sender: Sender, text: str, *, call_id: str = "") -> str:
+    async def dispatch(self, sender: Sender, text: str, call_id: str = "") -> str:
         """The reply to ``text``: one IM of at most MAX_REPLY_BYTES whatever the handler
         returned - a longer reply is paged here, its rest kept for 'more' (bot.commands.replies),
         so the IM service always has one short text to send, pager or session alike."""

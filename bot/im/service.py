@@ -107,7 +107,7 @@ class ImService:
         Who sent each is decided by the identity gate (bot.services.identity), nowhere else."""
         request = incoming.request
         if request.to.tag is not None:
-            return self._in_dialog(incoming)
+            return self.in_dialog(incoming)
         work: Work
         if request.method == "MESSAGE":
             work = self._pager
@@ -136,7 +136,9 @@ class ImService:
         self._loop.call_later(who.hold, later)
         return None
 
-    def _in_dialog(self, incoming: ServerRequest) -> Response | None:
+    def in_dialog(self, incoming: ServerRequest) -> Response | None:
+        """A request with a To tag (the router knows it is one): inside an IM session, or
+        481."""
         request = incoming.request
         session = self.sessions.session_of(request)
         if session is None:
@@ -144,6 +146,8 @@ class ImService:
         # the dialog's identity holds only on its own flow (bot.services.identity); checked
         # before the dialog sees the request, so a stranger cannot move its CSeq either
         who = self.gate.in_dialog(incoming, session.sender, session.peer, self._loop.time())
+        if isinstance(who, Identified) and who.hold <= 0:  # the usual case, without a closure
+            return who.answered(self.sessions.in_session(incoming, session))
         return self._admitted(incoming, who, lambda inc, _: self.sessions.in_session(inc, session))
 
     def on_ack(self, ack: Request) -> None:
@@ -179,16 +183,27 @@ class ImService:
         if content.message_id and content.wants and self.config.im.receipts.send:
             self._spawn(self._send_receipts(to, sender, content))
         if self.loops.may_reply(sender, self._loop.time()):
-            self._spawn(self._reply(to, sender, content, request.call_id))
+            self._spawn(self._reply(to, sender, content, request.call_id), guarded=True)
 
     async def _reply(
         self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
     ) -> None:
-        if isinstance(to, ImSession):
-            with self.sessions.held(to):  # the session outlives a long command (announce)
+        """The task of one command (a slow one blocks none): it logs its own failure, as
+        :meth:`_done` would."""
+        try:
+            if not isinstance(to, ImSession):
                 await self._send_reply(to, sender, content, call_id)
-        else:
-            await self._send_reply(to, sender, content, call_id)
+                return
+            # the session outlives a long command (announce): not idle while it runs, quiet
+            # from its end on
+            to.running += 1
+            try:
+                await self._send_reply(to, sender, content, call_id)
+            finally:
+                to.running -= 1
+                to.last_activity = self._loop.time()
+        except Exception as exc:
+            log.error("im.task.failed", error=repr(exc))
 
     async def _send_reply(
         self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
@@ -237,13 +252,13 @@ class ImService:
                 )
                 await self._send(to, payload, f"receipt.{kind}")
 
-    async def _send(self, to: Pager | ImSession, payload: Payload, what: str) -> None:
+    def _send(self, to: Pager | ImSession, payload: Payload, what: str) -> Awaitable[None]:
         """Send ``payload`` to the user the way they wrote: a new MESSAGE to their contacts
-        (pager), or a request inside their IM session; the outcome is logged."""
+        (pager), or a request inside their IM session; the outcome is logged. (The sending
+        itself is awaited: no coroutine of its own in between.)"""
         if isinstance(to, ImSession):
-            await self.sessions.send(to, payload, what)
-        else:
-            await self.delivery.deliver(to, payload, what)
+            return self.sessions.send(to, payload, what)
+        return self.delivery.deliver(to, payload, what)
 
     async def _sweep_idle(self) -> None:
         timeout = self.config.im.session_idle_timeout
@@ -253,10 +268,12 @@ class ImService:
             self.sessions.end_idle(now, timeout)
             self.receipts.sweep(now, RECEIPT_WAIT)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], *, guarded: bool = False) -> None:
+        """``work`` in a task of its own; ``guarded``: it logs its own failure, so its end
+        costs no more than being forgotten."""
         task = self._loop.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._tasks.discard if guarded else self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -18,7 +18,7 @@ from bot.im.incoming import UNREADABLE, read_request
 from bot.im.loops import AUTO_SUBMITTED
 from bot.im.outgoing import Payload
 from bot.sender import Sender
-from bot.sip.dialog import Dialog, DialogTable
+from bot.sip.dialog import Dialog, DialogId
 from bot.sip.errors import SipParseError
 from bot.sip.headers import Address
 from bot.sip.message import Request, Response, make_response, new_tag
@@ -36,6 +36,9 @@ SHUTDOWN_WAIT = 5.0
 @dataclass(slots=True, kw_only=True)
 class ImSession:
     dialog: Dialog
+    key: DialogId
+    """``dialog.id``, which never changes (Call-ID and both tags): kept, not rebuilt for every
+    request."""
     peer: Peer
     """The flow the INVITE came on: requests into the session go back that way."""
     sender: Sender
@@ -45,24 +48,6 @@ class ImSession:
     running: int = 0
     """Commands of this session under way: it is not idle while one runs (an announcement
     may last up to ``calls.max_duration``, longer than ``im.session_idle_timeout``)."""
-
-
-class Held:
-    """What :meth:`ImSessions.held` returns: a context of its own, as cheap as one can be (one
-    per command)."""
-
-    __slots__ = ("_session", "_loop")
-
-    def __init__(self, session: ImSession, loop: asyncio.AbstractEventLoop):
-        self._session = session
-        self._loop = loop
-
-    def __enter__(self) -> None:
-        self._session.running += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._session.running -= 1
-        self._session.last_activity = self._loop.time()
 
 
 Received = Callable[[ImContent, Sender, Request, ImSession], None]
@@ -85,9 +70,8 @@ class ImSessions:
         self.identity = identity
         self._received = received
         self._spawn = spawn
-        self.dialogs = DialogTable()
-        self._by_id: dict[tuple[str, str, str], ImSession] = {}
-        self._by_sender: dict[Sender, dict[tuple[str, str, str], ImSession]] = {}
+        self._by_id: dict[DialogId, ImSession] = {}
+        self._by_sender: dict[Sender, dict[DialogId, ImSession]] = {}
         self._loop = asyncio.get_running_loop()
 
     def __len__(self) -> int:
@@ -122,6 +106,7 @@ class ImSessions:
             return make_response(request, exc.status or 400, exc.response_reason())
         session = ImSession(
             dialog=dialog,
+            key=dialog.id,
             peer=incoming.peer,
             sender=sender,
             answer_sdp=result[0].serialize(),
@@ -144,9 +129,8 @@ class ImSessions:
             oldest = min(mine.values(), key=lambda s: s.last_activity)
             self.forget(oldest)
             self._spawn(self.bye(oldest, "too many sessions"))
-        self.dialogs.add(session.dialog)
-        self._by_id[session.dialog.id] = session
-        mine[session.dialog.id] = session
+        self._by_id[session.key] = session
+        mine[session.key] = session
 
     def _session_ok(self, request: Request, session: ImSession, tag: str | None) -> Response:
         response = make_response(request, 200, to_tag=tag)
@@ -164,7 +148,7 @@ class ImSessions:
     def in_session(self, incoming: ServerRequest, session: ImSession) -> Response | None:
         """A request inside ``session`` whose sender the identity gate has let through."""
         request = incoming.request
-        if session.dialog.id not in self._by_id:
+        if session.key not in self._by_id:
             return make_response(request, 481)  # closed while the answer was held
         error = session.dialog.receive_request(request)  # RFC 3261 §12.2.2: CSeq order
         if error is not None:
@@ -187,16 +171,12 @@ class ImSessions:
         self._received(content, session.sender, request, session)
         return None
 
-    def held(self, session: ImSession) -> Held:
-        """Keep ``session`` open while a command of it runs; quiet from its end on."""
-        return Held(session, self._loop)
-
     async def send(self, session: ImSession, payload: Payload, what: str) -> None:
         """``payload`` as a request inside the session (after its ACK); the outcome logged."""
         if not session.acked.is_set():  # the session's first message: after the ACK
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(session.acked.wait(), ACK_WAIT)
-        if session.dialog.id not in self._by_id:
+        if session.key not in self._by_id:
             return  # closed meanwhile
         message = session.dialog.create_request(
             payload.method, body=payload.body, content_type=payload.content_type
@@ -244,18 +224,21 @@ class ImSessions:
                 await asyncio.wait_for(asyncio.gather(*byes), SHUTDOWN_WAIT)
 
     def forget(self, session: ImSession) -> None:
-        if self._by_id.pop(session.dialog.id, None) is None:
+        if self._by_id.pop(session.key, None) is None:
             return
-        self.dialogs.remove(session.dialog)
         mine = self._by_sender.get(session.sender)
         if mine is not None:
-            mine.pop(session.dialog.id, None)
+            mine.pop(session.key, None)
             if not mine:
                 del self._by_sender[session.sender]
 
     def session_of(self, request: Request) -> ImSession | None:
+        """The session of an incoming request: our tag in its To, theirs in its From (RFC 3261
+        §12.2.2)."""
         try:
-            dialog = self.dialogs.match_request(request)
+            local, remote = request.to.tag, request.from_.tag
+            if local is None or remote is None:
+                return None
+            return self._by_id.get((request.call_id, local, remote))
         except SipParseError:
             return None
-        return self._by_id.get(dialog.id) if dialog is not None else None

@@ -291,7 +291,7 @@ async def test_an_unreadable_body_is_unsupported_and_leaves_no_session(
         )
         assert refused.status == 488
         assert calm.im is not None and calm.im.session_count == 0
-        assert not calm.im.sessions.dialogs._dialogs
+        assert not calm.im.sessions._by_id and not calm.im.sessions._by_sender
 
 
 async def test_an_invite_without_contact_gets_400_and_leaves_no_session(calm: Runtime) -> None:
