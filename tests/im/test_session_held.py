@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.config import ImConfig
 from bot.runtime import Runtime
@@ -73,6 +74,42 @@ async def test_a_running_command_keeps_its_session_past_the_idle_timeout(
 
         im.sessions.end_idle(loop.time() + TIMEOUT / 2, TIMEOUT)
         assert im.session_count == 1  # quiet since the reply, not for long enough yet
+        im.sessions.end_idle(loop.time() + 2 * TIMEOUT, TIMEOUT)
+        bye = await asyncio.wait_for(user.received.get(), 5)
+        assert bye.method == "BYE" and bye.call_id == invite.call_id
+        assert im.session_count == 0
+
+
+async def test_a_command_that_fails_is_logged_and_holds_its_session_no_longer(
+    runtime: Runtime,
+) -> None:
+    assert runtime.im is not None
+    im = runtime.im
+
+    async def broken(sender: Sender, text: str, call_id: str) -> str:
+        raise RuntimeError("handler bug")
+
+    im.answer = broken
+    user = Alice()
+    bot = Peer("UDP", *runtime.endpoint.address())
+    loop = asyncio.get_running_loop()
+    async with SipEndpoint(
+        EndpointConfig(listen=(Listen(port=0),), timers=FAST), handler=user
+    ) as alice:
+        invite, ok = await open_session(alice, bot)
+        dialog = Dialog.as_uac(invite, ok)
+        alice.client.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
+        message = dialog.create_request(
+            "MESSAGE", via=alice.via(), body=b"help", content_type="text/plain"
+        )
+        with capture_logs() as logs:
+            assert (await alice.request(message, destination=bot)).status == 200
+            await asyncio.wait_for(im.drain(), 5)
+        assert {
+            "event": "im.task.failed", "error": "RuntimeError('handler bug')", "log_level": "error"
+        } in logs  # fmt: skip
+        [session] = im.sessions._by_id.values()
+        assert session.running == 0  # idle again: the sweep may close it
         im.sessions.end_idle(loop.time() + 2 * TIMEOUT, TIMEOUT)
         bye = await asyncio.wait_for(user.received.get(), 5)
         assert bye.method == "BYE" and bye.call_id == invite.call_id
