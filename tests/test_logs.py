@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -96,6 +97,54 @@ def test_the_stamp_is_structlogs_iso_utc_text(
     monkeypatch.setattr(logs.time, "time_ns", lambda: nanoseconds + 1_000_000_000)
     later = datetime.fromtimestamp(seconds + 1, UTC).replace(microsecond=micro)
     assert stamper(None, "info", {})["timestamp"] == later.isoformat().replace("+00:00", "Z")
+
+
+class Opaque:
+    """A value JSON cannot hold: rendered by its repr."""
+
+    def __repr__(self) -> str:
+        return "<opaque>"
+
+
+STAMP = re.compile(r'"timestamp": "[^"]*"')
+
+
+@pytest.mark.parametrize(
+    ("method", "fields", "bound"),
+    [
+        ("info", {"call_id": "c1", "sender": "alice@example.test", "ms": 0.2}, {}),
+        ("warning", {"status": 481, "what": "reply"}, {}),
+        ("warn", {"odd": Opaque(), "text": 'Grüße "quoted"\n', "nan": float("nan")}, {}),
+        ("exception", {"sender": "bob@example.test"}, {}),
+        ("info", {"call_id": "c2"}, {"request": "r1", "call_id": "bound"}),
+    ],
+)
+def test_a_line_is_the_text_of_structlogs_own_processors(
+    method: str, fields: dict[str, object], bound: dict[str, object]
+) -> None:
+    """bot.logs runs structlog's processors as one (fewer calls a line): the same text as
+    merge_contextvars, add_log_level, TimeStamper (iso, UTC), format_exc_info and
+    JSONRenderer give, the stamp aside (its own test above)."""
+    ours = logs._Line(logs._UtcStamper(), logs._json_line)
+    chain: list[Callable[[object, str, dict[str, object]], object]] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(),
+    ]
+    with structlog.contextvars.bound_contextvars(**bound):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            extra = {"exc_info": True} if method == "exception" else {}
+            event = {**fields, **extra, "event": "im.command.answered"}
+            line = str(ours(None, method, dict(event)))
+            expected: object = dict(event)
+            for processor in chain:
+                expected = processor(None, method, expected)  # type: ignore[arg-type]
+    assert STAMP.sub("", line) == STAMP.sub("", str(expected))
+    assert STAMP.search(line)
 
 
 class CountingStream(io.StringIO):

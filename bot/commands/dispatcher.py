@@ -81,8 +81,9 @@ class Dispatcher:
         self._limiter.rate = config.im.rate_limit.rate
         self._limiter.burst = config.im.rate_limit.burst
 
-    def is_admin(self, sender: Sender) -> bool:
-        return sender.address in self.config.acl.admins
+    def is_admin(self, address: str) -> bool:
+        """``address`` (``user@domain``) is one of ``acl.admins``."""
+        return address in self.config.acl.admins
 
     def command_names(self) -> list[str]:
         """Every value the metrics' ``command`` label takes: a fixed set."""
@@ -142,29 +143,28 @@ class Dispatcher:
             )
         lowered = cleaned.lower()
         found = self.registry.match(lowered)
-        if found is None or not found[0].answers_question:  # only the very next message
-            (self.memory.peek(address, now) or {}).pop(CONFIRMATION, None)
         if found is None:
+            self._drop_question(address, now)
             return self._unknown(cleaned, sender), "", "unknown"
         spec, args = found
         if len(lowered) == len(cleaned):  # keep the case of the arguments as typed
             args = cleaned[len(cleaned) - len(args) :] if args else ""
-        if not self.enabled(spec):
-            if self.config.features.hide_disabled:
-                return self._unknown(cleaned, sender), spec.name, "unknown"
-            return f"'{spec.name}' is turned off here.", spec.name, "disabled"
-        admin = self.is_admin(sender)
-        if spec.admin_only and not admin:
-            return f"Sorry, '{spec.name}' is for administrators only.", spec.name, "refused-admin"
-        if args and not spec.takes_args:
-            return f"'{spec.name}' takes nothing after it. Usage: {spec.usage}", spec.name, "usage"
+        admin = self.is_admin(address)
+        refused = self._refused(spec, args, admin, cleaned, sender)
+        if refused is not None:
+            if not spec.answers_question:
+                self._drop_question(address, now)
+            return refused
+        memory = self.memory.get(address, now)
+        if not spec.answers_question:
+            memory.pop(CONFIRMATION, None)  # a question is answered by the very next message
         context = CommandContext(
             sender=sender,
             args=args,
             config=self.config,
             registry=self.registry,
             services=self.services,
-            memory=self.memory.get(address, now),
+            memory=memory,
             is_admin=admin,
         )
         try:
@@ -183,10 +183,32 @@ class Dispatcher:
                 "error",
             )
 
+    def _refused(
+        self, spec: CommandSpec, args: str, admin: bool, cleaned: str, sender: Sender
+    ) -> tuple[str, str, str] | None:
+        """Why ``spec`` is not run for this message (its answer, command and outcome), or None
+        when it is."""
+        if not is_enabled(spec, self.config.features):
+            if self.config.features.hide_disabled:
+                return self._unknown(cleaned, sender), spec.name, "unknown"
+            return f"'{spec.name}' is turned off here.", spec.name, "disabled"
+        if spec.admin_only and not admin:
+            return f"Sorry, '{spec.name}' is for administrators only.", spec.name, "refused-admin"
+        if args and not spec.takes_args:
+            return f"'{spec.name}' takes nothing after it. Usage: {spec.usage}", spec.name, "usage"
+        return None
+
+    def _drop_question(self, address: str, now: float) -> None:
+        """A question of the bot's still open is dropped by any message that does not answer
+        it (bot.commands.context.CONFIRMATION)."""
+        memory = self.memory.peek(address, now)
+        if memory:
+            memory.pop(CONFIRMATION, None)
+
     def _unknown(self, text: str, sender: Sender) -> str:
         words = [
             word for spec in self.registry if self.enabled(spec)
-            and is_visible(spec, self.config.features, admin=self.is_admin(sender))
+            and is_visible(spec, self.config.features, admin=self.is_admin(sender.address))
             for word in spec.words
         ]  # fmt: skip
         guess = difflib.get_close_matches(text.lower(), words, n=1, cutoff=0.5)

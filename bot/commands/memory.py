@@ -34,10 +34,12 @@ class SenderMemory:
         self._expire(now)
         entries = self._entries
         found = entries.get(sender)
-        memory = found[0] if found is not None else {}
-        entries[sender] = (memory, now)
         if found is not None:
             entries.move_to_end(sender)
+            entries[sender] = (found[0], now)
+            return found[0]
+        memory: dict[str, Any] = {}
+        entries[sender] = (memory, now)
         while len(entries) > self.size:
             entries.popitem(last=False)
         return memory

@@ -137,3 +137,17 @@ async def test_counts_say_one_conference_and_two_conferences(tmp_path: Path) -> 
         assert "Your last listing has 2 conferences." in await chat.say("alice", "meeting 5")
     finally:
         await chat.store.close()
+
+
+async def test_an_unknown_or_refused_message_drops_the_question_too(tmp_path: Path) -> None:
+    chat = await chat_bot(tmp_path)
+    try:
+        # a word no command has; a command refused (it takes nothing after it)
+        for other in ("frobnicate", "my meetings please"):
+            await chat.say("alice", "my meetings")
+            assert (await chat.say("alice", "cancel 1")).startswith("Cancel 'Weekly sync'")
+            await chat.say("alice", other)
+            assert await chat.say("alice", "yes") == "There is nothing waiting for a 'yes'."
+        assert "Weekly sync" in await chat.say("alice", "my meetings")
+    finally:
+        await chat.store.close()
