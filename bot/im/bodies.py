@@ -7,7 +7,9 @@ import base64
 import binascii
 import codecs
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from bot.im.htmltext import html_to_text
 
@@ -28,6 +30,8 @@ MAX_NESTING = 4
 """Multiparts read inside a multipart: each level costs a pass over the body (and a frame)."""
 CHARSETS_KEPT = 32
 """Charset names whose codec is remembered (a lookup per message otherwise)."""
+TYPES_KEPT = 32
+"""Content-Type values whose reading is remembered (clients send the same few each time)."""
 
 
 class UnsupportedBody(ValueError):
@@ -38,24 +42,33 @@ class UnsupportedBody(ValueError):
 class ContentType:
     media: str
     """``type/subtype``, lower-cased."""
-    params: dict[str, str]
+    params: Mapping[str, str]
+    """Parameter names lower-cased; read-only (a value read once is shared, see
+    :func:`content_type_of`)."""
 
     @classmethod
     def parse(cls, value: str | None) -> ContentType:
         if not value:
-            return cls("text/plain", {})
+            return cls("text/plain", MappingProxyType({}))
         media, *rest = value.split(";")
         params = {}
         for item in rest:
             name, _, param = item.partition("=")
             params[name.strip().lower()] = param.strip().strip('"')
-        return cls(media.strip().lower(), params)
+        return cls(media.strip().lower(), MappingProxyType(params))
+
+
+@functools.lru_cache(maxsize=TYPES_KEPT)
+def content_type_of(value: str | None) -> ContentType:
+    """:meth:`ContentType.parse`, remembered for the values seen last (one per message
+    otherwise)."""
+    return ContentType.parse(value)
 
 
 def text_of(content_type: str | None, body: bytes) -> str | None:
     """The text a person typed, or None for a body that carries no text (typing, receipts).
     Raises :class:`UnsupportedBody` for anything else, and never another error."""
-    return text_in(ContentType.parse(content_type), body)
+    return text_in(content_type_of(content_type), body)
 
 
 def text_in(kind: ContentType, body: bytes, *, depth: int = 0) -> str | None:

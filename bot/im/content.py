@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.im import cpim, imdn
-from bot.im.bodies import ContentType, UnsupportedBody, text_in
+from bot.im.bodies import ContentType, UnsupportedBody, content_type_of, text_in
 from bot.im.encoding import decode
 
 TYPING = frozenset({"application/im-iscomposing+xml"})
@@ -29,8 +29,9 @@ class ImContent:
 
 def read(content_type: str | None, encodings: list[str], body: bytes) -> ImContent:
     """Raises UnsupportedBody (415), encoding.BadEncoding (415) or BodyTooLarge (413)."""
-    body = decode(body, encodings)
-    kind = ContentType.parse(content_type)
+    if encodings:
+        body = decode(body, encodings)
+    kind = content_type_of(content_type)
     if kind.media != cpim.MEDIA_TYPE:
         return _classify(kind, body)
     try:

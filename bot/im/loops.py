@@ -49,11 +49,14 @@ class LoopGuard:
         """Count a reply to ``sender`` unless the breaker is open for it."""
         settings = self.settings.loop_breaker
         key = sender.address
-        times = self._replies.pop(key, None) or deque(maxlen=settings.max_replies + 1)
-        self._replies[key] = times
-        while len(self._replies) > TRACKED:
-            forgotten, _ = self._replies.popitem(last=False)
-            self._tripped.discard(forgotten)
+        times = self._replies.get(key)
+        if times is not None:
+            self._replies.move_to_end(key)
+        else:
+            times = self._replies[key] = deque(maxlen=settings.max_replies + 1)
+            while len(self._replies) > TRACKED:
+                forgotten, _ = self._replies.popitem(last=False)
+                self._tripped.discard(forgotten)
         while times and now - times[0] > settings.window:
             times.popleft()
         if len(times) >= settings.max_replies:
@@ -68,7 +71,8 @@ class LoopGuard:
                     action="no more replies until the sender slows down",
                 )
             return False
-        self._tripped.discard(key)
+        if self._tripped:
+            self._tripped.discard(key)
         times.append(now)
         return True
 

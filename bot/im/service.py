@@ -145,10 +145,13 @@ class ImService:
             return make_response(request, 481)  # RFC 3261 §12.2.2
         # the dialog's identity holds only on its own flow (bot.services.identity); checked
         # before the dialog sees the request, so a stranger cannot move its CSeq either
-        who = self.gate.in_dialog(incoming, session.sender, session.peer, self._loop.time())
+        now = self._loop.time()
+        who = self.gate.in_dialog(incoming, session.sender, session.peer, now)
         if isinstance(who, Identified) and who.hold <= 0:  # the usual case, without a closure
-            return who.answered(self.sessions.in_session(incoming, session))
-        return self._admitted(incoming, who, lambda inc, _: self.sessions.in_session(inc, session))
+            return who.answered(self.sessions.in_session(incoming, session, now))
+        return self._admitted(
+            incoming, who, lambda inc, _: self.sessions.in_session(inc, session, self._loop.time())
+        )
 
     def on_ack(self, ack: Request) -> None:
         session = self.sessions.session_of(ack)
@@ -162,14 +165,20 @@ class ImService:
             return content
         # RFC 3428 §7: the 200 goes out first (returned: sent before the reply's task runs,
         # with the identity gate's Authentication-Info); the reply is a new MESSAGE of its own
-        self._received(content, sender, request, Pager(sender, request, incoming.peer))
+        pager = Pager(sender, request, incoming.peer)
+        self._received(content, sender, request, pager, self._loop.time())
         return make_response(request, 200)
 
     def _received(
-        self, content: ImContent, sender: Sender, request: Request, to: Pager | ImSession
+        self,
+        content: ImContent,
+        sender: Sender,
+        request: Request,
+        to: Pager | ImSession,
+        now: float,
     ) -> None:
-        """A message is in and accepted: record a receipt, or answer a person's text - never
-        anything an automaton sent (bot.im.loops)."""
+        """A message is in and accepted (at ``now``, the loop's time): record a receipt, or
+        answer a person's text - never anything an automaton sent (bot.im.loops)."""
         if content.receipt is not None:
             self.receipts.record(content.receipt, sender.address)
             return
@@ -182,7 +191,7 @@ class ImService:
             return
         if content.message_id and content.wants and self.config.im.receipts.send:
             self._spawn(self._send_receipts(to, sender, content))
-        if self.loops.may_reply(sender, self._loop.time()):
+        if self.loops.may_reply(sender, now):
             self._spawn(self._reply(to, sender, content, request.call_id), guarded=True)
 
     async def _reply(

@@ -50,8 +50,9 @@ class ImSession:
     may last up to ``calls.max_duration``, longer than ``im.session_idle_timeout``)."""
 
 
-Received = Callable[[ImContent, Sender, Request, ImSession], None]
-"""A message came in on a session and was accepted (the IM service answers it)."""
+Received = Callable[[ImContent, Sender, Request, ImSession, float], None]
+"""A message came in on a session and was accepted, at a time of the loop's clock (the IM
+service answers it)."""
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
 """Runs work in a task of the IM service's."""
 
@@ -104,19 +105,20 @@ class ImSessions:
             dialog = Dialog.as_uas(request, tag)
         except SipParseError as exc:  # no Contact or no From tag: RFC 3261 §8.1.1.8, §12.1.1
             return make_response(request, exc.status or 400, exc.response_reason())
+        now = self._loop.time()
         session = ImSession(
             dialog=dialog,
             key=dialog.id,
             peer=incoming.peer,
             sender=sender,
             answer_sdp=result[0].serialize(),
-            last_activity=self._loop.time(),
+            last_activity=now,
         )
         self._open(session)
         response = self._session_ok(request, session, tag)
         if text is not None:  # said with Supported, so the client does not send it again
             response.headers.add("Supported", "ms-text-format")
-            self._received(ImContent("text", text), sender, request, session)
+            self._received(ImContent("text", text), sender, request, session, now)
         log.info("im.session.opened", call_id=request.call_id, sender=sender.address)
         return response
 
@@ -145,15 +147,18 @@ class ImSessions:
         response.body = session.answer_sdp
         return response
 
-    def in_session(self, incoming: ServerRequest, session: ImSession) -> Response | None:
-        """A request inside ``session`` whose sender the identity gate has let through."""
+    def in_session(
+        self, incoming: ServerRequest, session: ImSession, now: float
+    ) -> Response | None:
+        """A request inside ``session`` whose sender the identity gate has let through, at
+        ``now`` (the loop's time)."""
         request = incoming.request
         if session.key not in self._by_id:
             return make_response(request, 481)  # closed while the answer was held
         error = session.dialog.receive_request(request)  # RFC 3261 §12.2.2: CSeq order
         if error is not None:
             return error
-        session.last_activity = self._loop.time()
+        session.last_activity = now
         if request.method == "BYE":
             self.forget(session)
             log.info("im.session.closed", call_id=request.call_id, by="user")
@@ -168,7 +173,7 @@ class ImSessions:
         if isinstance(content, Response):
             return content
         incoming.respond(200)
-        self._received(content, session.sender, request, session)
+        self._received(content, session.sender, request, session, now)
         return None
 
     async def send(self, session: ImSession, payload: Payload, what: str) -> None:
