@@ -67,6 +67,16 @@ def configure(settings: LoggingConfig, stream: TextIO | None = None, *, cache: b
     root.setLevel(settings.level)
 
 
+def resolved(logger: Any) -> Any:
+    """``logger`` (a module's ``structlog.get_logger(...)``) as structlog's lazy proxy resolves
+    it at its first use when loggers are cached (as ``configure`` sets them, but for tests):
+    resolved now, so that a line written for every command does not go through the proxy
+    each time. When loggers are not cached, the proxy itself (a reconfiguration shows)."""
+    if structlog.get_config()["cache_logger_on_first_use"]:
+        return logger.bind()
+    return logger
+
+
 FLUSH_INTERVAL = 0.01
 """Seconds between two writes of the log stream while the event loop runs: each is a system
 call (stderr is unbuffered or line-buffered), a line at a time cost about a tenth of an IM

@@ -238,3 +238,20 @@ def test_a_flush_left_pending_by_an_ended_loop_holds_no_line_back() -> None:
     asyncio.run(two_lines())  # a new loop: its lines wait for the interval too, then end
     writer.msg("end")
     assert out.getvalue().splitlines()[3:] == ["first", "second", "end"]
+
+
+def test_a_resolved_logger_skips_the_proxy_only_when_loggers_are_cached() -> None:
+    out = io.StringIO()
+    logs.configure(LoggingConfig(level="INFO", format="json"), out)  # as `sipbot run` does
+    try:
+        proxy = structlog.get_logger("bot.test")
+        hot = logs.resolved(proxy)
+        assert hot is not proxy and hot is proxy.bind()  # what the proxy itself keeps
+        hot.info("im.command.answered", call_id="c1")
+        [line] = lines(out)
+        assert list(line) == ["call_id", "event", "level", "timestamp"]
+        logs.configure(LoggingConfig(level="INFO", format="json"), out, cache=False)
+        proxy = structlog.get_logger("bot.test")
+        assert logs.resolved(proxy) is proxy  # a reconfiguration (tests) shows at once
+    finally:
+        logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)

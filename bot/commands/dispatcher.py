@@ -19,6 +19,7 @@ from bot.commands.registry import CommandSpec, Registry, is_enabled, is_visible
 from bot.commands.replies import MAX_REPLY_BYTES, Paged, first_page, size
 from bot.config import Config
 from bot.errors import Refusal
+from bot.logs import resolved
 from bot.sender import Sender
 
 log = structlog.get_logger("bot.commands")
@@ -74,6 +75,8 @@ class Dispatcher:
         """(command name or UNKNOWN, outcome) -> messages answered so: for /metrics."""
         self.latency: dict[str, Histogram] = {}
         """Command name or UNKNOWN -> how long its answers took: for /metrics."""
+        self._log = resolved(log)
+        """Where the line of each command goes (bot.logs.resolved)."""
 
     def reconfigure(self, config: Config) -> None:
         """New features, ACL and rate limit (a config reload); senders keep their buckets."""
@@ -102,7 +105,9 @@ class Dispatcher:
         label = command or UNKNOWN
         self.answered[(label, outcome)] += 1
         if isinstance(answer, Paged) or size(answer) > MAX_REPLY_BYTES:
-            reply = first_page(answer, self.memory.get(address, self._clock()))
+            # the sender's memory as of this command (the one _answer got, unless it was
+            # forgotten meanwhile: a long command)
+            reply = first_page(answer, self.memory.get(address, started))
         else:
             reply = answer
         took = self._clock() - started
@@ -110,7 +115,7 @@ class Dispatcher:
         if latency is None:
             latency = self.latency[label] = Histogram()
         latency.observe(took)
-        log.info(
+        self._log.info(
             "im.command.answered",
             call_id=call_id,
             sender=address,

@@ -40,10 +40,11 @@ class LoopGuard:
         automata = self.settings.automata
         if automata and address in _addresses(automata):
             return "from a configured automaton"
-        marker = (request.headers.get(AUTO_SUBMITTED) or "no").strip().lower()
-        if marker != "no":
-            return f"Auto-Submitted: {marker}"
-        return None
+        marker = request.headers.get(AUTO_SUBMITTED)
+        if marker is None:  # a person's client sends none
+            return None
+        marker = marker.strip().lower()
+        return f"Auto-Submitted: {marker}" if marker != "no" else None
 
     def may_reply(self, sender: Sender, now: float) -> bool:
         """Count a reply to ``sender`` unless the breaker is open for it."""

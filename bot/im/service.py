@@ -197,54 +197,47 @@ class ImService:
     async def _reply(
         self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
     ) -> None:
-        """The task of one command (a slow one blocks none): it logs its own failure, as
-        :meth:`_done` would."""
+        """The task of one command (a slow one blocks none): the answer, sent the way the user
+        wrote. A session outlives a long command of its own (announce): not idle while it
+        runs, quiet from its end on. The task logs its own failure, as :meth:`_done` would."""
+        assert content.text is not None
+        session = to if isinstance(to, ImSession) else None
+        if session is not None:
+            session.running += 1
         try:
-            if not isinstance(to, ImSession):
-                await self._send_reply(to, sender, content, call_id)
-                return
-            # the session outlives a long command (announce): not idle while it runs, quiet
-            # from its end on
-            to.running += 1
-            try:
-                await self._send_reply(to, sender, content, call_id)
-            finally:
-                to.running -= 1
-                to.last_activity = self._loop.time()
+            typing = self.config.im.typing
+            shown = False
+            if not typing.send:
+                text = await self.answer(sender, content.text, call_id)
+            else:  # "bot is typing" when the answer takes longer than typing.after
+                answer = asyncio.ensure_future(self.answer(sender, content.text, call_id))
+                done, _ = await asyncio.wait({answer}, timeout=typing.after)
+                if not done:
+                    shown = True
+                    busy = typing_payload(to, "active")
+                    if busy is not None:
+                        await self._send(to, busy, "typing")
+                text = await answer
+            payload = outgoing.reply(
+                text,
+                in_cpim=content.in_cpim,
+                bot=self._bot_uri,
+                user=sender.uri,
+                ask_receipt=self.config.im.receipts.request,
+            )
+            if payload.message_id is not None:  # before sending: the receipt may beat the 200
+                self.receipts.expect(payload.message_id, sender.address, self._loop.time())
+            await self._send(to, payload, "reply")
+            if shown:
+                idle = typing_payload(to, "idle")
+                if idle is not None:
+                    await self._send(to, idle, "typing")
         except Exception as exc:
             log.error("im.task.failed", error=repr(exc))
-
-    async def _send_reply(
-        self, to: Pager | ImSession, sender: Sender, content: ImContent, call_id: str
-    ) -> None:
-        assert content.text is not None
-        typing = self.config.im.typing
-        shown = False
-        if not typing.send:
-            text = await self.answer(sender, content.text, call_id)
-        else:  # "bot is typing" when the answer takes longer than typing.after
-            answer = asyncio.ensure_future(self.answer(sender, content.text, call_id))
-            done, _ = await asyncio.wait({answer}, timeout=typing.after)
-            if not done:
-                shown = True
-                busy = typing_payload(to, "active")
-                if busy is not None:
-                    await self._send(to, busy, "typing")
-            text = await answer
-        payload = outgoing.reply(
-            text,
-            in_cpim=content.in_cpim,
-            bot=self._bot_uri,
-            user=sender.uri,
-            ask_receipt=self.config.im.receipts.request,
-        )
-        if payload.message_id is not None:  # before sending: the receipt may beat the 200
-            self.receipts.expect(payload.message_id, sender.address, self._loop.time())
-        await self._send(to, payload, "reply")
-        if shown:
-            idle = typing_payload(to, "idle")
-            if idle is not None:
-                await self._send(to, idle, "typing")
+        finally:
+            if session is not None:
+                session.running -= 1
+                session.last_activity = self._loop.time()
 
     async def _send_receipts(
         self, to: Pager | ImSession, sender: Sender, content: ImContent
