@@ -26,7 +26,7 @@ from bot.commands.dispatcher import Dispatcher
 from bot.commands.registry import REGISTRY, Registry
 from bot.commands.services import BotServices
 from bot.conferencing.store import ConferenceStore, default_url
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, SipConfig, load_config
 from bot.config.watch import ConfigWatcher
 from bot.control import ControlChannel, socket_path
 from bot.datadir import data_dir as default_data_dir
@@ -178,6 +178,9 @@ class Runtime:
         self.last_reload: LastReload | None = None
         self.stopping = False
         """Set at shutdown: new out-of-dialog requests are refused (503, Retry-After)."""
+        self._our_hosts: tuple[SipConfig | None, frozenset[str | None] | None] = (None, None)
+        """(the ``sip`` settings, the hosts a user-less Request-URI names us by under them:
+        None for any) - see _addressed_to_us."""
 
     async def start(self) -> None:
         await self.store.open()
@@ -364,17 +367,21 @@ class Runtime:
             # RFC 3261 §8.2.2.1: a Request-URI we do not accept requests for gets 404; the bot
             # is no proxy, and a message for alice is not a command for the bot
             return make_response(request, 404, "Not Found (not this bot)")
-        return self.im.handle(incoming)
+        return self.im.out_of_dialog(incoming)
 
     def _addressed_to_us(self, uri: Uri) -> bool:
         """The bot's own URI (any host: proxies and clients name it by domain or address), or
         a user-less URI naming one of our hosts (``sip:127.0.0.1:5060``)."""
         if not isinstance(uri, SipUri):
             return False
-        if uri.user is not None:
-            return uri.user == self.config.sip.user
         sip = self.config.sip
-        listening = {item.host.strip("[]") for item in sip.listen}
-        if listening & {"0.0.0.0", "::"}:
-            return True  # a wildcard listener: any of the machine's addresses is ours
-        return uri.host.strip("[]") in {sip.domain, sip.advertise, *listening}
+        if uri.user is not None:
+            return uri.user == sip.user
+        of, hosts = self._our_hosts
+        if of is not sip:  # worked out once per configuration (a reload brings a new one)
+            listening = {item.host.strip("[]") for item in sip.listen}
+            # a wildcard listener: any of the machine's addresses is ours (None)
+            wildcard = bool(listening & {"0.0.0.0", "::"})
+            hosts = None if wildcard else frozenset({sip.domain, sip.advertise, *listening})
+            self._our_hosts = (sip, hosts)
+        return hosts is None or uri.host.strip("[]") in hosts

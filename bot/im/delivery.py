@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import structlog
@@ -10,6 +11,7 @@ import structlog
 from bot.config import Config
 from bot.im.loops import AUTO_SUBMITTED
 from bot.im.outgoing import Payload
+from bot.logs import resolved
 from bot.sender import Sender
 from bot.services.registrar import Registrar
 from bot.sip.headers import Address
@@ -43,6 +45,8 @@ class PagerDelivery:
         self.identity = identity
         """The bot's own address: the From of what it sends."""
         self._loop = asyncio.get_running_loop()
+        self._log = resolved(log)
+        """Where each delivery is logged (bot.logs.resolved)."""
 
     async def deliver(self, to: Pager, payload: Payload, what: str) -> None:
         """A pager MESSAGE to every contact of the user at once (parallel forking, RFC 3261
@@ -57,7 +61,7 @@ class PagerDelivery:
             uri, peer = targets[0]
             message = self._new_message(uri, to.sender, payload)
             response = await self.endpoint.request(message, destination=peer)
-            _report(what, to.sender, uri, response.status)
+            self._report(what, to.sender, uri, response.status)
             return
         tries = {
             asyncio.ensure_future(
@@ -78,7 +82,7 @@ class PagerDelivery:
                     log.warning(f"im.{what}.failed", sender=to.sender.address, status=408)
                     return
                 for task in done:
-                    if _report(what, to.sender, tries[task], task.result().status):
+                    if self._report(what, to.sender, tries[task], task.result().status):
                         return
         finally:
             for task in pending:
@@ -114,12 +118,14 @@ class PagerDelivery:
             body=payload.body,
         )
 
-
-def _report(what: str, sender: Sender, target: SipUri, status: int) -> bool:
-    """Log how one try went (a delivery at DEBUG: the command's own line is the one at INFO;
-    a failure at WARNING); True when it delivered."""
-    if 200 <= status < 300:
-        log.debug(f"im.{what}.delivered", sender=sender.address, target=str(target), status=status)
-        return True
-    log.warning(f"im.{what}.failed", sender=sender.address, status=status, target=str(target))
-    return False
+    def _report(self, what: str, sender: Sender, target: SipUri, status: int) -> bool:
+        """Log how one try went (a delivery at DEBUG - its fields made only when that level
+        is on: the command's own line is the one at INFO; a failure at WARNING); True when it
+        delivered."""
+        if 200 <= status < 300:
+            if self._log.is_enabled_for(logging.DEBUG):
+                self._log.debug(f"im.{what}.delivered", sender=sender.address,
+                                target=str(target), status=status)  # fmt: skip
+            return True
+        log.warning(f"im.{what}.failed", sender=sender.address, status=status, target=str(target))
+        return False

@@ -102,12 +102,11 @@ class ImService:
         changed, by a reload - the identity the session was opened with no longer holds."""
         self.sessions.end_sessions_of(users)
 
-    def handle(self, incoming: ServerRequest) -> Response | None:
-        """Requests the router gives us: MESSAGE, INVITE, and everything inside a session.
-        Who sent each is decided by the identity gate (bot.services.identity), nowhere else."""
+    def out_of_dialog(self, incoming: ServerRequest) -> Response | None:
+        """A request without a To tag the router gives us: MESSAGE or INVITE (the requests
+        inside a session come to :meth:`in_dialog`). Who sent each is decided by the identity
+        gate (bot.services.identity), nowhere else."""
         request = incoming.request
-        if request.to.tag is not None:
-            return self.in_dialog(incoming)
         work: Work
         if request.method == "MESSAGE":
             work = self._pager
@@ -137,8 +136,7 @@ class ImService:
         return None
 
     def in_dialog(self, incoming: ServerRequest) -> Response | None:
-        """A request with a To tag (the router knows it is one): inside an IM session, or
-        481."""
+        """A request with a To tag the router gives us: inside an IM session, or 481."""
         request = incoming.request
         session = self.sessions.session_of(request)
         if session is None:

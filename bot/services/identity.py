@@ -16,7 +16,7 @@ P-Asserted-Identity to decide who someone is.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -120,6 +120,9 @@ class GateSettings:
 class IdentityGate:
     def __init__(self, config: Config, guard: AuthGuard | None = None):
         self.guard = guard or AuthGuard(config.security.auth, config.sip.trusted_proxies)
+        self.admits: Callable[[str, float], bool] = self.guard.allows
+        """``admits(address, now)``: False while ``address`` is banned, what it sends is
+        dropped unread (the guard's own check: it runs for every datagram)."""
         self.settings = GateSettings.of(config)
         self.digest = DigestServer(
             config.realm,
@@ -137,10 +140,6 @@ class IdentityGate:
         """Users removed by ``new``, or whose password it changes: their sessions must end."""
         old = self.settings.passwords
         return {name for name, password in old.items() if new.passwords.get(name) != password}
-
-    def admits(self, address: str, now: float) -> bool:
-        """False while ``address`` is banned: what it sends is dropped unread."""
-        return self.guard.allows(address, now)
 
     # --- the decision ----------------------------------------------------------------------
 
@@ -162,7 +161,8 @@ class IdentityGate:
     def in_dialog(self, incoming: Incoming, sender: Sender, flow: Peer, now: float) -> Outcome:
         """A request inside a dialog established by ``sender`` on ``flow``."""
         peer = incoming.peer
-        if peer == flow or self.from_proxy(peer):
+        # the transport keeps one Peer per recent source: mostly the very same object
+        if peer is flow or peer == flow or self.from_proxy(peer):
             return Identified(sender)
         if self.settings.mode == "proxies":
             return Refused(
