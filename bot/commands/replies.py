@@ -25,7 +25,10 @@ MAX_KEPT_BYTES = 16 * 1024
 """Of a long reply kept for 'more' (about 20 pages): what a sender can make the bot hold."""
 ELLIPSIS = "…"
 TEXTS_CACHED = 32
-"""Long plain-text replies whose lines and first page are kept (at most MAX_KEPT_BYTES each)."""
+"""Long replies whose first page is kept: plain texts (at most MAX_KEPT_BYTES each, with their
+lines), and replies of items (ITEMS_CACHED at most each: a listing of a few lines)."""
+ITEMS_CACHED = 100
+"""Items of a reply beyond which its first page is worked out each time, not kept."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -87,23 +90,38 @@ def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REP
         if size(reply) <= budget:
             return reply
         paged, page, shown = _text_first_page(reply, budget)
-        if shown < len(paged.items):
-            memory[PAGES] = _Left(paged, shown)
-        else:
-            memory.pop(PAGES, None)
-        return page
-    memory[PAGES] = _Left(_bounded(reply), 0)
-    return _page(memory, budget)
+    elif len(reply.items) <= ITEMS_CACHED:
+        paged, page, shown = _items_first_page(reply, budget)
+    else:
+        paged, page, shown = _paged_first(reply, budget)
+    if shown < len(paged.items):
+        memory[PAGES] = _Left(paged, shown)
+    else:
+        memory.pop(PAGES, None)
+    return page
+
+
+# Both are kept, being functions of their arguments only: the same long reply - ``help``, a
+# listing that has not changed - is paged for every sender who asks, and every time.
 
 
 @functools.lru_cache(maxsize=TEXTS_CACHED)
 def _text_first_page(text: str, budget: int) -> tuple[Paged, str, int]:
-    """A long plain text as items of at most half a page each, its first page and the items
-    that page shows (kept: the same long reply - ``help``, a listing - is paged for every
-    sender who asks)."""
+    """A long plain text as items of at most half a page each, paged."""
     kept = shorten(text, MAX_KEPT_BYTES)
     pieces = [p for line in kept.splitlines() for p in _split(line, budget // 2)]
-    paged = _bounded(Paged(heading="", items=tuple(pieces)))
+    return _paged_first(Paged(heading="", items=tuple(pieces)), budget)
+
+
+@functools.lru_cache(maxsize=TEXTS_CACHED)
+def _items_first_page(reply: Paged, budget: int) -> tuple[Paged, str, int]:
+    """A handler's reply made of items, paged."""
+    return _paged_first(reply, budget)
+
+
+def _paged_first(reply: Paged, budget: int) -> tuple[Paged, str, int]:
+    """``reply`` as kept for 'more' (bounded), its first page and the items that page shows."""
+    paged = _bounded(reply)
     memory: dict[str, Any] = {PAGES: _Left(paged, 0)}
     page = _page(memory, budget)
     left: _Left | None = memory.get(PAGES)

@@ -94,6 +94,15 @@ async def test_a_new_listing_or_a_change_starts_the_pages_again(busy: ChatBot) -
     assert "Your conferences (41):" in await busy.say("alice", "my meetings")
 
 
+async def test_the_same_listing_read_again_comes_in_the_same_pages(busy: ChatBot) -> None:
+    """A reply's first page is kept (bot.commands.replies): reading it again, to the end,
+    gives the same pages - what waits for 'more' is each reading's own."""
+    first = await read_all(busy, "my meetings")
+    half = await busy.say("alice", "my meetings")
+    assert half == first[0] and await busy.say("alice", "more") == first[1]
+    assert await read_all(busy, "my meetings") == first
+
+
 def test_a_reply_weighs_its_utf8_bytes() -> None:
     assert [size(text) for text in ("", "help", "é", "€uro", "🎉", "a\nb")] == [0, 4, 2, 6, 4, 3]
 
