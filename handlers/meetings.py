@@ -3,7 +3,8 @@ details), asked for through the sender's own user endpoint."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import functools
+from datetime import UTC, datetime, tzinfo
 
 from bot.commands import CommandContext, UsageError, command
 from bot.commands.replies import PAGES, Paged, plural, shorten
@@ -13,6 +14,8 @@ from bot.sip.grammar import is_digits
 LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
 MAX_SUBJECT_BYTES = 120
 """Of a subject in a listing line (``meeting N`` shows it whole)."""
+LINES_KEPT = 1024
+"""Listing lines kept (conferences of the senders who ask most, a few hundred bytes each)."""
 
 
 @command(
@@ -29,13 +32,12 @@ async def my_meetings(ctx: CommandContext) -> str | Paged:
     ctx.memory[LISTING] = [c.conference_id for c in conferences]
     if not conferences:
         return "You have no upcoming conferences."
+    zone = ctx.services.zone
     return Paged(
         heading=f"Your conferences ({len(conferences)}):",
         continued=f"Your conferences ({len(conferences)}), continued:",
         items=tuple(
-            f"{number}. {shorten(conference.subject, MAX_SUBJECT_BYTES)} - "
-            f"{when(conference, ctx)} - {conference.access_level} - "
-            f"id {conference.conference_id} - {conference.uri}"
+            f"{number}. {_listed(conference, zone)}"
             for number, conference in enumerate(conferences, start=1)
         ),
         footer="Send 'meeting <number>' for the details of one.",
@@ -94,17 +96,31 @@ def forget_listing(ctx: CommandContext) -> None:
     ctx.memory.pop(PAGES, None)
 
 
+@functools.lru_cache(maxsize=LINES_KEPT)
+def _listed(conference: Conference, zone: tzinfo) -> str:
+    """A conference's line in a listing, after its number (kept: a function of the conference
+    and the time zone only, and the same listings are asked for again and again)."""
+    return (
+        f"{shorten(conference.subject, MAX_SUBJECT_BYTES)} - {_when(conference, zone)} - "
+        f"{conference.access_level} - id {conference.conference_id} - {conference.uri}"
+    )
+
+
 def when(conference: Conference, ctx: CommandContext) -> str:
+    return _when(conference, ctx.services.zone)
+
+
+def _when(conference: Conference, zone: tzinfo) -> str:
     if conference.start is None:
-        return f"no fixed time, until {at(conference.expiry, ctx):%a %d %b}"
-    return f"{at(conference.start, ctx):%a %d %b %H:%M %Z}"
+        return f"no fixed time, until {at(conference.expiry, zone):%a %d %b}"
+    return f"{at(conference.start, zone):%a %d %b %H:%M %Z}"
 
 
 def until(conference: Conference, ctx: CommandContext) -> str:
-    return f" to {at(conference.end, ctx):%H:%M}" if conference.end is not None else ""
+    end = conference.end
+    return f" to {at(end, ctx.services.zone):%H:%M}" if end is not None else ""
 
 
-def at(moment: datetime, ctx: CommandContext) -> datetime:
-    """``moment`` in the configured time zone."""
-    zoned: datetime = moment.astimezone(ctx.services.zone)
-    return zoned
+def at(moment: datetime, zone: tzinfo) -> datetime:
+    """``moment`` in ``zone`` (the configured time zone)."""
+    return moment.astimezone(zone)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.conferencing.endpoints import UserEndpoint, UserEndpointPool
 
-from .chat import chat_bot
+from .chat import ChatServices, chat_bot
 
 
 async def test_schedule_then_list_show_and_cancel_with_yes(tmp_path: Path) -> None:
@@ -149,5 +150,21 @@ async def test_an_unknown_or_refused_message_drops_the_question_too(tmp_path: Pa
             await chat.say("alice", other)
             assert await chat.say("alice", "yes") == "There is nothing waiting for a 'yes'."
         assert "Weekly sync" in await chat.say("alice", "my meetings")
+    finally:
+        await chat.store.close()
+
+
+async def test_a_new_time_zone_shows_in_the_next_listing(tmp_path: Path) -> None:
+    """A listing's lines are kept (handlers.meetings), per time zone: a reload's new zone
+    shows at once."""
+    chat = await chat_bot(tmp_path)
+    try:
+        services = chat.dispatcher.services
+        assert isinstance(services, ChatServices)
+        services.zone = ZoneInfo("UTC")
+        assert " UTC - " in await chat.say("alice", "my meetings")
+        services.zone = ZoneInfo("Asia/Tokyo")
+        listing = await chat.say("alice", "my meetings")
+        assert " JST - " in listing and " UTC - " not in listing
     finally:
         await chat.store.close()
