@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import structlog
 from structlog.contextvars import _CONTEXT_VARS
@@ -47,7 +47,7 @@ def configure(settings: LoggingConfig, stream: TextIO | None = None, *, cache: b
     ]
     structlog.configure(
         processors=[_Line(stamper, renderer)],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, settings.level)),
+        wrapper_class=_bound_logger_class(getattr(logging, settings.level)),
         logger_factory=writer.logger,
         cache_logger_on_first_use=cache,
     )
@@ -212,6 +212,34 @@ class _Line:
         if "exc_info" in event_dict:
             event_dict = structlog.processors.format_exc_info(logger, name, event_dict)
         return self._render(logger, name, event_dict)
+
+
+def _bound_logger_class(level: int) -> type[Any]:
+    """structlog's filtering logger for ``level`` with an ``info`` of one frame (the level of
+    the line of every command) where it can be: a logger without bound context, an event
+    without %-arguments, and the processors this module configures (one :class:`_Line`,
+    whose result is the line). Then the event is what structlog makes it - the fields, then
+    ``event`` - and the line goes to the same logger method; anything else takes structlog's
+    own path (tests capturing logs, say). The processors are structlog's list, which
+    ``capture_logs`` changes in place."""
+    base: Any = structlog.make_filtering_bound_logger(level)
+    if level > logging.INFO:
+        return cast(type[Any], base)  # its info is a no-op already
+    structlog_info = base.info
+
+    class Logger(base):  # type: ignore[misc]
+        def info(self, event: str, *args: Any, **kw: Any) -> Any:
+            # read each time: capture_logs (structlog.testing) changes the list in place
+            processors = self._processors
+            if args or self._context or len(processors) != 1 or type(processors[0]) is not _Line:
+                return structlog_info(self, event, *args, **kw)
+            kw["event"] = event
+            return self._logger.info(processors[0](self._logger, "info", kw))
+
+        msg = info
+
+    Logger.__name__ = Logger.__qualname__ = base.__name__
+    return Logger
 
 
 _ENCODER = json.JSONEncoder(default=_fallback)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
 from bot import logs
 from bot.config import LoggingConfig
@@ -253,5 +254,42 @@ def test_a_resolved_logger_skips_the_proxy_only_when_loggers_are_cached() -> Non
         logs.configure(LoggingConfig(level="INFO", format="json"), out, cache=False)
         proxy = structlog.get_logger("bot.test")
         assert logs.resolved(proxy) is proxy  # a reconfiguration (tests) shows at once
+    finally:
+        logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
+
+
+def test_info_lines_take_the_short_path_or_structlogs_own_to_the_same_text() -> None:
+    """The configured logger's ``info`` skips structlog's frames for a plain line
+    (bot.logs._bound_logger_class); bound context and %-arguments take structlog's own path:
+    each line is the text structlog's chain gives (stamps aside), and a logger resolved
+    before ``capture_logs`` is captured all the same."""
+    out = io.StringIO()
+    logs.configure(LoggingConfig(level="INFO", format="json"), out)  # loggers cached
+    try:
+        hot = logs.resolved(structlog.get_logger("bot.test"))
+        hot.info("im.command.answered", call_id="c1", ms=0.2)
+        hot.bind(call_id="bound").info("im.session.opened", sender="alice@example.test")
+        hot.info("slow %s", "callback", where="asyncio")
+        chain = [
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ]
+        wanted = []
+        for event in (
+            {"call_id": "c1", "ms": 0.2, "event": "im.command.answered"},
+            {"call_id": "bound", "sender": "alice@example.test", "event": "im.session.opened"},
+            {"where": "asyncio", "event": "slow callback"},
+        ):
+            line: object = event
+            for processor in chain:
+                line = processor(None, "info", line)  # type: ignore[arg-type]
+            wanted.append(STAMP.sub("", str(line)))
+        assert [STAMP.sub("", text) for text in out.getvalue().splitlines()] == wanted
+        with capture_logs() as captured:
+            hot.info("im.command.answered", call_id="c2")
+        assert captured == [{"call_id": "c2", "event": "im.command.answered", "log_level": "info"}]
+        assert len(out.getvalue().splitlines()) == 3  # captured, not written
     finally:
         logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
