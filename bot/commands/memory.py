@@ -12,6 +12,8 @@ MAX_SENDERS = 10_000
 KEEP_SECONDS = 3600.0
 """How long a sender's memory outlives their last command: an hour-old listing's numbers
 mean nothing to the person who sent 'meeting 2'."""
+SWEEP_EVERY = 1.0
+"""Seconds between two sweeps of the expired entries (each command asks for its sender's)."""
 
 
 class SenderMemory:
@@ -22,22 +24,25 @@ class SenderMemory:
         self.size = size
         self.keep = keep
         self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
-        self._swept = -1.0
-        """When expired entries were last dropped: at that same time none is left to drop (a
-        command asks several times)."""
+        self._swept = float("-inf")
+        """When expired entries were last dropped: they are dropped at most every SWEEP_EVERY
+        seconds (an entry asked for is checked itself), not at every command."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, sender: str, now: float) -> dict[str, Any]:
         """``sender``'s memory (empty when new or expired), now the most recently used."""
-        self._expire(now)
+        if now - self._swept >= SWEEP_EVERY or now < self._swept:
+            self._expire(now)
         entries = self._entries
         found = entries.get(sender)
         if found is not None:
-            entries.move_to_end(sender)
-            entries[sender] = (found[0], now)
-            return found[0]
+            if now - found[1] < self.keep:
+                entries.move_to_end(sender)
+                entries[sender] = (found[0], now)
+                return found[0]
+            del entries[sender]  # expired, not swept yet
         memory: dict[str, Any] = {}
         entries[sender] = (memory, now)
         while len(entries) > self.size:
@@ -46,13 +51,12 @@ class SenderMemory:
 
     def peek(self, sender: str, now: float) -> dict[str, Any] | None:
         """``sender``'s memory if there is one, without making it recently used."""
-        self._expire(now)
+        if now - self._swept >= SWEEP_EVERY or now < self._swept:
+            self._expire(now)
         found = self._entries.get(sender)
-        return found[0] if found is not None else None
+        return found[0] if found is not None and now - found[1] < self.keep else None
 
     def _expire(self, now: float) -> None:
-        if now == self._swept:
-            return
         self._swept = now
         # ordered by last use: the expired ones are all at the front
         while self._entries:

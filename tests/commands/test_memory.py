@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands.memory import KEEP_SECONDS, MAX_SENDERS, SenderMemory
+from bot.commands.memory import KEEP_SECONDS, MAX_SENDERS, SWEEP_EVERY, SenderMemory
 
 from .chat import ChatBot, chat_bot
 
@@ -45,6 +45,19 @@ def test_sender_memory_expires_an_hour_after_the_last_command() -> None:
     assert len(memory) == 1
     assert memory.get("alice@x", 2 * KEEP_SECONDS) == {}
     assert len(memory) == 1
+
+
+def test_an_expired_memory_is_never_handed_out_even_between_sweeps() -> None:
+    """Expired entries are swept at most every SWEEP_EVERY seconds: one asked for in between
+    is checked itself."""
+    memory = SenderMemory()
+    memory.get("alice@x", 0.0)["listing"] = ["A"]
+    memory.get("bob@x", KEEP_SECONDS - SWEEP_EVERY / 2)  # a sweep: alice is not due yet
+    due = KEEP_SECONDS + SWEEP_EVERY / 4  # alice is due, and no sweep since
+    assert memory.peek("alice@x", due) is None
+    assert memory.get("alice@x", due) == {}
+    assert len(memory) == 2  # alice's memory is a new one, at the end
+    assert memory.peek("bob@x", due) == {}
 
 
 async def test_a_listing_is_forgotten_an_hour_later(bot: ChatBot) -> None:
