@@ -167,14 +167,16 @@ class AuthGuard:
         """``user`` authenticated from ``address``: remember it as one of theirs."""
         if len(user) > KEY_MAX:
             return
-        known = self._known.pop(user, {})
-        known.pop(address, None)
-        known[address] = now
-        while len(known) > KNOWN_PER_USER:
-            known.pop(next(iter(known)))
-        self._known[user] = known
-        while len(self._known) > TRACKED:
-            self._known.popitem(last=False)
+        known = self._known.get(user)
+        if known is not None:
+            self._known.move_to_end(user)  # the most recent user last
+        else:
+            known = self._known[user] = {}
+            while len(self._known) > TRACKED:
+                self._known.popitem(last=False)
+        if known.pop(address, None) is None and len(known) >= KNOWN_PER_USER:
+            known.pop(next(iter(known)))  # the address seen longest ago goes
+        known[address] = now  # the most recent address last
 
     def _known_address(self, user: str, address: str, now: float) -> bool:
         seen = self._known.get(user, {}).get(address)

@@ -117,6 +117,23 @@ def test_the_real_user_from_a_known_address_is_answered_at_once_during_an_attack
     assert attempt(guard, "192.0.2.10", False, 2.0) != 0.0  # a wrong answer there is paced
 
 
+def test_a_user_is_known_at_their_last_addresses_only() -> None:
+    """KNOWN_PER_USER addresses a user authenticated from are kept: the least recently seen
+    goes first, one seen again counts as recent."""
+    guard = AuthGuard(AuthSecurityConfig(user_max_failures=3, user_delay=2.0, max_failures=50))
+    homes = [f"192.0.2.{n}" for n in range(guard_module.KNOWN_PER_USER + 1)]
+    for n, home in enumerate(homes[:-1]):
+        attempt(guard, home, True, float(n))
+    attempt(guard, homes[0], True, 10.0)  # seen again: now the most recent
+    attempt(guard, homes[-1], True, 11.0)  # one too many: homes[1] goes
+    for n in range(30):
+        guard.pace("alice", f"203.0.113.{n}", False, 12.0)
+        guard.failed(f"203.0.113.{n}", "alice", "wrong credentials", 12.0)
+    known = [homes[0], *homes[2:]]
+    assert [attempt(guard, home, True, 13.0) for home in known] == [0.0] * len(known)
+    assert attempt(guard, homes[1], True, 13.0) != 0.0  # forgotten: paced as anyone
+
+
 def test_an_ipv6_ban_covers_the_whole_64() -> None:
     guard = AuthGuard(SETTINGS)
     for host in ("2001:db8:1:2::1", "2001:db8:1:2::2", "[2001:db8:1:2:ffff::9]"):
