@@ -34,7 +34,8 @@ Answer = Callable[[Sender, str, str], Awaitable[str]]
 """(sender, text, call_id) -> reply: the command dispatcher."""
 RECEIPT_WAIT = 60.0
 """Seconds after which a receipt we asked for is logged as missing (never asked again)."""
-Work = Callable[[ServerRequest, Sender], "Response | None"]
+Work = Callable[[ServerRequest, Sender, float], "Response | None"]
+"""(request, its sender, the loop's time) -> the response, or None when answered already."""
 
 
 def typing_payload(to: Pager | ImSession, state: str) -> Payload | None:
@@ -114,21 +115,22 @@ class ImService:
             work = self.sessions.invite
         else:
             return make_response(request, 405)
-        return self._admitted(incoming, self.gate.identify(incoming, self._loop.time()), work)
+        now = self._loop.time()
+        return self._admitted(incoming, self.gate.identify(incoming, now), work, now)
 
     def _admitted(
-        self, incoming: ServerRequest, who: Identified | Refused, work: Work
+        self, incoming: ServerRequest, who: Identified | Refused, work: Work, now: float
     ) -> Response | None:
-        """Run ``work`` for the identified sender - after the hold the gate asks for (the
-        per-user pace) - or send the gate's refusal."""
+        """Run ``work`` for the identified sender (at ``now``, the loop's time) - after the
+        hold the gate asks for (the per-user pace) - or send the gate's refusal."""
         if isinstance(who, Refused):
             who.send(incoming)
             return None
         if who.hold <= 0:
-            return who.answered(work(incoming, who.sender))
+            return who.answered(work(incoming, who.sender, now))
 
         def later() -> None:
-            response = who.answered(work(incoming, who.sender))
+            response = who.answered(work(incoming, who.sender, self._loop.time()))
             if response is not None:
                 incoming.respond(response)
 
@@ -148,7 +150,7 @@ class ImService:
         if isinstance(who, Identified) and who.hold <= 0:  # the usual case, without a closure
             return who.answered(self.sessions.in_session(incoming, session, now))
         return self._admitted(
-            incoming, who, lambda inc, _: self.sessions.in_session(inc, session, self._loop.time())
+            incoming, who, lambda inc, _, at: self.sessions.in_session(inc, session, at), now
         )
 
     def on_ack(self, ack: Request) -> None:
@@ -156,7 +158,7 @@ class ImService:
         if session is not None:
             session.acked.set()
 
-    def _pager(self, incoming: ServerRequest, sender: Sender) -> Response | None:
+    def _pager(self, incoming: ServerRequest, sender: Sender, now: float) -> Response | None:
         request = incoming.request
         content = read_request(request)
         if isinstance(content, Response):
@@ -164,7 +166,7 @@ class ImService:
         # RFC 3428 §7: the 200 goes out first (returned: sent before the reply's task runs,
         # with the identity gate's Authentication-Info); the reply is a new MESSAGE of its own
         pager = Pager(sender, request, incoming.peer)
-        self._received(content, sender, request, pager, self._loop.time())
+        self._received(content, sender, request, pager, now)
         return make_response(request, 200)
 
     def _received(

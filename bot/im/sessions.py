@@ -78,8 +78,9 @@ class ImSessions:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def invite(self, incoming: ServerRequest, sender: Sender) -> Response | None:
-        """A new session (an identified sender's INVITE): 200 with our SDP, or 488."""
+    def invite(self, incoming: ServerRequest, sender: Sender, now: float) -> Response | None:
+        """A new session (an identified sender's INVITE at ``now``, the loop's time): 200 with
+        our SDP, or 488."""
         request = incoming.request
         try:
             offer = SessionDescription.parse(request.body) if request.body else None
@@ -105,7 +106,6 @@ class ImSessions:
             dialog = Dialog.as_uas(request, tag)
         except SipParseError as exc:  # no Contact or no From tag: RFC 3261 §8.1.1.8, §12.1.1
             return make_response(request, exc.status or 400, exc.response_reason())
-        now = self._loop.time()
         session = ImSession(
             dialog=dialog,
             key=dialog.id,
