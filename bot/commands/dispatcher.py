@@ -40,6 +40,10 @@ OUTCOMES = (
 """What becomes of a message (``outcome`` in the log line and the metrics)."""
 UNKNOWN = "unknown"
 """The command of a message that names none (metrics label)."""
+TEXTS_READ = 256
+"""Messages whose reading (normalised, the command named) is kept: the commands sent most."""
+KEPT_LENGTH = 200
+"""Characters of a message beyond which its reading is not kept (a command is short)."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -52,6 +56,28 @@ def normalise(text: str) -> str:
     """Spaces collapsed, punctuation at the ends dropped: ``  My  Meetings? `` is
     ``My Meetings``."""
     return _SPACES.sub(" ", text).strip().strip(_END_PUNCTUATION).strip()
+
+
+def _read(
+    registry: Registry, version: int, text: str
+) -> tuple[str, tuple[CommandSpec, str] | None]:
+    """``text`` normalised, and the command of ``registry`` (at ``version``: what it is made
+    of changes with each command added) it names with its arguments as typed, if it names
+    one."""
+    cleaned = normalise(text)
+    lowered = cleaned.lower()
+    found = registry.match(lowered) if cleaned else None
+    if found is None:
+        return cleaned, None
+    spec, args = found
+    if len(lowered) == len(cleaned):  # keep the case of the arguments as typed
+        args = cleaned[len(cleaned) - len(args) :] if args else ""
+    return cleaned, (spec, args)
+
+
+_read_kept = functools.lru_cache(maxsize=TEXTS_READ)(_read)
+""":func:`_read` of the short messages, kept: a function of its arguments only, and people
+send the same few commands."""
 
 
 class Dispatcher:
@@ -130,7 +156,8 @@ class Dispatcher:
     ) -> tuple[str | Paged, str, str]:
         """The answer to ``text`` from ``sender`` (``address``) at ``now``, the command named
         and the outcome."""
-        cleaned = normalise(text)
+        read = _read_kept if len(text) <= KEPT_LENGTH else _read
+        cleaned, found = read(self.registry, self.registry.version, text)
         if not cleaned:
             return "Send 'help' to see what I can do.", "", "empty"
         if sender.domain.lower() not in _lowered(self.config.acl.allowed_domains):
@@ -146,14 +173,10 @@ class Dispatcher:
                 "",
                 "rate-limited",
             )
-        lowered = cleaned.lower()
-        found = self.registry.match(lowered)
         if found is None:
             self._drop_question(address, now)
             return self._unknown(cleaned, sender), "", "unknown"
         spec, args = found
-        if len(lowered) == len(cleaned):  # keep the case of the arguments as typed
-            args = cleaned[len(cleaned) - len(args) :] if args else ""
         admin = self.is_admin(address)
         refused = self._refused(spec, args, admin, cleaned, sender)
         if refused is not None:

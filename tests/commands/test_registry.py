@@ -3,8 +3,13 @@ the text up to a space, the longest such word wins, the rest are the arguments."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.commands.context import CommandContext
 from bot.commands.registry import Registry, command
+from bot.runtime import load_handlers
+
+from .chat import chat_bot
 
 
 def registry() -> Registry:
@@ -59,3 +64,28 @@ def test_a_command_added_again_under_its_name_replaces_its_words() -> None:
     found = words.match("my meetings")
     assert found is not None and found[0].handler is listing
     assert [spec.name for spec in words] == ["help", "my", "my meetings"]
+
+
+async def test_a_command_added_later_answers_a_message_read_before(tmp_path: Path) -> None:
+    """The dispatcher keeps how it read each short message (bot.commands.dispatcher), per
+    version of the registry: a command added since is found."""
+    chat = await chat_bot(tmp_path)
+    own = Registry()  # not the bot's own (shared by the tests)
+    for spec in load_handlers():
+        own.add(spec)
+    chat.dispatcher.registry = own
+    try:
+        assert (await chat.say("alice", "Frobnicate  now!")).startswith("I don't know")
+        before = own.version
+
+        @command("frobnicate", usage="frobnicate", takes_args=True, registry=own)
+        async def frobnicate(ctx: CommandContext) -> str:
+            """Frobnicate."""
+            return f"Frobnicated {ctx.args}."
+
+        assert own.version != before
+        assert await chat.say("alice", "Frobnicate  now!") == "Frobnicated now."
+        long = "frobnicate " + "x" * 300  # beyond what is kept: read each time, the same way
+        assert await chat.say("alice", long) == f"Frobnicated {'x' * 300}."
+    finally:
+        await chat.store.close()
