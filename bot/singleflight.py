@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+SWEEP_EVERY = 1.0
+"""Seconds between two sweeps of the expired entries by :meth:`SingleFlightCache.get`."""
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -75,6 +77,9 @@ class SingleFlightCache(Generic[K, V]):
         self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
         self._pending: dict[K, asyncio.Future[V]] = {}
         self.metrics = CacheMetrics()
+        self._swept = -math.inf
+        """When :meth:`get` last dropped the expired entries: at most every SWEEP_EVERY
+        seconds, not at every hit (a cached listing is asked for at every 'my meetings')."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -84,7 +89,8 @@ class SingleFlightCache(Generic[K, V]):
         ``load()`` returns (run here, in the caller's task). Raises what the load raised."""
         while True:
             now = self._clock()
-            self.expire(now)
+            if now - self._swept >= SWEEP_EVERY or now < self._swept:
+                self.expire(now)  # the others' (the entry asked for is checked itself)
             entry = self._entries.get(key)
             if entry is not None and self._expired(entry, now):
                 del self._entries[key]
@@ -148,6 +154,7 @@ class SingleFlightCache(Generic[K, V]):
     def expire(self, now: float) -> int:
         """Drop expired entries from the least recently used end (memory follows the keys in
         use, not every key ever seen); how many went."""
+        self._swept = now
         gone = 0
         while self._entries:
             key, oldest = next(iter(self._entries.items()))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.singleflight import SingleFlightCache
+from bot.singleflight import SWEEP_EVERY, SingleFlightCache
 
 WAIT = 2.0
 """Seconds any step of these tests may take before it counts as hung."""
@@ -192,3 +192,21 @@ async def test_nothing_is_kept_that_is_expired_when_its_load_ends(ttl: float) ->
     await cache.get("k", source.load)
     await cache.get("k", source.load)
     assert source.calls == (2 if ttl == 0 else 1)
+
+
+async def test_a_get_drops_the_expired_entries_of_other_keys() -> None:
+    """Memory follows the keys in use: a get sweeps the expired entries (at most every
+    SWEEP_EVERY seconds; the entry asked for is checked at every get)."""
+    now = [0.0]
+    cache: SingleFlightCache[str, str] = SingleFlightCache(ttl=10.0, clock=lambda: now[0])
+    await cache.get("a", Source().load)
+    now[0] = 5.0
+    b = Source()
+    await cache.get("b", b.load)
+    now[0] = 10.0
+    assert await cache.get("b", b.load) == "value 1"  # a hit
+    assert len(cache) == 1 and cache.metrics.expired == 1  # "a" went with that get
+    now[0] = 15.0 - SWEEP_EVERY / 4
+    await cache.get("c", Source().load)  # a sweep: "b" is not due yet
+    now[0] = 15.0 + SWEEP_EVERY / 4  # "b" is due, and no sweep since: checked itself
+    assert await cache.get("b", b.load) == "value 2" and len(cache) == 2
