@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.im import cpim, imdn
+from bot.sender import Sender
 from bot.sip.message import new_tag
 
 TEXT = "text/plain;charset=UTF-8"
@@ -22,11 +23,11 @@ class Payload:
     """The imdn.Message-ID we gave it, when we asked for a receipt."""
 
 
-def reply(text: str, *, in_cpim: bool, bot: str, user: str, ask_receipt: bool) -> Payload:
+def reply(text: str, *, in_cpim: bool, bot: str, user: Sender, ask_receipt: bool) -> Payload:
     if not in_cpim:
         return Payload(TEXT, text.encode("utf-8"))
     message_id = new_tag() + new_tag()
-    headers = [("From", f"<{bot}>"), ("To", f"<{user}>"), ("DateTime", _now())]
+    headers = [("From", f"<{bot}>"), ("To", f"<{user.uri}>"), ("DateTime", _now())]
     headers.append(("imdn.Message-ID", message_id))
     if ask_receipt:
         headers.append(("imdn.Disposition-Notification", "positive-delivery"))

@@ -222,7 +222,7 @@ class ImService:
                 text,
                 in_cpim=content.in_cpim,
                 bot=self._bot_uri,
-                user=sender.uri,
+                user=sender,
                 ask_receipt=self.config.im.receipts.request,
             )
             if payload.message_id is not None:  # before sending: the receipt may beat the 200
