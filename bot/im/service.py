@@ -200,11 +200,11 @@ class ImService:
         """The task of one command (a slow one blocks none): the answer, sent the way the user
         wrote. A session outlives a long command of its own (announce): not idle while it
         runs, quiet from its end on. The task logs its own failure, as :meth:`_done` would."""
-        assert content.text is not None
         session = to if isinstance(to, ImSession) else None
         if session is not None:
             session.running += 1
         try:
+            assert content.text is not None
             typing = self.config.im.typing
             shown = False
             if not typing.send:

@@ -73,7 +73,6 @@ class ImSessions:
         self._spawn = spawn
         self._by_id: dict[DialogId, ImSession] = {}
         self._by_sender: dict[Sender, dict[DialogId, ImSession]] = {}
-        self._loop = asyncio.get_running_loop()
 
     def __len__(self) -> int:
         return len(self._by_id)
