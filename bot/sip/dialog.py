@@ -43,10 +43,12 @@ class Dialog:
     )
     """``local`` and ``remote`` and their text as written in From and To; written again when
     either is replaced (Address is frozen: the same object always reads the same)."""
+    id: DialogId = field(init=False, repr=False, compare=False)
+    """(Call-ID, local tag, remote tag): fixed when the dialog is created (RFC 3261 §12),
+    read for every request of it."""
 
-    @property
-    def id(self) -> DialogId:
-        return (self.call_id, self.local_tag, self.remote_tag)
+    def __post_init__(self) -> None:
+        self.id = (self.call_id, self.local_tag, self.remote_tag)
 
     # --- creation ----------------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class TransactionLayer(ClientSide, ServerSide):
             tx.move(Ev.TRANSPORT_ERROR)  # allowed from every state but Terminated
             self._forget(tx)
             if not answered:
-                self._events.append(TransportFailed(transaction=tx, reason=reason))
+                self.events.append(TransportFailed(transaction=tx, reason=reason))
 
     def _reject_unparseable(self, exc: SipParseError, peer: Peer) -> None:
         partial = exc.partial

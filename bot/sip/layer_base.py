@@ -73,13 +73,20 @@ class LayerBase:
         self._displaced: dict[tuple[object, ...], list[ClientTransaction | ServerTransaction]] = {}
         """Transactions whose key a newer one took (a caller reusing a branch) while timers
         of theirs were armed: they still run to their end on those timers."""
-        self._events: deque[Event] = deque()
+        self.events: deque[Event] = deque()
+        """What the TU must hear, oldest first: taken with :meth:`next_event` (or popped from
+        the left by the endpoint's pump, which takes them all)."""
         self._out: list[tuple[bytes, Peer]] = []
+        self.heads_added = 0
+        """How many times a timer queue got a first entry: the only change that can make
+        :meth:`next_deadline` earlier (each queue is in deadline order; a timer firing or
+        cancelled only makes it later). A caller that armed a wake-up for the next deadline
+        needs to ask again only when this changed, or once its wake-up has run."""
 
     # --- outputs ---------------------------------------------------------------------------
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        return self.events.popleft() if self.events else None
 
     def datagrams_to_send(self) -> list[tuple[bytes, Peer]]:
         out, self._out = self._out, []
@@ -128,6 +135,7 @@ class LayerBase:
         if queue is None:
             self._queues[delay] = deque([(deadline, tx.key, timer)])
             heapq.heappush(self._heads, (deadline, delay))
+            self.heads_added += 1
         else:
             queue.append((deadline, tx.key, timer))
 

@@ -49,13 +49,21 @@ class ClientSide(LayerBase):
         }
 
     def send_request(
-        self, request: Request, peer: Peer, now: float, *, wire: bytes | None = None
+        self,
+        request: Request,
+        peer: Peer,
+        now: float,
+        *,
+        wire: bytes | None = None,
+        branch: str | None = None,
     ) -> ClientTransaction:
         """Start a client transaction; the top Via must carry an RFC 3261 branch. ``wire`` is
-        the request already serialized, when the caller has it."""
+        the request already serialized, and ``branch`` that of its top Via, when the caller
+        has them (it wrote that Via)."""
         if request.method == "ACK":
             raise ValueError("ACK is not sent in a transaction: use send_ack()")
-        branch = request.via.rfc3261_branch
+        if branch is None:
+            branch = request.via.rfc3261_branch
         if branch is None:
             raise ValueError("request needs a Via branch starting with z9hG4bK")
         tx = ClientTransaction((branch, request.method), request, peer)
@@ -104,7 +112,7 @@ class ClientSide(LayerBase):
         tx = self._client.get((via.branch, response.cseq.method))  # §17.1.3
         if tx is None:
             if response.cseq.method == "INVITE" and 200 <= response.status < 300:
-                self._events.append(ResponseReceived(response=response, transaction=None))
+                self.events.append(ResponseReceived(response=response, transaction=None))
             else:
                 self.stats.dropped += 1
             return
@@ -130,7 +138,7 @@ class ClientSide(LayerBase):
     ) -> None:
         if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
             tx.timers.pop(Timer.B, None)
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
 
     def _invite_failed(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -143,7 +151,7 @@ class ClientSide(LayerBase):
             tx.last_response = response
             tx.timers.pop(Timer.B, None)
             self._arm(tx, Timer.D, now, 0 if tx.peer.reliable else 32.0)
-            self._events.append(ResponseReceived(response=response, transaction=tx))
+            self.events.append(ResponseReceived(response=response, transaction=tx))
         self._out.append((tx.ack, tx.peer))
 
     def _invite_accepted(
@@ -153,14 +161,14 @@ class ClientSide(LayerBase):
             tx.timers.pop(Timer.B, None)
             tx.last_response = response
             self._arm(tx, Timer.M, now, 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
 
     def _non_invite_provisional(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
         if Timer.E in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
             tx.interval = self.timers.t2
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
 
     def _non_invite_final(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -170,7 +178,7 @@ class ClientSide(LayerBase):
         tx.timers.pop(Timer.E, None)
         tx.timers.pop(Timer.F, None)
         self._arm(tx, Timer.K, now, 0 if tx.peer.reliable else self.timers.t4)
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
         tx.release()  # the TU has the response; Timer K needs none of it
 
     def _retransmit_invite(self, tx: ClientTransaction, now: float) -> None:
@@ -197,7 +205,7 @@ class ClientSide(LayerBase):
         """Timer B or F: no final response came in time (§17.1.1.2, §17.1.2.2)."""
         tx.move(Ev.TIMER_TIMEOUT)  # every state that allows it moves to Terminated
         self._forget(tx)
-        self._events.append(TransactionTimedOut(transaction=tx))
+        self.events.append(TransactionTimedOut(transaction=tx))
 
     def _client_ended(self, tx: ClientTransaction, now: float) -> None:
         """Timer D, K or M: no more retransmitted responses to absorb; forget the transaction."""

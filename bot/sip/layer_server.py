@@ -128,7 +128,7 @@ class ServerSide(LayerBase):
         if request.method in UNANSWERED:
             # BENOTIFY is never answered (MS-SIP §3.5, §4.4: "best effort" NOTIFY):
             # nothing would ever end a stored transaction, so none is kept
-            self._events.append(RequestReceived(request=request, transaction=tx))
+            self.events.append(RequestReceived(request=request, transaction=tx))
             return
         self._store(self._server, tx)
         if tx.is_invite:
@@ -137,7 +137,7 @@ class ServerSide(LayerBase):
         if request.method == "CANCEL":
             self._receive_cancel(tx, now)
             return
-        self._events.append(RequestReceived(request=request, transaction=tx))
+        self.events.append(RequestReceived(request=request, transaction=tx))
 
     def _server_retransmission(
         self, tx: ServerTransaction, request: Request, peer: Peer, now: float
@@ -171,7 +171,7 @@ class ServerSide(LayerBase):
             tx.timers.pop(Timer.G, None)
             tx.acked = True
             self._accepted.pop(key, None)
-        self._events.append(AckReceived(request=ack, peer=peer, transaction=tx))
+        self.events.append(AckReceived(request=ack, peer=peer, transaction=tx))
 
     def _receive_cancel(self, cancel_tx: ServerTransaction, now: float) -> None:
         cancel = kept_request(cancel_tx)
@@ -186,9 +186,7 @@ class ServerSide(LayerBase):
             invite = kept_request(invite_tx)
             self.respond(invite_tx, make_response(invite, 487, to_tag=to_tag), now)
             invite_tx.cancelled = True
-            self._events.append(
-                CancelReceived(request=cancel, invite=invite, transaction=invite_tx)
-            )
+            self.events.append(CancelReceived(request=cancel, invite=invite, transaction=invite_tx))
 
     def _retransmit_response(self, tx: ServerTransaction, now: float) -> None:
         """Timer G: send the final response again; the interval doubles up to T2 (§17.2.1)."""
@@ -202,7 +200,7 @@ class ServerSide(LayerBase):
         """Timer H: no ACK for our non-2xx final response (§17.2.1)."""
         tx.move(Ev.TIMER_TIMEOUT)
         self._forget(tx)
-        self._events.append(TransactionTimedOut(transaction=tx))
+        self.events.append(TransactionTimedOut(transaction=tx))
 
     def _server_ended(self, tx: ServerTransaction, now: float) -> None:
         """Timer I or J: no more retransmitted ACKs or requests to absorb (§17.2.1, §17.2.2)."""
@@ -214,7 +212,7 @@ class ServerSide(LayerBase):
         its 2xx (RFC 6026 §7.1, RFC 3261 §13.3.1.4)."""
         self._server_ended(tx, now)
         if not tx.acked:
-            self._events.append(TransactionTimedOut(transaction=tx))
+            self.events.append(TransactionTimedOut(transaction=tx))
 
 
 def _response_to_tag(tx: ServerTransaction) -> str | None:
