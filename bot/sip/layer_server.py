@@ -9,7 +9,7 @@ from collections.abc import Callable
 from bot.sip.errors import SipParseError
 from bot.sip.events import AckReceived, CancelReceived, RequestReceived, TransactionTimedOut
 from bot.sip.inbound import apply_rport, reply_address, server_key
-from bot.sip.layer_base import LayerBase
+from bot.sip.layer_base import Answered, LayerBase
 from bot.sip.message import Request, Response, make_response
 from bot.sip.stateless import answered_statelessly
 from bot.sip.transaction import (
@@ -40,11 +40,11 @@ class ServerSide(LayerBase):
             (False, State.COMPLETED): self._non_invite_final_sent,
         }
         # What each timer does when it fires (RFC 3261 §17.2, RFC 6026 §7.1)
+        # (Timer J ends an answered non-INVITE request, kept as a record: _answered_ended)
         self._server_timers: dict[TimerName, Callable[[ServerTransaction, float], None]] = {
             Timer.G: self._retransmit_response,
             Timer.H: self._server_timed_out,
             Timer.I: self._server_ended,
-            Timer.J: self._server_ended,
             Timer.L: self._accepted_ended,
         }
 
@@ -67,9 +67,20 @@ class ServerSide(LayerBase):
             self._on_final[tx.is_invite, tx.state](tx, now)
 
     def _non_invite_final_sent(self, tx: ServerTransaction, now: float) -> None:
-        t1 = self.timers.t1
-        self._arm(tx, Timer.J, now, 0 if tx.peer.reliable else 64 * t1)  # §17.2.2 Timer J
-        tx.release()
+        """§17.2.2 Completed until Timer J (64*T1, 0 over a reliable transport): what absorbing
+        retransmitted requests needs is kept as a plain record (:data:`Answered`); the
+        transaction object is the TU's alone, in its final state."""
+        self._forget(tx)
+        key, address = tx.key, tx.peer.address
+        delay = 0 if tx.peer.reliable else 64 * self.timers.t1
+        deadline = self._enqueue(key, Timer.J, now, delay)
+        self._answered[key] = (deadline, tx.wire, tx.reply_to.address, address)
+        self._index(address, key)
+
+    def _answered_ended(self, key: tuple[object, ...], answered: Answered) -> None:
+        """Timer J, or a transport failure: an answered request is forgotten (§17.2.2)."""
+        del self._answered[key]
+        self._unindex(answered[3], key)
 
     def _invite_2xx_sent(self, tx: ServerTransaction, now: float) -> None:
         # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
@@ -113,6 +124,11 @@ class ServerSide(LayerBase):
         tx = self._server.get(key)
         if tx is not None:
             self._server_retransmission(tx, request, peer, now)
+            return
+        answered = self._answered.get(key)
+        if answered is not None:  # §17.2.2 Completed: the final response again
+            self.stats.retransmissions_absorbed += 1
+            self._out.append((answered[1], Peer(*answered[2])))
             return
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
