@@ -188,14 +188,12 @@ class LayerBase:
             if old.timers:
                 self._displaced.setdefault(tx.key, []).append(old)
         table[tx.key] = tx
-        self._index(tx.peer.address, tx)
-
-    def _index(self, address: Address, entry: _Bound) -> None:
+        address = tx.peer.address
         bound = self._by_peer.get(address)
         if bound is None:
-            self._by_peer[address] = {entry: None}
+            self._by_peer[address] = {tx: None}
         else:
-            bound[entry] = None
+            bound[tx] = None
 
     def _forget(self, tx: ClientTransaction | ServerTransaction) -> None:
         if isinstance(tx, ClientTransaction):

@@ -70,12 +70,16 @@ class ServerSide(LayerBase):
         """§17.2.2 Completed until Timer J (64*T1, 0 over a reliable transport): what absorbing
         retransmitted requests needs is kept as a plain record (:data:`Answered`); the
         transaction object is the TU's alone, in its final state."""
-        self._forget(tx)
         key, address = tx.key, tx.peer.address
         delay = 0 if tx.peer.reliable else 64 * self.timers.t1
         deadline = self._enqueue(key, Timer.J, now, delay)
         self._answered[key] = (deadline, tx.wire, tx.reply_to.address, address)
-        self._index(address, key)
+        # the record takes the transaction's places: in the table, in its peer's index
+        if self._server.get(key) is tx:
+            del self._server[key]
+        bound = self._by_peer.setdefault(address, {})
+        bound.pop(tx, None)
+        bound[key] = None
 
     def _answered_ended(self, key: tuple[object, ...], answered: Answered) -> None:
         """Timer J, or a transport failure: an answered request is forgotten (§17.2.2)."""
