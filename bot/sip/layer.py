@@ -53,8 +53,7 @@ class TransactionLayer(ClientSide, ServerSide):
             self._reject_unparseable(exc, peer)
             return
         if isinstance(message, Response):
-            self.stats.messages.response("in", message)
-            self._receive_response(message, now)
+            self._receive_response(message, now)  # counted there, by the CSeq it reads
             return
         self.stats.messages.request("in", message)
         if len(data) > self.max_message_size:

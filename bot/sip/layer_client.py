@@ -108,15 +108,18 @@ class ClientSide(LayerBase):
         return cancel
 
     def _receive_response(self, response: Response, now: float) -> None:
-        via = response.via
-        tx = self._client.get((via.branch, response.cseq.method))  # §17.1.3
+        # parse_message read CSeq and the top Via of every response it returns (§17.1.3)
+        method = response.cseq.method
+        status = response.status
+        self.stats.messages.answer("in", method, status)
+        tx = self._client.get((response.vias[0].branch, method))  # §17.1.3
         if tx is None:
-            if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+            if method == "INVITE" and 200 <= status < 300:
                 self.events.append(ResponseReceived(response=response, transaction=None))
             else:
                 self.stats.dropped += 1
             return
-        event = response_event(response.status)
+        event = response_event(status)
         before = tx.state
         if before is State.ACCEPTED and tx.ack is not None and self._same_dialog(tx, response):
             self._out.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK

@@ -45,7 +45,9 @@ class Transactions(Protocol):
     @property
     def outbound_proxy(self) -> SipUri | None: ...
 
-    def via(self, transport: str = "UDP", branch: str | None = None) -> Via: ...
+    def via(self, transport: str = "UDP") -> Via: ...
+
+    def via_text(self, transport: str, branch: str) -> str: ...
 
     def name_server(self, peer: Peer, server_name: str) -> None: ...
 
@@ -173,7 +175,7 @@ class SipClient:
     def _add_via(self, request: Request, peer: Peer, branch: str) -> bytes:
         """We originate the request: exactly one Via, ours, with a fresh ``branch``
         (§8.1.1.7)."""
-        request.set_via(self.endpoint.via(peer.transport, branch))
+        request.headers.put_first("Via", self.endpoint.via_text(peer.transport, branch))
         return request.serialize()
 
     def send_ack(self, ack: Request, peer: Peer) -> None:

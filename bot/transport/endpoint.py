@@ -73,8 +73,8 @@ class SipEndpoint:
         self._udp: UdpTransport | None = None
         self._streams: dict[str, StreamTransport] = {}
         self._addresses: dict[str, tuple[str, int]] = {}
-        self._sent_by: dict[str, tuple[str, int]] = {}
-        """The host (an IPv6 one in brackets) and port of our Via over each transport."""
+        self._via_text: dict[str, str] = {}
+        """Our Via over each transport up to its parameters, as text (see via_text)."""
         self._waiting: dict[ClientTransaction, asyncio.Future[Outcome]] = {}
         self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
         self._invites: dict[tuple[str, int], ClientTransaction] = {}
@@ -200,19 +200,27 @@ class SipEndpoint:
 
     # --- building messages --------------------------------------------------------------------
 
-    def via(self, transport: str = "UDP", branch: str | None = None) -> Via:
+    def via(self, transport: str = "UDP") -> Via:
         """A fresh top Via for a request we send over ``transport`` (RFC 3261 §8.1.1.7), asking
-        for ``rport`` (RFC 3581); its ``branch`` is a new one unless given."""
-        sent_by = self._sent_by.get(transport)
+        for ``rport`` (RFC 3581)."""
+        host, port = self._sent_by(transport)
+        params = (("branch", new_branch()), ("rport", None))
+        return Via(transport=transport, host=host, port=port, params=params)
+
+    def via_text(self, transport: str, branch: str) -> str:
+        """What :meth:`via` with ``branch`` reads as on the wire, written without building it
+        (every request we send has one)."""
+        sent_by = self._via_text.get(transport)
         if sent_by is None:
-            host, port = self._addresses.get(transport) or next(iter(self._addresses.values()))
-            sent_by = self._sent_by[transport] = (_uri_host(host), port)
-        return Via(
-            transport=transport,
-            host=sent_by[0],
-            port=sent_by[1],
-            params=(("branch", branch or new_branch()), ("rport", None)),
-        )
+            host, port = self._sent_by(transport)
+            sent_by = str(Via(transport=transport, host=host, port=port))
+            self._via_text[transport] = sent_by
+        return f"{sent_by};branch={branch};rport"
+
+    def _sent_by(self, transport: str) -> tuple[str, int]:
+        """The host (an IPv6 one in brackets) and port of our Via over ``transport``."""
+        host, port = self._addresses.get(transport) or next(iter(self._addresses.values()))
+        return _uri_host(host), port
 
     def contact(self, user: str | None = None, transport: str = "UDP") -> Address:
         host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
