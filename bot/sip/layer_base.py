@@ -92,7 +92,9 @@ class LayerBase:
         self.events: deque[Event] = deque()
         """What the TU must hear, oldest first: taken with :meth:`next_event` (or popped from
         the left by the endpoint's pump, which takes them all)."""
-        self._out: list[tuple[bytes, Peer]] = []
+        self.outgoing: list[tuple[bytes, Peer]] = []
+        """What must go on the wire, in order: taken with :meth:`datagrams_to_send` (or by
+        the endpoint's pump, which swaps the list for an empty one itself)."""
         self.heads_added = 0
         """How many times a timer queue got a first entry: the only change that can make
         :meth:`next_deadline` earlier (each queue is in deadline order; a timer firing or
@@ -105,7 +107,7 @@ class LayerBase:
         return self.events.popleft() if self.events else None
 
     def datagrams_to_send(self) -> list[tuple[bytes, Peer]]:
-        out, self._out = self._out, []
+        out, self.outgoing = self.outgoing, []
         return out
 
     def next_deadline(self) -> float | None:
@@ -224,4 +226,4 @@ class LayerBase:
 
     def _send_stateless(self, response: Response, peer: Peer) -> None:
         self.stats.messages.response("out", response)
-        self._out.append((response.serialize(), peer))
+        self.outgoing.append((response.serialize(), peer))

@@ -70,7 +70,7 @@ class ClientSide(LayerBase):
         tx.wire = wire if wire is not None else request.serialize()
         self._store(self._client, tx)
         self.stats.messages.request("out", request)
-        self._out.append((tx.wire, peer))
+        self.outgoing.append((tx.wire, peer))
         t1 = self.timers.t1
         if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
             tx.interval = t1
@@ -85,7 +85,7 @@ class ClientSide(LayerBase):
         self.stats.messages.request("out", ack)
         if transaction is not None:
             transaction.ack = wire
-        self._out.append((wire, peer))
+        self.outgoing.append((wire, peer))
 
     def cancel(self, transaction: ClientTransaction, now: float) -> ClientTransaction | None:
         """CANCEL a pending INVITE (RFC 3261 §9.1); None when there is nothing to cancel."""
@@ -122,7 +122,7 @@ class ClientSide(LayerBase):
         event = response_event(status)
         before = tx.state
         if before is State.ACCEPTED and tx.ack is not None and self._same_dialog(tx, response):
-            self._out.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
+            self.outgoing.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
             self.stats.retransmissions_sent += 1
             return
         if not tx.allows(event):
@@ -155,7 +155,7 @@ class ClientSide(LayerBase):
             tx.timers.pop(Timer.B, None)
             self._arm(tx, Timer.D, now, 0 if tx.peer.reliable else 32.0)
             self.events.append(ResponseReceived(response=response, transaction=tx))
-        self._out.append((tx.ack, tx.peer))
+        self.outgoing.append((tx.ack, tx.peer))
 
     def _invite_accepted(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -199,7 +199,7 @@ class ClientSide(LayerBase):
         self, tx: ClientTransaction, timer: TimerName, interval: float, now: float
     ) -> None:
         tx.move(Ev.TIMER_RETRANSMIT)  # only Calling, Trying and Proceeding allow it
-        self._out.append((tx.wire, tx.peer))
+        self.outgoing.append((tx.wire, tx.peer))
         self.stats.retransmissions_sent += 1
         tx.interval = interval
         self._arm(tx, timer, now, interval)

@@ -62,7 +62,7 @@ class ServerSide(LayerBase):
         self.stats.messages.answer("out", tx.method, response.status)
         tx.last_response = response
         tx.wire = response.serialize()
-        self._out.append((tx.wire, tx.reply_to))
+        self.outgoing.append((tx.wire, tx.reply_to))
         if response.status >= 200:
             self._on_final[tx.is_invite, tx.state](tx, now)
 
@@ -132,7 +132,7 @@ class ServerSide(LayerBase):
         answered = self._answered.get(key)
         if answered is not None:  # §17.2.2 Completed: the final response again
             self.stats.retransmissions_absorbed += 1
-            self._out.append((answered[1], Peer(*answered[2])))
+            self.outgoing.append((answered[1], Peer(*answered[2])))
             return
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
@@ -176,7 +176,7 @@ class ServerSide(LayerBase):
         self.stats.retransmissions_absorbed += 1
         tx.move(Ev.RETRANSMISSION)
         if tx.wire:  # Trying has nothing to repeat; any later state repeats its last response
-            self._out.append((tx.wire, tx.reply_to))
+            self.outgoing.append((tx.wire, tx.reply_to))
 
     def _ack_without_transaction(self, ack: Request, peer: Peer, now: float) -> None:
         try:
@@ -211,7 +211,7 @@ class ServerSide(LayerBase):
     def _retransmit_response(self, tx: ServerTransaction, now: float) -> None:
         """Timer G: send the final response again; the interval doubles up to T2 (§17.2.1)."""
         tx.move(Ev.TIMER_RETRANSMIT)
-        self._out.append((tx.wire, tx.reply_to))
+        self.outgoing.append((tx.wire, tx.reply_to))
         self.stats.retransmissions_sent += 1
         tx.interval = min(tx.interval * 2, self.timers.t2)
         self._arm(tx, Timer.G, now, tx.interval)

@@ -371,8 +371,10 @@ class SipEndpoint:
                     except Exception:
                         log.exception("sip.event.failed %s", _describe(event))
                 self._again = False
-                udp = self._udp
-                for data, peer in layer.datagrams_to_send():
+                udp, out = self._udp, layer.outgoing
+                if out:
+                    layer.outgoing = []
+                for data, peer in out:
                     try:
                         if udp is not None and peer.transport == "UDP":
                             udp.send(data, peer)
