@@ -83,8 +83,9 @@ class ServerSide(LayerBase):
 
     def _answered_ended(self, key: tuple[object, ...], answered: Answered) -> None:
         """Timer J, or a transport failure: an answered request is forgotten (§17.2.2)."""
+        _, _, _, source = answered
         del self._answered[key]
-        self._unindex(answered[3], key)
+        self._unindex(source, key)
 
     def _invite_2xx_sent(self, tx: ServerTransaction, now: float) -> None:
         # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
@@ -131,8 +132,9 @@ class ServerSide(LayerBase):
             return
         answered = self._answered.get(key)
         if answered is not None:  # §17.2.2 Completed: the final response again
+            _, response, address, _ = answered
             self.stats.retransmissions_absorbed += 1
-            self.outgoing.append((answered[1], Peer(*answered[2])))
+            self.outgoing.append((response, Peer(*address)))
             return
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
