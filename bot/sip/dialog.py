@@ -43,10 +43,12 @@ class Dialog:
     )
     """``local`` and ``remote`` and their text as written in From and To; written again when
     either is replaced (Address is frozen: the same object always reads the same)."""
+    id: DialogId = field(init=False, repr=False, compare=False)
+    """(Call-ID, local tag, remote tag): fixed when the dialog is created (RFC 3261 §12),
+    read for every request of it."""
 
-    @property
-    def id(self) -> DialogId:
-        return (self.call_id, self.local_tag, self.remote_tag)
+    def __post_init__(self) -> None:
+        self.id = (self.call_id, self.local_tag, self.remote_tag)
 
     # --- creation ----------------------------------------------------------------------------
 
@@ -132,23 +134,21 @@ class Dialog:
             self.local_seq += 1
             cseq = self.local_seq
         uri, routes = self._request_target()
-        headers = Headers()
-        if via is not None:
-            headers.add("Via", str(via))
-        headers.add("Max-Forwards", "70")
-        for route in routes:
-            headers.add("Route", route)
         written = self._written
         if written is None or written[0] is not self.local or written[1] is not self.remote:
             written = self._written = (self.local, self.remote, str(self.local), str(self.remote))
-        headers.add("From", written[2])
-        headers.add("To", written[3])
-        headers.add("Call-ID", self.call_id)
-        headers.add("CSeq", f"{cseq} {method}")
-        if contact is not None and method in TARGET_REFRESH:
-            headers.add("Contact", str(contact))
-        if content_type is not None:
-            headers.add("Content-Type", content_type)
+        refresh = contact is not None and method in TARGET_REFRESH
+        headers = Headers.of(  # built at once: one of these per message the bot sends
+            *([("Via", str(via))] if via is not None else []),
+            ("Max-Forwards", "70"),
+            *[("Route", route) for route in routes],
+            ("From", written[2]),
+            ("To", written[3]),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{cseq} {method}"),
+            *([("Contact", str(contact))] if refresh else []),
+            *([("Content-Type", content_type)] if content_type is not None else []),
+        )
         return Request(method, uri, headers, body)
 
     def create_ack(self, invite_cseq: int, *, via: Via | None = None, body: bytes = b"") -> Request:

@@ -53,8 +53,7 @@ class TransactionLayer(ClientSide, ServerSide):
             self._reject_unparseable(exc, peer)
             return
         if isinstance(message, Response):
-            self.stats.messages.response("in", message)
-            self._receive_response(message, now)
+            self._receive_response(message, now)  # counted there, by the CSeq it reads
             return
         self.stats.messages.request("in", message)
         if len(data) > self.max_message_size:
@@ -72,6 +71,9 @@ class TransactionLayer(ClientSide, ServerSide):
             tx = self._armed(key, timer, deadline)
             if tx is None:
                 continue
+            if isinstance(tx, tuple):  # Timer J of an answered request (RFC 3261 §17.2.2)
+                self._answered_ended(key, tx)
+                continue
             del tx.timers[timer]
             # each side's table of what its timers do (RFC 3261 §17.1, §17.2; RFC 6026 §7)
             if isinstance(tx, ClientTransaction):
@@ -83,15 +85,18 @@ class TransactionLayer(ClientSide, ServerSide):
         """The transport cannot reach ``peer``: every transaction bound to it ends (RFC 3261
         §17.1.4, §17.2.4). The TU hears of it, except for client transactions that already
         gave it their final response: it has its answer, there is nothing left to fail."""
-        bound = self._by_peer.get(peer)
+        bound = self._by_peer.get(peer.address)
         if not bound:
             return
         for tx in list(bound):
+            if isinstance(tx, tuple):  # an answered request: its TU holds nothing of it
+                self._answered_ended(tx, self._answered[tx])
+                continue
             answered = isinstance(tx, ClientTransaction) and tx.state in _ANSWERED
             tx.move(Ev.TRANSPORT_ERROR)  # allowed from every state but Terminated
             self._forget(tx)
             if not answered:
-                self._events.append(TransportFailed(transaction=tx, reason=reason))
+                self.events.append(TransportFailed(transaction=tx, reason=reason))
 
     def _reject_unparseable(self, exc: SipParseError, peer: Peer) -> None:
         partial = exc.partial

@@ -20,12 +20,21 @@ from bot.sip.transaction import (
     ClientTransaction,
     Peer,
     ServerTransaction,
+    Timer,
     TimerConfig,
     TimerName,
 )
 from bot.sip.validation import UasPolicy
 
 _Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
+Address = tuple[str, str, int]
+"""A peer's (transport, host, port): :attr:`Peer.address`."""
+Answered = tuple[float, bytes, Address, Address]
+"""A non-INVITE request answered with a final response (RFC 3261 §17.2.2 Completed): the
+deadline of its Timer J, the response's bytes, where they go and where the request came from.
+All that absorbing a retransmitted request until Timer J needs; plain strings, numbers and
+bytes, which the garbage collector leaves out of its scans, where a transaction object kept
+for Timer J (32 s over UDP, thousands a second) was one more object in every one."""
 _Armed = tuple[float, tuple[object, ...], TimerName]
 """A timer as queued: its deadline, the key of whose it is, which one. It is stale (cancelled,
 armed again, or its transaction gone) when no transaction under that key holds that deadline
@@ -48,6 +57,10 @@ class LayerStats:
     """Requests and responses in and out, by method and status."""
 
 
+_Bound = ClientTransaction | ServerTransaction | tuple[object, ...]
+"""What a peer's transactions are indexed as: the transaction, or an answered request's key."""
+
+
 class LayerBase:
     def __init__(self, *, timers: TimerConfig | None, policy: UasPolicy | None):
         self.timers = timers or TimerConfig()
@@ -56,9 +69,12 @@ class LayerBase:
         self._server: dict[tuple[object, ...], ServerTransaction] = {}
         self._client: dict[tuple[object, ...], ClientTransaction] = {}
         self._accepted: dict[tuple[str, int, str | None], ServerTransaction] = {}
-        # transactions by the peer they are bound to, in creation order: a transport failure
-        # touches only that peer's transactions (issue 15 item 8)
-        self._by_peer: dict[Peer, dict[ClientTransaction | ServerTransaction, None]] = {}
+        self._answered: dict[tuple[object, ...], Answered] = {}
+        """Answered non-INVITE requests until their Timer J, by server transaction key."""
+        # transactions (and the keys of answered requests) by the address of the peer they are
+        # bound to, in creation order: a transport failure touches only that peer's
+        # transactions (issue 15 item 8)
+        self._by_peer: dict[Address, dict[_Bound, None]] = {}
         # Armed timers, one first-in first-out queue per delay: every timer is armed for now +
         # a delay, so each queue is in deadline order and arming is an append; a small heap
         # holds each non-empty queue's first deadline (a dozen delays: T1 doubling to T2,
@@ -73,16 +89,25 @@ class LayerBase:
         self._displaced: dict[tuple[object, ...], list[ClientTransaction | ServerTransaction]] = {}
         """Transactions whose key a newer one took (a caller reusing a branch) while timers
         of theirs were armed: they still run to their end on those timers."""
-        self._events: deque[Event] = deque()
-        self._out: list[tuple[bytes, Peer]] = []
+        self.events: deque[Event] = deque()
+        """What the TU must hear, oldest first: taken with :meth:`next_event` (or popped from
+        the left by the endpoint's pump, which takes them all)."""
+        self.outgoing: list[tuple[bytes, Peer]] = []
+        """What must go on the wire, in order: taken with :meth:`datagrams_to_send` (or by
+        the endpoint's pump, which swaps the list for an empty one itself)."""
+        self.heads_added = 0
+        """How many times a timer queue got a first entry: the only change that can make
+        :meth:`next_deadline` earlier (each queue is in deadline order; a timer firing or
+        cancelled only makes it later). A caller that armed a wake-up for the next deadline
+        needs to ask again only when this changed, or once its wake-up has run."""
 
     # --- outputs ---------------------------------------------------------------------------
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        return self.events.popleft() if self.events else None
 
     def datagrams_to_send(self) -> list[tuple[bytes, Peer]]:
-        out, self._out = self._out, []
+        out, self.outgoing = self.outgoing, []
         return out
 
     def next_deadline(self) -> float | None:
@@ -97,8 +122,12 @@ class LayerBase:
 
     def _armed(
         self, key: tuple[object, ...], timer: TimerName, deadline: float
-    ) -> ClientTransaction | ServerTransaction | None:
-        """The transaction under ``key`` whose ``timer`` is armed for ``deadline``, if any."""
+    ) -> ClientTransaction | ServerTransaction | Answered | None:
+        """The transaction under ``key`` whose ``timer`` is armed for ``deadline``, if any: for
+        Timer J, the record of the answered request."""
+        if timer == Timer.J:
+            answered = self._answered.get(key)
+            return answered if answered is not None and answered[0] == deadline else None
         tx: ClientTransaction | ServerTransaction | None
         tx = (self._client if timer in CLIENT_TIMERS else self._server).get(key)
         if tx is not None and tx.timers.get(timer) == deadline:
@@ -110,7 +139,8 @@ class LayerBase:
 
     @property
     def transaction_count(self) -> int:
-        return len(self._server) + len(self._client)
+        """Transactions held: client, server, and answered requests awaiting Timer J."""
+        return len(self._server) + len(self._client) + len(self._answered)
 
     # --- shared ----------------------------------------------------------------------------
 
@@ -118,18 +148,26 @@ class LayerBase:
         self, tx: ClientTransaction | ServerTransaction, timer: TimerName, now: float, delay: float
     ) -> None:
         """Arm ``timer`` of ``tx`` to fire ``delay`` seconds after ``now``."""
+        tx.timers[timer] = self._enqueue(tx.key, timer, now, delay)
+
+    def _enqueue(
+        self, key: tuple[object, ...], timer: TimerName, now: float, delay: float
+    ) -> float:
+        """Queue ``timer`` of whatever is under ``key`` for ``delay`` seconds after ``now``;
+        its deadline."""
         if now < self._clock:
             now = self._clock
         else:
             self._clock = now
         deadline = now + delay
-        tx.timers[timer] = deadline
         queue = self._queues.get(delay)
         if queue is None:
-            self._queues[delay] = deque([(deadline, tx.key, timer)])
+            self._queues[delay] = deque([(deadline, key, timer)])
             heapq.heappush(self._heads, (deadline, delay))
+            self.heads_added += 1
         else:
-            queue.append((deadline, tx.key, timer))
+            queue.append((deadline, key, timer))
+        return deadline
 
     def _pop_first(self) -> _Armed:
         """Take the timer with the earliest deadline (the first of the queue at the top of
@@ -148,13 +186,14 @@ class LayerBase:
     def _store(self, table: dict[tuple[object, ...], _Tx], tx: _Tx) -> None:
         old = table.get(tx.key)
         if old is not None:  # the same key again (a caller reusing a branch): one per key
-            self._unindex(old)
+            self._unindex(old.peer.address, old)
             if old.timers:
                 self._displaced.setdefault(tx.key, []).append(old)
         table[tx.key] = tx
-        bound = self._by_peer.get(tx.peer)
+        address = tx.peer.address
+        bound = self._by_peer.get(address)
         if bound is None:
-            self._by_peer[tx.peer] = {tx: None}
+            self._by_peer[address] = {tx: None}
         else:
             bound[tx] = None
 
@@ -169,7 +208,7 @@ class LayerBase:
                 del self._accepted[tx.dialog_key]
         if self._displaced:
             self._undisplace(tx)
-        self._unindex(tx)
+        self._unindex(tx.peer.address, tx)
 
     def _undisplace(self, tx: ClientTransaction | ServerTransaction) -> None:
         displaced = self._displaced.get(tx.key)
@@ -178,13 +217,13 @@ class LayerBase:
             if not displaced:
                 del self._displaced[tx.key]
 
-    def _unindex(self, tx: ClientTransaction | ServerTransaction) -> None:
-        bound = self._by_peer.get(tx.peer)
+    def _unindex(self, address: Address, entry: _Bound) -> None:
+        bound = self._by_peer.get(address)
         if bound is not None:
-            bound.pop(tx, None)
+            bound.pop(entry, None)
             if not bound:
-                del self._by_peer[tx.peer]
+                del self._by_peer[address]
 
     def _send_stateless(self, response: Response, peer: Peer) -> None:
         self.stats.messages.response("out", response)
-        self._out.append((response.serialize(), peer))
+        self.outgoing.append((response.serialize(), peer))

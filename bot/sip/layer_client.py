@@ -49,20 +49,28 @@ class ClientSide(LayerBase):
         }
 
     def send_request(
-        self, request: Request, peer: Peer, now: float, *, wire: bytes | None = None
+        self,
+        request: Request,
+        peer: Peer,
+        now: float,
+        *,
+        wire: bytes | None = None,
+        branch: str | None = None,
     ) -> ClientTransaction:
         """Start a client transaction; the top Via must carry an RFC 3261 branch. ``wire`` is
-        the request already serialized, when the caller has it."""
+        the request already serialized, and ``branch`` that of its top Via, when the caller
+        has them (it wrote that Via)."""
         if request.method == "ACK":
             raise ValueError("ACK is not sent in a transaction: use send_ack()")
-        branch = request.via.rfc3261_branch
+        if branch is None:
+            branch = request.via.rfc3261_branch
         if branch is None:
             raise ValueError("request needs a Via branch starting with z9hG4bK")
         tx = ClientTransaction((branch, request.method), request, peer)
         tx.wire = wire if wire is not None else request.serialize()
         self._store(self._client, tx)
         self.stats.messages.request("out", request)
-        self._out.append((tx.wire, peer))
+        self.outgoing.append((tx.wire, peer))
         t1 = self.timers.t1
         if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
             tx.interval = t1
@@ -77,7 +85,7 @@ class ClientSide(LayerBase):
         self.stats.messages.request("out", ack)
         if transaction is not None:
             transaction.ack = wire
-        self._out.append((wire, peer))
+        self.outgoing.append((wire, peer))
 
     def cancel(self, transaction: ClientTransaction, now: float) -> ClientTransaction | None:
         """CANCEL a pending INVITE (RFC 3261 §9.1); None when there is nothing to cancel."""
@@ -100,18 +108,21 @@ class ClientSide(LayerBase):
         return cancel
 
     def _receive_response(self, response: Response, now: float) -> None:
-        via = response.via
-        tx = self._client.get((via.branch, response.cseq.method))  # §17.1.3
+        # parse_message read CSeq and the top Via of every response it returns (§17.1.3)
+        method = response.cseq.method
+        status = response.status
+        self.stats.messages.answer("in", method, status)
+        tx = self._client.get((response.vias[0].branch, method))  # §17.1.3
         if tx is None:
-            if response.cseq.method == "INVITE" and 200 <= response.status < 300:
-                self._events.append(ResponseReceived(response=response, transaction=None))
+            if method == "INVITE" and 200 <= status < 300:
+                self.events.append(ResponseReceived(response=response, transaction=None))
             else:
                 self.stats.dropped += 1
             return
-        event = response_event(response.status)
+        event = response_event(status)
         before = tx.state
         if before is State.ACCEPTED and tx.ack is not None and self._same_dialog(tx, response):
-            self._out.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
+            self.outgoing.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
             self.stats.retransmissions_sent += 1
             return
         if not tx.allows(event):
@@ -130,7 +141,7 @@ class ClientSide(LayerBase):
     ) -> None:
         if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
             tx.timers.pop(Timer.B, None)
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
 
     def _invite_failed(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -143,8 +154,8 @@ class ClientSide(LayerBase):
             tx.last_response = response
             tx.timers.pop(Timer.B, None)
             self._arm(tx, Timer.D, now, 0 if tx.peer.reliable else 32.0)
-            self._events.append(ResponseReceived(response=response, transaction=tx))
-        self._out.append((tx.ack, tx.peer))
+            self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.outgoing.append((tx.ack, tx.peer))
 
     def _invite_accepted(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -153,14 +164,14 @@ class ClientSide(LayerBase):
             tx.timers.pop(Timer.B, None)
             tx.last_response = response
             self._arm(tx, Timer.M, now, 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
 
     def _non_invite_provisional(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
         if Timer.E in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
             tx.interval = self.timers.t2
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
 
     def _non_invite_final(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -170,7 +181,7 @@ class ClientSide(LayerBase):
         tx.timers.pop(Timer.E, None)
         tx.timers.pop(Timer.F, None)
         self._arm(tx, Timer.K, now, 0 if tx.peer.reliable else self.timers.t4)
-        self._events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(ResponseReceived(response=response, transaction=tx))
         tx.release()  # the TU has the response; Timer K needs none of it
 
     def _retransmit_invite(self, tx: ClientTransaction, now: float) -> None:
@@ -188,7 +199,7 @@ class ClientSide(LayerBase):
         self, tx: ClientTransaction, timer: TimerName, interval: float, now: float
     ) -> None:
         tx.move(Ev.TIMER_RETRANSMIT)  # only Calling, Trying and Proceeding allow it
-        self._out.append((tx.wire, tx.peer))
+        self.outgoing.append((tx.wire, tx.peer))
         self.stats.retransmissions_sent += 1
         tx.interval = interval
         self._arm(tx, timer, now, interval)
@@ -197,7 +208,7 @@ class ClientSide(LayerBase):
         """Timer B or F: no final response came in time (§17.1.1.2, §17.1.2.2)."""
         tx.move(Ev.TIMER_TIMEOUT)  # every state that allows it moves to Terminated
         self._forget(tx)
-        self._events.append(TransactionTimedOut(transaction=tx))
+        self.events.append(TransactionTimedOut(transaction=tx))
 
     def _client_ended(self, tx: ClientTransaction, now: float) -> None:
         """Timer D, K or M: no more retransmitted responses to absorb; forget the transaction."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from bot.sip.errors import SipParseError
 from bot.sip.events import AckReceived, CancelReceived, RequestReceived, TransactionTimedOut
 from bot.sip.inbound import apply_rport, reply_address, server_key
-from bot.sip.layer_base import LayerBase
+from bot.sip.layer_base import Answered, LayerBase
 from bot.sip.message import Request, Response, make_response
 from bot.sip.stateless import answered_statelessly
 from bot.sip.transaction import (
@@ -40,11 +40,11 @@ class ServerSide(LayerBase):
             (False, State.COMPLETED): self._non_invite_final_sent,
         }
         # What each timer does when it fires (RFC 3261 §17.2, RFC 6026 §7.1)
+        # (Timer J ends an answered non-INVITE request, kept as a record: _answered_ended)
         self._server_timers: dict[TimerName, Callable[[ServerTransaction, float], None]] = {
             Timer.G: self._retransmit_response,
             Timer.H: self._server_timed_out,
             Timer.I: self._server_ended,
-            Timer.J: self._server_ended,
             Timer.L: self._accepted_ended,
         }
 
@@ -62,14 +62,30 @@ class ServerSide(LayerBase):
         self.stats.messages.answer("out", tx.method, response.status)
         tx.last_response = response
         tx.wire = response.serialize()
-        self._out.append((tx.wire, tx.reply_to))
+        self.outgoing.append((tx.wire, tx.reply_to))
         if response.status >= 200:
             self._on_final[tx.is_invite, tx.state](tx, now)
 
     def _non_invite_final_sent(self, tx: ServerTransaction, now: float) -> None:
-        t1 = self.timers.t1
-        self._arm(tx, Timer.J, now, 0 if tx.peer.reliable else 64 * t1)  # §17.2.2 Timer J
-        tx.release()
+        """§17.2.2 Completed until Timer J (64*T1, 0 over a reliable transport): what absorbing
+        retransmitted requests needs is kept as a plain record (:data:`Answered`); the
+        transaction object is the TU's alone, in its final state."""
+        key, address = tx.key, tx.peer.address
+        delay = 0 if tx.peer.reliable else 64 * self.timers.t1
+        deadline = self._enqueue(key, Timer.J, now, delay)
+        self._answered[key] = (deadline, tx.wire, tx.reply_to.address, address)
+        # the record takes the transaction's places: in the table, in its peer's index
+        if self._server.get(key) is tx:
+            del self._server[key]
+        bound = self._by_peer.setdefault(address, {})
+        bound.pop(tx, None)
+        bound[key] = None
+
+    def _answered_ended(self, key: tuple[object, ...], answered: Answered) -> None:
+        """Timer J, or a transport failure: an answered request is forgotten (§17.2.2)."""
+        _, _, _, source = answered
+        del self._answered[key]
+        self._unindex(source, key)
 
     def _invite_2xx_sent(self, tx: ServerTransaction, now: float) -> None:
         # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)
@@ -114,6 +130,12 @@ class ServerSide(LayerBase):
         if tx is not None:
             self._server_retransmission(tx, request, peer, now)
             return
+        answered = self._answered.get(key)
+        if answered is not None:  # §17.2.2 Completed: the final response again
+            _, response, address, _ = answered
+            self.stats.retransmissions_absorbed += 1
+            self.outgoing.append((response, Peer(*address)))
+            return
         if request.method == "ACK":
             self._ack_without_transaction(request, peer, now)
             return
@@ -128,7 +150,7 @@ class ServerSide(LayerBase):
         if request.method in UNANSWERED:
             # BENOTIFY is never answered (MS-SIP §3.5, §4.4: "best effort" NOTIFY):
             # nothing would ever end a stored transaction, so none is kept
-            self._events.append(RequestReceived(request=request, transaction=tx))
+            self.events.append(RequestReceived(request=request, transaction=tx))
             return
         self._store(self._server, tx)
         if tx.is_invite:
@@ -137,7 +159,7 @@ class ServerSide(LayerBase):
         if request.method == "CANCEL":
             self._receive_cancel(tx, now)
             return
-        self._events.append(RequestReceived(request=request, transaction=tx))
+        self.events.append(RequestReceived(request=request, transaction=tx))
 
     def _server_retransmission(
         self, tx: ServerTransaction, request: Request, peer: Peer, now: float
@@ -156,7 +178,7 @@ class ServerSide(LayerBase):
         self.stats.retransmissions_absorbed += 1
         tx.move(Ev.RETRANSMISSION)
         if tx.wire:  # Trying has nothing to repeat; any later state repeats its last response
-            self._out.append((tx.wire, tx.reply_to))
+            self.outgoing.append((tx.wire, tx.reply_to))
 
     def _ack_without_transaction(self, ack: Request, peer: Peer, now: float) -> None:
         try:
@@ -171,7 +193,7 @@ class ServerSide(LayerBase):
             tx.timers.pop(Timer.G, None)
             tx.acked = True
             self._accepted.pop(key, None)
-        self._events.append(AckReceived(request=ack, peer=peer, transaction=tx))
+        self.events.append(AckReceived(request=ack, peer=peer, transaction=tx))
 
     def _receive_cancel(self, cancel_tx: ServerTransaction, now: float) -> None:
         cancel = kept_request(cancel_tx)
@@ -186,14 +208,12 @@ class ServerSide(LayerBase):
             invite = kept_request(invite_tx)
             self.respond(invite_tx, make_response(invite, 487, to_tag=to_tag), now)
             invite_tx.cancelled = True
-            self._events.append(
-                CancelReceived(request=cancel, invite=invite, transaction=invite_tx)
-            )
+            self.events.append(CancelReceived(request=cancel, invite=invite, transaction=invite_tx))
 
     def _retransmit_response(self, tx: ServerTransaction, now: float) -> None:
         """Timer G: send the final response again; the interval doubles up to T2 (§17.2.1)."""
         tx.move(Ev.TIMER_RETRANSMIT)
-        self._out.append((tx.wire, tx.reply_to))
+        self.outgoing.append((tx.wire, tx.reply_to))
         self.stats.retransmissions_sent += 1
         tx.interval = min(tx.interval * 2, self.timers.t2)
         self._arm(tx, Timer.G, now, tx.interval)
@@ -202,7 +222,7 @@ class ServerSide(LayerBase):
         """Timer H: no ACK for our non-2xx final response (§17.2.1)."""
         tx.move(Ev.TIMER_TIMEOUT)
         self._forget(tx)
-        self._events.append(TransactionTimedOut(transaction=tx))
+        self.events.append(TransactionTimedOut(transaction=tx))
 
     def _server_ended(self, tx: ServerTransaction, now: float) -> None:
         """Timer I or J: no more retransmitted ACKs or requests to absorb (§17.2.1, §17.2.2)."""
@@ -214,7 +234,7 @@ class ServerSide(LayerBase):
         its 2xx (RFC 6026 §7.1, RFC 3261 §13.3.1.4)."""
         self._server_ended(tx, now)
         if not tx.acked:
-            self._events.append(TransactionTimedOut(transaction=tx))
+            self.events.append(TransactionTimedOut(transaction=tx))
 
 
 def _response_to_tag(tx: ServerTransaction) -> str | None:

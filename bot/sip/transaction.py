@@ -37,9 +37,14 @@ class Peer:
     reliable: bool = field(init=False, repr=False, compare=False)
     """Not UDP (RFC 3261 §17: no retransmissions, timers at 0); worked out once, as the layer
     reads it several times per message."""
+    address: tuple[str, str, int] = field(init=False, repr=False, compare=False)
+    """(transport, host, port) as a plain tuple: what the layer indexes transactions by (a
+    tuple hashes in C, a dataclass in Python), and what a record of an answered request keeps
+    instead of the object (strings and ints: nothing for the garbage collector)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reliable", self.transport != "UDP")
+        object.__setattr__(self, "address", (self.transport, self.host, self.port))
 
 
 class _Member(enum.Enum):
@@ -313,8 +318,8 @@ class ServerTransaction(Transaction):
         """A CANCEL ended this INVITE with 487 (RFC 3261 §9.2); the TU's answer comes too late."""
 
     def release(self) -> None:
-        """Keep only what absorbing retransmissions needs (after a final response: §17.2.2
-        Completed, §17.2.1 Completed, RFC 6026 §7.1 Accepted)."""
+        """Keep only what absorbing retransmissions needs (after a final response to an
+        INVITE: §17.2.1 Completed, RFC 6026 §7.1 Accepted)."""
         self.request = None
         self.last_response = None
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bot.sip.digest import DigestClient
 from bot.sip.headers import Address, Via
-from bot.sip.message import Request, Response, make_response
+from bot.sip.message import Request, Response, make_response, new_branch
 from bot.sip.transaction import Peer
 from bot.sip.uri import SipUri
 from bot.transport.resolver import Resolver, Target
@@ -47,10 +47,17 @@ class Transactions(Protocol):
 
     def via(self, transport: str = "UDP") -> Via: ...
 
+    def via_text(self, transport: str, branch: str) -> str: ...
+
     def name_server(self, peer: Peer, server_name: str) -> None: ...
 
     def transact(
-        self, request: Request, peer: Peer, wire: bytes, on_provisional: Provisional | None
+        self,
+        request: Request,
+        peer: Peer,
+        wire: bytes,
+        branch: str,
+        on_provisional: Provisional | None,
     ) -> Awaitable[Outcome]: ...
 
     def acknowledge(self, ack: Request, peer: Peer) -> None: ...
@@ -80,16 +87,16 @@ class SipClient:
         a 503 the next target is tried (§4.3). A timeout surfaces as 408 and a transport error
         as 503, as RFC 3261 §8.1.3.1 prescribes.
         """
+        if destination is not None and credentials is None:
+            # one target, no digest retry (the requests of a dialog): its one transaction
+            peer = destination if isinstance(destination, Peer) else self._reach(destination)
+            return (await self._send_once(request, peer, on_provisional)).response
         targets = [destination] if destination is not None else await self.targets(request)
         if not targets:
             return make_response(request, 503, "Service Unavailable (no DNS targets)")
         outcome: Outcome | None = None
         for index, target in enumerate(targets):
-            if isinstance(target, Target):
-                self.endpoint.name_server(target.peer, target.server_name)
-                peer = target.peer
-            else:
-                peer = target
+            peer = self._reach(target) if isinstance(target, Target) else target
             outcome = await self._send_with_auth(request, peer, credentials, on_provisional)
             if not (outcome.local or outcome.response.status == 503):
                 break
@@ -104,6 +111,11 @@ class SipClient:
                 )
         assert outcome is not None
         return outcome.response
+
+    def _reach(self, target: Target) -> Peer:
+        """The peer of an RFC 3263 target, whose TLS name the endpoint is told (RFC 5922 §4)."""
+        self.endpoint.name_server(target.peer, target.server_name)
+        return target.peer
 
     async def _send_with_auth(
         self,
@@ -128,10 +140,11 @@ class SipClient:
         or for a large request over UDP the coroutine that tries TCP first."""
         if "max-forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")  # RFC 3261 §8.1.1.6
-        wire = self._add_via(request, peer)
+        branch = new_branch()
+        wire = self._add_via(request, peer, branch)
         if peer.transport == "UDP" and len(wire) > MTU_THRESHOLD:
             return self._over_tcp(request, peer, len(wire), on_provisional)
-        return self.endpoint.transact(request, peer, wire, on_provisional)
+        return self.endpoint.transact(request, peer, wire, branch, on_provisional)
 
     async def _over_tcp(
         self, request: Request, peer: Peer, size: int, on_provisional: Provisional | None
@@ -140,9 +153,9 @@ class SipClient:
         controlled transport; the top Via then names it."""
         endpoint = self.endpoint
         stream = Peer("TCP", peer.host, peer.port)
-        outcome = await endpoint.transact(
-            request, stream, self._add_via(request, stream), on_provisional
-        )
+        branch = new_branch()
+        wire = self._add_via(request, stream, branch)
+        outcome = await endpoint.transact(request, stream, wire, branch, on_provisional)
         if not outcome.refused:
             return outcome
         # §18.1.1: "If the attempt to establish the connection generates either an ICMP
@@ -155,11 +168,14 @@ class SipClient:
             peer,
             size,
         )
-        return await endpoint.transact(request, peer, self._add_via(request, peer), on_provisional)
+        branch = new_branch()
+        wire = self._add_via(request, peer, branch)
+        return await endpoint.transact(request, peer, wire, branch, on_provisional)
 
-    def _add_via(self, request: Request, peer: Peer) -> bytes:
-        """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7)."""
-        request.set_via(self.endpoint.via(peer.transport))
+    def _add_via(self, request: Request, peer: Peer, branch: str) -> bytes:
+        """We originate the request: exactly one Via, ours, with a fresh ``branch``
+        (§8.1.1.7)."""
+        request.headers.put_first("Via", self.endpoint.via_text(peer.transport, branch))
         return request.serialize()
 
     def send_ack(self, ack: Request, peer: Peer) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -72,6 +73,8 @@ class SipEndpoint:
         self._udp: UdpTransport | None = None
         self._streams: dict[str, StreamTransport] = {}
         self._addresses: dict[str, tuple[str, int]] = {}
+        self._via_text: dict[str, str] = {}
+        """Our Via over each transport up to its parameters, as text (see via_text)."""
         self._waiting: dict[ClientTransaction, asyncio.Future[Outcome]] = {}
         self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
         self._invites: dict[tuple[str, int], ClientTransaction] = {}
@@ -91,6 +94,19 @@ class SipEndpoint:
         self.client = SipClient(self)
         """Sends the requests we originate (bot.transport.client)."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._time: Callable[[], float] = time.monotonic
+        """The loop's clock (see :func:`_clock`), set at start."""
+        self._heads_seen = -1
+        """The layer's ``heads_added`` when the timer was last considered (see _arm_timer)."""
+        self._on_event: dict[type[Event], Callable[[Any], None]] = {
+            RequestReceived: self._handle_request,
+            ResponseReceived: self._handle_response,
+            TransactionTimedOut: self._timed_out,
+            TransportFailed: self._transport_failed,
+            AckReceived: self._acked,
+            CancelReceived: self._cancelled,
+        }
+        """What each kind of layer event does (see _pump)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -98,6 +114,7 @@ class SipEndpoint:
         """Open every listener; raises :class:`ListenError` (after closing those already
         open) when one cannot be opened."""
         self._loop = asyncio.get_running_loop()
+        self._time = _clock(self._loop)
         for spec in self.config.listen:
             try:
                 address = await self._listen(spec)
@@ -179,20 +196,31 @@ class SipEndpoint:
         """The datagram gate (``admit``) applied to connections at accept: a banned address
         cannot hold a connection either."""
         assert self._loop is not None
-        return self.admit is None or self.admit(host, self._loop.time())
+        return self.admit is None or self.admit(host, self._time())
 
     # --- building messages --------------------------------------------------------------------
 
     def via(self, transport: str = "UDP") -> Via:
         """A fresh top Via for a request we send over ``transport`` (RFC 3261 §8.1.1.7), asking
         for ``rport`` (RFC 3581)."""
-        host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
-        return Via(
-            transport=transport,
-            host=_uri_host(host),
-            port=port,
-            params=(("branch", new_branch()), ("rport", None)),
-        )
+        host, port = self._sent_by(transport)
+        params = (("branch", new_branch()), ("rport", None))
+        return Via(transport=transport, host=host, port=port, params=params)
+
+    def via_text(self, transport: str, branch: str) -> str:
+        """What :meth:`via` with ``branch`` reads as on the wire, written without building it
+        (every request we send has one)."""
+        sent_by = self._via_text.get(transport)
+        if sent_by is None:
+            host, port = self._sent_by(transport)
+            sent_by = str(Via(transport=transport, host=host, port=port))
+            self._via_text[transport] = sent_by
+        return f"{sent_by};branch={branch};rport"
+
+    def _sent_by(self, transport: str) -> tuple[str, int]:
+        """The host (an IPv6 one in brackets) and port of our Via over ``transport``."""
+        host, port = self._addresses.get(transport) or next(iter(self._addresses.values()))
+        return _uri_host(host), port
 
     def contact(self, user: str | None = None, transport: str = "UDP") -> Address:
         host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
@@ -227,15 +255,21 @@ class SipEndpoint:
         self._server_names[peer] = server_name
 
     def transact(
-        self, request: Request, peer: Peer, wire: bytes, on_provisional: Provisional | None
+        self,
+        request: Request,
+        peer: Peer,
+        wire: bytes,
+        branch: str,
+        on_provisional: Provisional | None,
     ) -> asyncio.Future[Outcome]:
-        """One client transaction for ``request`` (serialized as ``wire``) to ``peer``: the
-        future of its outcome. It is forgotten with its outcome (every client transaction ends
-        in one: a final response, Timer B or F, a transport error), awaited or not."""
+        """One client transaction for ``request`` (serialized as ``wire``, its top Via ours
+        with ``branch``) to ``peer``: the future of its outcome. It is forgotten with its
+        outcome (every client transaction ends in one: a final response, Timer B or F, a
+        transport error), awaited or not."""
         assert self._loop is not None
         if peer.transport != "UDP":
             self.add_stream_transport(peer.transport)
-        tx = self.layer.send_request(request, peer, self._loop.time(), wire=wire)
+        tx = self.layer.send_request(request, peer, self._time(), wire=wire, branch=branch)
         future: asyncio.Future[Outcome] = self._loop.create_future()
         self._waiting[tx] = future
         if on_provisional is not None:
@@ -255,7 +289,7 @@ class SipEndpoint:
         assert self._loop is not None
         for tx in self._waiting:
             if tx.request is invite:
-                self.layer.cancel(tx, self._loop.time())
+                self.layer.cancel(tx, self._time())
                 self._pump()
                 return
 
@@ -265,14 +299,14 @@ class SipEndpoint:
         assert self._loop is not None
         if self.config.user_agent and "server" not in response.headers:
             response.headers.add("Server", self.config.user_agent)
-        self.layer.respond(transaction, response, self._loop.time())
+        self.layer.respond(transaction, response, self._time())
         self._pump()
 
     # --- the pump ------------------------------------------------------------------------------
 
     def _on_message(self, data: bytes, peer: Peer) -> None:
         assert self._loop is not None
-        now = self._loop.time()
+        now = self._time()
         if self.admit is not None and not self.admit(peer.host, now):
             return
         try:
@@ -303,7 +337,7 @@ class SipEndpoint:
         # asyncio may run a call_at callback up to one clock resolution early: the timer was
         # armed for the layer's deadline rounded up to the grid, so every deadline up to that
         # has come and expires in this one pass (aioquic clamps the same way)
-        now = self._loop.time()
+        now = self._time()
         if armed_for is not None:
             now = max(now, armed_for)
         self._expire(now)
@@ -327,35 +361,51 @@ class SipEndpoint:
             return
         self._pumping = True
         layer = self.layer
+        events, on_event = layer.events, self._on_event
         try:
             while True:
-                while (event := layer.next_event()) is not None:
+                while events:
+                    event = events.popleft()
                     try:
-                        self._dispatch(event)
+                        on_event[type(event)](event)
                     except Exception:
                         log.exception("sip.event.failed %s", _describe(event))
                 self._again = False
-                for data, peer in layer.datagrams_to_send():
+                udp, out = self._udp, layer.outgoing
+                if out:
+                    layer.outgoing = []
+                for data, peer in out:
                     try:
-                        self._send(data, peer)
+                        if udp is not None and peer.transport == "UDP":
+                            udp.send(data, peer)
+                        else:
+                            self._send(data, peer)
                     except Exception:
                         log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
                 if not self._again:  # a send failed, and the layer has events about it
                     break
         finally:
             self._pumping = False
-            self._arm_timer()
+            # RFC 3261 §17: the wake-up moves only when the next deadline may be earlier than
+            # the one it was armed for (a timer queue got a new first entry), or it has run
+            if self._timer is None or layer.heads_added != self._heads_seen:
+                self._arm_timer()
 
     def _arm_timer(self) -> None:
         """One ``call_at`` at the layer's next deadline, a future one on the :data:`TIMER_GRID`
         (aioquic's single timer, its wake-ups coalesced). A timer already armed earlier stays:
         a request answered at once cancels its Timer E, and moving the wake-up later and back
-        for each would cost more than the one early wake-up, which re-arms for what is due."""
+        for each would cost more than the one early wake-up, which re-arms for what is due.
+        Only a new first entry of one of the layer's timer queues can make the next deadline
+        earlier (each queue is in deadline order; firing and cancelling make it later): the
+        pump calls this when one did, or when no wake-up is armed."""
         assert self._loop is not None
-        deadline = self.layer.next_deadline()
+        layer = self.layer
+        self._heads_seen = layer.heads_added
+        deadline = layer.next_deadline()
         if deadline is None or deadline == self._deadline:
             return
-        now = self._loop.time()
+        now = self._time()
         if deadline <= now and not self._expiring:
             # due already: a 0 over a reliable transport (RFC 3261 §17.1.2.2, §17.2.2: the
             # transaction ends at once), or one a busy loop is late for; expired here, without
@@ -377,11 +427,10 @@ class SipEndpoint:
             self._timer_at = deadline
 
     def _send(self, data: bytes, peer: Peer) -> None:
+        """Over a stream transport, or over UDP without a socket (the pump sends on the UDP
+        socket itself)."""
         if peer.transport == "UDP":
-            if self._udp is None:
-                self._on_failure(peer, "no UDP socket")
-            else:
-                self._udp.send(data, peer)
+            self._on_failure(peer, "no UDP socket")
             return
         stream = self._streams.get(peer.transport)
         if stream is None:
@@ -389,27 +438,26 @@ class SipEndpoint:
             return
         stream.send(data, peer, self._server_names.get(peer))
 
-    def _dispatch(self, event: Event) -> None:
-        if isinstance(event, RequestReceived):
-            self._handle_request(event.request, event.transaction)
-        elif isinstance(event, ResponseReceived):
-            self._handle_response(event)
-        elif isinstance(event, TransactionTimedOut):
-            tx = event.transaction
-            if isinstance(tx, ClientTransaction):
-                self._finish(tx, Outcome(make_response(kept_request(tx), 408), local=True))
-            else:
-                log.warning("sip.transaction.no_ack key=%s", tx.key)
-        elif isinstance(event, TransportFailed):
-            tx = event.transaction
-            if isinstance(tx, ClientTransaction):
-                reason = f"Service Unavailable ({event.reason})"[:100]
-                response = make_response(kept_request(tx), 503, reason)
-                self._finish(tx, Outcome(response, local=True, refused=refused(event.reason)))
-        elif isinstance(event, AckReceived):
-            if self.on_ack is not None:
-                self.on_ack(event.request)
-        elif isinstance(event, CancelReceived) and self.on_cancel is not None:
+    def _timed_out(self, event: TransactionTimedOut) -> None:
+        tx = event.transaction
+        if isinstance(tx, ClientTransaction):
+            self._finish(tx, Outcome(make_response(kept_request(tx), 408), local=True))
+        else:
+            log.warning("sip.transaction.no_ack key=%s", tx.key)
+
+    def _transport_failed(self, event: TransportFailed) -> None:
+        tx = event.transaction
+        if isinstance(tx, ClientTransaction):
+            reason = f"Service Unavailable ({event.reason})"[:100]
+            response = make_response(kept_request(tx), 503, reason)
+            self._finish(tx, Outcome(response, local=True, refused=refused(event.reason)))
+
+    def _acked(self, event: AckReceived) -> None:
+        if self.on_ack is not None:
+            self.on_ack(event.request)
+
+    def _cancelled(self, event: CancelReceived) -> None:
+        if self.on_cancel is not None:
             self.on_cancel(event.invite)
 
     def _handle_response(self, event: ResponseReceived) -> None:
@@ -436,7 +484,8 @@ class SipEndpoint:
         if future is not None and not future.done():  # done: the caller cancelled it
             future.set_result(outcome)
 
-    def _handle_request(self, request: Request, tx: ServerTransaction) -> None:
+    def _handle_request(self, event: RequestReceived) -> None:
+        request, tx = event.request, event.transaction
         if self.handler is None:
             self.respond(tx, make_response(request, 501))
             return
@@ -461,3 +510,12 @@ def _describe(event: Event) -> str:
 
 def _uri_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The clock of ``loop`` (``call_at`` deadlines are on it) as one call: asyncio's own
+    ``loop.time()`` is ``time.monotonic()`` wrapped in a Python method, read several times
+    per message; another loop (uvloop) keeps its own."""
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time

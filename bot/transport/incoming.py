@@ -33,16 +33,14 @@ class Answerer(Protocol):
 class ServerRequest:
     """A request handed to the application, with the means to answer it."""
 
-    __slots__ = ("request", "transaction", "_endpoint")
+    __slots__ = ("request", "transaction", "peer", "_endpoint")
 
     def __init__(self, request: Request, transaction: ServerTransaction, endpoint: Answerer):
         self.request = request
         self.transaction = transaction
+        self.peer: Peer = transaction.peer
+        """Where the request came from (its transaction's peer)."""
         self._endpoint = endpoint
-
-    @property
-    def peer(self) -> Peer:
-        return self.transaction.peer
 
     def respond(self, response: Response | int, reason: str | None = None) -> Response:
         if isinstance(response, int):

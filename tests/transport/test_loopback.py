@@ -86,6 +86,30 @@ async def test_rport_and_received_are_filled_in(
     assert f"rport={client.address('UDP')[1]}" in seen_via  # RFC 3581 §4
 
 
+@pytest.mark.parametrize("transport", ["UDP", "TCP"])
+async def test_each_request_carries_one_via_ours_with_a_fresh_branch(
+    pair: tuple[SipEndpoint, SipEndpoint, Recorder], transport: str
+) -> None:
+    """RFC 3261 §8.1.1.7: one Via, ours (our address over that transport, rport as RFC 3581
+    asks), with a new RFC 3261 branch per request; written as text on the way out, it reads
+    exactly as the Via object the endpoint builds."""
+    server, client, recorder = pair
+    host, port = server.address(transport)
+    for _ in range(2):
+        request = options(host, port)
+        request.headers.add("Via", "SIP/2.0/UDP stale.test;branch=z9hG4bKold")
+        response = await client.request(request, destination=Peer(transport, host, port))
+        assert response.status == 200
+    first, second = (seen.request for seen in recorder.seen)
+    ours = client.via(transport)
+    for seen in (first, second):
+        [via] = seen.vias
+        assert (via.transport, via.host, via.port) == (ours.transport, ours.host, ours.port)
+        assert via.rfc3261_branch is not None and via.param("rport") is not None
+    assert first.via.branch != second.via.branch
+    assert ours.branch is not None and client.via_text(transport, ours.branch) == str(ours)
+
+
 async def test_a_route_naming_us_is_consumed_and_others_are_left(
     pair: tuple[SipEndpoint, SipEndpoint, Recorder],
 ) -> None:

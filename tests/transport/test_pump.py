@@ -187,3 +187,45 @@ async def test_a_handler_answering_twice_is_logged_not_lost(
         while server._handlers._tasks:  # the handler task ends once its second answer was refused
             await asyncio.wait(set(server._handlers._tasks), timeout=5)
     assert "sip.handler.answer_refused method=MESSAGE call_id=twice-1 status=486" in caplog.text
+
+
+class _FarClockLoop(asyncio.SelectorEventLoop):
+    """A loop whose clock is not ``time.monotonic()`` (as uvloop's is its own): a day ahead."""
+
+    def time(self) -> float:
+        return super().time() + 86_400.0
+
+
+def test_timers_run_on_the_loops_own_clock() -> None:
+    """The endpoint reads the clock its ``call_at`` deadlines are on: on a loop with a clock of
+    its own, Timer E still retransmits T1 and 2*T1 apart and Timer F still ends the request
+    with 408 at 64*T1 (RFC 3261 §17.1.2.2), neither at once nor never."""
+
+    async def scenario() -> tuple[list[float], int]:
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.setblocking(False)
+            port = silent.getsockname()[1]
+            config = EndpointConfig(listen=(Listen(port=0),), timers=FAST)
+            async with SipEndpoint(config) as client:
+                pending = client.request(
+                    options("127.0.0.1", port, "clock-1"),
+                    destination=Peer("UDP", "127.0.0.1", port),
+                )
+                task = asyncio.ensure_future(pending)
+                arrivals: list[float] = []
+                for _ in range(3):  # the request, then Timer E twice
+                    await asyncio.wait_for(loop.sock_recv(silent, 65535), 5)
+                    arrivals.append(loop.time())
+                response = await asyncio.wait_for(task, 10)
+        return arrivals, response.status
+
+    loop = _FarClockLoop()
+    try:
+        arrivals, status = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    assert gaps[0] >= FAST.t1 and gaps[1] >= 2 * FAST.t1 and gaps[1] < 4 * FAST.t1 + 0.5
+    assert status == 408
