@@ -156,20 +156,20 @@ def run(args: argparse.Namespace) -> None:
             f"runtime: {{event_loop: {args.loop}}}\n"
         )
         config = load_config(work / "config.yaml")
-        eventloop.run(serve(config, work, args), config.runtime.event_loop)
+        with open(work / "bot.log", "w") as log:  # open until the loop's last flush
+            configure(config.logging, log)
+            eventloop.run(serve(config, work, args), config.runtime.event_loop)
 
 
 async def serve(config: Config, work: Path, args: argparse.Namespace) -> None:
     """The bot on the loop its configuration names, as `sipbot run` serves."""
-    with open(work / "bot.log", "w") as log:
-        configure(config.logging, log)
-        runtime = Runtime(config, data_dir=work)
-        await runtime.start()
-        tune_gc()
-        try:
-            await drive(runtime, args)
-        finally:
-            await runtime.stop()
+    runtime = Runtime(config, data_dir=work)
+    await runtime.start()
+    tune_gc()
+    try:
+        await drive(runtime, args)
+    finally:
+        await runtime.stop()
 
 
 async def drive(runtime: Runtime, args: argparse.Namespace) -> None:
