@@ -127,7 +127,12 @@ class UdpTransport(asyncio.DatagramProtocol):
         else:
             # uvloop closes the socket it is given a loop turn after it is told to: it gets a
             # descriptor of its own, and ours is closed at once by close()
-            await self._loop.create_datagram_endpoint(lambda: self, sock=self._sock.dup())
+            reader = self._sock.dup()
+            try:
+                await self._loop.create_datagram_endpoint(lambda: self, sock=reader)
+            except BaseException:
+                reader.close()
+                raise
 
     @property
     def local(self) -> tuple[str, int]:
