@@ -23,19 +23,29 @@ pytestmark = pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
 ICMP_REFUSED = f"{REFUSED} (ICMP unreachable)"
 
 
+@pytest.fixture(params=["127.0.0.1", "::1"])
+def host(request: pytest.FixtureRequest) -> str:
+    """Loopback over IPv4 (ICMP, ``IP_RECVERR``) and IPv6 (ICMPv6, ``IPV6_RECVERR``)."""
+    return str(request.param)
+
+
+def family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 @pytest.fixture
-def closed_port() -> int:
+def closed_port(host: str) -> int:
     """A UDP port nothing listens on: a datagram to it is answered with ICMP port unreachable."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+    with socket.socket(family(host), socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
 @pytest.fixture
-def listener() -> Iterator[socket.socket]:
+def listener(host: str) -> Iterator[socket.socket]:
     """A plain UDP socket that only receives."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+    with socket.socket(family(host), socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
         sock.setblocking(False)
         yield sock
 
@@ -57,18 +67,19 @@ async def idle_cpu(seconds: float) -> float:
 
 
 async def test_icmp_unreachable_is_an_immediate_503_and_udp_is_still_answered(
-    closed_port: int,
+    host: str, closed_port: int
 ) -> None:
     recorder = Recorder()
-    bot = SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST), handler=recorder)
-    phone = SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST))
+    listen = (Listen(host=host, port=0),)
+    bot = SipEndpoint(EndpointConfig(listen=listen, timers=FAST), handler=recorder)
+    phone = SipEndpoint(EndpointConfig(listen=listen, timers=FAST))
     async with bot, phone:
-        host, port = bot.address()
+        _, port = bot.address()
         for attempt in range(3):
             started = time.monotonic()
             refused = await bot.request(
-                options("127.0.0.1", closed_port, f"gone-{attempt}"),
-                destination=Peer("UDP", "127.0.0.1", closed_port),
+                options(host, closed_port, f"gone-{attempt}"),
+                destination=Peer("UDP", host, closed_port),
             )
             assert refused.status == 503  # not 408 after 64*T1
             assert time.monotonic() - started < 1.0
@@ -82,18 +93,15 @@ async def test_icmp_unreachable_is_an_immediate_503_and_udp_is_still_answered(
 
 
 async def test_a_pending_icmp_error_fails_only_the_peer_it_concerns(
-    closed_port: int, listener: socket.socket
+    host: str, closed_port: int, listener: socket.socket
 ) -> None:
     failures: list[tuple[Peer, str]] = []
     udp = await UdpTransport.open(
-        "127.0.0.1",
-        0,
-        lambda data, peer: None,
-        lambda peer, reason: failures.append((peer, reason)),
+        host, 0, lambda data, peer: None, lambda peer, reason: failures.append((peer, reason))
     )
     try:
-        gone = Peer("UDP", "127.0.0.1", closed_port)
-        other = Peer("UDP", "127.0.0.1", int(listener.getsockname()[1]))
+        gone = Peer("UDP", host, closed_port)
+        other = Peer("UDP", host, int(listener.getsockname()[1]))
         udp.send(b"OPTIONS sip:gone", gone)
         # the loop does not run meanwhile: the ICMP error waits on the socket for the next send
         assert error_raised(udp._sock, wait=5)
@@ -108,7 +116,7 @@ async def test_a_pending_icmp_error_fails_only_the_peer_it_concerns(
 
 
 async def test_an_icmp_error_read_with_the_datagrams_goes_to_its_peer_and_reading_goes_on(
-    closed_port: int, listener: socket.socket
+    host: str, closed_port: int, listener: socket.socket
 ) -> None:
     got: list[bytes] = []
     arrived = asyncio.Event()
@@ -123,9 +131,9 @@ async def test_an_icmp_error_read_with_the_datagrams_goes_to_its_peer_and_readin
         failures.append((peer, reason))
         failed.set()
 
-    udp = await UdpTransport.open("127.0.0.1", 0, on_message, on_failure)
+    udp = await UdpTransport.open(host, 0, on_message, on_failure)
     try:
-        gone = Peer("UDP", "127.0.0.1", closed_port)
+        gone = Peer("UDP", host, closed_port)
         for n in range(3):
             arrived.clear()
             failed.clear()
@@ -140,16 +148,15 @@ async def test_an_icmp_error_read_with_the_datagrams_goes_to_its_peer_and_readin
         udp.close()
 
 
-async def test_a_send_that_fails_by_itself_fails_its_peer(listener: socket.socket) -> None:
+async def test_a_send_that_fails_by_itself_fails_its_peer(
+    host: str, listener: socket.socket
+) -> None:
     failures: list[tuple[Peer, str]] = []
     udp = await UdpTransport.open(
-        "127.0.0.1",
-        0,
-        lambda data, peer: None,
-        lambda peer, reason: failures.append((peer, reason)),
+        host, 0, lambda data, peer: None, lambda peer, reason: failures.append((peer, reason))
     )
     try:
-        too_big = Peer("UDP", "127.0.0.1", int(listener.getsockname()[1]))
+        too_big = Peer("UDP", host, int(listener.getsockname()[1]))
         udp.send(b"x" * 70000, too_big)  # more than a datagram holds: EMSGSIZE
         assert [(peer, reason.split(":")[0]) for peer, reason in failures] == [
             (too_big, "send failed")
