@@ -188,25 +188,20 @@ class UdpTransport(asyncio.DatagramProtocol):
         if self._sock.fileno() < 0:
             self._on_failure(peer, "UDP socket closed")
             return
-        try:
-            self._sock.sendto(data, (peer.host, peer.port))
-        except (BlockingIOError, InterruptedError):
-            self.send_drops += 1
-        except OSError:
-            # Most likely an ICMP error for an earlier datagram, to any peer, that failed this
-            # send (and took ``sk_err`` with it): the queue tells whom it concerns, and the
-            # datagram is sent once more - a second failure is this peer's own.
-            self._read_errors()
-            self._send_again(data, peer)
-
-    def _send_again(self, data: bytes, peer: Peer) -> None:
-        try:
-            self._sock.sendto(data, (peer.host, peer.port))
-        except (BlockingIOError, InterruptedError):
-            self.send_drops += 1
-        except OSError as exc:
-            self._read_errors()
-            self._on_failure(peer, f"send failed: {exc}")
+        for again in (False, True):
+            try:
+                self._sock.sendto(data, (peer.host, peer.port))
+            except (BlockingIOError, InterruptedError):
+                self.send_drops += 1
+            except OSError as exc:
+                # Most likely an ICMP error for an earlier datagram, to any peer, that failed
+                # this send (taking ``sk_err`` with it): the queue tells whom it concerns, and
+                # the datagram is sent once more - a second failure is this peer's own.
+                self._read_errors()
+                if not again:
+                    continue
+                self._on_failure(peer, f"send failed: {exc}")
+            return
 
     def close(self) -> None:
         if self._sock.fileno() < 0:
