@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot import eventloop  # noqa: E402
 from bot.config.sections import LoggingConfig, MediaConfig  # noqa: E402
 from bot.logs import configure  # noqa: E402
 from bot.media.ports import PortRange  # noqa: E402
@@ -180,6 +181,12 @@ def main() -> None:
         "--srtp", action="store_true", help="SRTP (the sink reads the clear header)"
     )
     parser.add_argument("--port-min", type=int, default=24000, help="RTP ports from here")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the event loop, as runtime.event_loop (auto: the bot's default)",
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -195,7 +202,7 @@ def main() -> None:
     assert child.stdin is not None and child.stdout is not None
     try:
         ports = json.loads(child.stdout.readline())
-        sent = asyncio.run(senders(args, ports))
+        sent = eventloop.run(senders(args, ports), args.loop)
     finally:
         child.stdin.close()
     got = json.loads(child.stdout.readline())
@@ -205,7 +212,7 @@ def main() -> None:
         f"{args.streams} streams × {args.seconds:g} s PCMU/20 ms"
         f"{' over SRTP' if args.srtp else ''}{' (aligned starts)' if args.aligned else ''}; "
         f"{os.cpu_count()} CPUs, "
-        f"{platform.machine()}, Python {platform.python_version()}"
+        f"{platform.machine()}, Python {platform.python_version()}, loop {args.loop}"
     )
     print(f"packets: sent {sent['sent']:,}, received {got['received']:,}")
     print(

@@ -13,6 +13,7 @@ and to compare two commits quickly:
   PYTHONPATH=$PWD python bench/hotpath_bench.py --command "my meetings"
   PYTHONPATH=$PWD python bench/hotpath_bench.py --mode pager     # pre-authorized pager MESSAGEs
   PYTHONPATH=$PWD python bench/hotpath_bench.py --profile /tmp/hot.prof   # python -m pstats
+  PYTHONPATH=$PWD python bench/hotpath_bench.py --loop asyncio   # runtime.event_loop (auto)
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.config import load_config  # noqa: E402
+from bot import eventloop  # noqa: E402
+from bot.config import Config, load_config  # noqa: E402
 from bot.logs import configure  # noqa: E402
 from bot.runtime import Runtime, tune_gc  # noqa: E402
 from bot.sip.digest_client import DigestClient  # noqa: E402
@@ -141,30 +143,33 @@ class Wire:
             await self.arrived.wait()
 
 
-async def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="sipbot-hotpath-") as folder:
-        await serve(Path(folder), args)
+        work = Path(folder)
+        (work / "config.yaml").write_text(
+            "sip:\n  listen: [{transport: udp, host: 127.0.0.1, port: 0}]\n"
+            "im:\n  rate_limit: {rate: 1000000.0, burst: 1000000}\n"
+            "  loop_breaker: {max_replies: 1000000}\n  max_sessions_per_sender: 1000\n"
+            f"conferences:\n  database_url: sqlite+aiosqlite:///{work / 'bot.db'}\n"
+            f"  cache_seconds: {args.cache_seconds}\n"
+            "logging: {format: json, level: INFO}\n"
+            f"runtime: {{event_loop: {args.loop}}}\n"
+        )
+        config = load_config(work / "config.yaml")
+        with open(work / "bot.log", "w") as log:  # open until the loop's last flush
+            configure(config.logging, log)
+            eventloop.run(serve(config, work, args), config.runtime.event_loop)
 
 
-async def serve(work: Path, args: argparse.Namespace) -> None:
-    (work / "config.yaml").write_text(
-        "sip:\n  listen: [{transport: udp, host: 127.0.0.1, port: 0}]\n"
-        "im:\n  rate_limit: {rate: 1000000.0, burst: 1000000}\n"
-        "  loop_breaker: {max_replies: 1000000}\n  max_sessions_per_sender: 1000\n"
-        f"conferences:\n  database_url: sqlite+aiosqlite:///{work / 'bot.db'}\n"
-        f"  cache_seconds: {args.cache_seconds}\n"
-        "logging: {format: json, level: INFO}\n"
-    )
-    config = load_config(work / "config.yaml")
-    with open(work / "bot.log", "w") as log:
-        configure(config.logging, log)
-        runtime = Runtime(config, data_dir=work)
-        await runtime.start()
-        tune_gc()
-        try:
-            await drive(runtime, args)
-        finally:
-            await runtime.stop()
+async def serve(config: Config, work: Path, args: argparse.Namespace) -> None:
+    """The bot on the loop its configuration names, as `sipbot run` serves."""
+    runtime = Runtime(config, data_dir=work)
+    await runtime.start()
+    tune_gc()
+    try:
+        await drive(runtime, args)
+    finally:
+        await runtime.stop()
 
 
 async def drive(runtime: Runtime, args: argparse.Namespace) -> None:
@@ -193,7 +198,8 @@ async def drive(runtime: Runtime, args: argparse.Namespace) -> None:
     print(
         f"mode={args.mode} command={args.command!r} commands={args.commands} "
         f"per {'challenge' if args.mode == 'pager' else 'session'}={args.per_session} "
-        f"cache_seconds={args.cache_seconds}"
+        f"cache_seconds={args.cache_seconds} "
+        f"loop={eventloop.name(asyncio.get_running_loop())}"
     )
     print(f"datagrams sent by the bot: {wire.count / args.commands:.2f} per command")
     print(
@@ -356,8 +362,14 @@ def main() -> None:
     )
     parser.add_argument("--cache-seconds", type=float, default=5.0)
     parser.add_argument("--profile", type=Path, help="cProfile (CPU time) the commands to here")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the event loop, as runtime.event_loop (auto: the bot's default)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args))
+    run(args)
 
 
 if __name__ == "__main__":

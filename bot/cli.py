@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import __version__
+from bot import __version__, eventloop
 from bot.config import Config, ConfigError, load_config
 from bot.control import ControlError, ask
 from bot.datadir import data_dir, prepare
@@ -177,7 +177,7 @@ def _run(config: Config, path: Path | None, data: Path) -> int:
     try:
         prepare(data)
         print(f"sipbot: data in {data}", file=sys.stderr, flush=True)
-        asyncio.run(serve())
+        eventloop.run(serve(), config.runtime.event_loop)
     except ConfigError as exc:
         print("\n".join(exc.messages), file=sys.stderr)
         return CONFIG_ERROR

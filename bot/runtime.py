@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from bot import eventloop
 from bot.admin import AdminApi
 from bot.announcements.watch import conference_subscriber
 from bot.announcements.wiring import Announcements, build_announcements
@@ -211,6 +212,7 @@ class Runtime:
             identity=self.config.sip.identity,
             mode=self.config.sip.mode,
             listen=listen,
+            event_loop=eventloop.name(asyncio.get_running_loop()),
         )
 
     async def _start_announcements(self) -> None:

@@ -345,6 +345,12 @@ class ShutdownConfig(_Section):
     registration removed, replies in flight sent; what is left then is cut."""
 
 
+class RuntimeConfig(_Section):
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    """auto: uvloop when it is installed (it is, with the bot), else asyncio's own loop;
+    uvloop: that or a config error; asyncio: the standard library's loop. Read at start."""
+
+
 class Config(_Section):
     sip: SipConfig = SipConfig()
     registrar: RegistrarConfig = RegistrarConfig()
@@ -362,6 +368,7 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
     reload: ReloadConfig = ReloadConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
 
     @model_validator(mode="after")
     def _rules_find_their_conferences(self) -> Config:

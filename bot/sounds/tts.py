@@ -9,6 +9,7 @@ sentence being rendered wait for that render (bot.singleflight).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import structlog
@@ -61,14 +62,25 @@ class Speaker:
     async def _render(self, key: Key, timeout: float) -> Sound:
         text, voice, speed = key
         started = time.monotonic()
-        try:
-            process = await asyncio.create_subprocess_exec(
+        starting = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 self._program,
                 *("-v", voice, "-s", str(speed), "--stdout", "--stdin"),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
+        )
+        try:
+            process = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # cancelled while espeak-ng starts (uvloop would kill it there without reaping it):
+            # it is let start, then killed and reaped as a render cancelled later
+            with contextlib.suppress(OSError):
+                started_late = await starting
+                started_late.kill()
+                await started_late.wait()
+            raise
         except OSError as exc:
             raise SoundError(
                 f"Text to speech needs espeak-ng, which cannot be started here ({exc.strerror}): "

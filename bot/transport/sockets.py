@@ -12,6 +12,8 @@ import errno
 import logging
 import socket
 import ssl
+import struct
+from asyncio import selector_events
 from collections.abc import Callable
 from typing import cast
 
@@ -52,8 +54,13 @@ being dropped (the kernel caps it at net.core.rmem_max / wmem_max)."""
 IP_RECVERR, IPV6_RECVERR = 11, 25
 """Linux <linux/in.h>, <linux/in6.h> (not in Python's socket module): without them an
 unconnected UDP socket is never told of an ICMP error (ip(7), "IP_RECVERR")."""
-ERROR_QUEUE_READS = 16
-"""ICMP errors read from the socket's error queue per wake-up."""
+_EXTENDED_ERROR = struct.Struct("=IBBBB")
+"""The head of Linux's ``struct sock_extended_err`` (<linux/errqueue.h>): errno, origin, ICMP
+type and code, padding."""
+_ICMP_ORIGINS = frozenset({2, 3})
+"""``SO_EE_ORIGIN_ICMP`` and ``SO_EE_ORIGIN_ICMP6``: the error came from the network, not from
+this host refusing a datagram we tried to send (``SO_EE_ORIGIN_LOCAL``, which that send
+already reported)."""
 
 MAX_DATAGRAMS_PER_WAKEUP = 64
 """UDP datagrams read per readiness event: one event loop turn then serves a burst."""
@@ -62,13 +69,26 @@ KNOWN_SOURCES = 4096
 when more come: a Peer is only a value, made again when needed)."""
 
 
-class UdpTransport:
+class UdpTransport(asyncio.DatagramProtocol):
     """One UDP socket: datagrams in, datagrams out (RFC 3261 §18.1.1, §18.2.1).
 
-    It reads the socket itself (``loop.add_reader``) so that one wake-up drains a burst of
-    datagrams, where asyncio's datagram transport reads one per loop turn. A datagram the
-    kernel cannot take right now is dropped like any lost datagram: the transaction layer
-    retransmits.
+    On asyncio's own (selector) loop it reads the socket itself (``loop.add_reader``) so that
+    one wake-up drains a burst of datagrams, where asyncio's datagram transport reads one per
+    loop turn. On uvloop it is the protocol of uvloop's datagram transport (libuv ``uv_udp``,
+    up to 32 datagrams per wake-up): uvloop's ``add_reader`` is libuv's ``uv_poll``, which
+    stops watching a socket for good on ``EPOLLERR`` - and ``IP_RECVERR`` raises that for every
+    ICMP error - where ``uv_udp`` reads on, handing the error to :meth:`error_received`.
+
+    Either way, datagrams leave through our own socket object (uvloop's send reports an error
+    without the peer it was for), so a failed send is known to be for the peer it was sent
+    to. A datagram the kernel cannot take right now is dropped like any lost datagram: the
+    transaction layer retransmits.
+
+    With ``IP_RECVERR`` the kernel keeps each ICMP error in the socket's error queue and also
+    marks the socket (``sk_err``): the next receive *or send*, whatever peer it is for, fails
+    with that error once, and ``EPOLLERR`` stays raised until the queue is read. So whoever
+    meets the error reads the whole queue (:meth:`_read_errors`): each error goes to the peer
+    it concerns, and an idle loop is not woken again and again.
     """
 
     def __init__(self, sock: socket.socket, on_message: OnMessage, on_failure: OnFailure):
@@ -76,7 +96,8 @@ class UdpTransport:
         self._on_message = on_message
         self._on_failure = on_failure
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._readable)
+        self._datagrams: asyncio.BaseTransport | None = None
+        """uvloop's datagram transport reading the socket, when the loop is uvloop."""
         self._sources: dict[object, Peer] = {}
         """The Peer of each recent source address: one per datagram cost a dataclass init."""
         self.send_drops = 0
@@ -93,10 +114,25 @@ class UdpTransport:
             _grow_buffers(sock)
             _receive_errors(sock, family)
             sock.bind((host, port))
+            udp = cls(sock, on_message, on_failure)
+            await udp._start_reading()
         except OSError:
             sock.close()
             raise
-        return cls(sock, on_message, on_failure)
+        return udp
+
+    async def _start_reading(self) -> None:
+        if isinstance(self._loop, selector_events.BaseSelectorEventLoop):
+            self._loop.add_reader(self._sock.fileno(), self._readable)
+        else:
+            # uvloop closes the socket it is given a loop turn after it is told to: it gets a
+            # descriptor of its own, and ours is closed at once by close()
+            reader = self._sock.dup()
+            try:
+                await self._loop.create_datagram_endpoint(lambda: self, sock=reader)
+            except BaseException:
+                reader.close()
+                raise
 
     @property
     def local(self) -> tuple[str, int]:
@@ -107,6 +143,9 @@ class UdpTransport:
     def is_open(self) -> bool:
         return self._sock.fileno() >= 0
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._datagrams = transport
+
     def _readable(self) -> None:
         for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
             try:
@@ -116,42 +155,71 @@ class UdpTransport:
             except OSError:
                 self._read_errors()
                 continue
-            if not data.strip(b"\r\n\x00 "):
-                continue  # a keep-alive (RFC 5626 §3.5.1 style CRLFs, or NAT-refresh zeros)
-            peer = self._sources.get(addr)
-            if peer is None:
-                if len(self._sources) >= KNOWN_SOURCES:
-                    self._sources.clear()
-                peer = self._sources[addr] = _peer("UDP", addr)
-            self._on_message(data, peer)
+            self.datagram_received(data, addr)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if not data.strip(b"\r\n\x00 "):
+            return  # a keep-alive (RFC 5626 §3.5.1 style CRLFs, or NAT-refresh zeros)
+        peer = self._sources.get(addr)
+        if peer is None:
+            if len(self._sources) >= KNOWN_SOURCES:
+                self._sources.clear()
+            peer = self._sources[addr] = _peer("UDP", addr)
+        self._on_message(data, peer)
+
+    def error_received(self, exc: Exception) -> None:
+        """uvloop read an error instead of a datagram: an ICMP error is queued."""
+        self._read_errors()
 
     def _read_errors(self) -> None:
         """ICMP errors (port or host unreachable) for datagrams we sent, each with the address
         it was sent to: a transport error for that peer, which RFC 3261 §8.1.3.1 turns into a
-        503 at once instead of a timeout after 64*T1 (§18.4: ICMP errors are transport errors)."""
-        for _ in range(ERROR_QUEUE_READS):
+        503 at once instead of a timeout after 64*T1 (§18.4: ICMP errors are transport errors).
+        The queue is read to the end: ``EPOLLERR`` is raised while anything is left in it."""
+        while True:
             try:
-                _, _, _, addr = self._sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+                _, ancillary, _, addr = self._sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
             except OSError:
-                return  # the queue is empty
-            if isinstance(addr, tuple) and len(addr) >= 2:
+                return  # the queue is empty (or the socket closed)
+            if _from_the_network(ancillary) and isinstance(addr, tuple) and len(addr) >= 2:
                 self._on_failure(_peer("UDP", addr), f"{REFUSED} (ICMP unreachable)")
 
     def send(self, data: bytes, peer: Peer) -> None:
         if self._sock.fileno() < 0:
             self._on_failure(peer, "UDP socket closed")
             return
-        try:
-            self._sock.sendto(data, (peer.host, peer.port))
-        except (BlockingIOError, InterruptedError):
-            self.send_drops += 1
-        except OSError as exc:
-            self._on_failure(peer, f"send failed: {exc}")
+        for again in (False, True):
+            try:
+                self._sock.sendto(data, (peer.host, peer.port))
+            except (BlockingIOError, InterruptedError):
+                self.send_drops += 1
+            except OSError as exc:
+                # Most likely an ICMP error for an earlier datagram, to any peer, that failed
+                # this send (taking ``sk_err`` with it): the queue tells whom it concerns, and
+                # the datagram is sent once more - a second failure is this peer's own.
+                self._read_errors()
+                if not again:
+                    continue
+                self._on_failure(peer, f"send failed: {exc}")
+            return
 
     def close(self) -> None:
-        if self._sock.fileno() >= 0:
+        if self._sock.fileno() < 0:
+            return
+        if self._datagrams is not None:
+            self._datagrams.close()
+        else:
             self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
+        self._sock.close()
+
+
+def _from_the_network(ancillary: list[tuple[int, int, bytes]]) -> bool:
+    """Does the error-queue entry whose control messages are ``ancillary`` carry an ICMP error
+    (ip(7) ``IP_RECVERR``: a ``sock_extended_err`` with its origin)?"""
+    for _, _, data in ancillary:
+        if len(data) >= _EXTENDED_ERROR.size:
+            return _EXTENDED_ERROR.unpack_from(data)[1] in _ICMP_ORIGINS
+    return False
 
 
 def _receive_errors(sock: socket.socket, family: int) -> None:

@@ -48,6 +48,8 @@ class FakeStream:
         self.played: list[int] = []
         self.endless = False
         """play() lasts until cancelled (a call that ends while playing)."""
+        self.playing = asyncio.Event()
+        """play() was entered."""
 
     def start(self, session: AudioSession) -> None:
         self.started.append(session)
@@ -58,6 +60,7 @@ class FakeStream:
 
     async def play(self, pcm: NDArray[np.int16]) -> float:
         self.played.append(len(pcm))
+        self.playing.set()
         if self.endless:
             await asyncio.Event().wait()
         return len(pcm) / self.sample_rate

@@ -68,6 +68,7 @@ async def test_a_call_that_ends_while_playing_says_so(make_bot: MakeBot, callee:
     await callee.next("ACK")
     bot.streams.opened[0].endless = True
     playing = asyncio.ensure_future(call.play(Tone()))
+    await asyncio.wait_for(bot.streams.opened[0].playing.wait(), WAIT)
     await callee.send("BYE")
     with pytest.raises(CallFailed, match="ended while playing"):
         await asyncio.wait_for(playing, WAIT)

@@ -182,7 +182,8 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[StartBot]:
         bot.follow()
         running.append(bot)
         await wait_until_answering(bot)
-        await bot.event("bot.started")  # all of it: the admin listener opens after SIP
+        # all of it (the admin listener opens after SIP), on uvloop (runtime.event_loop: auto)
+        await bot.event("bot.started", event_loop="uvloop")
         return bot
 
     yield start

@@ -16,6 +16,8 @@ from bot.transport.client import MTU_THRESHOLD
 from bot.transport.endpoint import EndpointConfig, Listen, SipEndpoint
 from tests.transport.test_loopback import FAST, Recorder
 
+pytestmark = pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
+
 BODY = ("Your meetings: " + "Weekly sync, 10:00-11:00; " * 120)[:3000].encode()
 
 

@@ -13,6 +13,8 @@ from bot.sip.transaction import Peer
 from bot.transport import sockets
 from bot.transport.sockets import UdpTransport
 
+pytestmark = pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
+
 
 async def receive_from(senders: list[socket.socket], each: int) -> tuple[UdpTransport, list[Peer]]:
     seen: list[Peer] = []
