@@ -7,6 +7,7 @@ import asyncio
 import errno
 import functools
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -124,12 +125,27 @@ async def _bind_pair(
 ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]:
     """Both sockets bound, or neither (the RTP one is closed if RTCP's bind fails)."""
     loop = asyncio.get_running_loop()
-    rtp_transport, _ = await loop.create_datagram_endpoint(lambda: rtp, local_addr=(host, port))
+    rtp_transport, _ = await loop.create_datagram_endpoint(lambda: rtp, sock=_bound(host, port))
     try:
         rtcp_transport, _ = await loop.create_datagram_endpoint(
-            lambda: rtcp, local_addr=(host, port + 1)
+            lambda: rtcp, sock=_bound(host, port + 1)
         )
     except BaseException:
         rtp_transport.close()
         raise
     return rtp_transport, rtcp_transport
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to (host, port), bound here rather than by the loop: uvloop's
+    ``local_addr`` reports a failed bind without its errno, and the errno says whether to try
+    the next pair (BUSY) and what to tell the user."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
