@@ -73,8 +73,10 @@ def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str
     names = _valid_names
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        key = names.get(name)
+        key = names.get(name)  # a name seen before, written as usual ("Via:", no space)
+        if key is None:
+            name = name.rstrip(" \t")
+            key = names.get(name)
         if key is None:
             if not colon or not is_token(name):
                 bad_line = bad_line or line

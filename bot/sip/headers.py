@@ -25,6 +25,7 @@ from bot.sip.grammar import (
     read_quoted,
     rendered_once,
     split_outside_quotes,
+    token_params,
 )
 from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
 
@@ -106,8 +107,13 @@ class Headers:
 
     def __init__(self, rows: list[tuple[str, str, str]] | None = None):
         # each row: (key, name as written, value with folding undone)
-        self._rows: list[tuple[str, str, str]] = rows if rows is not None else []
-        self._first = _first_values(self._rows)
+        if rows is None:
+            self._rows: list[tuple[str, str, str]] = []
+            self._first: dict[str, str] = {}
+        else:
+            self._rows = rows
+            # reversed: the first row of a key is written last, so its value is the one kept
+            self._first = {key: value for key, _, value in reversed(rows)}
         self.parsed: dict[str, object] = {}
 
     @classmethod
@@ -179,8 +185,10 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         key = _key_cache[name]
         self._rows.append((key, name, value))
-        self.parsed.pop(key, None)
-        self._first.setdefault(key, value)
+        if key in self.parsed:
+            del self.parsed[key]
+        if key not in self._first:
+            self._first[key] = value
 
     def prepend(self, name: str, value: str) -> None:
         key = _key_cache[name]
@@ -225,13 +233,8 @@ class Headers:
                 self._rows[i] = (key, row[1], ",".join(parts[1:]).strip())
             else:
                 del self._rows[i]
-            self._first = _first_values(self._rows)
+            self._first = {key: value for key, _, value in reversed(self._rows)}
             return
-
-
-def _first_values(rows: list[tuple[str, str, str]]) -> dict[str, str]:
-    # reversed: the first row of a key is written last, so its value is the one that stays
-    return {key: value for key, _, value in reversed(rows)}
 
 
 # --- typed header values -------------------------------------------------------------------
@@ -269,7 +272,8 @@ class Via:
                     transport=transport.upper(),
                     host=host.lower(),
                     port=int(port) if port else None,
-                    params=parse_params(params, "Via") if params else (),
+                    # the expression above checked them as parse_params would: token pairs
+                    params=token_params(params) if params else (),
                 )
         return cls._parse_general(value)
 

@@ -179,7 +179,9 @@ class Request(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        super().__init__(headers, body)
+        # Message.__init__ written out: one call fewer for every message
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
         self.method = method
         self.uri = uri
         self.version = version
@@ -218,7 +220,8 @@ class Response(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        super().__init__(headers, body)
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
         self.status = status
         self.reason = REASONS.get(status, "Unknown") if reason is None else reason
         self.version = version
