@@ -328,6 +328,12 @@ class Address:
     params: Params = ()
     _text: str | None = field(default=None, init=False, repr=False, compare=False)
     """The address as text, rendered on first use (see :func:`rendered_once`)."""
+    tag: str | None = field(default=None, init=False, repr=False, compare=False)
+    """The ``tag`` parameter (RFC 3261 §19.3): read for every dialog match, so found once,
+    when the address is made (it derives from ``params``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tag", get_param(self.params, "tag"))
 
     @staticmethod
     def parse(value: str) -> Address:
@@ -397,10 +403,6 @@ class Address:
 
     def param(self, name: str) -> str | None:
         return get_param(self.params, name)
-
-    @property
-    def tag(self) -> str | None:
-        return get_param(self.params, "tag")
 
     @property
     def sip_uri(self) -> SipUri:

@@ -54,9 +54,10 @@ class _Parsed(Generic[_T]):
         if message is None:
             return self
         headers = message.headers
-        value = headers.parsed.get(self.key)
-        if value is not None:
-            return value  # type: ignore[return-value]
+        try:
+            return headers.parsed[self.key]  # type: ignore[return-value]
+        except KeyError:
+            pass  # not parsed yet: rare, Message.parse_core parses what is read most
         try:
             parsed = self.parse(headers)
         except SipParseError as exc:
