@@ -38,7 +38,7 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
     start_line, rows, bad_line = read_header_block(data[:head_end])
     headers = Headers(rows)
     message, start_error = _start_line(start_line, headers)
-    present = headers.first_values()
+    present = headers._first
     duplicate: str | None = None
     if len(present) != len(rows):  # some name repeats: is it one that may not?
         seen: set[str] = set()
@@ -128,7 +128,7 @@ def _start_line_general(
 
 
 def _body(message: Message, data: bytes, start: int, datagram: bool, status: int | None) -> bytes:
-    raw = message.headers.get("content-length")
+    raw = message.headers._first.get("content-length")
     if raw is None:
         return data[start:] if datagram else b""
     length = content_length(raw)
@@ -145,10 +145,14 @@ def _body(message: Message, data: bytes, start: int, datagram: bool, status: int
     return data[start : start + length]
 
 
+_CORE_HEADERS = frozenset(MANDATORY_REQUEST_HEADERS)  # what requests and responses must have
+_RESPONSE_HEADERS = ("via", "call-id", "cseq", "from", "to")  # in the order they are named
+
+
 def _check_request(request: Request, present: dict[str, str]) -> None:
-    for name in MANDATORY_REQUEST_HEADERS:
-        if name not in present:
-            raise SipParseError(f"missing {name} header", partial=request)
+    if not present.keys() >= _CORE_HEADERS:
+        name = next(name for name in MANDATORY_REQUEST_HEADERS if name not in present)
+        raise SipParseError(f"missing {name} header", partial=request)
     try:
         request.parse_core()
     except SipParseError:
@@ -166,9 +170,9 @@ def _check_request(request: Request, present: dict[str, str]) -> None:
 
 def _check_response(response: Response, present: dict[str, str]) -> None:
     # Responses that cannot be matched to a transaction are dropped (RFC 3261 §18.1.2).
-    for name in ("via", "call-id", "cseq", "from", "to"):
-        if name not in present:
-            raise SipParseError(f"response without {name}", status=None, partial=response)
+    if not present.keys() >= _CORE_HEADERS:
+        name = next(name for name in _RESPONSE_HEADERS if name not in present)
+        raise SipParseError(f"response without {name}", status=None, partial=response)
     try:
         # what matching and dialogs read (RFC 3261 §17.1.3, §12.1.2): parsed now, so a
         # response that gets through can be read without raising
