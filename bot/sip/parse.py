@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from bot.sip.errors import SipParseError
@@ -9,7 +10,7 @@ from bot.sip.grammar import TOKEN, digits_value, is_digits, is_token
 from bot.sip.head import content_length, find_head_end, read_header_block
 from bot.sip.headers import Headers
 from bot.sip.model import MANDATORY_REQUEST_HEADERS, SINGLE_HEADERS, Message, Request, Response
-from bot.sip.uri import AbsoluteUri, parse_uri
+from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, AbsoluteUri, Uri, parse_uri
 
 
 def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
@@ -79,15 +80,12 @@ def _start_line(
 ) -> tuple[Request | Response, SipParseError | None]:
     """The message the start line announces, with ``headers``, and the error to raise once its
     headers are parsed (a response to a bad request still needs them, RFC 3261 §8.2.6.2)."""
-    m = _COMMON_START_RE.match(line)
-    if m is not None:
-        method, raw_uri, code, reason = m.groups()
-        if code is not None:
-            return Response(int(code), reason, headers), None
-        try:
-            return Request(method, parse_uri(raw_uri), headers), None
-        except SipParseError:
-            pass  # the general path says what is wrong
+    common = _common_start(line) if len(line) <= MAX_CACHED_VALUE else _read_common(line)
+    if common is not None:
+        method, uri, code, reason = common
+        if uri is None:
+            return Response(code, reason, headers), None
+        return Request(method, uri, headers), None
     return _start_line_general(line, headers)
 
 
@@ -96,6 +94,26 @@ def _start_line(
 _COMMON_START_RE = re.compile(
     f"(?:({TOKEN}) ([^ ]+) SIP/2\\.0|SIP/2\\.0 ([1-6][0-9][0-9]) (.*))\\Z", re.DOTALL
 )
+
+
+def _read_common(line: str) -> tuple[str, Uri | None, int, str] | None:
+    """(method, Request-URI, 0, "") of a common request line, ("", None, status, reason) of a
+    common status line, or None for anything else (the general path reads it)."""
+    m = _COMMON_START_RE.match(line)
+    if m is None:
+        return None
+    method, raw_uri, code, reason = m.groups()
+    if code is not None:
+        return "", None, int(code), reason
+    try:
+        return method, parse_uri(raw_uri), 0, ""
+    except SipParseError:
+        return None  # the general path says what is wrong
+
+
+# the start lines of a dialog's requests and the usual status lines come back all the time;
+# the result is immutable, and as for URIs only short lines are kept
+_common_start = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_read_common)
 
 
 def _start_line_general(
