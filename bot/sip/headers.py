@@ -305,7 +305,7 @@ class Via:
     @property
     def rfc3261_branch(self) -> str | None:
         """The branch if it carries the RFC 3261 magic cookie and something after it."""
-        branch = self.branch
+        branch = get_param(self.params, "branch")
         if branch and branch.startswith(BRANCH_MAGIC) and len(branch) > len(BRANCH_MAGIC):
             return branch
         return None
