@@ -58,6 +58,7 @@ class Verdict:
         return self.reason == WRONG_CREDENTIALS
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")  # nc-value = 8LHEX (RFC 7616 §3.4), any case
 WRONG_CREDENTIALS = "wrong credentials"
 NOT_OURS = "nonce not ours"
 
@@ -168,7 +169,7 @@ class DigestServer:
         if self.qop and not qop:
             return Verdict(ok=False, username=username, reason="qop missing")
         nc_text = p.get("nc", "")
-        if qop and (len(nc_text) != 8 or any(c not in "0123456789abcdefABCDEF" for c in nc_text)):
+        if qop and (len(nc_text) != 8 or not _HEX_DIGITS.issuperset(nc_text)):
             return Verdict(ok=False, username=username, reason="bad nonce count")
         password = password_of(username)
         # Compute even for unknown users so both paths cost the same (no user enumeration).

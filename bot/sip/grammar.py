@@ -136,8 +136,14 @@ def parse_params(text: str, what: str) -> Params:
     ``;`` and ``=`` is allowed (§7.3.1)."""
     if _TOKEN_PARAMS_RE.match(text) is None:
         return parse_params_general(text, what)
+    return token_params(text)
+
+
+def token_params(text: str) -> Params:
+    """:func:`parse_params` for text already known to be ``token [= token]`` pairs separated
+    by ``;`` without LWS (what ``_TOKEN_PARAMS_RE`` matches): nothing more to check."""
     params: list[tuple[str, str | None]] = []
-    for part in text.split(";"):  # the usual shape, checked: nothing more to check
+    for part in text.split(";"):
         name, eq, value = part.partition("=")
         params.append((name.lower(), value if eq else None))
     return tuple(params)

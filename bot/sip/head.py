@@ -23,6 +23,17 @@ MAX_INTERNED_NAMES = 4096
 MAX_CONTENT_LENGTH_DIGITS = 10
 """A Content-Length longer than this is no length we could ever hold (RFC 3261 §20.14)."""
 _valid_names: dict[str, str] = {}  # header names seen before -> their key
+MAX_REMEMBERED_LINES = 4096
+"""Header lines remembered with the row they read as: From, To, Call-ID, Max-Forwards...
+come back unchanged in every message of a dialog, and a line seen before needs no reading.
+The table is emptied when full."""
+MAX_REMEMBERED_LINE = 256
+"""Longest line, in characters, remembered: with the count above, the table stays bounded in
+bytes whatever peers send."""
+_CHANGING = frozenset({"via", "cseq", "authorization", "proxy-authorization"})
+"""Header keys whose lines differ in every request (the branch, the sequence number, the
+nonce count): never remembered, they would only push the others out."""
+_known_lines: dict[str, tuple[str, str, str]] = {}  # header line -> its row
 
 
 def find_head_end(data: bytes | bytearray, *, datagram: bool) -> tuple[int, int] | None:
@@ -71,10 +82,17 @@ def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str
     rows: list[tuple[str, str, str]] = []
     bad_line: str | None = None
     names = _valid_names
+    known = _known_lines
     for line in lines[1:]:
+        row = known.get(line)
+        if row is not None:  # read before, and the same text reads the same
+            rows.append(row)
+            continue
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        key = names.get(name)
+        key = names.get(name)  # a name seen before, written as usual ("Via:", no space)
+        if key is None:
+            name = name.rstrip(" \t")
+            key = names.get(name)
         if key is None:
             if not colon or not is_token(name):
                 bad_line = bad_line or line
@@ -88,7 +106,13 @@ def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str
         if stray and ("\r" in line or "\n" in line):
             bad_line = bad_line or line
             continue
-        rows.append((key, name, value.strip(" \t")))
+        row = (key, name, value.strip(" \t"))
+        rows.append(row)
+        # no CR or LF in the line here: with none stray each ended a line, else it was checked
+        if key not in _CHANGING and len(line) <= MAX_REMEMBERED_LINE:
+            if len(known) >= MAX_REMEMBERED_LINES:
+                known.clear()
+            known[line] = row
     return lines[0], rows, bad_line
 
 

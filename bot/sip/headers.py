@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
@@ -25,6 +25,7 @@ from bot.sip.grammar import (
     read_quoted,
     rendered_once,
     split_outside_quotes,
+    token_params,
 )
 from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
 
@@ -106,8 +107,13 @@ class Headers:
 
     def __init__(self, rows: list[tuple[str, str, str]] | None = None):
         # each row: (key, name as written, value with folding undone)
-        self._rows: list[tuple[str, str, str]] = rows if rows is not None else []
-        self._first = _first_values(self._rows)
+        if rows is None:
+            self._rows: list[tuple[str, str, str]] = []
+            self._first: dict[str, str] = {}
+        else:
+            self._rows = rows
+            # reversed: the first row of a key is written last, so its value is the one kept
+            self._first = {key: value for key, _, value in reversed(rows)}
         self.parsed: dict[str, object] = {}
 
     @classmethod
@@ -179,8 +185,10 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         key = _key_cache[name]
         self._rows.append((key, name, value))
-        self.parsed.pop(key, None)
-        self._first.setdefault(key, value)
+        if key in self.parsed:
+            del self.parsed[key]
+        if key not in self._first:
+            self._first[key] = value
 
     def prepend(self, name: str, value: str) -> None:
         key = _key_cache[name]
@@ -225,13 +233,8 @@ class Headers:
                 self._rows[i] = (key, row[1], ",".join(parts[1:]).strip())
             else:
                 del self._rows[i]
-            self._first = _first_values(self._rows)
+            self._first = {key: value for key, _, value in reversed(self._rows)}
             return
-
-
-def _first_values(rows: list[tuple[str, str, str]]) -> dict[str, str]:
-    # reversed: the first row of a key is written last, so its value is the one that stays
-    return {key: value for key, _, value in reversed(rows)}
 
 
 # --- typed header values -------------------------------------------------------------------
@@ -265,12 +268,13 @@ class Via:
         if m is not None:
             transport, host, port, params = m.groups()
             if port is None or int(port) <= 65535:
-                return cls(
-                    transport=transport.upper(),
-                    host=host.lower(),
-                    port=int(port) if port else None,
-                    params=parse_params(params, "Via") if params else (),
-                )
+                via = _new(cls)  # Via(...) for checked values, at half the cost
+                _set_via_transport(via, transport.upper())
+                _set_via_host(via, host.lower())
+                _set_via_port(via, int(port) if port else None)
+                # the expression above checked them as parse_params would: token pairs
+                _set_via_params(via, token_params(params) if params else ())
+                return via
         return cls._parse_general(value)
 
     @classmethod
@@ -301,11 +305,26 @@ class Via:
     @property
     def rfc3261_branch(self) -> str | None:
         """The branch if it carries the RFC 3261 magic cookie and something after it."""
-        branch = self.branch
+        branch = get_param(self.params, "branch")
         if branch and branch.startswith(BRANCH_MAGIC) and len(branch) > len(BRANCH_MAGIC):
             return branch
         return None
 
+
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
+    """The slot setters of the frozen slotted dataclass ``cls``, for a parser's fast path that
+    makes instances of it from values it has checked: the ``__init__`` a frozen dataclass gets
+    sets each field through ``object.__setattr__``, twice the cost. ``names`` must be all of
+    its fields (checked here), so that an instance made with them has every field set."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__} fields are not {names}")
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+_new = object.__new__
+_set_via_transport, _set_via_host, _set_via_port, _set_via_params = _slot_setters(
+    Via, "transport", "host", "port", "params"
+)
 
 # ``["quoted name"] <uri> [;params]``, the shape nearly every From/To/Contact has
 _COMMON_ADDRESS_RE = re.compile(
@@ -324,6 +343,12 @@ class Address:
     params: Params = ()
     _text: str | None = field(default=None, init=False, repr=False, compare=False)
     """The address as text, rendered on first use (see :func:`rendered_once`)."""
+    tag: str | None = field(default=None, init=False, repr=False, compare=False)
+    """The ``tag`` parameter (RFC 3261 §19.3): read for every dialog match, so found once,
+    when the address is made (it derives from ``params``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tag", get_param(self.params, "tag"))
 
     @staticmethod
     def parse(value: str) -> Address:
@@ -395,10 +420,6 @@ class Address:
         return get_param(self.params, name)
 
     @property
-    def tag(self) -> str | None:
-        return get_param(self.params, "tag")
-
-    @property
     def sip_uri(self) -> SipUri:
         if not isinstance(self.uri, SipUri):
             raise SipParseError(f"not a SIP URI: {self.uri}")
@@ -425,8 +446,13 @@ class CSeq:
     @classmethod
     def parse(cls, value: str) -> CSeq:
         m = _COMMON_CSEQ_RE.match(value)
-        if m is not None and int(m[1]) <= 0xFFFFFFFF:
-            return cls(int(m[1]), m[2])
+        if m is not None:
+            seq = int(m[1])
+            if seq <= 0xFFFFFFFF:
+                cseq = _new(cls)  # CSeq(...) for checked values, at half the cost
+                _set_cseq_seq(cseq, seq)
+                _set_cseq_method(cseq, m[2])
+                return cseq
         return cls._parse_general(value)
 
     @classmethod
@@ -443,3 +469,6 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+_set_cseq_seq, _set_cseq_method = _slot_setters(CSeq, "seq", "method")

@@ -72,25 +72,29 @@ def make_response(
 ) -> Response:
     """A response to ``request`` per RFC 3261 §8.2.6.2: Via rows, From, Call-ID, CSeq copied;
     To copied with a tag added (for anything but 100) when it had none."""
-    rows: list[tuple[str, str, str]] = []
+    source = request.headers
+    rows = [row for row in source._rows if row[0] in _COPIED]
     copied = _COPIED
-    for key, name, value in request.headers._rows:
-        if key in _COPIED_AS_IS:
-            rows.append((key, name, value))
-        elif key == "to":
-            if status != 100 and ";tag=" not in value.replace(" ", "").lower():
-                try:
-                    has_tag = request.to.tag is not None
-                except SipParseError:
-                    has_tag = True  # unparseable: copy as it is
-                if not has_tag:
-                    value = f"{value};tag={to_tag or new_tag()}"
-                    copied = _COPIED_AS_IS
-            rows.append((key, name, value))
+    if status != 100 and "to" in source._first and not _has_to_tag(request):
+        rows = [
+            (key, name, f"{value};tag={to_tag or new_tag()}")
+            if key == "to" and ";tag=" not in value.replace(" ", "").lower()
+            else (key, name, value)
+            for key, name, value in rows
+        ]
+        copied = _COPIED_AS_IS
     headers = Headers(rows)
     # the same rows read the same: what the request parsed of them holds (values are immutable)
-    headers.parsed = {k: v for k, v in request.headers.parsed.items() if k in copied}
+    headers.parsed = {k: v for k, v in source.parsed.items() if k in copied}
     return Response(status, reason, headers)
+
+
+def _has_to_tag(request: Request) -> bool:
+    """Whether the request's To has a tag; an unparseable To is copied as it is."""
+    try:
+        return request.to.tag is not None
+    except SipParseError:
+        return True
 
 
 def new_call_id(host: str = "sipbot") -> str:

@@ -54,9 +54,10 @@ class _Parsed(Generic[_T]):
         if message is None:
             return self
         headers = message.headers
-        value = headers.parsed.get(self.key)
-        if value is not None:
-            return value  # type: ignore[return-value]
+        try:
+            return headers.parsed[self.key]  # type: ignore[return-value]
+        except KeyError:
+            pass  # not parsed yet: rare, Message.parse_core parses what is read most
         try:
             parsed = self.parse(headers)
         except SipParseError as exc:
@@ -84,10 +85,39 @@ class Message:
     @property
     def via(self) -> Via:
         """The top Via (RFC 3261 §8.1.1.7, §17.2.3)."""
-        vias = self.vias
-        if not vias:
-            raise SipParseError("missing Via header", partial=self)
+        vias: tuple[Via, ...] | None = self.headers.parsed.get("via")  # type: ignore[assignment]
+        if not vias:  # not parsed yet (or no Via at all)
+            vias = self.vias
+            if not vias:
+                raise SipParseError("missing Via header", partial=self)
         return vias[0]
+
+    def parse_core(self) -> None:
+        """Parse now what every transaction and dialog reads of a message (RFC 3261 §17.1.3,
+        §17.2.3, §12.2: CSeq, Via, From, To, Call-ID), in that order, with no accessor
+        between: the first that does not parse raises; those before it stay parsed."""
+        headers = self.headers
+        first = headers._first
+        parsed = headers.parsed
+        try:
+            if "cseq" not in parsed:
+                parsed["cseq"] = CSeq.parse(first["cseq"])
+            if "via" not in parsed:
+                value = first["via"]
+                if "," in value or len(headers._rows) != len(first):  # maybe more than one
+                    parsed["via"] = tuple(map(Via.parse, headers.values("via")))
+                else:
+                    parsed["via"] = (Via.parse(value),)
+            if "from" not in parsed:
+                parsed["from"] = Address.parse(first["from"])
+            if "to" not in parsed:
+                parsed["to"] = Address.parse(first["to"])
+            parsed["call-id"] = first["call-id"]
+        except KeyError as exc:
+            raise SipParseError(f"missing {exc.args[0]} header", partial=self) from None
+        except SipParseError as exc:
+            exc.partial = exc.partial or self
+            raise
 
     def set_via(self, via: Via) -> None:
         """Make ``via`` the only Via: we originate the request (RFC 3261 §8.1.1.7)."""
@@ -150,7 +180,9 @@ class Request(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        super().__init__(headers, body)
+        # Message.__init__ written out: one call fewer for every message
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
         self.method = method
         self.uri = uri
         self.version = version
@@ -189,7 +221,8 @@ class Response(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        super().__init__(headers, body)
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
         self.status = status
         self.reason = REASONS.get(status, "Unknown") if reason is None else reason
         self.version = version

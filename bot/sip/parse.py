@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from bot.sip.errors import SipParseError
@@ -9,7 +10,7 @@ from bot.sip.grammar import TOKEN, digits_value, is_digits, is_token
 from bot.sip.head import content_length, find_head_end, read_header_block
 from bot.sip.headers import Headers
 from bot.sip.model import MANDATORY_REQUEST_HEADERS, SINGLE_HEADERS, Message, Request, Response
-from bot.sip.uri import AbsoluteUri, parse_uri
+from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, AbsoluteUri, Uri, parse_uri
 
 
 def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
@@ -36,9 +37,9 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
         raise SipParseError("no end of header block", status=None)
     head_end, body_start = bounds
     start_line, rows, bad_line = read_header_block(data[:head_end])
-    message, start_error = _start_line(start_line)
-    message.headers = headers = Headers(rows)
-    present = headers.first_values()
+    headers = Headers(rows)
+    message, start_error = _start_line(start_line, headers)
+    present = headers._first
     duplicate: str | None = None
     if len(present) != len(rows):  # some name repeats: is it one that may not?
         seen: set[str] = set()
@@ -67,26 +68,25 @@ def _parse(data: bytes, datagram: bool) -> Request | Response:
         if isinstance(message, Request):
             _check_request(message, present)
         else:
-            _check_response(message)
+            _check_response(message, present)
     except SipParseError as exc:
         exc.partial = exc.partial or message
         raise
     return message
 
 
-def _start_line(line: str) -> tuple[Request | Response, SipParseError | None]:
-    """The message the start line announces, and the error to raise once its headers are
-    parsed (a response to a bad request still needs them, RFC 3261 §8.2.6.2)."""
-    m = _COMMON_START_RE.match(line)
-    if m is not None:
-        method, raw_uri, code, reason = m.groups()
-        if code is not None:
-            return Response(int(code), reason), None
-        try:
-            return Request(method, parse_uri(raw_uri)), None
-        except SipParseError:
-            pass  # the general path says what is wrong
-    return _start_line_general(line)
+def _start_line(
+    line: str, headers: Headers | None = None
+) -> tuple[Request | Response, SipParseError | None]:
+    """The message the start line announces, with ``headers``, and the error to raise once its
+    headers are parsed (a response to a bad request still needs them, RFC 3261 §8.2.6.2)."""
+    common = _common_start(line) if len(line) <= MAX_CACHED_VALUE else _read_common(line)
+    if common is not None:
+        method, uri, code, reason = common
+        if uri is None:
+            return Response(code, reason, headers), None
+        return Request(method, uri, headers), None
+    return _start_line_general(line, headers)
 
 
 # "METHOD uri SIP/2.0" or "SIP/2.0 200 reason", the shape nearly every start line has; anything
@@ -96,7 +96,29 @@ _COMMON_START_RE = re.compile(
 )
 
 
-def _start_line_general(line: str) -> tuple[Request | Response, SipParseError | None]:
+def _read_common(line: str) -> tuple[str, Uri | None, int, str] | None:
+    """(method, Request-URI, 0, "") of a common request line, ("", None, status, reason) of a
+    common status line, or None for anything else (the general path reads it)."""
+    m = _COMMON_START_RE.match(line)
+    if m is None:
+        return None
+    method, raw_uri, code, reason = m.groups()
+    if code is not None:
+        return "", None, int(code), reason
+    try:
+        return method, parse_uri(raw_uri), 0, ""
+    except SipParseError:
+        return None  # the general path says what is wrong
+
+
+# the start lines of a dialog's requests and the usual status lines come back all the time;
+# the result is immutable, and as for URIs only short lines are kept
+_common_start = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_read_common)
+
+
+def _start_line_general(
+    line: str, headers: Headers | None = None
+) -> tuple[Request | Response, SipParseError | None]:
     if line.startswith("SIP/"):
         # RFC 3261 §7.2: Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
         version, _, rest = line.partition(" ")
@@ -105,13 +127,13 @@ def _start_line_general(line: str) -> tuple[Request | Response, SipParseError | 
             raise SipParseError(f"unsupported version {version!r}", status=None)
         if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise SipParseError(f"bad status code {code!r}", status=None)
-        return Response(int(code), reason), None
+        return Response(int(code), reason, headers), None
     # RFC 3261 §7.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs)
     parts = line.split(" ")
     if len(parts) < 3 or not is_token(parts[0]) or " SIP/" not in line.upper():
         raise SipParseError(f"not a request line: {line!r}", status=None)
     method, raw_uri, version = parts[0], parts[1], parts[2]
-    request = Request(method, AbsoluteUri(scheme="invalid", rest=raw_uri), version=version)
+    request = Request(method, AbsoluteUri(scheme="invalid", rest=raw_uri), headers, version=version)
     if len(parts) != 3:
         return request, SipParseError(f"malformed request line {line!r}")
     if version.upper() != "SIP/2.0":
@@ -124,7 +146,7 @@ def _start_line_general(line: str) -> tuple[Request | Response, SipParseError | 
 
 
 def _body(message: Message, data: bytes, start: int, datagram: bool, status: int | None) -> bytes:
-    raw = message.headers.get("content-length")
+    raw = message.headers._first.get("content-length")
     if raw is None:
         return data[start:] if datagram else b""
     length = content_length(raw)
@@ -141,10 +163,18 @@ def _body(message: Message, data: bytes, start: int, datagram: bool, status: int
     return data[start : start + length]
 
 
+_CORE_HEADERS = frozenset(MANDATORY_REQUEST_HEADERS)  # what requests and responses must have
+_RESPONSE_HEADERS = ("via", "call-id", "cseq", "from", "to")  # in the order they are named
+
+
 def _check_request(request: Request, present: dict[str, str]) -> None:
-    for name in MANDATORY_REQUEST_HEADERS:
-        if name not in present:
-            raise SipParseError(f"missing {name} header", partial=request)
+    if not present.keys() >= _CORE_HEADERS:
+        name = next(name for name in MANDATORY_REQUEST_HEADERS if name not in present)
+        raise SipParseError(f"missing {name} header", partial=request)
+    try:
+        request.parse_core()
+    except SipParseError:
+        pass  # what did not parse raises when it is read: answered then (RFC 3261 §8.2.2)
     cseq = request.cseq  # raises with the right message
     # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method
     if cseq.method != request.method:
@@ -156,16 +186,15 @@ def _check_request(request: Request, present: dict[str, str]) -> None:
         raise SipParseError(f"bad Max-Forwards {max_forwards!r}", partial=request)
 
 
-def _check_response(response: Response) -> None:
+def _check_response(response: Response, present: dict[str, str]) -> None:
     # Responses that cannot be matched to a transaction are dropped (RFC 3261 §18.1.2).
-    present = response.headers.first_values()
-    for name in ("via", "call-id", "cseq", "from", "to"):
-        if name not in present:
-            raise SipParseError(f"response without {name}", status=None, partial=response)
+    if not present.keys() >= _CORE_HEADERS:
+        name = next(name for name in _RESPONSE_HEADERS if name not in present)
+        raise SipParseError(f"response without {name}", status=None, partial=response)
     try:
         # what matching and dialogs read (RFC 3261 §17.1.3, §12.1.2): parsed now, so a
         # response that gets through can be read without raising
-        _ = (response.cseq, response.via, response.from_, response.to)
+        response.parse_core()
     except SipParseError as exc:
         exc.status = None
         raise

@@ -107,7 +107,9 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
     if method == "REGISTER" and not isinstance(request.to.uri, SipUri):
         # §10.2: the To of a REGISTER holds the address-of-record, a SIP or SIPS URI
         return make_response(request, 400, "Bad Request (To is not a SIP URI)")
-    if method not in ("ACK", "CANCEL"):  # §8.2.2.3: never reject ACK or CANCEL for Require
+    present = request.headers.first_values()
+    if "require" in present and method not in ("ACK", "CANCEL"):
+        # §8.2.2.3: never reject ACK or CANCEL for Require
         unsupported = [
             tag for tag in request.headers.values("require") if tag and tag not in policy.extensions
         ]
@@ -122,7 +124,7 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
             response.headers.add("Accept", ", ".join(sorted(policy.content_types)))
             return response
         encodings = [e.lower() for e in request.headers.values("content-encoding") if e]
-        if any(e not in policy.content_encodings for e in encodings):
+        if encodings and any(e not in policy.content_encodings for e in encodings):
             response = make_response(request, 415)
             response.headers.add("Accept-Encoding", ", ".join(sorted(policy.content_encodings)))
             return response
@@ -136,10 +138,14 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
 
 def _parse_all(request: Request) -> None:
     """Parse every header the core relies on; a SipParseError means 400 (RFC 3261 §8.2.2)."""
-    _ = (request.vias, request.from_, request.to, request.contacts)
+    _ = (request.vias, request.from_, request.to)
+    present = request.headers.first_values()
+    if "contact" in present:
+        _ = request.contacts
     for name in ("route", "record-route"):
-        for value in request.headers.values(name):
-            Address.parse(value)
+        if name in present:
+            for value in request.headers.values(name):
+                Address.parse(value)
 
 
 def _accepts(request: Request, media_type: str) -> bool:

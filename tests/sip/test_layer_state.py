@@ -233,6 +233,21 @@ def test_item6_long_header_names_are_not_interned() -> None:
     assert all(len(name) <= headers.MAX_CACHED_NAME for name in headers._key_cache)
 
 
+def test_remembered_header_lines_stay_bounded_in_entries_and_bytes() -> None:
+    base = wire("OPTIONS").replace(b"Content-Length: 0", b"X-Line: %s\r\nContent-Length: 0")
+
+    def flood() -> None:
+        for i in range(3 * head.MAX_REMEMBERED_LINES):  # distinct lines, short and long
+            value = b"%d-" % i + b"v" * (100 if i % 2 else 30_000)
+            message = parse_message(base % value)
+            assert message.headers.get("X-Line") == value.decode()
+
+    assert _retained_by(flood) < 2_000_000  # 3,000 long lines never kept, 4,096 short at most
+    assert 0 < len(head._known_lines) <= head.MAX_REMEMBERED_LINES
+    assert all(len(line) <= head.MAX_REMEMBERED_LINE for line in head._known_lines)
+    assert not any(row[0] in ("via", "cseq") for row in head._known_lines.values())
+
+
 def test_item6_long_uris_and_addresses_are_not_cached() -> None:
     def flood() -> None:
         for i in range(1000):
@@ -525,6 +540,7 @@ def test_flood_of_every_malformed_kind_leaves_no_state_and_bounded_caches() -> N
             layer.receive(kind(i), SOURCE, now=0.0)
             _answer_all(layer, 404)  # what reaches the TU is refused as an unknown user
     assert layer.transaction_count == 0 and layer.next_deadline() is None
+    assert len(head._known_lines) <= head.MAX_REMEMBERED_LINES
     assert all(len(name) <= head.MAX_INTERNED_NAME for name in head._valid_names)
     assert all(len(name) <= headers.MAX_CACHED_NAME for name in headers._key_cache)
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.sip import Headers, Request, Response, SipParseError, SipUri, make_response, parse_message
-from bot.sip.headers import Address, CSeq, Via
+from bot.sip.headers import Address, CSeq, Via, _slot_setters
 from bot.sip.uri import AbsoluteUri, TelUri, parse_uri
 
 MESSAGE = (
@@ -111,6 +111,16 @@ def test_uris_and_addresses_render_once_and_copies_render_their_own_values() -> 
 
 
 # --- headers ---------------------------------------------------------------------------------
+
+
+def test_values_the_fast_paths_make_have_every_field_and_compare_as_built_ones() -> None:
+    via = Via.parse("SIP/2.0/udp Host.Test:5060;branch=z9hG4bKx;rport")
+    params = (("branch", "z9hG4bKx"), ("rport", None))
+    assert via == Via(transport="UDP", host="host.test", port=5060, params=params)
+    assert hash(via) == hash(replace(via)) and CSeq.parse("7 MESSAGE") == CSeq(7, "MESSAGE")
+    # a field added later could not be left unset by the fast paths: they name every field
+    with pytest.raises(TypeError, match="fields"):
+        _slot_setters(Via, "transport", "host", "port")
 
 
 def test_parsed_values_follow_every_change_of_the_headers() -> None:
