@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> None:
             f"conferences:\n  database_url: sqlite+aiosqlite:///{work / 'bot.db'}\n"
             f"  cache_seconds: {args.cache_seconds}\n"
             "logging: {format: json, level: INFO}\n"
+            "admin: {port: 0}\n"  # parallel runs would contend for the default port
             f"runtime: {{event_loop: {args.loop}}}\n"
         )
         config = load_config(work / "config.yaml")

@@ -102,6 +102,7 @@ def main() -> None:
             "cache_seconds": args.cache_seconds,
         },
         "logging": {"format": "json", "level": "INFO"},
+        "admin": {"port": 0},  # on, as shipped, but never contending for the default port
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     with open(work / "bot.log", "w") as log:
