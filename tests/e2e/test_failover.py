@@ -30,6 +30,9 @@ from .test_outgoing_matrix import PASSWORD, arrivals, sipp_server
 T1 = 0.05
 TIMER_F = 64 * T1
 """A non-INVITE transaction's timeout (RFC 3261 §17.1.2.2): 3.2 s with these timers."""
+TRACE_SLACK = 0.05
+"""Seconds SIPp's trace stamp may trail the moment it answered (its stamp, not the order,
+is what is late: the bot's log below proves the order)."""
 FAILED_OVER = re.compile(
     r"sip\.request\.failed_over method=REGISTER .*port=(?P<port>\d+)\) "
     r"status=(?P<status>\d+) reason=(?P<reason>.*)"
@@ -117,8 +120,11 @@ async def test_register_fails_over_from_refused_to_503_to_silent_to_the_registra
     challenged, granted = [at for at, _ in arrivals(registrar_trace, "REGISTER")]
     assert silent.arrivals, "the silent target never saw the REGISTER"
     assert len(silent.arrivals) > 1, "over UDP the REGISTER is retransmitted (Timer E)"
-    # (b), then (c), then (d): each target is tried after the one before it gave up
-    assert answered_503 < silent.arrivals[0] < silent.arrivals[-1] < challenged < granted
+    # (b), then (c), then (d): each target is tried after the one before it gave up. SIPp's
+    # trace stamp of (b) can trail what it did: seen a few ms after (c) already had the
+    # REGISTER its 503 caused, once in ~16 runs on a loaded machine - hence TRACE_SLACK
+    assert answered_503 - TRACE_SLACK < silent.arrivals[0]
+    assert silent.arrivals[0] < silent.arrivals[-1] < challenged < granted
     # (c) is given up only at its transaction timeout (Timer F), not earlier
     assert challenged - silent.arrivals[0] > TIMER_F - 0.2
     # (a) came first and was given up at once on the ICMP refusal: the bot reached (b) well

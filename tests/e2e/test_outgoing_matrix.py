@@ -20,7 +20,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from tests.peers.conftest import Process, free_port, start
+from tests.peers.conftest import Process, free_port, listening, start
 
 from .conftest import ROOT, RunningBot, StartBot
 
@@ -52,6 +52,8 @@ async def sipp_server(
         cwd=folder,
     )  # fmt: skip
     processes.append(sipp)
+    # a request sent before SIPp binds draws ICMP unreachable: a 503, not what the test means
+    await listening(port, "tcp" if transport.startswith("t") else "udp")
     return sipp, folder
 
 
