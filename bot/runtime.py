@@ -40,7 +40,7 @@ from bot.services.identity import GateSettings, IdentityGate
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
 from bot.shutdown import RETRY_AFTER, run_steps
-from bot.sip.message import Response, make_response
+from bot.sip.message import Request, Response, make_response
 from bot.sip.transaction import TimerConfig
 from bot.sip.uri import SipUri, Uri, parse_uri
 from bot.sip.validation import DEFAULT_CONTENT_TYPES, UasPolicy
@@ -122,6 +122,13 @@ def tune_gc() -> None:
     took an eighth of the CPU of an IM command (measured with bench/sipp_im_bench.py)."""
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 10, 10)
+
+
+def _unavailable(request: Request, why: str, retry_after: int) -> Response:
+    """503 with Retry-After (RFC 3261 §21.5.4): not now, in ``retry_after`` seconds."""
+    response = make_response(request, 503, f"Service Unavailable ({why})")
+    response.headers.add("Retry-After", str(retry_after))
+    return response
 
 
 class Runtime:
@@ -352,24 +359,26 @@ class Runtime:
                 return routed
         elif self.stopping and request.method not in ("ACK", "CANCEL"):
             # no new work while stopping: elsewhere, or here again after the restart (§21.5.4)
-            response = make_response(request, 503, "Service Unavailable (stopping)")
-            response.headers.add("Retry-After", str(RETRY_AFTER))
-            return response
+            return _unavailable(request, "stopping", RETRY_AFTER)
         if request.method == "REGISTER" and self.registrar is not None:
             return self.registrar.register(incoming, asyncio.get_running_loop().time())
-        assert self.im is not None
-        if in_dialog:
-            return self.im.in_dialog(incoming)
-        if request.method == "OPTIONS":
+        if request.method == "OPTIONS" and not in_dialog:
             response = make_response(request, 200)  # RFC 3261 §11.2
             response.headers.add("Allow", ", ".join(sorted(self.endpoint.layer.policy.methods)))
             response.headers.add("Accept", "text/plain, text/html, application/sdp")
             return response
+        im = self.im
+        if im is None:
+            # starting: the endpoint listens (a proxy's OPTIONS probes are answered above)
+            # before the IM service exists; anything else is asked again in a moment (§21.5.4)
+            return None if request.method == "ACK" else _unavailable(request, "starting", 1)
+        if in_dialog:
+            return im.in_dialog(incoming)
         if not self._addressed_to_us(request.uri):
             # RFC 3261 §8.2.2.1: a Request-URI we do not accept requests for gets 404; the bot
             # is no proxy, and a message for alice is not a command for the bot
             return make_response(request, 404, "Not Found (not this bot)")
-        return self.im.out_of_dialog(incoming)
+        return im.out_of_dialog(incoming)
 
     def _addressed_to_us(self, uri: Uri) -> bool:
         """The bot's own URI (any host: proxies and clients name it by domain or address), or

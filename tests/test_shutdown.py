@@ -138,3 +138,53 @@ async def test_a_step_that_hangs_leaves_the_later_steps_their_time() -> None:
     )
     assert cut == ["calls", "registration"] and ran == ["IM sessions", "SIP listeners"]
     assert loop.time() - began < 1.0
+
+
+async def test_a_bot_still_starting_answers_probes_and_turns_commands_away_for_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SIP endpoint listens before the IM service exists (a proxy such as Kamailio's
+    dispatcher probes with OPTIONS from the first moment): the probe is answered, a command is
+    a 503 with Retry-After - not a handler failure - and is served once the bot has started."""
+    config = Config(
+        sip={"listen": [{"transport": "udp", "host": "127.0.0.1", "port": 0}]},
+        conferences={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'db'}"},
+    )
+    bot = Runtime(config)
+    listening, go_on = asyncio.Event(), asyncio.Event()
+    start_endpoint = bot.endpoint.start
+
+    async def start_and_hold() -> None:
+        await start_endpoint()
+        listening.set()
+        await go_on.wait()
+
+    monkeypatch.setattr(bot.endpoint, "start", start_and_hold)
+    starting = asyncio.create_task(bot.start())
+    try:
+        await asyncio.wait_for(listening.wait(), 5)
+        peer = Peer("UDP", *bot.endpoint.address())
+        async with endpoint() as carol:
+
+            def command() -> Request:
+                probe = options(carol, peer)
+                message = Request("MESSAGE", probe.uri, probe.headers, b"help")
+                message.headers.set("CSeq", "1 MESSAGE")
+                message.headers.set("Content-Type", "text/plain")
+                return message
+
+            with capture_logs() as logs:
+                probed = await carol.request(options(carol, peer), destination=peer)
+                early = await carol.request(command(), destination=peer)
+            assert probed.status == 200
+            assert early.status == 503 and early.headers.get("Retry-After") == "1", early
+            assert "starting" in early.reason
+            assert not [e for e in logs if e["event"].startswith("sip.handler.failed")], logs
+            go_on.set()
+            await asyncio.wait_for(starting, 10)
+            later = await carol.request(command(), destination=peer)
+            assert later.status == 401  # the IM service now: who is asking? (RFC 3261 §22)
+    finally:
+        go_on.set()
+        await asyncio.wait_for(starting, 10)
+        await bot.stop()
