@@ -38,6 +38,22 @@ async def next_message(user: Alice) -> Request:
     return request
 
 
+def phone(user: Alice) -> SipEndpoint:
+    """alice's phone, answering as ``user`` does (use as ``async with``)."""
+    return SipEndpoint(EndpointConfig(listen=(Listen(port=0),), timers=FAST), handler=user)
+
+
+async def session_and_command(alice: SipEndpoint, bot: Peer, text: str) -> tuple[Request, Request]:
+    """An IM session alice opened (INVITE, 200, ACK), and a MESSAGE in it saying ``text``."""
+    invite, ok = await open_session(alice, bot)
+    dialog = Dialog.as_uac(invite, ok)
+    alice.client.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
+    message = dialog.create_request(
+        "MESSAGE", via=alice.via(), body=text.encode(), content_type="text/plain"
+    )
+    return invite, message
+
+
 async def test_a_running_command_keeps_its_session_past_the_idle_timeout(
     runtime: Runtime,
 ) -> None:
@@ -51,18 +67,9 @@ async def test_a_running_command_keeps_its_session_past_the_idle_timeout(
         return REPLY
 
     im.answer = announce
-    user = Alice()
-    bot = Peer("UDP", *runtime.endpoint.address())
-    loop = asyncio.get_running_loop()
-    async with SipEndpoint(
-        EndpointConfig(listen=(Listen(port=0),), timers=FAST), handler=user
-    ) as alice:
-        invite, ok = await open_session(alice, bot)
-        dialog = Dialog.as_uac(invite, ok)
-        alice.client.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
-        message = dialog.create_request(
-            "MESSAGE", via=alice.via(), body=b"announce 1 hello", content_type="text/plain"
-        )
+    user, bot, loop = Alice(), Peer("UDP", *runtime.endpoint.address()), asyncio.get_running_loop()
+    async with phone(user) as alice:
+        invite, message = await session_and_command(alice, bot, "announce 1 hello")
         assert (await alice.request(message, destination=bot)).status == 200
         await asyncio.wait_for(started.wait(), 5)
 
@@ -90,18 +97,9 @@ async def test_a_command_that_fails_is_logged_and_holds_its_session_no_longer(
         raise RuntimeError("handler bug")
 
     im.answer = broken
-    user = Alice()
-    bot = Peer("UDP", *runtime.endpoint.address())
-    loop = asyncio.get_running_loop()
-    async with SipEndpoint(
-        EndpointConfig(listen=(Listen(port=0),), timers=FAST), handler=user
-    ) as alice:
-        invite, ok = await open_session(alice, bot)
-        dialog = Dialog.as_uac(invite, ok)
-        alice.client.send_ack(dialog.create_ack(invite.cseq.seq, via=alice.via()), bot)
-        message = dialog.create_request(
-            "MESSAGE", via=alice.via(), body=b"help", content_type="text/plain"
-        )
+    user, bot, loop = Alice(), Peer("UDP", *runtime.endpoint.address()), asyncio.get_running_loop()
+    async with phone(user) as alice:
+        invite, message = await session_and_command(alice, bot, "help")
         with capture_logs() as logs:
             assert (await alice.request(message, destination=bot)).status == 200
             await asyncio.wait_for(im.drain(), 5)
