@@ -140,8 +140,7 @@ class SipClient:
         or for a large request over UDP the coroutine that tries TCP first."""
         if "max-forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")  # RFC 3261 §8.1.1.6
-        branch = new_branch()
-        wire = self._add_via(request, peer, branch)
+        wire, branch = self._add_via(request, peer)
         if peer.transport == "UDP" and len(wire) > MTU_THRESHOLD:
             return self._over_tcp(request, peer, len(wire), on_provisional)
         return self.endpoint.transact(request, peer, wire, branch, on_provisional)
@@ -153,8 +152,7 @@ class SipClient:
         controlled transport; the top Via then names it."""
         endpoint = self.endpoint
         stream = Peer("TCP", peer.host, peer.port)
-        branch = new_branch()
-        wire = self._add_via(request, stream, branch)
+        wire, branch = self._add_via(request, stream)
         outcome = await endpoint.transact(request, stream, wire, branch, on_provisional)
         if not outcome.refused:
             return outcome
@@ -168,15 +166,15 @@ class SipClient:
             peer,
             size,
         )
-        branch = new_branch()
-        wire = self._add_via(request, peer, branch)
+        wire, branch = self._add_via(request, peer)
         return await endpoint.transact(request, peer, wire, branch, on_provisional)
 
-    def _add_via(self, request: Request, peer: Peer, branch: str) -> bytes:
-        """We originate the request: exactly one Via, ours, with a fresh ``branch``
-        (§8.1.1.7)."""
+    def _add_via(self, request: Request, peer: Peer) -> tuple[bytes, str]:
+        """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7).
+        The request as it goes on the wire, and that branch."""
+        branch = new_branch()
         request.headers.put_first("Via", self.endpoint.via_text(peer.transport, branch))
-        return request.serialize()
+        return request.serialize(), branch
 
     def send_ack(self, ack: Request, peer: Peer) -> None:
         """Send the ACK for a 2xx to an INVITE we sent (RFC 3261 §13.2.2.4), with a Via of its

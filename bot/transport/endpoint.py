@@ -218,17 +218,16 @@ class SipEndpoint:
         return f"{sent_by};branch={branch};rport"
 
     def _sent_by(self, transport: str) -> tuple[str, int]:
-        """The host (an IPv6 one in brackets) and port of our Via over ``transport``."""
+        """The host (an IPv6 one in brackets) and port of our Via and Contact over
+        ``transport`` (the first listener's when none is of that transport)."""
         host, port = self._addresses.get(transport) or next(iter(self._addresses.values()))
         return _uri_host(host), port
 
     def contact(self, user: str | None = None, transport: str = "UDP") -> Address:
-        host, port = self._addresses.get(transport) or self._addresses[next(iter(self._addresses))]
+        host, port = self._sent_by(transport)
         params = (("transport", transport.lower()),) if transport != "UDP" else ()
         scheme = "sips" if transport == "TLS" else "sip"
-        return Address(
-            uri=SipUri(scheme=scheme, user=user, host=_uri_host(host), port=port, params=params)
-        )
+        return Address(uri=SipUri(scheme=scheme, user=user, host=host, port=port, params=params))
 
     # --- client side: the client decides, the endpoint runs the transactions ----------------
 
@@ -382,8 +381,8 @@ class SipEndpoint:
                             self._send(data, peer)
                     except Exception:
                         log.exception("sip.send.failed peer=%s size=%d", peer, len(data))
-                if not self._again:  # a send failed, and the layer has events about it
-                    break
+                if not self._again:  # round again only for a send that failed: the layer
+                    break  # has events about it
         finally:
             self._pumping = False
             # RFC 3261 §17: the wake-up moves only when the next deadline may be earlier than
