@@ -225,7 +225,8 @@ class ServerSide(LayerBase):
         self.events.append(TransactionTimedOut(transaction=tx))
 
     def _server_ended(self, tx: ServerTransaction, now: float) -> None:
-        """Timer I or J: no more retransmitted ACKs or requests to absorb (§17.2.1, §17.2.2)."""
+        """Timer I (or L, below): no more retransmitted ACKs to absorb (§17.2.1); Timer J
+        ends an answered non-INVITE request as a record (_answered_ended)."""
         tx.move(Ev.TIMER_CLEANUP)
         self._forget(tx)
 
