@@ -33,8 +33,7 @@ class SenderMemory:
 
     def get(self, sender: str, now: float) -> dict[str, Any]:
         """``sender``'s memory (empty when new or expired), now the most recently used."""
-        if now - self._swept >= SWEEP_EVERY or now < self._swept:
-            self._expire(now)
+        self._expire(now)
         entries = self._entries
         found = entries.get(sender)
         if found is not None:
@@ -51,12 +50,14 @@ class SenderMemory:
 
     def peek(self, sender: str, now: float) -> dict[str, Any] | None:
         """``sender``'s memory if there is one, without making it recently used."""
-        if now - self._swept >= SWEEP_EVERY or now < self._swept:
-            self._expire(now)
+        self._expire(now)
         found = self._entries.get(sender)
         return found[0] if found is not None and now - found[1] < self.keep else None
 
     def _expire(self, now: float) -> None:
+        """Drop the expired entries, at most every SWEEP_EVERY seconds."""
+        if 0 <= now - self._swept < SWEEP_EVERY:
+            return
         self._swept = now
         # ordered by last use: the expired ones are all at the front
         while self._entries:
