@@ -31,8 +31,8 @@ T1 = 0.05
 TIMER_F = 64 * T1
 """A non-INVITE transaction's timeout (RFC 3261 §17.1.2.2): 3.2 s with these timers."""
 TRACE_SLACK = 0.05
-"""Seconds SIPp's trace stamp may trail the moment it answered (its stamp, not the order,
-is what is late: the bot's log below proves the order)."""
+"""Seconds a SIPp trace stamp and this process's stamp may disagree when compared (the stamps,
+not the order, are off: the bot's log below proves the order)."""
 FAILED_OVER = re.compile(
     r"sip\.request\.failed_over method=REGISTER .*port=(?P<port>\d+)\) "
     r"status=(?P<status>\d+) reason=(?P<reason>.*)"
@@ -121,10 +121,11 @@ async def test_register_fails_over_from_refused_to_503_to_silent_to_the_registra
     assert silent.arrivals, "the silent target never saw the REGISTER"
     assert len(silent.arrivals) > 1, "over UDP the REGISTER is retransmitted (Timer E)"
     # (b), then (c), then (d): each target is tried after the one before it gave up. SIPp's
-    # trace stamp of (b) can trail what it did: seen a few ms after (c) already had the
-    # REGISTER its 503 caused, once in ~16 runs on a loaded machine - hence TRACE_SLACK
-    assert answered_503 - TRACE_SLACK < silent.arrivals[0]
-    assert silent.arrivals[0] < silent.arrivals[-1] < challenged < granted
+    # trace stamps and this process's (time.time() when its loop reads the datagram) are two
+    # clocks read at different moments: on a loaded machine one was seen microseconds on the
+    # wrong side of the other (twice in ~20 runs) - hence TRACE_SLACK where they meet
+    assert answered_503 - TRACE_SLACK < silent.arrivals[0] < silent.arrivals[-1]
+    assert silent.arrivals[-1] < challenged + TRACE_SLACK and challenged < granted
     # (c) is given up only at its transaction timeout (Timer F), not earlier
     assert challenged - silent.arrivals[0] > TIMER_F - 0.2
     # (a) came first and was given up at once on the ICMP refusal: the bot reached (b) well
