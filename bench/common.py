@@ -47,10 +47,16 @@ async def wait_for_bot(port: int) -> None:
     raise SystemExit("the bot did not start")
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time the process has used so far (proc(5): utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_split(pid))
 
 
 def rss_mib(pid: int) -> float:

@@ -39,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import count, cpu_seconds, free_port, rtt_samples, sipp, wait_for_bot  # noqa: E402
+from bench.common import count, cpu_split, free_port, rtt_samples, sipp, wait_for_bot  # noqa: E402
 
 SCENARIOS = ROOT / "bench" / "sipp"
 E2E = ROOT / "tests" / "e2e" / "sipp"
@@ -120,13 +120,15 @@ def main() -> None:
         )
     try:
         asyncio.run(wait_for_bot(port))
-        started, cpu_before = time.perf_counter(), cpu_seconds(bot.pid)
+        started, cpu_before = time.perf_counter(), cpu_split(bot.pid)
         if args.mode == "session":
             code, screen, commands, samples = session(args, port, work)
         else:
             code, screen, commands, samples = pager(args, port, work)
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(bot.pid) - cpu_before
+        user_now, system_now = cpu_split(bot.pid)
+        user, system = user_now - cpu_before[0], system_now - cpu_before[1]
+        cpu = user + system
     finally:
         bot.terminate()
         bot.wait(30)
@@ -146,7 +148,8 @@ def main() -> None:
     if commands > 0:
         print(
             f"bot CPU: {cpu:.2f} s, {cpu / commands * 1e6:.0f} µs per command "
-            f"(one core saturates at ~{commands / cpu:,.0f} commands/s)"
+            f"(one core saturates at ~{commands / cpu:,.0f} commands/s); "
+            f"user {user / commands * 1e6:.0f} µs + kernel {system / commands * 1e6:.0f} µs"
         )
     if samples:
         samples.sort()
