@@ -16,6 +16,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -38,7 +39,9 @@ def configure(settings: LoggingConfig, stream: TextIO | None = None, *, cache: b
     global _writer
     _flush_at_exit()
     writer = _writer = TurnWriter(out)
-    renderer: structlog.types.Processor = _json_line if as_json else structlog.dev.ConsoleRenderer()
+    renderer: structlog.types.Processor = (
+        _JsonLine() if as_json else structlog.dev.ConsoleRenderer()
+    )
     stamper = _UtcStamper()
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -89,7 +92,8 @@ class TurnWriter:
     kept and written to ``file`` in one write at the end of the event-loop turn, at most once
     per ``interval``: at thousands of commands a second one system call carries many lines,
     and none waits longer than ``interval`` plus a turn. Outside a running loop (start-up,
-    shutdown, another thread) a line is written at once."""
+    shutdown, another thread) a line is written at once, unless a running loop's turn is to
+    write the lines kept already: then it joins them."""
 
     def __init__(self, file: TextIO, interval: float = FLUSH_INTERVAL):
         self._file = file
@@ -108,6 +112,11 @@ class TurnWriter:
     def msg(self, message: str) -> None:
         with self._lock:  # as write() does (one call fewer: a line per command)
             self._lines.append(message + "\n")
+        due = self._due
+        if due is not None and due.is_running():
+            # that loop's turn writes it (asking which loop runs here would cost a getpid(2)
+            # each line: CPython checks the loop was not inherited across a fork)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -242,26 +251,43 @@ def _bound_logger_class(level: int) -> type[Any]:
     return Logger
 
 
-_ENCODER = json.JSONEncoder(default=_fallback)
-
-
-def _json_line(logger: Any, name: str, event_dict: Any) -> str:
+class _JsonLine:
     """``structlog.processors.JSONRenderer()``: ``json.dumps(event_dict, default=...)`` - the
-    same text - without its two Python frames per line: ``JSONEncoder.encode`` runs the C
-    encoder it makes, as here, for any dict (pure Python when there is no C encoder)."""
-    if c_make_encoder is None:
-        return _ENCODER.encode(event_dict)
-    encoder = _ENCODER
-    return "".join(
-        c_make_encoder(
-            {},  # markers: a circular value raises, as json.dumps does
-            encoder.default,
-            encode_basestring_ascii,
-            None,
-            encoder.key_separator,
-            encoder.item_separator,
-            encoder.sort_keys,
-            encoder.skipkeys,
-            encoder.allow_nan,
-        )(event_dict, 0)
-    )
+    same text - without its two Python frames per line and without making a C encoder for
+    each line: ``JSONEncoder.encode`` runs the C encoder it makes, as here, for any dict (pure
+    Python when there is no C encoder). The encoder is made once; its circular-reference
+    markers are empty again after every line it finished, and a line it failed (a circular
+    value raises ValueError, as json.dumps does) gets the next line a fresh encoder."""
+
+    __slots__ = ("_encode",)
+
+    _JSON = json.JSONEncoder(default=_fallback)
+
+    def __init__(self) -> None:
+        self._encode = self._encoder()
+
+    def _encoder(self) -> Callable[[Any, int], Any]:
+        json_ = self._JSON
+        if c_make_encoder is None:
+            return lambda value, _: (json_.encode(value),)
+        return cast(
+            Callable[[Any, int], Any],
+            c_make_encoder(
+                {},  # markers: a circular value raises, as json.dumps does
+                json_.default,
+                encode_basestring_ascii,
+                None,
+                json_.key_separator,
+                json_.item_separator,
+                json_.sort_keys,
+                json_.skipkeys,
+                json_.allow_nan,
+            ),
+        )
+
+    def __call__(self, logger: Any, name: str, event_dict: Any) -> str:
+        try:
+            return "".join(self._encode(event_dict, 0))
+        except BaseException:
+            self._encode = self._encoder()  # the markers may still hold the failed line's
+            raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 import logging
 import re
 import subprocess
@@ -126,7 +127,7 @@ def test_a_line_is_the_text_of_structlogs_own_processors(
     """bot.logs runs structlog's processors as one (fewer calls a line): the same text as
     merge_contextvars, add_log_level, TimeStamper (iso, UTC), format_exc_info and
     JSONRenderer give, the stamp aside (its own test above)."""
-    ours = logs._Line(logs._UtcStamper(), logs._json_line)
+    ours = logs._Line(logs._UtcStamper(), logs._JsonLine())
     chain: list[Callable[[object, str, dict[str, object]], object]] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -293,3 +294,35 @@ def test_info_lines_take_the_short_path_or_structlogs_own_to_the_same_text() -> 
         assert len(out.getvalue().splitlines()) == 3  # captured, not written
     finally:
         logs.configure(LoggingConfig(level="INFO", format="json"), sys.stderr, cache=False)
+
+
+def test_a_circular_value_fails_its_line_as_json_dumps_does_and_not_the_next() -> None:
+    """The JSON encoder is made once (bot.logs._JsonLine): a line it failed halfway must not
+    leave the next line refused as circular."""
+    render = logs._JsonLine()
+    loop: dict[str, object] = {"event": "x"}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="Circular reference"):
+        json.dumps(loop)
+    failed: dict[str, object] = {"event": "first", "nested": loop}
+    with pytest.raises(ValueError, match="Circular reference"):
+        render(None, "info", failed)
+    del failed["nested"]  # the same dict again, now without the loop: a line like any other
+    assert render(None, "info", failed) == json.dumps(failed)
+    shared = {"a": 1}
+    event = {"event": "next", "one": shared, "two": [shared, shared]}
+    assert render(None, "info", event) == json.dumps(event)
+
+
+async def test_a_line_from_another_thread_joins_those_the_running_loop_will_write() -> None:
+    """A standard-library logger's line from a worker thread, while the loop's turn is to write
+    the lines kept: written with them, in order, in the one write of that turn."""
+    out = CountingStream()
+    writer = logs.TurnWriter(out, interval=1.0)
+    writer.msg("first")
+    worker = threading.Thread(target=writer.msg, args=("from a thread",))
+    worker.start()
+    worker.join()
+    assert out.getvalue() == ""
+    await asyncio.sleep(0)
+    assert out.getvalue() == "first\nfrom a thread\n" and out.flushes == 1
