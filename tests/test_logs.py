@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import threading
 import logging
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
