@@ -218,6 +218,24 @@ def test_line_folding_is_one_space() -> None:
     assert parse_request(raw).headers.get("subject") == "first second third"
 
 
+def test_a_line_read_before_still_folds_with_the_line_after_it() -> None:
+    # every line but the continuation was seen in the message before (remembered as read):
+    # the continuation still joins the line it continues (RFC 3261 §7.3.1)
+    parse_request(MESSAGE.replace(b"Max-Forwards: 70", b"Subject: first\r\nMax-Forwards: 70"))
+    raw = MESSAGE.replace(b"Max-Forwards: 70", b"Subject: first\r\n second\r\nMax-Forwards: 70")
+    request = parse_request(raw)
+    assert request.headers.get("subject") == "first second"
+    assert request.headers.get("max-forwards") == "70"
+
+
+def test_a_bare_cr_in_a_line_after_lines_read_before_is_malformed() -> None:
+    parse_request(MESSAGE)  # all its lines are remembered as read
+    raw = MESSAGE.replace(b"Max-Forwards: 70", b"Max-Forwards: 70\rX-Junk: 1")
+    with pytest.raises(SipParseError, match="malformed header line") as caught:
+        parse_message(raw)
+    assert caught.value.status == 400
+
+
 def test_name_addr_and_addr_spec() -> None:
     address = Address.parse('"Alice \\"A\\"" <sip:alice@example.test;lr>;tag=x;expires=60')
     assert address.display_name == 'Alice "A"'
