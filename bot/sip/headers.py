@@ -267,11 +267,12 @@ class Via:
         m = _COMMON_VIA_RE.match(value)
         if m is not None:
             transport, host, port, params = m.groups()
-            if port is None or int(port) <= 65535:
+            number = int(port) if port is not None else None
+            if number is None or number <= 65535:
                 via = _new(cls)  # Via(...) for checked values, at half the cost
                 _set_via_transport(via, transport.upper())
                 _set_via_host(via, host.lower())
-                _set_via_port(via, int(port) if port else None)
+                _set_via_port(via, number)
                 # the expression above checked them as parse_params would: token pairs
                 _set_via_params(via, token_params(params) if params else ())
                 return via

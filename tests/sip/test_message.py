@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.sip import Headers, Request, Response, SipParseError, SipUri, make_response, parse_message
-from bot.sip.headers import Address, CSeq, Via, _slot_setters
+from bot.sip.headers import Address, CSeq, Via, _slot_setters, header_key
 from bot.sip.uri import AbsoluteUri, TelUri, parse_uri
 
 MESSAGE = (
@@ -312,6 +312,21 @@ def test_response_parsing_and_make_response() -> None:
     assert isinstance(again, Response) and again == response
     trying = make_response(request, 100)
     assert trying.to.tag is None  # RFC 3261 §8.2.6.1: no tag on 100
+
+
+def test_a_response_keeps_only_what_its_request_parsed_of_the_rows_it_copies() -> None:
+    raw = MESSAGE.replace(
+        b"Max-Forwards: 70", b"Contact: <sip:alice@192.0.2.10>\r\nRoute: <sip:p.test;lr>"
+    )
+    request = parse_request(raw)
+    _ = (request.contacts, request.vias, request.from_, request.to, request.cseq, request.call_id)
+    for status in (100, 180, 200):
+        response = make_response(request, status)
+        copied = {header_key(name) for name, _ in response.headers}
+        assert set(response.headers.parsed) <= copied
+        again = parse_message(response.serialize())
+        for key, value in response.headers.parsed.items():  # each reads as its row does
+            assert again.headers.parsed[key] == value, key
 
 
 @pytest.mark.parametrize(
