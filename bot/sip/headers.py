@@ -211,7 +211,10 @@ class Headers:
     def put_first(self, name: str, value: str) -> None:
         """Replace every row of ``name`` by one row at the top."""
         key = _key_cache[name]
-        self._rows = [(key, name, value), *[row for row in self._rows if row[0] != key]]
+        if key in self._first:
+            self._rows = [(key, name, value), *[row for row in self._rows if row[0] != key]]
+        else:  # none to replace, as in a request the bot builds before its Via is added
+            self._rows.insert(0, (key, name, value))
         self.parsed.pop(key, None)
         self._first[key] = value
 
@@ -444,17 +447,13 @@ class CSeq:
     seq: int
     method: str
 
-    @classmethod
-    def parse(cls, value: str) -> CSeq:
-        m = _COMMON_CSEQ_RE.match(value)
-        if m is not None:
-            seq = int(m[1])
-            if seq <= 0xFFFFFFFF:
-                cseq = _new(cls)  # CSeq(...) for checked values, at half the cost
-                _set_cseq_seq(cseq, seq)
-                _set_cseq_method(cseq, m[2])
-                return cseq
-        return cls._parse_general(value)
+    @staticmethod
+    def parse(value: str) -> CSeq:
+        """Memoised up to :data:`MAX_CACHED_VALUE` characters: the values are immutable, and
+        the requests of every dialog a client opens count from the same first number."""
+        if len(value) > MAX_CACHED_VALUE:
+            return _parse_cseq(value)
+        return _parse_cseq_cached(value)
 
     @classmethod
     def _parse_general(cls, value: str) -> CSeq:
@@ -472,4 +471,17 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+def _parse_cseq(value: str) -> CSeq:
+    m = _COMMON_CSEQ_RE.match(value)
+    if m is not None:
+        seq = int(m[1])
+        if seq <= 0xFFFFFFFF:
+            cseq = _new(CSeq)  # CSeq(...) for checked values, at half the cost
+            _set_cseq_seq(cseq, seq)
+            _set_cseq_method(cseq, m[2])
+            return cseq
+    return CSeq._parse_general(value)
+
+
+_parse_cseq_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_cseq)
 _set_cseq_seq, _set_cseq_method = _slot_setters(CSeq, "seq", "method")

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.sip import Headers, Request, Response, SipParseError, SipUri, make_response, parse_message
-from bot.sip.headers import Address, CSeq, Via, _slot_setters, header_key
-from bot.sip.uri import AbsoluteUri, TelUri, parse_uri
+from bot.sip.headers import Address, CSeq, Via, _parse_cseq_cached, _slot_setters, header_key
+from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, AbsoluteUri, TelUri, parse_uri
 
 MESSAGE = (
     b"MESSAGE sip:bot@example.test SIP/2.0\r\n"
@@ -266,8 +266,42 @@ def test_cseq_ok(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["4294967296 INVITE", "-1 INVITE", "1", "x INVITE", "1 IN VITE"])
 def test_cseq_bad(value: str) -> None:
-    with pytest.raises(SipParseError):
-        CSeq.parse(value)
+    for _ in range(2):  # refused again the second time: a refusal is never remembered
+        with pytest.raises(SipParseError):
+            CSeq.parse(value)
+
+
+def test_remembered_cseq_values_stay_bounded_in_count_and_length() -> None:
+    for seq in range(PARSE_CACHE_SIZE + 10):
+        assert CSeq.parse(f"{seq} MESSAGE") == CSeq(seq, "MESSAGE")
+    assert _parse_cseq_cached.cache_info().currsize == PARSE_CACHE_SIZE
+    long = "1 " + "M" * MAX_CACHED_VALUE
+    assert CSeq.parse(long) == CSeq(1, "M" * MAX_CACHED_VALUE)
+    assert _parse_cseq_cached.cache_info().currsize == PARSE_CACHE_SIZE
+    assert CSeq.parse("1 MESSAGE") == CSeq(1, "MESSAGE")  # evicted first, read again
+
+
+@pytest.mark.parametrize(
+    ("value", "status"), [("070", None), ("0", None), ("255", None), ("256", 400), ("7O", 400)]
+)
+def test_max_forwards_is_0_to_255_leading_zeros_or_not(value: str, status: int | None) -> None:
+    raw = MESSAGE.replace(b"Max-Forwards: 70", f"Max-Forwards: {value}".encode())
+    if status is None:
+        assert parse_request(raw).headers.get("max-forwards") == value
+        return
+    with pytest.raises(SipParseError, match="bad Max-Forwards") as caught:
+        parse_message(raw)
+    assert caught.value.status == status
+
+
+def test_put_first_on_a_request_without_via_adds_it_on_top() -> None:
+    request = parse_request(MESSAGE)
+    request.headers.remove("via")
+    request.headers.put_first("Via", "SIP/2.0/UDP a.test;branch=z9hG4bKa")
+    request.headers.put_first("Via", "SIP/2.0/UDP b.test;branch=z9hG4bKb")  # replaces it
+    assert [name for name, _ in request.headers][:2] == ["Via", "Max-Forwards"]
+    assert request.headers.rows("via") == ["SIP/2.0/UDP b.test;branch=z9hG4bKb"]
+    assert request.via.host == "b.test"
 
 
 # --- messages --------------------------------------------------------------------------------
