@@ -9,7 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.sip import Headers, Request, Response, SipParseError, SipUri, make_response, parse_message
-from bot.sip.headers import Address, CSeq, Via, _parse_cseq_cached, _slot_setters, header_key
+from bot.sip.headers import (
+    Address,
+    CSeq,
+    Via,
+    _common_sent_by,
+    _parse_cseq_cached,
+    _slot_setters,
+    header_key,
+)
 from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, AbsoluteUri, TelUri, parse_uri
 
 MESSAGE = (
@@ -269,6 +277,17 @@ def test_cseq_bad(value: str) -> None:
     for _ in range(2):  # refused again the second time: a refusal is never remembered
         with pytest.raises(SipParseError):
             CSeq.parse(value)
+
+
+def test_remembered_via_sent_bys_stay_bounded_in_count_and_length() -> None:
+    for port in range(1, PARSE_CACHE_SIZE + 10):
+        via = Via.parse(f"SIP/2.0/UDP 192.0.2.1:{port};branch=z9hG4bK{port}")
+        assert (via.port, via.branch) == (port, f"z9hG4bK{port}")
+    assert _common_sent_by.cache_info().currsize == PARSE_CACHE_SIZE
+    host = "h" * MAX_CACHED_VALUE + ".test"
+    assert Via.parse(f"SIP/2.0/UDP {host}:5060;branch=z9hG4bKx").host == host
+    assert _common_sent_by.cache_info().currsize == PARSE_CACHE_SIZE
+    assert Via.parse("SIP/2.0/UDP 192.0.2.1:1;rport").params == (("rport", None),)
 
 
 def test_remembered_cseq_values_stay_bounded_in_count_and_length() -> None:
