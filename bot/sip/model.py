@@ -132,7 +132,7 @@ class Message:
     @property
     def content_type(self) -> str | None:
         """The media type, lower-cased, without parameters."""
-        value = self.headers.get("content-type")
+        value = self.headers._first.get("content-type")
         if value is None:
             return None
         return value.partition(";")[0].strip().lower() or None
