@@ -139,9 +139,20 @@ def parse_params(text: str, what: str) -> Params:
     return token_params(text)
 
 
+def common_params(text: str) -> Params | None:
+    """:func:`parse_params` of ``token [= token]`` pairs separated by ``;`` without LWS, the
+    shape nearly every parameter list has; None for any other (read it with parse_params)."""
+    if _TOKEN_PARAMS_RE.match(text) is None:
+        return None
+    return token_params(text)
+
+
 def token_params(text: str) -> Params:
     """:func:`parse_params` for text already known to be ``token [= token]`` pairs separated
     by ``;`` without LWS (what ``_TOKEN_PARAMS_RE`` matches): nothing more to check."""
+    if ";" not in text:  # one parameter, as a Via's branch or an address's tag most often is
+        name, eq, value = text.partition("=")
+        return ((name.lower(), value if eq else None),)
     params: list[tuple[str, str | None]] = []
     for part in text.split(";"):
         name, eq, value = part.partition("=")

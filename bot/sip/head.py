@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from bot.sip.grammar import is_digits, is_token
+from bot.sip.grammar import is_token
 from bot.sip.headers import header_key
 
 _FOLD_CRLF_RE = re.compile(r"\r\n[ \t]+")
@@ -68,17 +68,20 @@ def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str
     form expanded (§7.3.3). A CR or LF left inside a line makes it malformed (§25.1).
     """
     text = head.decode("utf-8", "surrogateescape")
-    if "\r\n" in text:
-        if "\r\n " in text or "\r\n\t" in text:
-            text = _FOLD_CRLF_RE.sub(" ", text)
-        lines = text.split("\r\n")
-        crlf = len(lines) - 1
-        stray = text.count("\r") != crlf or text.count("\n") != crlf  # a bare CR or LF
+    lines = text.split("\r\n")
+    if len(lines) == 1 and "\n" in text:  # no CRLF at all: lines end at LF
+        read = _read_lines(_FOLD_LF_RE.sub(" ", text).split("\n"))
     else:
-        if "\n " in text or "\n\t" in text:
-            text = _FOLD_LF_RE.sub(" ", text)
-        lines = text.split("\n")
-        stray = "\r" in text
+        read = _read_lines(lines)
+        if read is None:  # a continuation line: fold, then read again
+            read = _read_lines(_FOLD_CRLF_RE.sub(" ", text).split("\r\n"))
+    assert read is not None  # once folded, no line but the first starts with whitespace
+    return read
+
+
+def _read_lines(lines: list[str]) -> tuple[str, list[tuple[str, str, str]], str | None] | None:
+    """:func:`read_header_block` of the block's lines, or None when one is a continuation
+    line (none is once the block is folded)."""
     rows: list[tuple[str, str, str]] = []
     bad_line: str | None = None
     names = _valid_names
@@ -88,6 +91,10 @@ def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str
         if row is not None:  # read before, and the same text reads the same
             rows.append(row)
             continue
+        # a continuation line starts with whitespace, which no header name does: never
+        # known, so only the lines not read before can be one
+        if line.startswith((" ", "\t")):
+            return None
         name, colon, value = line.partition(":")
         key = names.get(name)  # a name seen before, written as usual ("Via:", no space)
         if key is None:
@@ -103,12 +110,12 @@ def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str
         elif not colon:
             bad_line = bad_line or line
             continue
-        if stray and ("\r" in line or "\n" in line):
+        if "\r" in line or "\n" in line:  # a bare CR or LF: it ended no line
             bad_line = bad_line or line
             continue
         row = (key, name, value.strip(" \t"))
         rows.append(row)
-        # no CR or LF in the line here: with none stray each ended a line, else it was checked
+        # no CR or LF in the line here: none of the lines remembered has one
         if key not in _CHANGING and len(line) <= MAX_REMEMBERED_LINE:
             if len(known) >= MAX_REMEMBERED_LINES:
                 known.clear()
@@ -119,6 +126,7 @@ def read_header_block(head: bytes) -> tuple[str, list[tuple[str, str, str]], str
 def content_length(value: str) -> int | None:
     """The octet count a Content-Length value states (RFC 3261 §20.14: 1*DIGIT), or None when
     it is not one."""
-    if not is_digits(value) or len(value) > MAX_CONTENT_LENGTH_DIGITS:
+    # grammar.is_digits written out (one call fewer per message): ASCII digits only
+    if not (value.isascii() and value.isdigit()) or len(value) > MAX_CONTENT_LENGTH_DIGITS:
         return None
     return int(value)

@@ -16,6 +16,7 @@ from bot.sip.errors import SipParseError
 from bot.sip.grammar import (
     TOKEN,
     Params,
+    common_params,
     digits_value,
     format_params,
     get_param,
@@ -25,7 +26,6 @@ from bot.sip.grammar import (
     read_quoted,
     rendered_once,
     split_outside_quotes,
-    token_params,
 )
 from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, SipUri, Uri, parse_hostport, parse_uri
 
@@ -211,7 +211,10 @@ class Headers:
     def put_first(self, name: str, value: str) -> None:
         """Replace every row of ``name`` by one row at the top."""
         key = _key_cache[name]
-        self._rows = [(key, name, value), *[row for row in self._rows if row[0] != key]]
+        if key in self._first:
+            self._rows = [(key, name, value), *[row for row in self._rows if row[0] != key]]
+        else:  # none to replace, as in a request the bot builds before its Via is added
+            self._rows.insert(0, (key, name, value))
         self.parsed.pop(key, None)
         self._first[key] = value
 
@@ -244,11 +247,11 @@ _VIA_RE = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*([0-9]{1,5}))?\s*(?:;(.*))?\Z",
     re.DOTALL | re.ASCII,  # RFC 3261 §25.1: DIGIT and LWS are ASCII; "²" is no port
 )
-# the shape nearly every Via has - no LWS, a host name or IPv4 address, token parameters -
-# matched in one go; anything else takes the general path. Same grammar, just faster.
-_COMMON_VIA_RE = re.compile(
-    f"SIP/2\\.0/({TOKEN}) ([A-Za-z0-9](?:[A-Za-z0-9\\-.]*[A-Za-z0-9.])?)(?::([0-9]{{1,5}}))?"
-    f"(?:;({TOKEN}(?:={TOKEN})?(?:;{TOKEN}(?:={TOKEN})?)*))?\\Z"
+# the sent-by of nearly every Via - no LWS, a host name or IPv4 address - matched in one go;
+# with token parameters (grammar.common_params) the Via takes the fast path, anything else the
+# general one. Same grammar, just faster.
+_COMMON_SENT_BY_RE = re.compile(
+    f"SIP/2\\.0/({TOKEN}) ([A-Za-z0-9](?:[A-Za-z0-9\\-.]*[A-Za-z0-9.])?)(?::([0-9]{{1,5}}))?\\Z"
 )
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7
 
@@ -264,16 +267,16 @@ class Via:
 
     @classmethod
     def parse(cls, value: str) -> Via:
-        m = _COMMON_VIA_RE.match(value)
-        if m is not None:
-            transport, host, port, params = m.groups()
-            if port is None or int(port) <= 65535:
+        text, semi, rest = value.partition(";")  # a sent-by holds no ";" (RFC 3261 §25.1)
+        sent_by = _common_sent_by(text) if len(text) <= MAX_CACHED_VALUE else None
+        if sent_by is not None:
+            params = common_params(rest) if semi else ()
+            if params is not None:
                 via = _new(cls)  # Via(...) for checked values, at half the cost
-                _set_via_transport(via, transport.upper())
-                _set_via_host(via, host.lower())
-                _set_via_port(via, int(port) if port else None)
-                # the expression above checked them as parse_params would: token pairs
-                _set_via_params(via, token_params(params) if params else ())
+                _set_via_transport(via, sent_by[0])
+                _set_via_host(via, sent_by[1])
+                _set_via_port(via, sent_by[2])
+                _set_via_params(via, params)
                 return via
         return cls._parse_general(value)
 
@@ -309,6 +312,22 @@ class Via:
         if branch and branch.startswith(BRANCH_MAGIC) and len(branch) > len(BRANCH_MAGIC):
             return branch
         return None
+
+
+def _read_common_sent_by(text: str) -> tuple[str, str, int | None] | None:
+    """(transport, host, port) of a sent-by of the usual shape, None for any other."""
+    m = _COMMON_SENT_BY_RE.match(text)
+    if m is None:
+        return None
+    transport, host, port = m.groups()
+    number = int(port) if port is not None else None
+    if number is not None and number > 65535:
+        return None
+    return transport.upper(), host.lower(), number
+
+
+# a peer's Vias differ in their branch only: its sent-by comes back in every request
+_common_sent_by = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_read_common_sent_by)
 
 
 def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
@@ -443,17 +462,13 @@ class CSeq:
     seq: int
     method: str
 
-    @classmethod
-    def parse(cls, value: str) -> CSeq:
-        m = _COMMON_CSEQ_RE.match(value)
-        if m is not None:
-            seq = int(m[1])
-            if seq <= 0xFFFFFFFF:
-                cseq = _new(cls)  # CSeq(...) for checked values, at half the cost
-                _set_cseq_seq(cseq, seq)
-                _set_cseq_method(cseq, m[2])
-                return cseq
-        return cls._parse_general(value)
+    @staticmethod
+    def parse(value: str) -> CSeq:
+        """Memoised up to :data:`MAX_CACHED_VALUE` characters: the values are immutable, and
+        the requests of every dialog a client opens count from the same first number."""
+        if len(value) > MAX_CACHED_VALUE:
+            return _parse_cseq(value)
+        return _parse_cseq_cached(value)
 
     @classmethod
     def _parse_general(cls, value: str) -> CSeq:
@@ -471,4 +486,17 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+def _parse_cseq(value: str) -> CSeq:
+    m = _COMMON_CSEQ_RE.match(value)
+    if m is not None:
+        seq = int(m[1])
+        if seq <= 0xFFFFFFFF:
+            cseq = _new(CSeq)  # CSeq(...) for checked values, at half the cost
+            _set_cseq_seq(cseq, seq)
+            _set_cseq_method(cseq, m[2])
+            return cseq
+    return CSeq._parse_general(value)
+
+
+_parse_cseq_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_cseq)
 _set_cseq_seq, _set_cseq_method = _slot_setters(CSeq, "seq", "method")

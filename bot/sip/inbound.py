@@ -48,8 +48,13 @@ def apply_rport(request: Request, via: Via, peer: Peer) -> Via:
     source address; RFC 3581 §4: with ``rport``, ``received`` always and ``rport`` set to the
     source port."""
     params = via.params
-    rport = has_param(params, "rport")
-    if rport or has_param(params, "received") or via.host.strip("[]") != peer.host:
+    rport = received = False
+    for name, _ in params:  # one pass for both (a call each cost more than the loop)
+        if name == "rport":
+            rport = True
+        elif name == "received":
+            received = True
+    if rport or received or via.host.strip("[]") != peer.host:
         params = replace_param(params, "received", peer.host)
     if rport:
         params = replace_param(params, "rport", str(peer.port))

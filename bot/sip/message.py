@@ -63,8 +63,8 @@ def new_branch() -> str:
     return "z9hG4bK" + _random.hex(10)
 
 
-_COPIED_AS_IS = frozenset({"via", "from", "call-id", "cseq"})
-_COPIED = _COPIED_AS_IS | {"to"}  # RFC 3261 §8.2.6.2: what a response copies of its request
+_COPIED = frozenset({"via", "from", "to", "call-id", "cseq"})
+"""RFC 3261 §8.2.6.2: what a response copies of its request."""
 
 
 def make_response(
@@ -74,7 +74,9 @@ def make_response(
     To copied with a tag added (for anything but 100) when it had none."""
     source = request.headers
     rows = [row for row in source._rows if row[0] in _COPIED]
-    copied = _COPIED
+    # the same rows read the same: what the request parsed of them holds (values are immutable),
+    # and it parsed only the headers copied here (Message.parse_core and accessors)
+    parsed = source.parsed.copy()
     if status != 100 and "to" in source._first and not _has_to_tag(request):
         rows = [
             (key, name, f"{value};tag={to_tag or new_tag()}")
@@ -82,15 +84,17 @@ def make_response(
             else (key, name, value)
             for key, name, value in rows
         ]
-        copied = _COPIED_AS_IS
+        parsed.pop("to", None)
     headers = Headers(rows)
-    # the same rows read the same: what the request parsed of them holds (values are immutable)
-    headers.parsed = {k: v for k, v in source.parsed.items() if k in copied}
+    headers.parsed = parsed
     return Response(status, reason, headers)
 
 
 def _has_to_tag(request: Request) -> bool:
     """Whether the request's To has a tag; an unparseable To is copied as it is."""
+    to = request.headers.parsed.get("to")
+    if isinstance(to, Address):  # parsed already, as the parser does
+        return to.tag is not None
     try:
         return request.to.tag is not None
     except SipParseError:

@@ -132,7 +132,7 @@ class Message:
     @property
     def content_type(self) -> str | None:
         """The media type, lower-cased, without parameters."""
-        value = self.headers.get("content-type")
+        value = self.headers._first.get("content-type")
         if value is None:
             return None
         return value.partition(";")[0].strip().lower() or None
@@ -143,8 +143,14 @@ class Message:
     def serialize(self) -> bytes:
         """Wire bytes; Content-Length always states the body's length (RFC 3261 §20.14)."""
         lines = [self._start_line()]
+        headers = self.headers
+        if "content-length" not in headers._first:  # what the bot builds: added last
+            for _, name, value in headers._rows:
+                lines.append(f"{name}: {value}")
+            lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
+            return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
         length_written = False
-        for key, name, value in self.headers._rows:
+        for key, name, value in headers._rows:
             if key == "content-length":
                 if length_written:
                     continue

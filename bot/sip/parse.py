@@ -167,6 +167,10 @@ _CORE_HEADERS = frozenset(MANDATORY_REQUEST_HEADERS)  # what requests and respon
 _RESPONSE_HEADERS = ("via", "call-id", "cseq", "from", "to")  # in the order they are named
 
 
+_USUAL_MAX_FORWARDS = frozenset(map(str, range(256)))
+"""Max-Forwards as written without leading zeros: valid (RFC 3261 §20.22, 0-255) at a glance."""
+
+
 def _check_request(request: Request, present: dict[str, str]) -> None:
     if not present.keys() >= _CORE_HEADERS:
         name = next(name for name in MANDATORY_REQUEST_HEADERS if name not in present)
@@ -182,7 +186,11 @@ def _check_request(request: Request, present: dict[str, str]) -> None:
             f"CSeq method {cseq.method!r} does not match {request.method!r}", partial=request
         )
     max_forwards = present.get("max-forwards")
-    if max_forwards is not None and digits_value(max_forwards, 255) is None:
+    if (
+        max_forwards is not None
+        and max_forwards not in _USUAL_MAX_FORWARDS
+        and digits_value(max_forwards, 255) is None
+    ):
         raise SipParseError(f"bad Max-Forwards {max_forwards!r}", partial=request)
 
 

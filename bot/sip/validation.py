@@ -123,7 +123,11 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
             response = make_response(request, 415)
             response.headers.add("Accept", ", ".join(sorted(policy.content_types)))
             return response
-        encodings = [e.lower() for e in request.headers.values("content-encoding") if e]
+        encodings = (
+            [e.lower() for e in request.headers.values("content-encoding") if e]
+            if "content-encoding" in present
+            else ()
+        )
         if encodings and any(e not in policy.content_encodings for e in encodings):
             response = make_response(request, 415)
             response.headers.add("Accept-Encoding", ", ".join(sorted(policy.content_encodings)))
@@ -138,14 +142,19 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
 
 def _parse_all(request: Request) -> None:
     """Parse every header the core relies on; a SipParseError means 400 (RFC 3261 §8.2.2)."""
-    _ = (request.vias, request.from_, request.to)
-    present = request.headers.first_values()
+    headers = request.headers
+    if not headers.parsed.keys() >= _PARSED:  # the parser parsed them, unless one failed
+        _ = (request.vias, request.from_, request.to)
+    present = headers.first_values()
     if "contact" in present:
         _ = request.contacts
-    for name in ("route", "record-route"):
-        if name in present:
-            for value in request.headers.values(name):
+    if "route" in present or "record-route" in present:
+        for name in ("route", "record-route"):
+            for value in headers.values(name):
                 Address.parse(value)
+
+
+_PARSED = frozenset({"via", "from", "to"})
 
 
 def _accepts(request: Request, media_type: str) -> bool:

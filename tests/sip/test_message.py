@@ -9,8 +9,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.sip import Headers, Request, Response, SipParseError, SipUri, make_response, parse_message
-from bot.sip.headers import Address, CSeq, Via, _slot_setters
-from bot.sip.uri import AbsoluteUri, TelUri, parse_uri
+from bot.sip.headers import (
+    Address,
+    CSeq,
+    Via,
+    _common_sent_by,
+    _parse_cseq_cached,
+    _slot_setters,
+    header_key,
+)
+from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, AbsoluteUri, TelUri, parse_uri
 
 MESSAGE = (
     b"MESSAGE sip:bot@example.test SIP/2.0\r\n"
@@ -218,6 +226,24 @@ def test_line_folding_is_one_space() -> None:
     assert parse_request(raw).headers.get("subject") == "first second third"
 
 
+def test_a_line_read_before_still_folds_with_the_line_after_it() -> None:
+    # every line but the continuation was seen in the message before (remembered as read):
+    # the continuation still joins the line it continues (RFC 3261 §7.3.1)
+    parse_request(MESSAGE.replace(b"Max-Forwards: 70", b"Subject: first\r\nMax-Forwards: 70"))
+    raw = MESSAGE.replace(b"Max-Forwards: 70", b"Subject: first\r\n second\r\nMax-Forwards: 70")
+    request = parse_request(raw)
+    assert request.headers.get("subject") == "first second"
+    assert request.headers.get("max-forwards") == "70"
+
+
+def test_a_bare_cr_in_a_line_after_lines_read_before_is_malformed() -> None:
+    parse_request(MESSAGE)  # all its lines are remembered as read
+    raw = MESSAGE.replace(b"Max-Forwards: 70", b"Max-Forwards: 70\rX-Junk: 1")
+    with pytest.raises(SipParseError, match="malformed header line") as caught:
+        parse_message(raw)
+    assert caught.value.status == 400
+
+
 def test_name_addr_and_addr_spec() -> None:
     address = Address.parse('"Alice \\"A\\"" <sip:alice@example.test;lr>;tag=x;expires=60')
     assert address.display_name == 'Alice "A"'
@@ -248,8 +274,53 @@ def test_cseq_ok(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["4294967296 INVITE", "-1 INVITE", "1", "x INVITE", "1 IN VITE"])
 def test_cseq_bad(value: str) -> None:
-    with pytest.raises(SipParseError):
-        CSeq.parse(value)
+    for _ in range(2):  # refused again the second time: a refusal is never remembered
+        with pytest.raises(SipParseError):
+            CSeq.parse(value)
+
+
+def test_remembered_via_sent_bys_stay_bounded_in_count_and_length() -> None:
+    for port in range(1, PARSE_CACHE_SIZE + 10):
+        via = Via.parse(f"SIP/2.0/UDP 192.0.2.1:{port};branch=z9hG4bK{port}")
+        assert (via.port, via.branch) == (port, f"z9hG4bK{port}")
+    assert _common_sent_by.cache_info().currsize == PARSE_CACHE_SIZE
+    host = "h" * MAX_CACHED_VALUE + ".test"
+    assert Via.parse(f"SIP/2.0/UDP {host}:5060;branch=z9hG4bKx").host == host
+    assert _common_sent_by.cache_info().currsize == PARSE_CACHE_SIZE
+    assert Via.parse("SIP/2.0/UDP 192.0.2.1:1;rport").params == (("rport", None),)
+
+
+def test_remembered_cseq_values_stay_bounded_in_count_and_length() -> None:
+    for seq in range(PARSE_CACHE_SIZE + 10):
+        assert CSeq.parse(f"{seq} MESSAGE") == CSeq(seq, "MESSAGE")
+    assert _parse_cseq_cached.cache_info().currsize == PARSE_CACHE_SIZE
+    long = "1 " + "M" * MAX_CACHED_VALUE
+    assert CSeq.parse(long) == CSeq(1, "M" * MAX_CACHED_VALUE)
+    assert _parse_cseq_cached.cache_info().currsize == PARSE_CACHE_SIZE
+    assert CSeq.parse("1 MESSAGE") == CSeq(1, "MESSAGE")  # evicted first, read again
+
+
+@pytest.mark.parametrize(
+    ("value", "status"), [("070", None), ("0", None), ("255", None), ("256", 400), ("7O", 400)]
+)
+def test_max_forwards_is_0_to_255_leading_zeros_or_not(value: str, status: int | None) -> None:
+    raw = MESSAGE.replace(b"Max-Forwards: 70", f"Max-Forwards: {value}".encode())
+    if status is None:
+        assert parse_request(raw).headers.get("max-forwards") == value
+        return
+    with pytest.raises(SipParseError, match="bad Max-Forwards") as caught:
+        parse_message(raw)
+    assert caught.value.status == status
+
+
+def test_put_first_on_a_request_without_via_adds_it_on_top() -> None:
+    request = parse_request(MESSAGE)
+    request.headers.remove("via")
+    request.headers.put_first("Via", "SIP/2.0/UDP a.test;branch=z9hG4bKa")
+    request.headers.put_first("Via", "SIP/2.0/UDP b.test;branch=z9hG4bKb")  # replaces it
+    assert [name for name, _ in request.headers][:2] == ["Via", "Max-Forwards"]
+    assert request.headers.rows("via") == ["SIP/2.0/UDP b.test;branch=z9hG4bKb"]
+    assert request.via.host == "b.test"
 
 
 # --- messages --------------------------------------------------------------------------------
@@ -294,6 +365,21 @@ def test_response_parsing_and_make_response() -> None:
     assert isinstance(again, Response) and again == response
     trying = make_response(request, 100)
     assert trying.to.tag is None  # RFC 3261 §8.2.6.1: no tag on 100
+
+
+def test_a_response_keeps_only_what_its_request_parsed_of_the_rows_it_copies() -> None:
+    raw = MESSAGE.replace(
+        b"Max-Forwards: 70", b"Contact: <sip:alice@192.0.2.10>\r\nRoute: <sip:p.test;lr>"
+    )
+    request = parse_request(raw)
+    _ = (request.contacts, request.vias, request.from_, request.to, request.cseq, request.call_id)
+    for status in (100, 180, 200):
+        response = make_response(request, status)
+        copied = {header_key(name) for name, _ in response.headers}
+        assert set(response.headers.parsed) <= copied
+        again = parse_message(response.serialize())
+        for key, value in response.headers.parsed.items():  # each reads as its row does
+            assert again.headers.parsed[key] == value, key
 
 
 @pytest.mark.parametrize(
