@@ -142,9 +142,10 @@ class LayerBase:
         tx = (self._client if timer in CLIENT_TIMERS else self._server).get(key)
         if tx is not None and tx.timers.get(timer) == deadline:
             return tx
-        for old in self._displaced.get(key, ()):
-            if old.timers.get(timer) == deadline:
-                return old
+        if self._displaced:  # mostly empty: a cancelled timer costs no second look-up
+            for old in self._displaced.get(key, ()):
+                if old.timers.get(timer) == deadline:
+                    return old
         return None
 
     @property
@@ -170,18 +171,19 @@ class LayerBase:
         else:
             self._clock = now
         deadline = now + delay
-        self._queue(delay, (deadline, key, timer))
+        # a queue is dropped once empty (_pop_first): one that is there has entries
+        queue = self._queues.get(delay) or self._open_queue(delay, deadline)
+        queue.append((deadline, key, timer))
         return deadline
 
-    def _queue(self, queue_key: float, armed: _Armed) -> None:
-        """Append ``armed`` to the queue under ``queue_key``, whose last deadline is not later."""
-        queue = self._queues.get(queue_key)
-        if queue is None:
-            self._queues[queue_key] = deque([armed])
-            heapq.heappush(self._heads, (armed[0], queue_key))
-            self.heads_added += 1
-        else:
-            queue.append(armed)
+    def _open_queue(self, queue_key: float, deadline: float) -> deque[_Armed]:
+        """A new, empty queue under ``queue_key``, whose first entry will be due at
+        ``deadline``: the heads know it from now on."""
+        queue: deque[_Armed] = deque()
+        self._queues[queue_key] = queue
+        heapq.heappush(self._heads, (deadline, queue_key))
+        self.heads_added += 1
+        return queue
 
     def _pop_first(self) -> _Armed:
         """Take the timer with the earliest deadline (the first of the queue at the top of
@@ -233,9 +235,12 @@ class LayerBase:
         self._answered[key] = (deadline, response, reply_to, address)
         if table.get(key) is tx:
             del table[key]
-        bound = self._by_peer.setdefault(address, {})
-        bound.pop(tx, None)
-        bound[key] = None
+        bound = self._by_peer.get(address)
+        if bound is None:
+            self._by_peer[address] = {key: None}
+        else:
+            bound.pop(tx, None)
+            bound[key] = None
 
     def _answered_ended(self, key: tuple[object, ...], answered: Answered) -> None:
         """Timer J or K, or a transport failure: an answered transaction's record is forgotten

@@ -208,7 +208,9 @@ class ClientSide(LayerBase):
         sent, so their Timers F (64*T1 after sending) come in deadline order too."""
         if not tx.timeout_queued:
             tx.timeout_queued = True
-            self._queue(LATE_TIMEOUTS, (tx.timers[Timer.F], tx.key, Timer.F))
+            deadline = tx.timers[Timer.F]
+            queue = self._queues.get(LATE_TIMEOUTS) or self._open_queue(LATE_TIMEOUTS, deadline)
+            queue.append((deadline, tx.key, Timer.F))
         t2 = self.timers.t2
         proceeding = tx.state is State.PROCEEDING
         self._retransmit_request(tx, Timer.E, t2 if proceeding else min(tx.interval * 2, t2), now)
