@@ -47,8 +47,8 @@ _Armed = tuple[float, tuple[object, ...], TimerName]
 """A timer as queued: its deadline, the key of whose it is, which one. It is stale (cancelled,
 armed again, or its transaction gone) when no transaction under that key holds that deadline
 for it. Not the transaction itself: a tuple of a float, strings and ints is left out of the
-garbage collector's scans, and a cancelled timer (Timer F once the final response came, 64*T1)
-does not keep its transaction alive after Timer K (T4) ended it."""
+garbage collector's scans, and a cancelled timer (Timer E once the final response came, or a
+Timer F queued after a first retransmission) does not keep its transaction alive."""
 
 
 @dataclass(slots=True)
