@@ -101,6 +101,7 @@ async def test_long_request_reaches_a_udp_only_phone_after_tcp_is_refused(
     assert response.status == 200
     assert len(phone.received) == 1
     assert phone.received[0].body == BODY and phone.received[0].via.transport == "UDP"
+    assert len(phone.received[0].vias) == 1  # the TCP try's Via replaced, not stacked
     assert "sip.request.retried_over_udp" in caplog.text
 
 
@@ -148,4 +149,6 @@ async def test_requests_to_udp_targets_leave_no_tls_name_behind(client: SipEndpo
             response = await asyncio.wait_for(client.request(request), 5)
             assert response.status == 200
     assert len(phone.received) == 3 and phone.received[0].via.transport == "UDP"
+    assert [len(request.vias) for request in phone.received] == [1, 1, 1]  # ours, on top
+    assert next(iter(phone.received[0].headers))[0].lower() == "via"
     assert client._server_names == {}
