@@ -38,11 +38,11 @@ class Dialog:
     """False while early (a 1xx with a tag, §12.1); True once a 2xx (or NOTIFY) arrived."""
     usage: str = "INVITE"
     """The method that created it: INVITE or SUBSCRIBE."""
-    _written: tuple[Address, Address, str, str] | None = field(
+    _written: tuple[Address, Address, tuple[str, str], tuple[str, str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-    """``local`` and ``remote`` and their text as written in From and To; written again when
-    either is replaced (Address is frozen: the same object always reads the same)."""
+    """``local`` and ``remote`` and their From and To header fields; written again when either
+    is replaced (Address is frozen: the same object always reads the same)."""
     id: DialogId = field(init=False, repr=False, compare=False)
     """(Call-ID, local tag, remote tag): fixed when the dialog is created (RFC 3261 §12),
     read for every request of it."""
@@ -133,23 +133,28 @@ class Dialog:
         if cseq is None:
             self.local_seq += 1
             cseq = self.local_seq
-        uri, routes = self._request_target()
         written = self._written
         if written is None or written[0] is not self.local or written[1] is not self.remote:
-            written = self._written = (self.local, self.remote, str(self.local), str(self.remote))
-        refresh = contact is not None and method in TARGET_REFRESH
-        headers = Headers.of(  # built at once: one of these per message the bot sends
-            *([("Via", str(via))] if via is not None else []),
-            ("Max-Forwards", "70"),
-            *[("Route", route) for route in routes],
-            ("From", written[2]),
-            ("To", written[3]),
-            ("Call-ID", self.call_id),
-            ("CSeq", f"{cseq} {method}"),
-            *([("Contact", str(contact))] if refresh else []),
-            *([("Content-Type", content_type)] if content_type is not None else []),
-        )
-        return Request(method, uri, headers, body)
+            written = self._written = (
+                self.local,
+                self.remote,
+                ("From", str(self.local)),
+                ("To", str(self.remote)),
+            )
+        # built at once, in wire order: one of these per message the bot sends
+        pairs = [] if via is None else [("Via", str(via))]
+        pairs.append(("Max-Forwards", "70"))
+        if self.route_set:
+            uri, routes = self._request_target()
+            pairs += [("Route", route) for route in routes]
+        else:
+            uri = self.remote_target
+        pairs += (written[2], written[3], ("Call-ID", self.call_id), ("CSeq", f"{cseq} {method}"))
+        if contact is not None and method in TARGET_REFRESH:
+            pairs.append(("Contact", str(contact)))
+        if content_type is not None:
+            pairs.append(("Content-Type", content_type))
+        return Request(method, uri, Headers.of(*pairs), body)
 
     def create_ack(self, invite_cseq: int, *, via: Via | None = None, body: bytes = b"") -> Request:
         """The ACK for a 2xx to an INVITE of this dialog (RFC 3261 §13.2.2.4)."""
@@ -162,8 +167,8 @@ class Dialog:
         )
 
     def _request_target(self) -> tuple[Uri, list[str]]:
-        if not self.route_set:
-            return self.remote_target, []
+        """Request-URI and Route of a request with a route set (RFC 3261 §12.2.1.1); without
+        one, the remote target and no Route."""
         first = Address.parse(self.route_set[0]).uri
         if isinstance(first, SipUri) and first.has_param("lr"):
             return self.remote_target, list(self.route_set)

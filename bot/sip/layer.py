@@ -71,8 +71,8 @@ class TransactionLayer(ClientSide, ServerSide):
             tx = self._armed(key, timer, deadline)
             if tx is None:
                 continue
-            if isinstance(tx, tuple):  # Timer J of an answered request (RFC 3261 §17.2.2)
-                self._answered_ended(key, tx)
+            if isinstance(tx, tuple):  # the record of an answered non-INVITE transaction:
+                self._answered_ended(key, tx)  # its Timer J or K (RFC 3261 §17.2.2, §17.1.2.2)
                 continue
             del tx.timers[timer]
             # each side's table of what its timers do (RFC 3261 §17.1, §17.2; RFC 6026 §7)
@@ -89,7 +89,7 @@ class TransactionLayer(ClientSide, ServerSide):
         if not bound:
             return
         for tx in list(bound):
-            if isinstance(tx, tuple):  # an answered request: its TU holds nothing of it
+            if isinstance(tx, tuple):  # an answered non-INVITE transaction: a record
                 self._answered_ended(tx, self._answered[tx])
                 continue
             answered = isinstance(tx, ClientTransaction) and tx.state in _ANSWERED

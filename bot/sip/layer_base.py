@@ -30,17 +30,25 @@ _Tx = TypeVar("_Tx", ClientTransaction, ServerTransaction)
 Address = tuple[str, str, int]
 """A peer's (transport, host, port): :attr:`Peer.address`."""
 Answered = tuple[float, bytes, Address, Address]
-"""A non-INVITE request answered with a final response (RFC 3261 §17.2.2 Completed): the
-deadline of its Timer J, the response's bytes, where they go and where the request came from.
-All that absorbing a retransmitted request until Timer J needs; plain strings, numbers and
-bytes, which the garbage collector leaves out of its scans, where a transaction object kept
-for Timer J (32 s over UDP, thousands a second) was one more object in every one."""
+"""A non-INVITE transaction that has its final response, until its last timer: the deadline of
+that timer, the response's bytes, where they go, and the peer the transaction is bound to.
+Server side (RFC 3261 §17.2.2 Completed, Timer J): what absorbing a retransmitted request needs,
+the response sent again to where responses go. Client side (§17.1.2.2 Completed, Timer K):
+retransmitted responses are absorbed, which needs nothing but the record (no bytes; the peer
+twice). Plain strings, numbers and bytes, which the garbage collector leaves out of its scans,
+where a transaction object kept for Timer J (32 s over UDP) or K (5 s), thousands a second,
+was one more object in every one."""
+RECORD_TIMERS: frozenset[TimerName] = frozenset({Timer.J, Timer.K})
+"""The timers that end a record of an answered non-INVITE transaction (:data:`Answered`)."""
+LATE_TIMEOUTS = -1.0
+"""The key of the timer queue of Timer F entries queued when Timer E first fires (the other
+queues are keyed by their delay, never negative): see ClientSide.send_request."""
 _Armed = tuple[float, tuple[object, ...], TimerName]
 """A timer as queued: its deadline, the key of whose it is, which one. It is stale (cancelled,
 armed again, or its transaction gone) when no transaction under that key holds that deadline
 for it. Not the transaction itself: a tuple of a float, strings and ints is left out of the
-garbage collector's scans, and a cancelled timer (Timer F once the final response came, 64*T1)
-does not keep its transaction alive after Timer K (T4) ended it."""
+garbage collector's scans, and a cancelled timer (Timer E once the final response came, or a
+Timer F queued after a first retransmission) does not keep its transaction alive."""
 
 
 @dataclass(slots=True)
@@ -70,7 +78,8 @@ class LayerBase:
         self._client: dict[tuple[object, ...], ClientTransaction] = {}
         self._accepted: dict[tuple[str, int, str | None], ServerTransaction] = {}
         self._answered: dict[tuple[object, ...], Answered] = {}
-        """Answered non-INVITE requests until their Timer J, by server transaction key."""
+        """Answered non-INVITE transactions until their Timer J (server) or K (client), by
+        transaction key (a server key and a client one are never equal: see server_key)."""
         # transactions (and the keys of answered requests) by the address of the peer they are
         # bound to, in creation order: a transport failure touches only that peer's
         # transactions (issue 15 item 8)
@@ -79,7 +88,8 @@ class LayerBase:
         # a delay, so each queue is in deadline order and arming is an append; a small heap
         # holds each non-empty queue's first deadline (a dozen delays: T1 doubling to T2,
         # 64*T1, T4, 0 over reliable transports, 32 s), where one heap of every timer cost
-        # log2(hundreds of thousands) to pop at thousands of transactions a second.
+        # log2(hundreds of thousands) to pop at thousands of transactions a second. One more
+        # queue (LATE_TIMEOUTS) holds Timer F entries queued late, in deadline order too.
         self._queues: dict[float, deque[_Armed]] = {}
         self._heads: list[tuple[float, float]] = []
         """(first deadline, delay) of each non-empty queue."""
@@ -124,22 +134,23 @@ class LayerBase:
         self, key: tuple[object, ...], timer: TimerName, deadline: float
     ) -> ClientTransaction | ServerTransaction | Answered | None:
         """The transaction under ``key`` whose ``timer`` is armed for ``deadline``, if any: for
-        Timer J, the record of the answered request."""
-        if timer == Timer.J:
+        Timers J and K, the record of the answered transaction."""
+        if timer in RECORD_TIMERS:
             answered = self._answered.get(key)
             return answered if answered is not None and answered[0] == deadline else None
         tx: ClientTransaction | ServerTransaction | None
         tx = (self._client if timer in CLIENT_TIMERS else self._server).get(key)
         if tx is not None and tx.timers.get(timer) == deadline:
             return tx
-        for old in self._displaced.get(key, ()):
-            if old.timers.get(timer) == deadline:
-                return old
+        if self._displaced:  # mostly empty: a cancelled timer costs no second look-up
+            for old in self._displaced.get(key, ()):
+                if old.timers.get(timer) == deadline:
+                    return old
         return None
 
     @property
     def transaction_count(self) -> int:
-        """Transactions held: client, server, and answered requests awaiting Timer J."""
+        """Transactions held: client, server, and answered ones awaiting Timer J or K."""
         return len(self._server) + len(self._client) + len(self._answered)
 
     # --- shared ----------------------------------------------------------------------------
@@ -160,14 +171,19 @@ class LayerBase:
         else:
             self._clock = now
         deadline = now + delay
-        queue = self._queues.get(delay)
-        if queue is None:
-            self._queues[delay] = deque([(deadline, key, timer)])
-            heapq.heappush(self._heads, (deadline, delay))
-            self.heads_added += 1
-        else:
-            queue.append((deadline, key, timer))
+        # a queue is dropped once empty (_pop_first): one that is there has entries
+        queue = self._queues.get(delay) or self._open_queue(delay, deadline)
+        queue.append((deadline, key, timer))
         return deadline
+
+    def _open_queue(self, queue_key: float, deadline: float) -> deque[_Armed]:
+        """A new, empty queue under ``queue_key``, whose first entry will be due at
+        ``deadline``: the heads know it from now on."""
+        queue: deque[_Armed] = deque()
+        self._queues[queue_key] = queue
+        heapq.heappush(self._heads, (deadline, queue_key))
+        self.heads_added += 1
+        return queue
 
     def _pop_first(self) -> _Armed:
         """Take the timer with the earliest deadline (the first of the queue at the top of
@@ -196,6 +212,42 @@ class LayerBase:
             self._by_peer[address] = {tx: None}
         else:
             bound[tx] = None
+
+    def _keep_answered(
+        self,
+        table: dict[tuple[object, ...], _Tx],
+        tx: _Tx,
+        timer: TimerName,
+        delay: float,
+        now: float,
+        response: bytes,
+        reply_to: Address,
+    ) -> None:
+        """``tx`` has its final response: until ``timer`` (J, K), ``delay`` seconds from
+        ``now``, what is left to do needs only a record (:data:`Answered`), which takes the
+        transaction's places in ``table`` and in its peer's index; the transaction object is
+        the TU's alone, in its final state."""
+        key, address = tx.key, tx.peer.address
+        deadline = self._enqueue(key, timer, now, delay)
+        old = self._answered.get(key)
+        if old is not None and old[3] != address:  # the same key from another peer
+            self._unindex(old[3], key)
+        self._answered[key] = (deadline, response, reply_to, address)
+        if table.get(key) is tx:
+            del table[key]
+        bound = self._by_peer.get(address)
+        if bound is None:
+            self._by_peer[address] = {key: None}
+        else:
+            bound.pop(tx, None)
+            bound[key] = None
+
+    def _answered_ended(self, key: tuple[object, ...], answered: Answered) -> None:
+        """Timer J or K, or a transport failure: an answered transaction's record is forgotten
+        (RFC 3261 §17.1.2.2, §17.2.2)."""
+        source = answered[3]
+        del self._answered[key]
+        self._unindex(source, key)
 
     def _forget(self, tx: ClientTransaction | ServerTransaction) -> None:
         if isinstance(tx, ClientTransaction):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from bot.sip.events import ResponseReceived, TransactionTimedOut
 from bot.sip.headers import Headers
-from bot.sip.layer_base import LayerBase
+from bot.sip.layer_base import LATE_TIMEOUTS, LayerBase
 from bot.sip.message import Request, Response
 from bot.sip.transaction import (
     ClientTransaction,
@@ -44,9 +44,9 @@ class ClientSide(LayerBase):
             Timer.B: self._client_timed_out,
             Timer.F: self._client_timed_out,
             Timer.D: self._client_ended,
-            Timer.K: self._client_ended,
             Timer.M: self._client_ended,
         }
+        # (Timer K ends an answered non-INVITE request, kept as a record: _answered_ended)
 
     def send_request(
         self,
@@ -72,10 +72,20 @@ class ClientSide(LayerBase):
         self.stats.messages.request("out", request)
         self.outgoing.append((tx.wire, peer))
         t1 = self.timers.t1
-        if not peer.reliable:  # Timers A and E: retransmit only over unreliable transports
+        if peer.reliable:  # Timers A and E: retransmit only over unreliable transports
+            self._arm(tx, Timer.B if tx.is_invite else Timer.F, now, 64 * t1)
+        elif tx.is_invite:
             tx.interval = t1
-            self._arm(tx, Timer.A if tx.is_invite else Timer.E, now, t1)
-        self._arm(tx, Timer.B if tx.is_invite else Timer.F, now, 64 * t1)
+            self._arm(tx, Timer.A, now, t1)
+            self._arm(tx, Timer.B, now, 64 * t1)
+        else:
+            tx.interval = t1
+            self._arm(tx, Timer.E, now, t1)
+            # Timer F is set (64*T1 from now) but queued only when Timer E first fires: most
+            # requests are answered before T1, and their F would be one stale entry more to
+            # arm and pop 64*T1 later (see _retransmit_non_invite)
+            tx.timers[Timer.F] = self._clock + 64 * t1
+            tx.timeout_queued = False
         return tx
 
     def send_ack(self, ack: Request, peer: Peer, transaction: ClientTransaction | None) -> None:
@@ -112,11 +122,12 @@ class ClientSide(LayerBase):
         method = response.cseq.method
         status = response.status
         self.stats.messages.answer("in", method, status)
-        tx = self._client.get((response.vias[0].branch, method))  # §17.1.3
+        key = (response.vias[0].branch, method)  # §17.1.3
+        tx = self._client.get(key)
         if tx is None:
             if method == "INVITE" and 200 <= status < 300:
                 self.events.append(ResponseReceived(response=response, transaction=None))
-            else:
+            elif key not in self._answered:  # there, absorbed in Completed (§17.1.2.2)
                 self.stats.dropped += 1
             return
         event = response_event(status)
@@ -176,13 +187,15 @@ class ClientSide(LayerBase):
     def _non_invite_final(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
-        if before is State.COMPLETED:
-            return  # §17.1.2.2: retransmitted final responses are absorbed
-        tx.timers.pop(Timer.E, None)
-        tx.timers.pop(Timer.F, None)
-        self._arm(tx, Timer.K, now, 0 if tx.peer.reliable else self.timers.t4)
+        """§17.1.2.2 Completed until Timer K (T4, 0 over a reliable transport): retransmitted
+        responses are absorbed, which needs no more than a record of the transaction (its
+        key); Timers E and F stop."""
+        tx.timers.clear()
+        peer = tx.peer
+        address = peer.address
+        delay = 0 if peer.reliable else self.timers.t4
+        self._keep_answered(self._client, tx, Timer.K, delay, now, b"", address)
         self.events.append(ResponseReceived(response=response, transaction=tx))
-        tx.release()  # the TU has the response; Timer K needs none of it
 
     def _retransmit_invite(self, tx: ClientTransaction, now: float) -> None:
         """Timer A: send the INVITE again; the interval doubles without bound (§17.1.1.2)."""
@@ -190,7 +203,14 @@ class ClientSide(LayerBase):
 
     def _retransmit_non_invite(self, tx: ClientTransaction, now: float) -> None:
         """Timer E: send the request again; the interval doubles up to T2, and is T2 once a
-        provisional response has come (§17.1.2.2)."""
+        provisional response has come (§17.1.2.2). Its first time, Timer F is queued: every
+        first Timer E fires from the one queue of delay T1, in the order the requests were
+        sent, so their Timers F (64*T1 after sending) come in deadline order too."""
+        if not tx.timeout_queued:
+            tx.timeout_queued = True
+            deadline = tx.timers[Timer.F]
+            queue = self._queues.get(LATE_TIMEOUTS) or self._open_queue(LATE_TIMEOUTS, deadline)
+            queue.append((deadline, tx.key, Timer.F))
         t2 = self.timers.t2
         proceeding = tx.state is State.PROCEEDING
         self._retransmit_request(tx, Timer.E, t2 if proceeding else min(tx.interval * 2, t2), now)
@@ -211,7 +231,7 @@ class ClientSide(LayerBase):
         self.events.append(TransactionTimedOut(transaction=tx))
 
     def _client_ended(self, tx: ClientTransaction, now: float) -> None:
-        """Timer D, K or M: no more retransmitted responses to absorb; forget the transaction."""
+        """Timer D or M: no more retransmitted responses to absorb; forget the transaction."""
         tx.move(Ev.TIMER_CLEANUP)
         self._forget(tx)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from bot.sip.errors import SipParseError
 from bot.sip.events import AckReceived, CancelReceived, RequestReceived, TransactionTimedOut
 from bot.sip.inbound import apply_rport, reply_address, server_key
-from bot.sip.layer_base import Answered, LayerBase
+from bot.sip.layer_base import LayerBase
 from bot.sip.message import Request, Response, make_response
 from bot.sip.stateless import answered_statelessly
 from bot.sip.transaction import (
@@ -67,25 +67,11 @@ class ServerSide(LayerBase):
             self._on_final[tx.is_invite, tx.state](tx, now)
 
     def _non_invite_final_sent(self, tx: ServerTransaction, now: float) -> None:
-        """§17.2.2 Completed until Timer J (64*T1, 0 over a reliable transport): what absorbing
-        retransmitted requests needs is kept as a plain record (:data:`Answered`); the
-        transaction object is the TU's alone, in its final state."""
-        key, address = tx.key, tx.peer.address
+        """§17.2.2 Completed until Timer J (64*T1, 0 over a reliable transport): absorbing
+        retransmitted requests needs the response's bytes and where they go, kept as a
+        record (:data:`Answered`)."""
         delay = 0 if tx.peer.reliable else 64 * self.timers.t1
-        deadline = self._enqueue(key, Timer.J, now, delay)
-        self._answered[key] = (deadline, tx.wire, tx.reply_to.address, address)
-        # the record takes the transaction's places: in the table, in its peer's index
-        if self._server.get(key) is tx:
-            del self._server[key]
-        bound = self._by_peer.setdefault(address, {})
-        bound.pop(tx, None)
-        bound[key] = None
-
-    def _answered_ended(self, key: tuple[object, ...], answered: Answered) -> None:
-        """Timer J, or a transport failure: an answered request is forgotten (§17.2.2)."""
-        _, _, _, source = answered
-        del self._answered[key]
-        self._unindex(source, key)
+        self._keep_answered(self._server, tx, Timer.J, delay, now, tx.wire, tx.reply_to.address)
 
     def _invite_2xx_sent(self, tx: ServerTransaction, now: float) -> None:
         # RFC 6026 §7.1 Timer L; the 2xx is retransmitted until ACK (RFC 3261 §13.3.1.4)

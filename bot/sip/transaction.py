@@ -215,35 +215,27 @@ def response_event(status: int) -> Ev:
 
 
 class Transaction:
-    """State shared by all four machines."""
+    """State shared by all four machines (set by each machine's ``__init__`` itself: one call
+    per transaction, thousands a second)."""
 
     __slots__ = (
         "key", "method", "is_invite", "peer", "state", "timers", "interval", "wire", "_table",
         "name",
     )  # fmt: skip
 
-    def __init__(
-        self,
-        key: tuple[object, ...],
-        method: str,
-        peer: Peer,
-        table: Table,
-        initial: State,
-        name: str,
-    ):
-        self.key = key
-        self.method = method
-        self.is_invite = method == "INVITE"
-        self.peer = peer
-        self.state = initial
-        self.timers: dict[TimerName, float] = {}
-        """Armed timers: absolute deadlines in seconds."""
-        self.interval = 0.0
-        """Current retransmission interval (Timers A, E, G), in seconds."""
-        self.wire = b""
-        """The bytes retransmitted: the request (client) or the last response (server)."""
-        self._table = table
-        self.name = name
+    key: tuple[object, ...]
+    method: str
+    is_invite: bool
+    peer: Peer
+    state: State
+    timers: dict[TimerName, float]
+    """Armed timers: absolute deadlines in seconds."""
+    interval: float
+    """Current retransmission interval (Timers A, E, G), in seconds."""
+    wire: bytes
+    """The bytes retransmitted: the request (client) or the last response (server)."""
+    _table: Table
+    name: str
 
     def allows(self, event: Ev) -> bool:
         """Whether ``event`` is a move the machine has from its state."""
@@ -261,47 +253,45 @@ class Transaction:
 
 
 class ClientTransaction(Transaction):
-    __slots__ = ("request", "last_response", "ack", "cancelled")
+    __slots__ = ("request", "last_response", "ack", "cancelled", "timeout_queued")
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
-        invite = request.method == "INVITE"
-        super().__init__(
-            key,
-            request.method,
-            peer,
-            INVITE_CLIENT if invite else NON_INVITE_CLIENT,
-            State.CALLING if invite else State.TRYING,
-            "INVITE client transaction" if invite else "non-INVITE client transaction",
-        )
+        self.key = key
+        self.method = method = request.method
+        self.is_invite = invite = method == "INVITE"
+        self.peer = peer
+        self.state = State.CALLING if invite else State.TRYING
+        self.timers = {}
+        self.interval = 0.0
+        self.wire = b""
+        self._table = INVITE_CLIENT if invite else NON_INVITE_CLIENT
+        self.name = "INVITE client transaction" if invite else "non-INVITE client transaction"
         self.request: Request | None = request
-        """The request; dropped (None) once a non-INVITE transaction has its final response:
-        Timer K only absorbs retransmitted responses, which needs nothing of it."""
+        """The request (an INVITE's is kept for its CANCEL and ACK)."""
         self.last_response: Response | None = None
         self.ack: bytes | None = None
         """ACK sent by the transaction (non-2xx, §17.1.1.3) or by the TU for a 2xx."""
         self.cancelled = False
         """We sent a CANCEL for this INVITE: Timer B runs again, through any 1xx (§9.1)."""
-
-    def release(self) -> None:
-        """Keep nothing but the key and timers (non-INVITE, after the final response)."""
-        self.request = None
-        self.last_response = None
-        self.wire = b""
+        self.timeout_queued = True
+        """Timer F is queued; False while it is only set, until Timer E first fires (a
+        non-INVITE request over UDP: see ClientSide.send_request)."""
 
 
 class ServerTransaction(Transaction):
     __slots__ = ("request", "reply_to", "last_response", "acked", "dialog_key", "cancelled")
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer, reply_to: Peer):
-        invite = request.method == "INVITE"
-        super().__init__(
-            key,
-            request.method,
-            peer,
-            INVITE_SERVER if invite else NON_INVITE_SERVER,
-            State.PROCEEDING if invite else State.TRYING,
-            "INVITE server transaction" if invite else "non-INVITE server transaction",
-        )
+        self.key = key
+        self.method = method = request.method
+        self.is_invite = invite = method == "INVITE"
+        self.peer = peer
+        self.state = State.PROCEEDING if invite else State.TRYING
+        self.timers = {}
+        self.interval = 0.0
+        self.wire = b""
+        self._table = INVITE_SERVER if invite else NON_INVITE_SERVER
+        self.name = "INVITE server transaction" if invite else "non-INVITE server transaction"
         self.request: Request | None = request
         """The request; dropped (None) once the transaction has its final response, when only
         ``wire`` is needed to absorb retransmissions (and ``dialog_key`` to match the ACK of an

@@ -97,7 +97,11 @@ class SipClient:
         outcome: Outcome | None = None
         for index, target in enumerate(targets):
             peer = self._reach(target) if isinstance(target, Target) else target
-            outcome = await self._send_with_auth(request, peer, credentials, on_provisional)
+            outcome = await (
+                self._send_once(request, peer, on_provisional)
+                if credentials is None  # no digest retry: the transaction itself
+                else self._send_with_auth(request, peer, credentials, on_provisional)
+            )
             if not (outcome.local or outcome.response.status == 503):
                 break
             if index + 1 < len(targets):  # RFC 3263 §4.3: on to the next target
@@ -113,22 +117,23 @@ class SipClient:
         return outcome.response
 
     def _reach(self, target: Target) -> Peer:
-        """The peer of an RFC 3263 target, whose TLS name the endpoint is told (RFC 5922 §4)."""
-        self.endpoint.name_server(target.peer, target.server_name)
+        """The peer of an RFC 3263 target, whose TLS name the endpoint is told (RFC 5922 §4:
+        only a TLS connection presents one; no entry per UDP or TCP peer ever reached)."""
+        if target.peer.transport == "TLS":
+            self.endpoint.name_server(target.peer, target.server_name)
         return target.peer
 
     async def _send_with_auth(
         self,
         request: Request,
         peer: Peer,
-        credentials: DigestClient | None,
+        credentials: DigestClient,
         on_provisional: Provisional | None,
     ) -> Outcome:
-        if credentials is not None:
-            credentials.preauthorize(request)
+        credentials.preauthorize(request)
         while True:
             outcome = await self._send_once(request, peer, on_provisional)
-            retry = None if credentials is None else credentials.retry(request, outcome.response)
+            retry = credentials.retry(request, outcome.response)
             if retry is None:
                 return outcome
             request = retry
@@ -173,7 +178,11 @@ class SipClient:
         """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7).
         The request as it goes on the wire, and that branch."""
         branch = new_branch()
-        request.headers.put_first("Via", self.endpoint.via_text(peer.transport, branch))
+        via, headers = self.endpoint.via_text(peer.transport, branch), request.headers
+        if "via" in headers:  # sent before (a digest retry, another target): ours replaces it
+            headers.put_first("Via", via)
+        else:  # the usual first send: no Via yet (Dialog.create_request, new_request)
+            headers.prepend("Via", via)
         return request.serialize(), branch
 
     def send_ack(self, ack: Request, peer: Peer) -> None:

@@ -304,7 +304,6 @@ class SipEndpoint:
     # --- the pump ------------------------------------------------------------------------------
 
     def _on_message(self, data: bytes, peer: Peer) -> None:
-        assert self._loop is not None
         now = self._time()
         if self.admit is not None and not self.admit(peer.host, now):
             return

@@ -6,6 +6,7 @@ Skype for Business publishes ``_sipinternaltls._tcp`` for its internal pools (MS
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -133,7 +134,10 @@ def _uri_transport(uri: SipUri) -> str | None:
     return kind if kind in DEFAULT_PORTS else None
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address (remembered: ipaddress parses in Python,
+    and the bot sends to the same few contact addresses again and again)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -4,6 +4,7 @@ answers go where the request really came from."""
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ from bot.sip.events import (
     CancelReceived,
     Event,
     RequestReceived,
+    ResponseReceived,
     TransactionTimedOut,
     TransportFailed,
 )
@@ -404,6 +406,33 @@ def test_item8_transport_failure_ends_that_peers_answered_requests_only() -> Non
     assert layer.transaction_count == 2
 
 
+def test_item8_answered_client_requests_end_with_their_peers_transport_only() -> None:
+    """The record an answered request of ours leaves until Timer K absorbs copies of the
+    response (RFC 3261 §17.1.2.2) and ends with its peer's transport (§17.1.4); a caller
+    reusing a branch towards another peer takes the key without leaving the first peer's
+    index pointing at it (that peer's failure would end the other's record, or raise KeyError
+    out of the layer once that record was gone)."""
+    layer = TransactionLayer()
+    first, second = (Peer("TCP", "192.0.2.30", port) for port in (5061, 5062))
+    copies = []
+    for peer in (first, second):  # one branch, two peers: the second takes the key
+        request = parse_message(wire("OPTIONS", via="SIP/2.0/TCP h;branch=z9hG4bKsame"))
+        assert isinstance(request, Request)
+        layer.send_request(request, peer, now=0.0)
+        copies.append(make_response(request, 200, to_tag="b").serialize())
+        layer.receive(copies[-1], peer, now=0.1)
+    assert [type(e) for e in events(layer)] == [ResponseReceived, ResponseReceived]
+    assert layer.transaction_count == 1  # one record under the key, the second request's
+    layer.receive(copies[1], second, now=0.2)
+    assert events(layer) == [] and layer.stats.dropped == 0  # absorbed in Completed
+    layer.transport_failed(first, "connection reset")  # holds nothing of the key any more
+    assert layer.transaction_count == 1 and events(layer) == []
+    layer.transport_failed(second, "connection reset")
+    assert layer.transaction_count == 0 and events(layer) == [] and layer._by_peer == {}
+    layer.receive(copies[1], second, now=0.3)
+    assert events(layer) == [] and layer.stats.dropped == 1  # no transaction: a stray
+
+
 # --- item 7: events from the wire or the transport never raise ProtocolStateError --------------
 
 SERVER = Peer("UDP", "192.0.2.2", 5060)
@@ -456,7 +485,9 @@ def test_item7_transport_failure_after_the_final_response_raises_nothing(
     tx = layer.send_request(request, peer, now=0.0)
     layer.receive(make_response(request, 200, to_tag="b").serialize(), peer, now=0.1)
     [answered] = events(layer)
-    assert tx.request is None  # released: the TU has the response
+    del answered
+    # the TU has the response; the layer keeps a record for Timer K, nothing of the transaction
+    assert sys.getrefcount(tx) == 2 and layer.transaction_count == 1
     layer.transport_failed(peer, "connection reset")
     assert events(layer) == []  # nothing left to fail: no event the TU could trip on
     assert layer.transaction_count == 0

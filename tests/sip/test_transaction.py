@@ -54,9 +54,9 @@ def test_non_invite_round_trip_and_cleanup_timers_j_and_k() -> None:
     assert len(received(link)) == 1 and tx.state is State.TRYING
     answer(link, 200)
     assert [r.status for r in finals(link)] == [200]
-    assert tx.state is State.COMPLETED
+    assert tx.state is State.COMPLETED and link.client.transaction_count == 1
     link.advance(T4)  # Timer K = T4 on UDP
-    assert tx.state is State.TERMINATED
+    assert link.client.transaction_count == 0
     assert link.server.transaction_count == 1
     link.advance(64 * T1 - T4)  # Timer J = 64*T1 on UDP
     assert link.server.transaction_count == 0
@@ -120,8 +120,8 @@ def test_reliable_cleanup_is_immediate() -> None:
     tx = link.client.send_request(link.request("OPTIONS"), link.server_peer, 0.0)
     link.flush()
     answer(link, 200)
+    assert tx.state is State.COMPLETED and link.client.transaction_count == 1
     link.advance(0)
-    assert tx.state is State.TERMINATED
     assert link.server.transaction_count == 0 and link.client.transaction_count == 0
 
 
@@ -255,7 +255,9 @@ def test_armed_timers_are_the_rfc_ones_for_each_state() -> None:
     assert set(options.timers) == {Timer.E, Timer.F}
     link.flush()
     answer(link, 200)
-    assert set(options.timers) == {Timer.K}
+    # Completed: Timer K (T4) runs on the layer's record of the transaction (§17.1.2.2)
+    assert set(options.timers) == set()
+    assert link.client._answered[options.key][0] == link.now + 5.0
     over_tcp = Peer("TCP", link.server_peer.host, link.server_peer.port)
     reliable = link.client.send_request(link.request("INVITE"), over_tcp, link.now)
     assert set(reliable.timers) == {Timer.B}  # no retransmission over TCP
@@ -406,9 +408,10 @@ def test_every_timer_has_one_handler_on_one_side() -> None:
     """A timer armed with no handler would raise out of handle_timer when it fires."""
     layer = TransactionLayer()
     client, server = set(layer._client_timers), set(layer._server_timers)
-    # Timer J ends an answered non-INVITE request, kept as a record, not a transaction object:
-    # handle_timer ends it itself (ServerSide._answered_ended)
-    assert client | server | {Timer.J} == set(get_args(TimerName)) and not client & server
-    assert Timer.J not in client | server
-    assert client == {Timer.A, Timer.B, Timer.D, Timer.E, Timer.F, Timer.K, Timer.M}  # §17.1
-    assert client == CLIENT_TIMERS  # how the layer finds a queued timer's transaction
+    # Timers J and K end an answered non-INVITE transaction, kept as a record, not an object:
+    # handle_timer ends it itself (LayerBase._answered_ended)
+    records = {Timer.J, Timer.K}
+    assert client | server | records == set(get_args(TimerName)) and not client & server
+    assert not records & (client | server)
+    assert client | {Timer.K} == {Timer.A, Timer.B, Timer.D, Timer.E, Timer.F, Timer.K, Timer.M}
+    assert client | {Timer.K} == CLIENT_TIMERS  # how the layer finds a queued timer's owner

@@ -101,6 +101,7 @@ async def test_long_request_reaches_a_udp_only_phone_after_tcp_is_refused(
     assert response.status == 200
     assert len(phone.received) == 1
     assert phone.received[0].body == BODY and phone.received[0].via.transport == "UDP"
+    assert len(phone.received[0].vias) == 1  # the TCP try's Via replaced, not stacked
     assert "sip.request.retried_over_udp" in caplog.text
 
 
@@ -135,3 +136,19 @@ async def test_a_target_that_asked_for_tcp_is_not_retried_over_udp(client: SipEn
         )
     assert response.status == 503
     assert phone.received == []
+
+
+async def test_requests_to_udp_targets_leave_no_tls_name_behind(client: SipEndpoint) -> None:
+    """Issue 19 item 1: a request routed by its Request-URI (RFC 3263: a numeric host, UDP)
+    is delivered, and the endpoint remembers no TLS server name (RFC 5922 §4) per UDP peer:
+    one entry per contact ever reached, for the bot's lifetime, on every pager reply."""
+    async with udp_phone() as (phone, port):
+        for n in range(3):
+            request = message("127.0.0.1", port, f"by-uri-{n}")
+            request.body = b"short"
+            response = await asyncio.wait_for(client.request(request), 5)
+            assert response.status == 200
+    assert len(phone.received) == 3 and phone.received[0].via.transport == "UDP"
+    assert [len(request.vias) for request in phone.received] == [1, 1, 1]  # ours, on top
+    assert next(iter(phone.received[0].headers))[0].lower() == "via"
+    assert client._server_names == {}
