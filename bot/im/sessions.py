@@ -18,6 +18,7 @@ from bot.im.incoming import UNREADABLE, read_request
 from bot.im.loops import AUTO_SUBMITTED
 from bot.im.outgoing import Payload
 from bot.sender import Sender
+from bot.services.identity import Identified
 from bot.sip.dialog import Dialog, DialogId
 from bot.sip.errors import SipParseError
 from bot.sip.headers import Address
@@ -48,6 +49,12 @@ class ImSession:
     running: int = 0
     """Commands of this session under way: it is not idle while one runs (an announcement
     may last up to ``calls.max_duration``, longer than ``im.session_idle_timeout``)."""
+    identity: Identified = field(init=False)
+    """``Identified(sender)``: what the identity gate answers for a request on the session's
+    own flow (made once, not for every request)."""
+
+    def __post_init__(self) -> None:
+        self.identity = Identified(self.sender)
 
 
 Received = Callable[[ImContent, Sender, Request, ImSession, float], None]

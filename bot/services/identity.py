@@ -158,18 +158,19 @@ class IdentityGate:
             return Refused(make_response(request, 403, "Forbidden (sender is not a SIP user)"))
         return Identified(Sender(uri.user, uri.host))
 
-    def in_dialog(self, incoming: Incoming, sender: Sender, flow: Peer, now: float) -> Outcome:
-        """A request inside a dialog established by ``sender`` on ``flow``."""
+    def in_dialog(self, incoming: Incoming, dialog: Identified, flow: Peer, now: float) -> Outcome:
+        """A request inside a dialog established by ``dialog.sender`` on ``flow``: ``dialog``
+        itself (made once per dialog, never again per request) when it is believed there."""
         peer = incoming.peer
         # the transport keeps one Peer per recent source: mostly the very same object
         if peer is flow or peer == flow or self.from_proxy(peer):
-            return Identified(sender)
+            return dialog
         if self.settings.mode == "proxies":
             return Refused(
                 make_response(incoming.request, 403, "Forbidden (send through the proxy)")
             )
         who = self.identify(incoming, now)  # embedded: challenged like a new request
-        if isinstance(who, Identified) and who.sender != sender:
+        if isinstance(who, Identified) and who.sender != dialog.sender:
             return Refused(
                 make_response(incoming.request, 403, "Forbidden (not this session's user)")
             )
