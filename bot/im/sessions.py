@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ ACK_WAIT = 2.0
 """Seconds to wait for the ACK of an IM session before sending into it anyway."""
 SHUTDOWN_WAIT = 5.0
 """Seconds the BYEs closing the sessions may take at shutdown."""
+OFFERS_KEPT = 16
+"""SDP offers whose parse is kept (one or two per kind of client)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -55,6 +58,14 @@ class ImSession:
 
     def __post_init__(self) -> None:
         self.identity = Identified(self.sender)
+
+
+@functools.lru_cache(maxsize=OFFERS_KEPT)
+def _offer(body: bytes) -> SessionDescription:
+    """The SDP offer of an INVITE, parsed, kept: a function of the body only, immutable, and a
+    client offers the same each time (our answer is made anew: its session id is unique, RFC
+    4566 §5.2). What it raises is not kept."""
+    return SessionDescription.parse(body)
 
 
 Received = Callable[[ImContent, Sender, Request, ImSession, float], None]
@@ -89,7 +100,7 @@ class ImSessions:
         our SDP, or 488."""
         request = incoming.request
         try:
-            offer = SessionDescription.parse(request.body) if request.body else None
+            offer = _offer(request.body) if request.body else None
         except SipParseError:
             offer = None
         host, port = self.endpoint.address(incoming.peer.transport)

@@ -98,6 +98,9 @@ class GateSettings:
     proxies: frozenset[str]
     """Trusted proxy addresses, as the transport names a source."""
     passwords: Mapping[str, str]
+    users: Mapping[str, Identified]
+    """Each user of ``passwords`` as identified when authenticated, with no hold and no
+    Authentication-Info (the usual verdict, made once here, not for every request)."""
     nonce_lifetime: float
     never_ban: list[Network]
 
@@ -112,6 +115,7 @@ class GateSettings:
             domain=sip.domain,
             proxies=frozenset(_address(p) for p in sip.trusted_proxies),
             passwords={name: user.password for name, user in config.registrar.users.items()},
+            users={name: Identified(Sender(name, sip.domain)) for name in config.registrar.users},
             nonce_lifetime=config.security.auth.nonce_lifetime,
             never_ban=exemptions(config.security.auth, sip.trusted_proxies),
         )
@@ -202,8 +206,10 @@ class IdentityGate:
                 if hold is None:
                     return Refused(self._busy(request))
                 self.guard.succeeded(user, source, now)
-                sender = Sender(user, self.settings.domain)
-                return Identified(sender, hold, verdict.authentication_info)
+                known = self.settings.users[user]  # verified with its password: one of them
+                if hold or verdict.authentication_info is not None:
+                    return Identified(known.sender, hold, verdict.authentication_info)
+                return known
             if verdict.stale:  # a right answer to an old nonce: a verdict too, so paced
                 hold = self.guard.pace(verdict.username, source, True, now)
                 if hold is None:
