@@ -25,7 +25,8 @@ async def show_help(ctx: CommandContext) -> str:
     """List the commands you can use, or explain one of them."""
     registry, features = ctx.registry, ctx.config.features
     if not ctx.args:
-        return _listing_for(registry, features, ctx.is_admin)
+        kept = _listings.get((registry, registry.version, id(features), ctx.is_admin))
+        return kept[1] if kept is not None else _keep_listing(registry, features, ctx.is_admin)
     wanted = ctx.args.lower()
     visible = _visible(registry, registry.version, features, ctx.is_admin)
     spec = next((s for s in visible if wanted in s.words), None)
@@ -56,14 +57,12 @@ the features' identity, not their value: hashing a pydantic model costs more tha
 listing (the features are held here, so their id stays theirs while kept)."""
 
 
-def _listing_for(registry: Registry, features: FeaturesConfig, admin: bool) -> str:
-    key = (registry, registry.version, id(features), admin)
-    kept = _listings.get(key)
-    if kept is None:
-        kept = _listings[key] = (features, _listing(registry, registry.version, features, admin))
-        while len(_listings) > KEPT:
-            del _listings[next(iter(_listings))]  # the oldest
-    return kept[1]
+def _keep_listing(registry: Registry, features: FeaturesConfig, admin: bool) -> str:
+    listing = _listing(registry, registry.version, features, admin)
+    _listings[(registry, registry.version, id(features), admin)] = (features, listing)
+    while len(_listings) > KEPT:
+        del _listings[next(iter(_listings))]  # the oldest
+    return listing
 
 
 def _listing(registry: Registry, version: int, features: FeaturesConfig, admin: bool) -> str:

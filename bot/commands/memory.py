@@ -32,16 +32,18 @@ class SenderMemory:
         self.size = size
         self.keep = keep
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._swept = float("-inf")
-        """When expired entries were last dropped: they are dropped at most every SWEEP_EVERY
-        seconds (an entry asked for is checked itself), not at every command."""
+        self._next_sweep = float("-inf")
+        """When expired entries are next dropped: at most every SWEEP_EVERY seconds (an entry
+        asked for is checked itself), not at every command - a comparison where they are asked
+        for, not a call."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, sender: str, now: float) -> dict[str, Any]:
         """``sender``'s memory (empty when new or expired), now the most recently used."""
-        self._expire(now)
+        if now >= self._next_sweep:
+            self._expire(now)
         entries = self._entries
         found = entries.get(sender)
         if found is not None:
@@ -58,15 +60,14 @@ class SenderMemory:
 
     def peek(self, sender: str, now: float) -> dict[str, Any] | None:
         """``sender``'s memory if there is one, without making it recently used."""
-        self._expire(now)
+        if now >= self._next_sweep:
+            self._expire(now)
         found = self._entries.get(sender)
         return found.memory if found is not None and now - found.used < self.keep else None
 
     def _expire(self, now: float) -> None:
-        """Drop the expired entries, at most every SWEEP_EVERY seconds."""
-        if 0 <= now - self._swept < SWEEP_EVERY:
-            return
-        self._swept = now
+        """Drop the expired entries (the next time at SWEEP_EVERY seconds from now)."""
+        self._next_sweep = now + SWEEP_EVERY
         # ordered by last use: the expired ones are all at the front
         while self._entries:
             if now - next(iter(self._entries.values())).used < self.keep:
