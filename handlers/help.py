@@ -25,7 +25,8 @@ async def show_help(ctx: CommandContext) -> str:
     """List the commands you can use, or explain one of them."""
     registry, features = ctx.registry, ctx.config.features
     if not ctx.args:
-        return _listing(registry, registry.version, features, ctx.is_admin)
+        kept = _listings.get((registry, registry.version, id(features), ctx.is_admin))
+        return kept[1] if kept is not None else _keep_listing(registry, features, ctx.is_admin)
     wanted = ctx.args.lower()
     visible = _visible(registry, registry.version, features, ctx.is_admin)
     spec = next((s for s in visible if wanted in s.words), None)
@@ -40,6 +41,7 @@ async def show_help(ctx: CommandContext) -> str:
 # Both are kept, being functions of their arguments only: the registry's commands (its
 # ``version`` changes with each one added), the features (a reload brings a new, frozen
 # FeaturesConfig: a command turned off shows at once) and whether the sender is an admin.
+# The listing, asked for most, is found by the features' identity (_listings).
 
 
 @functools.lru_cache(maxsize=KEPT)
@@ -49,7 +51,20 @@ def _visible(
     return tuple(spec for spec in registry if is_visible(spec, features, admin=admin))
 
 
-@functools.lru_cache(maxsize=KEPT)
+_listings: dict[tuple[Registry, int, int, bool], tuple[FeaturesConfig, str]] = {}
+"""(registry, its version, id of the features, admin) -> (those features, their listing). By
+the features' identity, not their value: hashing a pydantic model costs more than finding the
+listing (the features are held here, so their id stays theirs while kept)."""
+
+
+def _keep_listing(registry: Registry, features: FeaturesConfig, admin: bool) -> str:
+    listing = _listing(registry, registry.version, features, admin)
+    _listings[(registry, registry.version, id(features), admin)] = (features, listing)
+    while len(_listings) > KEPT:
+        del _listings[next(iter(_listings))]  # the oldest
+    return listing
+
+
 def _listing(registry: Registry, version: int, features: FeaturesConfig, admin: bool) -> str:
     lines = ["Commands:"]
     for spec in _visible(registry, version, features, admin):

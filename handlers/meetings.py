@@ -4,6 +4,7 @@ details), asked for through the sender's own user endpoint."""
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from bot.commands import CommandContext, UsageError, command
@@ -12,6 +13,7 @@ from bot.conferencing.models import Conference
 from bot.sip.grammar import is_digits
 
 LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
+SHOWN = "meetings.shown"  # memory key: the last listing itself (_Shown)
 MAX_SUBJECT_BYTES = 120
 """Of a subject in a listing line (``meeting N`` shows it whole)."""
 LINES_KEPT = 1024
@@ -28,11 +30,34 @@ async def my_meetings(ctx: CommandContext) -> str | Paged:
     """List the conferences you organise.
     A long list comes a page at a time: send 'more' for the next; the numbers go on."""
     endpoint = await ctx.services.endpoints.get(ctx.sender)
-    conferences: list[Conference] = await endpoint.conferences.summaries(datetime.now(UTC))
-    ctx.memory[LISTING] = [c.conference_id for c in conferences]
+    conferences = tuple(await endpoint.conferences.summaries(datetime.now(UTC)))
+    zone = ctx.services.zone
+    shown: _Shown | None = ctx.memory.get(SHOWN)
+    if shown is None or shown.zone is not zone or shown.conferences != conferences:
+        ids = tuple(c.conference_id for c in conferences)
+        shown = ctx.memory[SHOWN] = _Shown(conferences, zone, ids, _listing(conferences, zone))
+    else:  # equal: mostly the very objects (the store keeps them), compared at once next time
+        shown.conferences = conferences
+    ctx.memory[LISTING] = shown.ids
+    return shown.reply
+
+
+@dataclass(slots=True)
+class _Shown:
+    """The sender's last listing, kept in their memory: asked for again, it is the same reply
+    while their conferences and the time zone stay the same - and, the very same Paged, its
+    first page is found at once too (bot.commands.replies)."""
+
+    conferences: tuple[Conference, ...]
+    zone: tzinfo
+    ids: tuple[str, ...]
+    """What 'meeting N' numbers (LISTING)."""
+    reply: str | Paged
+
+
+def _listing(conferences: tuple[Conference, ...], zone: tzinfo) -> str | Paged:
     if not conferences:
         return "You have no upcoming conferences."
-    zone = ctx.services.zone
     return Paged(
         heading=f"Your conferences ({len(conferences)}):",
         continued=f"Your conferences ({len(conferences)}), continued:",
@@ -75,7 +100,7 @@ async def chosen(ctx: CommandContext) -> Conference:
         raise UsageError()
     conference_id = ctx.args
     if is_digits(ctx.args):
-        listing: list[str] = ctx.memory.get(LISTING, [])
+        listing: tuple[str, ...] = ctx.memory.get(LISTING, ())
         index = int(ctx.args) - 1
         if not listing:
             raise UsageError("Send 'my meetings' first to number your conferences.")
@@ -93,6 +118,7 @@ def forget_listing(ctx: CommandContext) -> None:
     """The conferences changed: the numbers of the last listing, and its pages, no longer
     hold."""
     ctx.memory.pop(LISTING, None)
+    ctx.memory.pop(SHOWN, None)
     ctx.memory.pop(PAGES, None)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import structlog
 
 from bot.sender import Sender
-from bot.services.identity import IdentityGate, Refused
+from bot.services.identity import Identified, IdentityGate, Refused
 from bot.sip.dialog import DialogId
 from bot.sip.errors import SipParseError
 from bot.sip.message import Response
@@ -41,7 +41,12 @@ class _Entry:
     flows: frozenset[Peer]
     """Where the dialog's requests are believed from (the peers the dialog's first request
     went to); empty: the owner checks for itself."""
-    remote: Sender | None
+    remote: Identified | None
+    """Who the dialog is with, as the identity gate answers for its requests on ``flows``."""
+
+
+def _entry(handler: DialogHandler, flows: frozenset[Peer], remote: Sender | None) -> _Entry:
+    return _Entry(handler, flows, Identified(remote) if remote is not None else None)
 
 
 class DialogRouter:
@@ -63,7 +68,7 @@ class DialogRouter:
     ) -> None:
         """Requests of dialog (Call-ID, our tag, their tag) go to ``handler``; with ``flows``
         only from there (or a trusted proxy), else identified like new ones as ``remote``."""
-        self._dialogs[dialog_id] = _Entry(handler, flows, remote)
+        self._dialogs[dialog_id] = _entry(handler, flows, remote)
 
     def add_pending(
         self,
@@ -76,7 +81,7 @@ class DialogRouter:
     ) -> None:
         """Requests naming our tag before the dialog exists: a NOTIFY that beats the
         SUBSCRIBE's 2xx (RFC 6665 §4.1.2.4); ``flows`` and ``remote`` as for :meth:`add`."""
-        self._pending[(call_id, local_tag)] = _Entry(handler, flows, remote)
+        self._pending[(call_id, local_tag)] = _entry(handler, flows, remote)
 
     def remove(self, dialog_id: DialogId | None = None, *, pending: tuple[str, str] | None = None
                ) -> None:  # fmt: skip

@@ -46,9 +46,8 @@ KEPT_LENGTH = 200
 """Characters of a message beyond which its reading is not kept (a command is short)."""
 
 
-@functools.lru_cache(maxsize=4)
 def _lowered(domains: tuple[str, ...]) -> frozenset[str]:
-    """``acl.allowed_domains`` as compared (kept per config: a reload brings its own)."""
+    """``acl.allowed_domains`` as compared (worked out per config: a reload brings its own)."""
     return frozenset(domain.lower() for domain in domains)
 
 
@@ -91,6 +90,7 @@ class Dispatcher:
         memory: SenderMemory | None = None,
     ):
         self.config = config
+        self._domains = _lowered(config.acl.allowed_domains)
         self.registry = registry
         self.services = services
         self._clock = clock
@@ -107,6 +107,7 @@ class Dispatcher:
     def reconfigure(self, config: Config) -> None:
         """New features, ACL and rate limit (a config reload); senders keep their buckets."""
         self.config = config
+        self._domains = _lowered(config.acl.allowed_domains)
         self._limiter.rate = config.im.rate_limit.rate
         self._limiter.burst = config.im.rate_limit.burst
 
@@ -160,7 +161,7 @@ class Dispatcher:
         cleaned, found = read(self.registry, self.registry.version, text)
         if not cleaned:
             return "Send 'help' to see what I can do.", "", "empty"
-        if sender.domain.lower() not in _lowered(self.config.acl.allowed_domains):
+        if sender.domain.lower() not in self._domains:
             return (
                 f"Sorry, I only answer users of {', '.join(self.config.acl.allowed_domains)}.",
                 "",

@@ -5,6 +5,7 @@ and never again cost nothing after a while."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 MAX_SENDERS = 10_000
@@ -16,6 +17,13 @@ SWEEP_EVERY = 1.0
 """Seconds between two sweeps of the expired entries (each command asks for its sender's)."""
 
 
+@dataclass(slots=True)
+class _Entry:
+    memory: dict[str, Any]
+    used: float
+    """When its sender's last command came (the loop's clock): changed in place, each time."""
+
+
 class SenderMemory:
     """Per-sender dicts, least recently used first; entries expire ``keep`` seconds after
     their sender's last command."""
@@ -23,45 +31,45 @@ class SenderMemory:
     def __init__(self, *, size: int = MAX_SENDERS, keep: float = KEEP_SECONDS):
         self.size = size
         self.keep = keep
-        self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
-        self._swept = float("-inf")
-        """When expired entries were last dropped: they are dropped at most every SWEEP_EVERY
-        seconds (an entry asked for is checked itself), not at every command."""
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._next_sweep = float("-inf")
+        """When expired entries are next dropped: at most every SWEEP_EVERY seconds (an entry
+        asked for is checked itself), not at every command - a comparison where they are asked
+        for, not a call."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, sender: str, now: float) -> dict[str, Any]:
         """``sender``'s memory (empty when new or expired), now the most recently used."""
-        self._expire(now)
+        if now >= self._next_sweep:
+            self._expire(now)
         entries = self._entries
         found = entries.get(sender)
         if found is not None:
-            if now - found[1] < self.keep:
+            if now - found.used < self.keep:
                 entries.move_to_end(sender)
-                entries[sender] = (found[0], now)
-                return found[0]
+                found.used = now
+                return found.memory
             del entries[sender]  # expired, not swept yet
         memory: dict[str, Any] = {}
-        entries[sender] = (memory, now)
+        entries[sender] = _Entry(memory, now)
         while len(entries) > self.size:
             entries.popitem(last=False)
         return memory
 
     def peek(self, sender: str, now: float) -> dict[str, Any] | None:
         """``sender``'s memory if there is one, without making it recently used."""
-        self._expire(now)
+        if now >= self._next_sweep:
+            self._expire(now)
         found = self._entries.get(sender)
-        return found[0] if found is not None and now - found[1] < self.keep else None
+        return found.memory if found is not None and now - found.used < self.keep else None
 
     def _expire(self, now: float) -> None:
-        """Drop the expired entries, at most every SWEEP_EVERY seconds."""
-        if 0 <= now - self._swept < SWEEP_EVERY:
-            return
-        self._swept = now
+        """Drop the expired entries (the next time at SWEEP_EVERY seconds from now)."""
+        self._next_sweep = now + SWEEP_EVERY
         # ordered by last use: the expired ones are all at the front
         while self._entries:
-            _, used = next(iter(self._entries.values()))
-            if now - used < self.keep:
+            if now - next(iter(self._entries.values())).used < self.keep:
                 return
             self._entries.popitem(last=False)

@@ -26,9 +26,12 @@ class RateLimiter:
             if len(self._buckets) >= self._max:
                 self._buckets.pop(next(iter(self._buckets)))
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        tokens = bucket.tokens + (now - bucket.updated) * self.rate
         bucket.updated = now
-        if bucket.tokens < 1:
+        if tokens > self.burst:  # (no min(): a builtin call for each command)
+            tokens = self.burst
+        if tokens < 1:
+            bucket.tokens = tokens
             return False
-        bucket.tokens -= 1
+        bucket.tokens = tokens - 1
         return True

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,6 +13,8 @@ from bot.sip.message import new_tag
 
 TEXT = "text/plain;charset=UTF-8"
 IS_COMPOSING = "application/im-iscomposing+xml"
+REPLIES_KEPT = 32
+"""Plain replies whose payload is kept (each at most a page: bot.commands.replies)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +28,7 @@ class Payload:
 
 def reply(text: str, *, in_cpim: bool, bot: str, user: Sender, ask_receipt: bool) -> Payload:
     if not in_cpim:
-        return Payload(TEXT, text.encode("utf-8"))
+        return _plain(text)
     message_id = new_tag() + new_tag()
     headers = [("From", f"<{bot}>"), ("To", f"<{user.uri}>"), ("DateTime", _now())]
     headers.append(("imdn.Message-ID", message_id))
@@ -33,6 +36,13 @@ def reply(text: str, *, in_cpim: bool, bot: str, user: Sender, ask_receipt: bool
         headers.append(("imdn.Disposition-Notification", "positive-delivery"))
     body = cpim.build(headers, TEXT, text.encode("utf-8"))
     return Payload(cpim.MEDIA_TYPE, body, message_id=message_id if ask_receipt else None)
+
+
+@functools.lru_cache(maxsize=REPLIES_KEPT)
+def _plain(text: str) -> Payload:
+    """A plain reply, kept: a function of the text only, immutable, and the same few replies
+    (help's first page, an unchanged listing) go out again and again."""
+    return Payload(TEXT, text.encode("utf-8"))
 
 
 def receipt(kind: str, status: str, of_message: str, *, bot: str, user: str) -> Payload:

@@ -146,9 +146,9 @@ class ImService:
         # the dialog's identity holds only on its own flow (bot.services.identity); checked
         # before the dialog sees the request, so a stranger cannot move its CSeq either
         now = self._loop.time()
-        who = self.gate.in_dialog(incoming, session.sender, session.peer, now)
-        if isinstance(who, Identified) and who.hold <= 0:  # the usual case, without a closure
-            return who.answered(self.sessions.in_session(incoming, session, now))
+        who = self.gate.in_dialog(incoming, session.identity, session.peer, now)
+        if who is session.identity:  # the usual case: no hold, no Authentication-Info
+            return self.sessions.in_session(incoming, session, now)
         return self._admitted(
             incoming, who, lambda inc, _, at: self.sessions.in_session(inc, session, at), now
         )

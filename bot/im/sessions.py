@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from bot.im.incoming import UNREADABLE, read_request
 from bot.im.loops import AUTO_SUBMITTED
 from bot.im.outgoing import Payload
 from bot.sender import Sender
+from bot.services.identity import Identified
 from bot.sip.dialog import Dialog, DialogId
 from bot.sip.errors import SipParseError
 from bot.sip.headers import Address
@@ -31,6 +33,8 @@ ACK_WAIT = 2.0
 """Seconds to wait for the ACK of an IM session before sending into it anyway."""
 SHUTDOWN_WAIT = 5.0
 """Seconds the BYEs closing the sessions may take at shutdown."""
+OFFERS_KEPT = 16
+"""SDP offers whose parse is kept (one or two per kind of client)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -48,6 +52,20 @@ class ImSession:
     running: int = 0
     """Commands of this session under way: it is not idle while one runs (an announcement
     may last up to ``calls.max_duration``, longer than ``im.session_idle_timeout``)."""
+    identity: Identified = field(init=False)
+    """``Identified(sender)``: what the identity gate answers for a request on the session's
+    own flow (made once, not for every request)."""
+
+    def __post_init__(self) -> None:
+        self.identity = Identified(self.sender)
+
+
+@functools.lru_cache(maxsize=OFFERS_KEPT)
+def _offer(body: bytes) -> SessionDescription:
+    """The SDP offer of an INVITE, parsed, kept: a function of the body only, immutable, and a
+    client offers the same each time (our answer is made anew: its session id is unique, RFC
+    4566 §5.2). What it raises is not kept."""
+    return SessionDescription.parse(body)
 
 
 Received = Callable[[ImContent, Sender, Request, ImSession, float], None]
@@ -82,7 +100,7 @@ class ImSessions:
         our SDP, or 488."""
         request = incoming.request
         try:
-            offer = SessionDescription.parse(request.body) if request.body else None
+            offer = _offer(request.body) if request.body else None
         except SipParseError:
             offer = None
         host, port = self.endpoint.address(incoming.peer.transport)

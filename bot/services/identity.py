@@ -98,6 +98,9 @@ class GateSettings:
     proxies: frozenset[str]
     """Trusted proxy addresses, as the transport names a source."""
     passwords: Mapping[str, str]
+    users: Mapping[str, Identified]
+    """Each user of ``passwords`` as identified when authenticated, with no hold and no
+    Authentication-Info (the usual verdict, made once here, not for every request)."""
     nonce_lifetime: float
     never_ban: list[Network]
 
@@ -112,6 +115,7 @@ class GateSettings:
             domain=sip.domain,
             proxies=frozenset(_address(p) for p in sip.trusted_proxies),
             passwords={name: user.password for name, user in config.registrar.users.items()},
+            users={name: Identified(Sender(name, sip.domain)) for name in config.registrar.users},
             nonce_lifetime=config.security.auth.nonce_lifetime,
             never_ban=exemptions(config.security.auth, sip.trusted_proxies),
         )
@@ -158,18 +162,19 @@ class IdentityGate:
             return Refused(make_response(request, 403, "Forbidden (sender is not a SIP user)"))
         return Identified(Sender(uri.user, uri.host))
 
-    def in_dialog(self, incoming: Incoming, sender: Sender, flow: Peer, now: float) -> Outcome:
-        """A request inside a dialog established by ``sender`` on ``flow``."""
+    def in_dialog(self, incoming: Incoming, dialog: Identified, flow: Peer, now: float) -> Outcome:
+        """A request inside a dialog established by ``dialog.sender`` on ``flow``: ``dialog``
+        itself (made once per dialog, never again per request) when it is believed there."""
         peer = incoming.peer
         # the transport keeps one Peer per recent source: mostly the very same object
         if peer is flow or peer == flow or self.from_proxy(peer):
-            return Identified(sender)
+            return dialog
         if self.settings.mode == "proxies":
             return Refused(
                 make_response(incoming.request, 403, "Forbidden (send through the proxy)")
             )
         who = self.identify(incoming, now)  # embedded: challenged like a new request
-        if isinstance(who, Identified) and who.sender != sender:
+        if isinstance(who, Identified) and who.sender != dialog.sender:
             return Refused(
                 make_response(incoming.request, 403, "Forbidden (not this session's user)")
             )
@@ -201,8 +206,10 @@ class IdentityGate:
                 if hold is None:
                     return Refused(self._busy(request))
                 self.guard.succeeded(user, source, now)
-                sender = Sender(user, self.settings.domain)
-                return Identified(sender, hold, verdict.authentication_info)
+                known = self.settings.users[user]  # verified with its password: one of them
+                if hold or verdict.authentication_info is not None:
+                    return Identified(known.sender, hold, verdict.authentication_info)
+                return known
             if verdict.stale:  # a right answer to an old nonce: a verdict too, so paced
                 hold = self.guard.pace(verdict.username, source, True, now)
                 if hold is None:

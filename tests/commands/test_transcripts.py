@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from structlog.testing import capture_logs
 
 from bot.commands.context import CommandContext
 from bot.commands.registry import Registry, command
+from bot.conferencing.models import Conference
 from bot.config import (
     AclConfig,
     CommandsConfig,
@@ -41,6 +44,34 @@ async def test_my_meetings_lists_only_the_senders_own(bot: ChatBot) -> None:
     assert "1. Weekly sync" in reply and "id DEMO0001" in reply and "everyone" in reply
     bob = await bot.say("bob", "my meetings")
     assert "Design review" in bob and "Weekly sync" not in bob
+
+
+async def test_my_meetings_again_follows_the_conferences_and_the_time_zone(bot: ChatBot) -> None:
+    """The last listing is kept in the sender's memory: asked for again it is the same reply,
+    and it follows a conference added elsewhere (not through this sender's commands) and a
+    new time zone (a reload) at once."""
+    first = await bot.say("alice", "my meetings")
+    assert await bot.say("alice", "my meetings") == first
+    start = datetime.now(UTC) + timedelta(days=3)
+    await bot.store.add(
+        Conference(
+            conference_id="ADDED001",
+            organizer="alice@example.test",
+            subject="Offsite planning",
+            uri="sip:alice@example.test;gruu;opaque=app:conf:focus:id:ADDED001",
+            access_level="invited",
+            start=start,
+            end=start + timedelta(hours=1),
+            expiry=start + timedelta(days=1),
+        )
+    )
+    added = await bot.say("alice", "my meetings")
+    assert "Offsite planning" in added and "Your conferences (3)" in added
+    number = next(line.split(".")[0] for line in added.splitlines() if "Offsite" in line)
+    assert (await bot.say("alice", f"meeting {number}")).startswith("Offsite planning")
+    bot.dispatcher.services.zone = ZoneInfo("Asia/Tokyo")  # as a reload sets it
+    tokyo = await bot.say("alice", "my meetings")
+    assert "JST" in tokyo and "UTC" not in tokyo and "UTC" in added
 
 
 async def test_someone_without_conferences_is_told_plainly(bot: ChatBot) -> None:

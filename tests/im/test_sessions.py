@@ -16,7 +16,7 @@ from bot.sip import Headers, Request, Response, make_response, parse_uri
 from bot.sip.dialog import Dialog
 from bot.sip.digest import DigestClient
 from bot.sip.message import new_tag
-from bot.sip.sdp import message_offer
+from bot.sip.sdp import SessionDescription, message_offer
 from bot.sip.transaction import Peer, TimerConfig
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 
@@ -250,6 +250,31 @@ async def test_a_sender_over_the_session_cap_loses_the_oldest_session(calm: Runt
         bye = await asyncio.wait_for(user.received.get(), 5)
         assert bye.method == "BYE" and bye.call_id == calls[0][0].call_id
         assert calm.im is not None and calm.im.session_count == 2
+
+
+async def test_the_same_offer_twice_gets_answers_of_their_own(calm: Runtime) -> None:
+    """A client offers the very same SDP for each session (SIPp's scenarios do): the offer's
+    reading may be kept, but each answer is made anew, its session id its own (RFC 4566
+    §5.2: with the origin's other fields, a globally unique identifier)."""
+    bot = Peer("UDP", *calm.endpoint.address())
+    offer = (
+        b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=session\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        b"m=message 5060 sip null\r\na=accept-types:text/plain\r\n"
+    )
+    async with endpoint_on("127.0.0.1") as alice:
+        answers = []
+        for _ in range(2):
+            invite = session_invite(alice, bot)
+            invite.body = offer
+            credentials = DigestClient("alice", "alice-demo")
+            ok = await alice.request(invite, destination=bot, credentials=credentials)
+            assert ok.status == 200
+            answers.append(SessionDescription.parse(ok.body))
+        assert answers[0].origin != answers[1].origin
+        for answer in answers:
+            (stream,) = answer.media
+            assert stream.kind == "message" and stream.port == calm.endpoint.address()[1]
+            assert stream.attribute("accept-types") == "text/plain"
 
 
 UNREADABLE = [

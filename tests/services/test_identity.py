@@ -85,13 +85,15 @@ def test_one_identity_gate_decides_every_request_path() -> None:
     )
 
     # in a dialog: believed on its flow or from a proxy, identified afresh from elsewhere
+    # (on its flow the dialog's own Identified comes back: made once, not per request)
+    dialog = Identified(ALICE)
     inside = Incoming(message("mallory"), USER)
-    assert embedded.in_dialog(inside, ALICE, USER, 0.0) == Identified(ALICE)
+    assert embedded.in_dialog(inside, dialog, USER, 0.0) is dialog
     elsewhere = Incoming(message("alice"), Peer("UDP", "192.0.2.50", 40001))
-    assert status(embedded.in_dialog(elsewhere, ALICE, USER, 0.0)) == 401
-    assert status(gate.in_dialog(elsewhere, ALICE, USER, 0.0)) == 403
-    assert gate.in_dialog(Incoming(message("x"), PROXY), ALICE, USER, 0.0) == Identified(ALICE)
-    assert status(open_gate.in_dialog(Incoming(message("bob"), PROXY), ALICE, USER, 0.0)) == 403
+    assert status(embedded.in_dialog(elsewhere, dialog, USER, 0.0)) == 401
+    assert status(gate.in_dialog(elsewhere, dialog, USER, 0.0)) == 403
+    assert gate.in_dialog(Incoming(message("x"), PROXY), dialog, USER, 0.0) is dialog
+    assert status(open_gate.in_dialog(Incoming(message("bob"), PROXY), dialog, USER, 0.0)) == 403
 
 
 @pytest.mark.parametrize(
@@ -128,13 +130,14 @@ def test_in_dialog_credentials_must_name_the_sessions_user() -> None:
     gate = IdentityGate(Config())
     elsewhere = Peer("UDP", "192.0.2.51", 40000)
     request = message("alice")
-    first = gate.in_dialog(Incoming(request, elsewhere), ALICE, USER, 0.0)
+    dialog = Identified(ALICE)
+    first = gate.in_dialog(Incoming(request, elsewhere), dialog, USER, 0.0)
     assert isinstance(first, Refused) and first.response.status == 401
     as_bob = request.copy()
     assert DigestClient("bob", "bob-demo").authorize(as_bob, first.response)
-    assert status(gate.in_dialog(Incoming(as_bob, elsewhere), ALICE, USER, 1.0)) == 403
-    again = gate.in_dialog(Incoming(request, elsewhere), ALICE, USER, 1.0)
+    assert status(gate.in_dialog(Incoming(as_bob, elsewhere), dialog, USER, 1.0)) == 403
+    again = gate.in_dialog(Incoming(request, elsewhere), dialog, USER, 1.0)
     assert isinstance(again, Refused)
     as_alice = request.copy()
     assert DigestClient("alice", "alice-demo").authorize(as_alice, again.response)
-    assert gate.in_dialog(Incoming(as_alice, elsewhere), ALICE, USER, 1.0) == Identified(ALICE)
+    assert gate.in_dialog(Incoming(as_alice, elsewhere), dialog, USER, 1.0) == dialog
