@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from bot.sip.errors import ProtocolStateError
 from bot.sip.message import Request, Response
@@ -215,27 +215,30 @@ def response_event(status: int) -> Ev:
 
 
 class Transaction:
-    """State shared by all four machines (set by each machine's ``__init__`` itself: one call
-    per transaction, thousands a second)."""
+    """State shared by all four machines."""
 
     __slots__ = (
         "key", "method", "is_invite", "peer", "state", "timers", "interval", "wire", "_table",
         "name",
     )  # fmt: skip
 
-    key: tuple[object, ...]
-    method: str
-    is_invite: bool
-    peer: Peer
-    state: State
-    timers: dict[TimerName, float]
-    """Armed timers: absolute deadlines in seconds."""
-    interval: float
-    """Current retransmission interval (Timers A, E, G), in seconds."""
-    wire: bytes
-    """The bytes retransmitted: the request (client) or the last response (server)."""
-    _table: Table
-    name: str
+    _MACHINES: ClassVar[tuple[tuple[Table, State, str], tuple[Table, State, str]]]
+    """(table, initial state, name) of the class's non-INVITE machine, then of its INVITE one:
+    picked by ``is_invite`` (no arguments to pass for them: thousands of transactions a
+    second)."""
+
+    def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
+        self.key = key
+        self.method = method = request.method
+        self.is_invite = invite = method == "INVITE"
+        self.peer = peer
+        self._table, self.state, self.name = self._MACHINES[invite]
+        self.timers: dict[TimerName, float] = {}
+        """Armed timers: absolute deadlines in seconds."""
+        self.interval = 0.0
+        """Current retransmission interval (Timers A, E, G), in seconds."""
+        self.wire = b""
+        """The bytes retransmitted: the request (client) or the last response (server)."""
 
     def allows(self, event: Ev) -> bool:
         """Whether ``event`` is a move the machine has from its state."""
@@ -255,17 +258,13 @@ class Transaction:
 class ClientTransaction(Transaction):
     __slots__ = ("request", "last_response", "ack", "cancelled", "timeout_queued")
 
+    _MACHINES = (
+        (NON_INVITE_CLIENT, State.TRYING, "non-INVITE client transaction"),
+        (INVITE_CLIENT, State.CALLING, "INVITE client transaction"),
+    )
+
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
-        self.key = key
-        self.method = method = request.method
-        self.is_invite = invite = method == "INVITE"
-        self.peer = peer
-        self.state = State.CALLING if invite else State.TRYING
-        self.timers = {}
-        self.interval = 0.0
-        self.wire = b""
-        self._table = INVITE_CLIENT if invite else NON_INVITE_CLIENT
-        self.name = "INVITE client transaction" if invite else "non-INVITE client transaction"
+        super().__init__(key, request, peer)
         self.request: Request | None = request
         """The request (an INVITE's is kept for its CANCEL and ACK)."""
         self.last_response: Response | None = None
@@ -281,17 +280,13 @@ class ClientTransaction(Transaction):
 class ServerTransaction(Transaction):
     __slots__ = ("request", "reply_to", "last_response", "acked", "dialog_key", "cancelled")
 
+    _MACHINES = (
+        (NON_INVITE_SERVER, State.TRYING, "non-INVITE server transaction"),
+        (INVITE_SERVER, State.PROCEEDING, "INVITE server transaction"),
+    )
+
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer, reply_to: Peer):
-        self.key = key
-        self.method = method = request.method
-        self.is_invite = invite = method == "INVITE"
-        self.peer = peer
-        self.state = State.PROCEEDING if invite else State.TRYING
-        self.timers = {}
-        self.interval = 0.0
-        self.wire = b""
-        self._table = INVITE_SERVER if invite else NON_INVITE_SERVER
-        self.name = "INVITE server transaction" if invite else "non-INVITE server transaction"
+        super().__init__(key, request, peer)
         self.request: Request | None = request
         """The request; dropped (None) once the transaction has its final response, when only
         ``wire`` is needed to absorb retransmissions (and ``dialog_key`` to match the ACK of an
