@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from bot.sip.grammar import is_token
+from bot.sip.grammar import is_digits, is_token
 from bot.sip.headers import header_key
 
 _FOLD_CRLF_RE = re.compile(r"\r\n[ \t]+")
@@ -126,7 +126,6 @@ def _read_lines(lines: list[str]) -> tuple[str, list[tuple[str, str, str]], str 
 def content_length(value: str) -> int | None:
     """The octet count a Content-Length value states (RFC 3261 §20.14: 1*DIGIT), or None when
     it is not one."""
-    # grammar.is_digits written out (one call fewer per message): ASCII digits only
-    if not (value.isascii() and value.isdigit()) or len(value) > MAX_CONTENT_LENGTH_DIGITS:
+    if not is_digits(value) or len(value) > MAX_CONTENT_LENGTH_DIGITS:
         return None
     return int(value)

@@ -186,9 +186,7 @@ class Request(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        # Message.__init__ written out: one call fewer for every message
-        self.headers = headers if headers is not None else Headers()
-        self.body = body
+        super().__init__(headers, body)
         self.method = method
         self.uri = uri
         self.version = version
@@ -227,8 +225,7 @@ class Response(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        self.headers = headers if headers is not None else Headers()
-        self.body = body
+        super().__init__(headers, body)
         self.status = status
         self.reason = REASONS.get(status, "Unknown") if reason is None else reason
         self.version = version

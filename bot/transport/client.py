@@ -178,11 +178,9 @@ class SipClient:
         """We originate the request: exactly one Via, ours, with a fresh branch (§8.1.1.7).
         The request as it goes on the wire, and that branch."""
         branch = new_branch()
-        via, headers = self.endpoint.via_text(peer.transport, branch), request.headers
-        if "via" in headers:  # sent before (a digest retry, another target): ours replaces it
-            headers.put_first("Via", via)
-        else:  # the usual first send: no Via yet (Dialog.create_request, new_request)
-            headers.prepend("Via", via)
+        # replaces the Via of an earlier send (a digest retry, another target); on the usual
+        # first send there is none yet (Dialog.create_request, new_request)
+        request.headers.put_first("Via", self.endpoint.via_text(peer.transport, branch))
         return request.serialize(), branch
 
     def send_ack(self, ack: Request, peer: Peer) -> None:
