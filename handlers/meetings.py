@@ -12,8 +12,7 @@ from bot.commands.replies import PAGES, Paged, plural, shorten
 from bot.conferencing.models import Conference
 from bot.sip.grammar import is_digits
 
-LISTING = "meetings.listing"  # memory key: the ids of the last listing, in order
-SHOWN = "meetings.shown"  # memory key: the last listing itself (_Shown)
+SHOWN = "meetings.shown"  # memory key: the last listing (_Shown), which numbers them
 MAX_SUBJECT_BYTES = 120
 """Of a subject in a listing line (``meeting N`` shows it whole)."""
 LINES_KEPT = 1024
@@ -38,7 +37,6 @@ async def my_meetings(ctx: CommandContext) -> str | Paged:
         shown = ctx.memory[SHOWN] = _Shown(conferences, zone, ids, _listing(conferences, zone))
     else:  # equal: mostly the very objects (the store keeps them), compared at once next time
         shown.conferences = conferences
-    ctx.memory[LISTING] = shown.ids
     return shown.reply
 
 
@@ -51,7 +49,7 @@ class _Shown:
     conferences: tuple[Conference, ...]
     zone: tzinfo
     ids: tuple[str, ...]
-    """What 'meeting N' numbers (LISTING)."""
+    """What 'meeting N' numbers, in order."""
     reply: str | Paged
 
 
@@ -100,7 +98,8 @@ async def chosen(ctx: CommandContext) -> Conference:
         raise UsageError()
     conference_id = ctx.args
     if is_digits(ctx.args):
-        listing: tuple[str, ...] = ctx.memory.get(LISTING, ())
+        shown: _Shown | None = ctx.memory.get(SHOWN)
+        listing = shown.ids if shown is not None else ()
         index = int(ctx.args) - 1
         if not listing:
             raise UsageError("Send 'my meetings' first to number your conferences.")
@@ -117,7 +116,6 @@ async def chosen(ctx: CommandContext) -> Conference:
 def forget_listing(ctx: CommandContext) -> None:
     """The conferences changed: the numbers of the last listing, and its pages, no longer
     hold."""
-    ctx.memory.pop(LISTING, None)
     ctx.memory.pop(SHOWN, None)
     ctx.memory.pop(PAGES, None)
 
