@@ -105,20 +105,35 @@ class Headers:
 
     __slots__ = ("_rows", "_first", "parsed")
 
-    def __init__(self, rows: list[tuple[str, str, str]] | None = None):
-        # each row: (key, name as written, value with folding undone)
+    def __init__(
+        self, rows: list[tuple[str, str, str]] | None = None, first: dict[str, str] | None = None
+    ):
+        """``rows``: (key, name as written, value with folding undone) in wire order, kept as
+        they are; ``first``: each key's value in its first row, when the caller worked it out
+        while making the rows (else it is worked out here)."""
         if rows is None:
             self._rows: list[tuple[str, str, str]] = []
             self._first: dict[str, str] = {}
         else:
             self._rows = rows
-            # reversed: the first row of a key is written last, so its value is the one kept
-            self._first = {key: value for key, _, value in reversed(rows)}
+            if first is None:
+                # reversed: the first row of a key is written last, so its value is the one
+                # kept (a loop, not a comprehension: that would be a function call of its own)
+                first = {}
+                for key, _, value in reversed(rows):
+                    first[key] = value
+            self._first = first
         self.parsed: dict[str, object] = {}
 
     @classmethod
     def of(cls, *pairs: tuple[str, str]) -> Headers:
-        return cls([(_key_cache[n], n, v) for n, v in pairs])
+        rows: list[tuple[str, str, str]] = []
+        first: dict[str, str] = {}
+        for name, value in pairs:  # the rows and their first values in one pass
+            key = _key_cache[name]
+            rows.append((key, name, value))
+            first.setdefault(key, value)
+        return cls(rows, first)
 
     def first_values(self) -> dict[str, str]:
         """Each key present -> the value of its first row (read it, never change it)."""
@@ -453,6 +468,8 @@ _parse_address_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_add
 
 
 _COMMON_CSEQ_RE = re.compile(f"([0-9]{{1,10}}) ({TOKEN})\\Z")  # "314159 INVITE"
+MAX_CACHED_CSEQ_DIGITS = 4
+"""Longest sequence number, in digits, whose CSeq value is memoised (see :meth:`CSeq.parse`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,11 +481,14 @@ class CSeq:
 
     @staticmethod
     def parse(value: str) -> CSeq:
-        """Memoised up to :data:`MAX_CACHED_VALUE` characters: the values are immutable, and
-        the requests of every dialog a client opens count from the same first number."""
-        if len(value) > MAX_CACHED_VALUE:
-            return _parse_cseq(value)
-        return _parse_cseq_cached(value)
+        """Memoised up to :data:`MAX_CACHED_VALUE` characters, for sequence numbers of up to
+        :data:`MAX_CACHED_CSEQ_DIGITS` digits: the values are immutable, and the requests of
+        every dialog a client opens that counts from 1 come back with the same numbers. A
+        dialog counting from a random number (ours, RFC 3261 §8.1.1.5, and those of many
+        phones) never repeats one: remembering its values would only cost."""
+        if len(value) <= MAX_CACHED_VALUE and value.find(" ", 1, MAX_CACHED_CSEQ_DIGITS + 1) > 0:
+            return _parse_cseq_cached(value)
+        return _parse_cseq(value)
 
     @classmethod
     def _parse_general(cls, value: str) -> CSeq:

@@ -73,19 +73,25 @@ def make_response(
     """A response to ``request`` per RFC 3261 §8.2.6.2: Via rows, From, Call-ID, CSeq copied;
     To copied with a tag added (for anything but 100) when it had none."""
     source = request.headers
-    rows = [row for row in source._rows if row[0] in _COPIED]
+    rows: list[tuple[str, str, str]] = []
+    first: dict[str, str] = {}
+    for row in source._rows:  # the rows copied and their first values in one pass
+        if row[0] in _COPIED:
+            rows.append(row)
+            first.setdefault(row[0], row[2])
     # the same rows read the same: what the request parsed of them holds (values are immutable),
     # and it parsed only the headers copied here (Message.parse_core and accessors)
     parsed = source.parsed.copy()
-    if status != 100 and "to" in source._first and not _has_to_tag(request):
+    if status != 100 and "to" in first and not _has_to_tag(request):
         rows = [
             (key, name, f"{value};tag={to_tag or new_tag()}")
             if key == "to" and ";tag=" not in value.replace(" ", "").lower()
             else (key, name, value)
             for key, name, value in rows
         ]
+        first["to"] = next(value for key, _, value in rows if key == "to")  # now with its tag
         parsed.pop("to", None)
-    headers = Headers(rows)
+    headers = Headers(rows, first)
     headers.parsed = parsed
     return Response(status, reason, headers)
 

@@ -186,7 +186,7 @@ class Request(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        super().__init__(headers, body)
+        Message.__init__(self, headers, body)  # not super(): one object fewer per message
         self.method = method
         self.uri = uri
         self.version = version
@@ -225,7 +225,7 @@ class Response(Message):
         body: bytes = b"",
         version: str = "SIP/2.0",
     ):
-        super().__init__(headers, body)
+        Message.__init__(self, headers, body)  # not super(): one object fewer per message
         self.status = status
         self.reason = REASONS.get(status, "Unknown") if reason is None else reason
         self.version = version

@@ -89,8 +89,9 @@ class UasPolicy:
 
 def check_request(request: Request, policy: UasPolicy) -> Response | None:
     """The error response ``request`` deserves, or None when it may reach the application."""
+    present = request.headers.first_values()
     try:
-        _parse_all(request)
+        _parse_all(request, present)
     except SipParseError as exc:
         return make_response(request, 400, exc.response_reason())
     if isinstance(request.uri, SipUri) and request.uri.headers:
@@ -107,7 +108,6 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
     if method == "REGISTER" and not isinstance(request.to.uri, SipUri):
         # §10.2: the To of a REGISTER holds the address-of-record, a SIP or SIPS URI
         return make_response(request, 400, "Bad Request (To is not a SIP URI)")
-    present = request.headers.first_values()
     if "require" in present and method not in ("ACK", "CANCEL"):
         # §8.2.2.3: never reject ACK or CANCEL for Require
         unsupported = [
@@ -140,12 +140,12 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
     return None
 
 
-def _parse_all(request: Request) -> None:
-    """Parse every header the core relies on; a SipParseError means 400 (RFC 3261 §8.2.2)."""
+def _parse_all(request: Request, present: dict[str, str]) -> None:
+    """Parse every header the core relies on; a SipParseError means 400 (RFC 3261 §8.2.2).
+    ``present``: the request's :meth:`Headers.first_values`."""
     headers = request.headers
     if not headers.parsed.keys() >= _PARSED:  # the parser parsed them, unless one failed
         _ = (request.vias, request.from_, request.to)
-    present = headers.first_values()
     if "contact" in present:
         _ = request.contacts
     if "route" in present or "record-route" in present:

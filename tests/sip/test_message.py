@@ -300,6 +300,23 @@ def test_remembered_cseq_values_stay_bounded_in_count_and_length() -> None:
     assert CSeq.parse("1 MESSAGE") == CSeq(1, "MESSAGE")  # evicted first, read again
 
 
+def test_cseq_values_are_remembered_for_short_sequence_numbers_only() -> None:
+    # a dialog counting from 1 repeats its numbers in the next; one counting from a random
+    # number (ours, most phones') never does: looking it up and storing it would only cost
+    def lookups() -> int:
+        info = _parse_cseq_cached.cache_info()
+        return info.hits + info.misses
+
+    before = lookups()
+    assert CSeq.parse("9999 MESSAGE") == CSeq(9999, "MESSAGE")
+    assert lookups() == before + 1
+    assert CSeq.parse("285831820 MESSAGE") == CSeq(285831820, "MESSAGE")
+    assert CSeq.parse("10000 INVITE") == CSeq(10000, "INVITE")
+    assert lookups() == before + 1
+    with pytest.raises(SipParseError):
+        CSeq.parse("4294967296 MESSAGE")
+
+
 @pytest.mark.parametrize(
     ("value", "status"), [("070", None), ("0", None), ("255", None), ("256", 400), ("7O", 400)]
 )
