@@ -58,6 +58,9 @@ class Verdict:
         return self.reason == WRONG_CREDENTIALS
 
 
+_NO_CREDENTIALS = Verdict(ok=False, reason="no credentials for this realm")
+"""The verdict on a request without credentials for the realm (most first requests): one
+object for all, as verdicts are immutable."""
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")  # nc-value = 8LHEX (RFC 7616 §3.4), any case
 WRONG_CREDENTIALS = "wrong credentials"
 NOT_OURS = "nonce not ours"
@@ -135,7 +138,7 @@ class DigestServer:
                 continue
             if scheme.lower() == "digest" and params.get("realm") == self.realm:
                 return self._check(request, params, password_of, now, source)
-        return Verdict(ok=False, reason="no credentials for this realm")
+        return _NO_CREDENTIALS
 
     def _check(
         self,

@@ -171,6 +171,8 @@ class Headers:
     def rows(self, name: str) -> list[str]:
         """Every row's value, unsplit."""
         key = _key_cache[name]
+        if key not in self._first:  # none: no scan (as for Authorization in most requests)
+            return []
         return [row[2] for row in self._rows if row[0] == key]
 
     def values(self, name: str) -> list[str]:
