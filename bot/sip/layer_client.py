@@ -69,7 +69,7 @@ class ClientSide(LayerBase):
         tx = ClientTransaction((branch, request.method), request, peer)
         tx.wire = wire if wire is not None else request.serialize()
         self._store(self._client, tx)
-        self.stats.messages.request("out", request)
+        self.stats.messages.outbound.request(request.method)
         self.outgoing.append((tx.wire, peer))
         t1 = self.timers.t1
         if peer.reliable:  # Timers A and E: retransmit only over unreliable transports
@@ -92,7 +92,7 @@ class ClientSide(LayerBase):
         """Send the TU's ACK for a 2xx (RFC 3261 §13.2.2.4); it is re-sent for every
         retransmission of that 2xx while the transaction is Accepted."""
         wire = ack.serialize()
-        self.stats.messages.request("out", ack)
+        self.stats.messages.outbound.request(ack.method)
         if transaction is not None:
             transaction.ack = wire
         self.outgoing.append((wire, peer))
@@ -121,7 +121,7 @@ class ClientSide(LayerBase):
         # parse_message read CSeq and the top Via of every response it returns (§17.1.3)
         method = response.cseq.method
         status = response.status
-        self.stats.messages.answer("in", method, status)
+        self.stats.messages.inbound.answer(method, status)
         key = (response.vias[0].branch, method)  # §17.1.3
         tx = self._client.get(key)
         if tx is None:
@@ -160,7 +160,7 @@ class ClientSide(LayerBase):
         # §17.1.1.3: the transaction itself ACKs a non-2xx final response, and each copy of it
         if tx.ack is None:
             ack = _ack_for_failure(kept_request(tx), response)
-            self.stats.messages.request("out", ack)
+            self.stats.messages.outbound.request(ack.method)
             tx.ack = ack.serialize()
             tx.last_response = response
             tx.timers.pop(Timer.B, None)

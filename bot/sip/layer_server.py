@@ -59,7 +59,7 @@ class ServerSide(LayerBase):
             return
         tx.move(response_event(response.status))
         # the CSeq method of a response in a transaction is its request's (RFC 3261 §8.2.6.2)
-        self.stats.messages.answer("out", tx.method, response.status)
+        self.stats.messages.outbound.answer(tx.method, response.status)
         tx.last_response = response
         tx.wire = response.serialize()
         self.outgoing.append((tx.wire, tx.reply_to))
