@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.sip.errors import ProtocolStateError
 from bot.sip.events import ResponseReceived, TransactionTimedOut
 from bot.sip.headers import Headers
 from bot.sip.layer_base import LATE_TIMEOUTS, LayerBase
@@ -136,13 +137,15 @@ class ClientSide(LayerBase):
             self.outgoing.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
             self.stats.retransmissions_sent += 1
             return
-        if not tx.allows(event):
+        try:
+            tx.move(event)
+        except ProtocolStateError:
             # a response the transaction no longer expects: a 1xx or a failure (a late 401
             # after a CANCEL) once a 2xx has arrived, a 1xx or 2xx after a failure (RFC 3261
-            # §17.1.1.2, RFC 6026 §7.2). It comes from the wire: dropped, never an error of ours.
+            # §17.1.1.2, RFC 6026 §7.2). It comes from the wire: dropped, never an error of ours
+            # (the state table is looked up once, by the move itself).
             self.stats.out_of_state += 1
             return
-        tx.move(event)
         if tx.is_invite:
             tx.timers.pop(Timer.A, None)  # §17.1.1.2: any response stops retransmissions
         self._on_response[tx.is_invite, tx.state](tx, before, response, now)
