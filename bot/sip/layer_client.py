@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.sip.errors import ProtocolStateError
-from bot.sip.events import ResponseReceived, TransactionTimedOut
+from bot.sip.events import TransactionTimedOut, response_received
 from bot.sip.headers import Headers
 from bot.sip.layer_base import LATE_TIMEOUTS, LayerBase
 from bot.sip.message import Request, Response
@@ -127,7 +127,7 @@ class ClientSide(LayerBase):
         tx = self._client.get(key)
         if tx is None:
             if method == "INVITE" and 200 <= status < 300:
-                self.events.append(ResponseReceived(response=response, transaction=None))
+                self.events.append(response_received(response, None))
             elif key not in self._answered:  # there, absorbed in Completed (§17.1.2.2)
                 self.stats.dropped += 1
             return
@@ -155,7 +155,7 @@ class ClientSide(LayerBase):
     ) -> None:
         if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
             tx.timers.pop(Timer.B, None)
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _invite_failed(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -168,7 +168,7 @@ class ClientSide(LayerBase):
             tx.last_response = response
             tx.timers.pop(Timer.B, None)
             self._arm(tx, Timer.D, now, 0 if tx.peer.reliable else 32.0)
-            self.events.append(ResponseReceived(response=response, transaction=tx))
+            self.events.append(response_received(response, tx))
         self.outgoing.append((tx.ack, tx.peer))
 
     def _invite_accepted(
@@ -178,14 +178,14 @@ class ClientSide(LayerBase):
             tx.timers.pop(Timer.B, None)
             tx.last_response = response
             self._arm(tx, Timer.M, now, 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _non_invite_provisional(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
         if Timer.E in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
             tx.interval = self.timers.t2
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _non_invite_final(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -198,7 +198,7 @@ class ClientSide(LayerBase):
         address = peer.address
         delay = 0 if peer.reliable else self.timers.t4
         self._keep_answered(self._client, tx, Timer.K, delay, now, b"", address)
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _retransmit_invite(self, tx: ClientTransaction, now: float) -> None:
         """Timer A: send the INVITE again; the interval doubles without bound (§17.1.1.2)."""
