@@ -53,8 +53,6 @@ from bot.services.guard import AuthGuard
 from bot.services.registrar import Registrar
 from bot.services.registration import Registration
 from bot.sip.digest_server import VERDICTS, DigestServer
-from bot.sip.tally import DIRECTIONS, OTHER
-from bot.sip.validation import KNOWN_METHODS
 from bot.transport.endpoint import SipEndpoint
 
 K = TypeVar("K", bound=str)
@@ -235,10 +233,10 @@ class BotCollector(Collector):
             "know); retransmissions the bot sends are not counted again",
             labels=["direction", "method"],
         )
-        counted = stats.messages.requests
-        for direction in DIRECTIONS:
-            for method in (*sorted(KNOWN_METHODS), OTHER):
-                requests.add_metric([direction, method], counted[direction, method])
+        flows = stats.messages.flows()
+        for direction, flow in flows:
+            for method, count in flow.requests.items():
+                requests.add_metric([direction, method], count)
         yield requests
         responses = CounterMetricFamily(
             "sipbot_sip_responses",
@@ -246,8 +244,9 @@ class BotCollector(Collector):
             "status (exact for those the bot sends, else the class: 4xx)",
             labels=["direction", "method", "code"],
         )
-        for labels, count in sorted(stats.messages.responses.items()):
-            responses.add_metric(list(labels), count)
+        for direction, flow in flows:
+            for (method, code), count in sorted(flow.read().items()):
+                responses.add_metric([direction, method, code], count)
         yield responses
         for name, value, what in (
             ("messages_received", stats.received, "SIP messages received"),

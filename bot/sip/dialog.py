@@ -14,6 +14,8 @@ from bot.sip.headers import Address, Headers, Via
 from bot.sip.message import Request, Response, make_response
 from bot.sip.uri import SipUri, Uri
 
+_MAX_FORWARDS = ("max-forwards", "Max-Forwards", "70")  # RFC 3261 §8.1.1.6
+"""The Max-Forwards row of every in-dialog request (a Headers row: key, name, value)."""
 # Methods whose requests and 2xx refresh the remote target (RFC 3261 §12.2; RFC 3311; RFC 6665)
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
 DialogId = tuple[str, str, str]
@@ -38,10 +40,10 @@ class Dialog:
     """False while early (a 1xx with a tag, §12.1); True once a 2xx (or NOTIFY) arrived."""
     usage: str = "INVITE"
     """The method that created it: INVITE or SUBSCRIBE."""
-    _written: tuple[Address, Address, tuple[str, str], tuple[str, str]] | None = field(
+    _written: tuple[Address, Address, tuple[str, str, str], tuple[str, str, str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-    """``local`` and ``remote`` and their From and To header fields; written again when either
+    """``local`` and ``remote`` and their From and To header rows; written again when either
     is replaced (Address is frozen: the same object always reads the same)."""
     id: DialogId = field(init=False, repr=False, compare=False)
     """(Call-ID, local tag, remote tag): fixed when the dialog is created (RFC 3261 §12),
@@ -138,23 +140,29 @@ class Dialog:
             written = self._written = (
                 self.local,
                 self.remote,
-                ("From", str(self.local)),
-                ("To", str(self.remote)),
+                ("from", "From", str(self.local)),
+                ("to", "To", str(self.remote)),
             )
-        # built at once, in wire order: one of these per message the bot sends
-        pairs = [] if via is None else [("Via", str(via))]
-        pairs.append(("Max-Forwards", "70"))
+        # built at once, in wire order, as Headers rows (key, name, value): one of these per
+        # message the bot sends, each name's key (header_key) written here, not looked up
+        rows = [] if via is None else [("via", "Via", str(via))]
+        rows.append(_MAX_FORWARDS)
         if self.route_set:
             uri, routes = self._request_target()
-            pairs += [("Route", route) for route in routes]
+            rows += [("route", "Route", route) for route in routes]
         else:
             uri = self.remote_target
-        pairs += (written[2], written[3], ("Call-ID", self.call_id), ("CSeq", f"{cseq} {method}"))
+        rows += (
+            written[2],
+            written[3],
+            ("call-id", "Call-ID", self.call_id),
+            ("cseq", "CSeq", f"{cseq} {method}"),
+        )
         if contact is not None and method in TARGET_REFRESH:
-            pairs.append(("Contact", str(contact)))
+            rows.append(("contact", "Contact", str(contact)))
         if content_type is not None:
-            pairs.append(("Content-Type", content_type))
-        return Request(method, uri, Headers.of(*pairs), body)
+            rows.append(("content-type", "Content-Type", content_type))
+        return Request(method, uri, Headers(rows), body)
 
     def create_ack(self, invite_cseq: int, *, via: Via | None = None, body: bytes = b"") -> Request:
         """The ACK for a 2xx to an INVITE of this dialog (RFC 3261 §13.2.2.4)."""

@@ -55,7 +55,7 @@ class TransactionLayer(ClientSide, ServerSide):
         if isinstance(message, Response):
             self._receive_response(message, now)  # counted there, by the CSeq it reads
             return
-        self.stats.messages.request("in", message)
+        self.stats.messages.inbound.request(message.method)
         if len(data) > self.max_message_size:
             if message.method == "ACK":
                 self.stats.dropped += 1  # never answered (RFC 3261 §17.2.3)

@@ -277,5 +277,5 @@ class LayerBase:
                 del self._by_peer[address]
 
     def _send_stateless(self, response: Response, peer: Peer) -> None:
-        self.stats.messages.response("out", response)
+        self.stats.messages.outbound.response(response)
         self.outgoing.append((response.serialize(), peer))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.sip.events import ResponseReceived, TransactionTimedOut
+from bot.sip.errors import ProtocolStateError
+from bot.sip.events import TransactionTimedOut, response_received
 from bot.sip.headers import Headers
 from bot.sip.layer_base import LATE_TIMEOUTS, LayerBase
 from bot.sip.message import Request, Response
@@ -69,7 +70,7 @@ class ClientSide(LayerBase):
         tx = ClientTransaction((branch, request.method), request, peer)
         tx.wire = wire if wire is not None else request.serialize()
         self._store(self._client, tx)
-        self.stats.messages.request("out", request)
+        self.stats.messages.outbound.request(request.method)
         self.outgoing.append((tx.wire, peer))
         t1 = self.timers.t1
         if peer.reliable:  # Timers A and E: retransmit only over unreliable transports
@@ -92,7 +93,7 @@ class ClientSide(LayerBase):
         """Send the TU's ACK for a 2xx (RFC 3261 §13.2.2.4); it is re-sent for every
         retransmission of that 2xx while the transaction is Accepted."""
         wire = ack.serialize()
-        self.stats.messages.request("out", ack)
+        self.stats.messages.outbound.request(ack.method)
         if transaction is not None:
             transaction.ack = wire
         self.outgoing.append((wire, peer))
@@ -121,12 +122,12 @@ class ClientSide(LayerBase):
         # parse_message read CSeq and the top Via of every response it returns (§17.1.3)
         method = response.cseq.method
         status = response.status
-        self.stats.messages.answer("in", method, status)
+        self.stats.messages.inbound.answer(method, status)
         key = (response.vias[0].branch, method)  # §17.1.3
         tx = self._client.get(key)
         if tx is None:
             if method == "INVITE" and 200 <= status < 300:
-                self.events.append(ResponseReceived(response=response, transaction=None))
+                self.events.append(response_received(response, None))
             elif key not in self._answered:  # there, absorbed in Completed (§17.1.2.2)
                 self.stats.dropped += 1
             return
@@ -136,13 +137,15 @@ class ClientSide(LayerBase):
             self.outgoing.append((tx.ack, tx.peer))  # the 2xx was retransmitted: so is our ACK
             self.stats.retransmissions_sent += 1
             return
-        if not tx.allows(event):
+        try:
+            tx.move(event)
+        except ProtocolStateError:
             # a response the transaction no longer expects: a 1xx or a failure (a late 401
             # after a CANCEL) once a 2xx has arrived, a 1xx or 2xx after a failure (RFC 3261
-            # §17.1.1.2, RFC 6026 §7.2). It comes from the wire: dropped, never an error of ours.
+            # §17.1.1.2, RFC 6026 §7.2). It comes from the wire: dropped, never an error of ours
+            # (the state table is looked up once, by the move itself).
             self.stats.out_of_state += 1
             return
-        tx.move(event)
         if tx.is_invite:
             tx.timers.pop(Timer.A, None)  # §17.1.1.2: any response stops retransmissions
         self._on_response[tx.is_invite, tx.state](tx, before, response, now)
@@ -152,7 +155,7 @@ class ClientSide(LayerBase):
     ) -> None:
         if not tx.cancelled:  # §17.1.1.2: in Proceeding only the TU may give up
             tx.timers.pop(Timer.B, None)
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _invite_failed(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -160,12 +163,12 @@ class ClientSide(LayerBase):
         # §17.1.1.3: the transaction itself ACKs a non-2xx final response, and each copy of it
         if tx.ack is None:
             ack = _ack_for_failure(kept_request(tx), response)
-            self.stats.messages.request("out", ack)
+            self.stats.messages.outbound.request(ack.method)
             tx.ack = ack.serialize()
             tx.last_response = response
             tx.timers.pop(Timer.B, None)
             self._arm(tx, Timer.D, now, 0 if tx.peer.reliable else 32.0)
-            self.events.append(ResponseReceived(response=response, transaction=tx))
+            self.events.append(response_received(response, tx))
         self.outgoing.append((tx.ack, tx.peer))
 
     def _invite_accepted(
@@ -175,14 +178,14 @@ class ClientSide(LayerBase):
             tx.timers.pop(Timer.B, None)
             tx.last_response = response
             self._arm(tx, Timer.M, now, 64 * self.timers.t1)  # RFC 6026 §7.2 Timer M
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _non_invite_provisional(
         self, tx: ClientTransaction, before: State, response: Response, now: float
     ) -> None:
         if Timer.E in tx.timers:  # §17.1.2.2: in Proceeding Timer E is reset to T2
             tx.interval = self.timers.t2
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _non_invite_final(
         self, tx: ClientTransaction, before: State, response: Response, now: float
@@ -195,7 +198,7 @@ class ClientSide(LayerBase):
         address = peer.address
         delay = 0 if peer.reliable else self.timers.t4
         self._keep_answered(self._client, tx, Timer.K, delay, now, b"", address)
-        self.events.append(ResponseReceived(response=response, transaction=tx))
+        self.events.append(response_received(response, tx))
 
     def _retransmit_invite(self, tx: ClientTransaction, now: float) -> None:
         """Timer A: send the INVITE again; the interval doubles without bound (§17.1.1.2)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.sip.errors import SipParseError
-from bot.sip.events import AckReceived, CancelReceived, RequestReceived, TransactionTimedOut
+from bot.sip.events import AckReceived, CancelReceived, TransactionTimedOut, request_received
 from bot.sip.inbound import apply_rport, reply_address, server_key
 from bot.sip.layer_base import LayerBase
 from bot.sip.message import Request, Response, make_response
@@ -59,7 +59,7 @@ class ServerSide(LayerBase):
             return
         tx.move(response_event(response.status))
         # the CSeq method of a response in a transaction is its request's (RFC 3261 §8.2.6.2)
-        self.stats.messages.answer("out", tx.method, response.status)
+        self.stats.messages.outbound.answer(tx.method, response.status)
         tx.last_response = response
         tx.wire = response.serialize()
         self.outgoing.append((tx.wire, tx.reply_to))
@@ -136,7 +136,7 @@ class ServerSide(LayerBase):
         if request.method in UNANSWERED:
             # BENOTIFY is never answered (MS-SIP §3.5, §4.4: "best effort" NOTIFY):
             # nothing would ever end a stored transaction, so none is kept
-            self.events.append(RequestReceived(request=request, transaction=tx))
+            self.events.append(request_received(request, tx))
             return
         self._store(self._server, tx)
         if tx.is_invite:
@@ -145,7 +145,7 @@ class ServerSide(LayerBase):
         if request.method == "CANCEL":
             self._receive_cancel(tx, now)
             return
-        self.events.append(RequestReceived(request=request, transaction=tx))
+        self.events.append(request_received(request, tx))
 
     def _server_retransmission(
         self, tx: ServerTransaction, request: Request, peer: Peer, now: float

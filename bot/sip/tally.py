@@ -5,16 +5,15 @@ extensible tokens; §21: any three-digit status is valid)."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.sip.errors import SipParseError
-from bot.sip.message import Request, Response
+from bot.sip.message import Response
 from bot.sip.validation import KNOWN_METHODS
 
 Direction = Literal["in", "out"]
-DIRECTIONS: tuple[Direction, ...] = ("in", "out")
 OTHER = "other"
 """The method label of a method the bot does not know, or of a response it cannot read."""
 SENT_STATUSES = frozenset(
@@ -23,10 +22,8 @@ SENT_STATUSES = frozenset(
 )  # fmt: skip
 """Statuses the bot itself answers with: counted by exact value (every status of
 ``make_response`` in bot/ is here, a test checks it); any other by its class."""
-
-
-def method_label(method: str) -> str:
-    return method if method in KNOWN_METHODS else OTHER
+METHOD_LABELS = (*sorted(KNOWN_METHODS), OTHER)
+"""Every method label, in the order /metrics lists them."""
 
 
 def status_label(status: int) -> str:
@@ -35,8 +32,42 @@ def status_label(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status <= 699 else OTHER
 
 
-_STATUS_LABELS = {status: status_label(status) for status in range(100, 700)}
-"""status_label of every valid status, looked up per response instead of worked out."""
+@dataclass(slots=True)
+class FlowTally:
+    """The messages of one direction, counted for each one on the layer's path with no more
+    than a dict entry: per method label for requests, per method label and status for
+    responses - a status's label (:func:`status_label`) is worked out when they are read
+    (:meth:`read`). A status is three digits (RFC 3261 §7.2): bounded keys there too."""
+
+    requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METHOD_LABELS, 0))
+    """Method label -> requests: every label there from the start."""
+    responses: dict[str, defaultdict[int, int]] = field(
+        default_factory=lambda: {label: defaultdict(int) for label in METHOD_LABELS}
+    )
+    """Method label of the CSeq -> status -> responses."""
+
+    def request(self, method: str) -> None:
+        self.requests[method if method in KNOWN_METHODS else OTHER] += 1
+
+    def answer(self, method: str, status: int) -> None:
+        """A response whose CSeq method is known already (the layer's transaction's)."""
+        self.responses[method if method in KNOWN_METHODS else OTHER][status] += 1
+
+    def response(self, response: Response) -> None:
+        """A response, counted under the method of its CSeq."""
+        try:
+            method = response.cseq.method
+        except SipParseError:
+            method = OTHER
+        self.answer(method, response.status)
+
+    def read(self) -> Counter[tuple[str, str]]:
+        """Responses by (method label, status label)."""
+        counted: Counter[tuple[str, str]] = Counter()
+        for method, statuses in self.responses.items():
+            for status, count in statuses.items():
+                counted[method, status_label(status)] += count
+        return counted
 
 
 @dataclass(slots=True)
@@ -45,22 +76,11 @@ class MessageTally:
     status): first transmissions and whatever arrived, not the layer's own retransmissions
     (LayerStats counts those)."""
 
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    responses: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    inbound: FlowTally = field(default_factory=FlowTally)
+    """What arrived ("in")."""
+    outbound: FlowTally = field(default_factory=FlowTally)
+    """What the bot sent ("out")."""
 
-    def request(self, direction: Direction, request: Request) -> None:
-        method = request.method
-        self.requests[direction, method if method in KNOWN_METHODS else OTHER] += 1
-
-    def response(self, direction: Direction, response: Response) -> None:
-        """A response, counted under the method of its CSeq."""
-        try:
-            method = response.cseq.method
-        except SipParseError:
-            method = OTHER
-        self.answer(direction, method, response.status)
-
-    def answer(self, direction: Direction, method: str, status: int) -> None:
-        """A response whose CSeq method is known already (the layer's transaction's)."""
-        label = method if method in KNOWN_METHODS else OTHER
-        self.responses[direction, label, _STATUS_LABELS.get(status, OTHER)] += 1
+    def flows(self) -> tuple[tuple[Direction, FlowTally], ...]:
+        """Each direction's label and tally."""
+        return ("in", self.inbound), ("out", self.outbound)

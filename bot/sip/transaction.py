@@ -240,10 +240,6 @@ class Transaction:
         self.wire = b""
         """The bytes retransmitted: the request (client) or the last response (server)."""
 
-    def allows(self, event: Ev) -> bool:
-        """Whether ``event`` is a move the machine has from its state."""
-        return (self.state, event) in self._table
-
     def move(self, event: Ev) -> State:
         """Apply ``event``; raise :class:`ProtocolStateError` for a move the RFC does not allow."""
         new = self._table.get((self.state, event))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import get_args
 
@@ -60,6 +61,23 @@ def test_non_invite_round_trip_and_cleanup_timers_j_and_k() -> None:
     assert link.server.transaction_count == 1
     link.advance(64 * T1 - T4)  # Timer J = 64*T1 on UDP
     assert link.server.transaction_count == 0
+
+
+def test_the_layers_events_are_the_frozen_dataclasses_with_every_field() -> None:
+    """The request and response events the layer makes with their slots' setters (issue 19:
+    CPU per message) equal the dataclasses made the usual way, and are as frozen."""
+    link = Link()
+    tx = link.client.send_request(link.request("MESSAGE"), link.server_peer, 0.0)
+    link.flush()
+    incoming = received(link)[0]
+    assert incoming == RequestReceived(request=incoming.request, transaction=incoming.transaction)
+    answer(link, 200)
+    response = next(e for e in link.client_events if isinstance(e, ResponseReceived))
+    assert response == ResponseReceived(response=finals(link)[0], transaction=tx)
+    assert repr(response).startswith("ResponseReceived(response=")
+    for event, name in ((incoming, "request"), (response, "transaction")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(event, name, None)
 
 
 def test_timer_e_doubles_to_t2_and_timer_f_times_out() -> None:
