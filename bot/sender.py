@@ -5,7 +5,7 @@ conference services only carry it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,10 +14,12 @@ class Sender:
 
     user: str
     domain: str
+    address: str = field(init=False, repr=False, compare=False)
+    """``user@domain``: made once with the sender (the gate keeps one Sender per user), not
+    at each of the three reads of a command (the dispatcher, the loop guard twice)."""
 
-    @property
-    def address(self) -> str:
-        return f"{self.user}@{self.domain}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", f"{self.user}@{self.domain}")
 
     @property
     def uri(self) -> str:

@@ -187,14 +187,10 @@ class Dispatcher:
         memory = self.memory.get(address, now)
         if not spec.answers_question:
             memory.pop(CONFIRMATION, None)  # a question is answered by the very next message
+        # sender, args, config, registry, services, memory, is_admin: in order (no keywords,
+        # see CommandContext)
         context = CommandContext(
-            sender=sender,
-            args=args,
-            config=self.config,
-            registry=self.registry,
-            services=self.services,
-            memory=memory,
-            is_admin=admin,
+            sender, args, self.config, self.registry, self.services, memory, admin
         )
         try:
             return await spec.handler(context), spec.name, "ok"

@@ -76,10 +76,10 @@ class Paged:
     """What an item is, for the count of those left."""
 
 
-@dataclass(slots=True)
-class _Left:
-    reply: Paged
-    shown: int
+_Left = tuple[Paged, int]
+"""What waits in a sender's memory for 'more' (under PAGES): the reply and how many of its
+items were shown. A plain pair, replaced at each page (not an object made for each paged
+reply)."""
 
 
 def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str:
@@ -95,7 +95,7 @@ def first_page(reply: str | Paged, memory: dict[str, Any], budget: int = MAX_REP
     else:
         paged, page, shown = _paged_first(reply, budget)
     if shown < len(paged.items):
-        memory[PAGES] = _Left(paged, shown)
+        memory[PAGES] = (paged, shown)
     else:
         memory.pop(PAGES, None)
     return page
@@ -122,10 +122,10 @@ def _items_first_page(reply: Paged, budget: int) -> tuple[Paged, str, int]:
 def _paged_first(reply: Paged, budget: int) -> tuple[Paged, str, int]:
     """``reply`` as kept for 'more' (bounded), its first page and the items that page shows."""
     paged = _bounded(reply)
-    memory: dict[str, Any] = {PAGES: _Left(paged, 0)}
+    memory: dict[str, Any] = {PAGES: (paged, 0)}
     page = _page(memory, budget)
     left: _Left | None = memory.get(PAGES)
-    return paged, page, left.shown if left is not None else len(paged.items)
+    return paged, page, left[1] if left is not None else len(paged.items)
 
 
 def next_page(memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str | None:
@@ -135,7 +135,8 @@ def next_page(memory: dict[str, Any], budget: int = MAX_REPLY_BYTES) -> str | No
 
 def _page(memory: dict[str, Any], budget: int) -> str:
     left: _Left = memory[PAGES]
-    reply, start, total = left.reply, left.shown, len(left.reply.items)
+    reply, start = left
+    total = len(reply.items)
     heading = reply.heading if start == 0 else reply.continued
     lines = [heading] if heading else []
     used = size(heading)  # bytes of "\n".join(lines), kept as lines are added (not re-joined)
@@ -154,7 +155,7 @@ def _page(memory: dict[str, Any], budget: int) -> str:
         del memory[PAGES]
         lines += [reply.footer] if reply.footer else []
     else:
-        left.shown = shown
+        memory[PAGES] = (reply, shown)
         lines.append(_more(total - shown, reply))
     return shorten("\n".join(lines), budget)
 

@@ -93,8 +93,11 @@ class ImService:
         await self.sessions.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for task in list(self._tasks):
+        for task in self._tasks:
             task.cancel()
+        # a command's task cancelled before its first step never reaches the finally where
+        # it forgets itself (:meth:`_reply`): forgotten here, as the others will be anyway
+        self._tasks.clear()
 
     # --- incoming ----------------------------------------------------------------------------
 
@@ -199,7 +202,8 @@ class ImService:
     ) -> None:
         """The task of one command (a slow one blocks none): the answer, sent the way the user
         wrote. A session outlives a long command of its own (announce): not idle while it
-        runs, quiet from its end on. The task logs its own failure, as :meth:`_done` would."""
+        runs, quiet from its end on. The task logs its own failure, as :meth:`_done` would,
+        and forgets itself as it ends (``guarded``, :meth:`_spawn`)."""
         session = to if isinstance(to, ImSession) else None
         if session is not None:
             session.running += 1
@@ -235,6 +239,7 @@ class ImService:
         except Exception as exc:
             log.error("im.task.failed", error=repr(exc))
         finally:
+            self._tasks.discard(asyncio.current_task())
             if session is not None:
                 session.running -= 1
                 session.last_activity = self._loop.time()
@@ -271,11 +276,14 @@ class ImService:
             self.receipts.sweep(now, RECEIPT_WAIT)
 
     def _spawn(self, work: Coroutine[Any, Any, None], *, guarded: bool = False) -> None:
-        """``work`` in a task of its own; ``guarded``: it logs its own failure, so its end
-        costs no more than being forgotten."""
+        """``work`` in a task of its own; ``guarded``: it logs its own failure and forgets its
+        own task as it ends (in a ``finally``, as :meth:`_reply` does), so its end costs
+        nothing more - no done callback, which the loop would run as one more callback of its
+        own for every command."""
         task = self._loop.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard if guarded else self._done)
+        if not guarded:
+            task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -91,6 +91,11 @@ class ImSessions:
         self._spawn = spawn
         self._by_id: dict[DialogId, ImSession] = {}
         self._by_sender: dict[Sender, dict[DialogId, ImSession]] = {}
+        self._uri = str(identity.uri)
+        """The bot's URI as our SDP answers name it (formatted once: the identity is fixed)."""
+        self._contacts: dict[tuple[str, str], str] = {}
+        """(our user, transport) -> the Contact of our 200s: the endpoint's addresses are fixed
+        once it listens, before any session (made once, not for every session)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -104,7 +109,7 @@ class ImSessions:
         except SipParseError:
             offer = None
         host, port = self.endpoint.address(incoming.peer.transport)
-        result = answer_message(offer, host, port, str(self.identity.uri)) if offer else None
+        result = answer_message(offer, host, port, self._uri) if offer else None
         if result is None:
             response = make_response(request, 488, "Not Acceptable Here (IM sessions only)")
             response.headers.add("Warning", '304 sipbot "only m=message sessions are accepted"')
@@ -157,12 +162,17 @@ class ImSessions:
         # so a record-routing proxy (Kamailio's dispatcher) stays on the caller's route set
         for value in request.headers.values("record-route"):
             response.headers.add("Record-Route", value)
-        response.headers.add(
-            "Contact", str(self.endpoint.contact(self.config.sip.user, session.peer.transport))
-        )
+        response.headers.add("Contact", self._contact(self.config.sip.user, session.peer.transport))
         response.headers.add("Content-Type", "application/sdp")
         response.body = session.answer_sdp
         return response
+
+    def _contact(self, user: str, transport: str) -> str:
+        key = (user, transport)
+        contact = self._contacts.get(key)
+        if contact is None:
+            contact = self._contacts[key] = str(self.endpoint.contact(user, transport))
+        return contact
 
     def in_session(
         self, incoming: ServerRequest, session: ImSession, now: float

@@ -112,3 +112,29 @@ async def test_a_command_that_fails_is_logged_and_holds_its_session_no_longer(
         bye = await asyncio.wait_for(user.received.get(), 5)
         assert bye.method == "BYE" and bye.call_id == invite.call_id
         assert im.session_count == 0
+
+
+async def test_a_command_s_task_is_forgotten_at_its_end_and_at_shutdown_before_its_start(
+    runtime: Runtime,
+) -> None:
+    """Each command's task forgets itself as it ends (no done callback); one cancelled by the
+    shutdown before its first step, which never reaches that end, is forgotten by the
+    shutdown: nothing is left for ``drain`` to wait on for ever."""
+    assert runtime.im is not None
+    im = runtime.im
+    user, bot = Alice(), Peer("UDP", *runtime.endpoint.address())
+    async with phone(user) as alice:
+        _, message = await session_and_command(alice, bot, "help")
+        assert (await alice.request(message, destination=bot)).status == 200
+        assert (await next_message(user)).body.startswith(b"Commands:")
+        await asyncio.wait_for(im.drain(), 5)
+        assert not im._tasks
+
+        async def never_started() -> None:
+            raise AssertionError("cancelled before its first step")
+
+        im._spawn(never_started(), guarded=True)
+        assert len(im._tasks) == 1
+        await im.close()
+        assert not im._tasks
+        await asyncio.wait_for(im.drain(), 5)

@@ -348,3 +348,36 @@ async def test_the_2xx_carries_the_invites_record_route_in_order(calm: Runtime) 
         assert ok.status == 200
         assert ok.headers.values("record-route") == routes
         assert Dialog.as_uac(invite, ok).route_set == list(reversed(routes))
+
+
+async def test_each_session_s_200_names_the_bot_s_contact_on_its_own_transport(
+    tmp_path: Path,
+) -> None:
+    """RFC 3261 §12.1.1: the 2xx's Contact is where the session's requests go - the bot's
+    address over the transport the INVITE came on, the same for every session on it."""
+    listen = (ListenConfig(transport="udp", port=0), ListenConfig(transport="tcp", port=0))
+    config = Config(
+        sip=SipConfig(listen=listen),
+        conferences=ConferencesConfig(database_url=f"sqlite+aiosqlite:///{tmp_path / 'db'}"),
+    )
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        udp = runtime.endpoint.address("UDP")
+        tcp = runtime.endpoint.address("TCP")
+        endpoint = EndpointConfig(
+            listen=(Listen(port=0), Listen(transport="TCP", port=0)), timers=FAST
+        )
+        async with SipEndpoint(endpoint) as alice:
+            contacts = []
+            for transport, (host, port) in (("UDP", udp), ("TCP", tcp), ("UDP", udp)):
+                invite, ok = await open_session(alice, Peer(transport, host, port))
+                assert ok.status == 200
+                contacts.append(str(ok.contacts[0].uri))
+        assert contacts == [
+            f"sip:bot@{udp[0]}:{udp[1]}",
+            f"sip:bot@{tcp[0]}:{tcp[1]};transport=tcp",
+            f"sip:bot@{udp[0]}:{udp[1]}",
+        ]
+    finally:
+        await runtime.stop()

@@ -141,3 +141,27 @@ def test_in_dialog_credentials_must_name_the_sessions_user() -> None:
     as_alice = request.copy()
     assert DigestClient("alice", "alice-demo").authorize(as_alice, again.response)
     assert gate.in_dialog(Incoming(as_alice, elsewhere), dialog, USER, 1.0) == dialog
+
+
+def test_no_credentials_or_another_realm_s_get_a_fresh_challenge_and_count_for_nothing() -> None:
+    """RFC 3261 §22.1: a request without credentials for our realm - none at all, as every
+    client's first, or another realm's only - is challenged at once (401, one challenge per
+    algorithm, no hold), and is no failed attempt (bot.services.guard)."""
+    gate = IdentityGate(Config(registrar={"digest_algorithms": ["SHA-256", "MD5"]}))
+    bare = message("alice")
+    foreign = message("alice")
+    foreign.headers.add("Authorization", 'Digest username="alice", realm="elsewhere.test", '
+                        'nonce="n", uri="sip:bot@example.test", response="00"')  # fmt: skip
+    foreign.headers.add("Proxy-Authorization", 'Digest username="alice", realm="other.test", '
+                        'nonce="n", uri="sip:bot@example.test", response="00"')  # fmt: skip
+    for request in (bare, foreign):
+        refused = gate.identify(Incoming(request, USER), 0.0)
+        assert isinstance(refused, Refused) and refused.delay == 0.0
+        assert refused.response.status == 401
+        challenges = refused.response.headers.rows("www-authenticate")
+        assert [value.split("algorithm=")[1].split(",")[0] for value in challenges] == [
+            "SHA-256",
+            "MD5",
+        ]
+        assert all('realm="example.test"' in value for value in challenges)
+    assert not gate.guard.failures_total
