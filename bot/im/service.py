@@ -239,7 +239,7 @@ class ImService:
         except Exception as exc:
             log.error("im.task.failed", error=repr(exc))
         finally:
-            self._tasks.discard(asyncio.current_task())
+            self._tasks.discard(asyncio.current_task(self._loop))
             if session is not None:
                 session.running -= 1
                 session.last_activity = self._loop.time()

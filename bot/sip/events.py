@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.sip.headers import _slot_setters
+from bot.sip.headers import slot_setters
 from bot.sip.message import Request, Response
 from bot.sip.transaction import ClientTransaction, Peer, ServerTransaction
 
@@ -65,14 +65,12 @@ class TransportFailed:
 
 
 _new = object.__new__
-_set_request, _set_request_transaction = _slot_setters(RequestReceived, "request", "transaction")
-_set_response, _set_response_transaction = _slot_setters(
-    ResponseReceived, "response", "transaction"
-)
+_set_request, _set_request_transaction = slot_setters(RequestReceived, "request", "transaction")
+_set_response, _set_response_transaction = slot_setters(ResponseReceived, "response", "transaction")
 
 
 # The layer makes one of these two per message it hands up (thousands a second): made with the
-# slots' own setters, every field set (_slot_setters checks the names are all the fields), at
+# slots' own setters, every field set (slot_setters checks the names are all the fields), at
 # half the cost of a frozen dataclass's __init__, which sets each through object.__setattr__.
 def request_received(request: Request, transaction: ServerTransaction) -> RequestReceived:
     """``RequestReceived(request=request, transaction=transaction)``."""

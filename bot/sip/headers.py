@@ -347,7 +347,7 @@ def _read_common_sent_by(text: str) -> tuple[str, str, int | None] | None:
 _common_sent_by = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_read_common_sent_by)
 
 
-def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
+def slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
     """The slot setters of the frozen slotted dataclass ``cls``, for a parser's fast path that
     makes instances of it from values it has checked: the ``__init__`` a frozen dataclass gets
     sets each field through ``object.__setattr__``, twice the cost. ``names`` must be all of
@@ -358,7 +358,7 @@ def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], No
 
 
 _new = object.__new__
-_set_via_transport, _set_via_host, _set_via_port, _set_via_params = _slot_setters(
+_set_via_transport, _set_via_host, _set_via_port, _set_via_params = slot_setters(
     Via, "transport", "host", "port", "params"
 )
 
@@ -521,4 +521,4 @@ def _parse_cseq(value: str) -> CSeq:
 
 
 _parse_cseq_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_parse_cseq)
-_set_cseq_seq, _set_cseq_method = _slot_setters(CSeq, "seq", "method")
+_set_cseq_seq, _set_cseq_method = slot_setters(CSeq, "seq", "method")

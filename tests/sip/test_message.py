@@ -15,8 +15,8 @@ from bot.sip.headers import (
     Via,
     _common_sent_by,
     _parse_cseq_cached,
-    _slot_setters,
     header_key,
+    slot_setters,
 )
 from bot.sip.uri import MAX_CACHED_VALUE, PARSE_CACHE_SIZE, AbsoluteUri, TelUri, parse_uri
 
@@ -128,7 +128,7 @@ def test_values_the_fast_paths_make_have_every_field_and_compare_as_built_ones()
     assert hash(via) == hash(replace(via)) and CSeq.parse("7 MESSAGE") == CSeq(7, "MESSAGE")
     # a field added later could not be left unset by the fast paths: they name every field
     with pytest.raises(TypeError, match="fields"):
-        _slot_setters(Via, "transport", "host", "port")
+        slot_setters(Via, "transport", "host", "port")
 
 
 def test_parsed_values_follow_every_change_of_the_headers() -> None:
