@@ -33,8 +33,7 @@ async def my_meetings(ctx: CommandContext) -> str | Paged:
     zone = ctx.services.zone
     shown: _Shown | None = ctx.memory.get(SHOWN)
     if shown is None or shown.zone is not zone or shown.conferences != conferences:
-        ids = tuple(c.conference_id for c in conferences)
-        shown = ctx.memory[SHOWN] = _Shown(conferences, zone, ids, _listing(conferences, zone))
+        shown = ctx.memory[SHOWN] = _Shown(conferences, zone, _listing(conferences, zone))
     else:  # equal: mostly the very objects (the store keeps them), compared at once next time
         shown.conferences = conferences
     return shown.reply
@@ -48,9 +47,12 @@ class _Shown:
 
     conferences: tuple[Conference, ...]
     zone: tzinfo
-    ids: tuple[str, ...]
-    """What 'meeting N' numbers, in order."""
     reply: str | Paged
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """What 'meeting N' numbers, in order."""
+        return tuple(c.conference_id for c in self.conferences)
 
 
 def _listing(conferences: tuple[Conference, ...], zone: tzinfo) -> str | Paged:

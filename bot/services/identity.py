@@ -195,11 +195,6 @@ class IdentityGate:
         this source is a failure (bot.services.guard); verdicts on a much-guessed user name
         are paced."""
         source = peer.host
-        headers = request.headers
-        if "authorization" not in headers and "proxy-authorization" not in headers:
-            # no credentials at all (every client's first request): nothing to verify, and
-            # the challenge is the very one that ends the loop below for credentials not ours
-            return Refused(self.challenge(request, source, now))
         passwords = self.settings.passwords
         wrong: str | None = None
         guessed = False

@@ -98,9 +98,6 @@ def make_response(
 
 def _has_to_tag(request: Request) -> bool:
     """Whether the request's To has a tag; an unparseable To is copied as it is."""
-    to = request.headers.parsed.get("to")
-    if isinstance(to, Address):  # parsed already, as the parser does
-        return to.tag is not None
     try:
         return request.to.tag is not None
     except SipParseError:

@@ -123,11 +123,7 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
             response = make_response(request, 415)
             response.headers.add("Accept", ", ".join(sorted(policy.content_types)))
             return response
-        encodings = (
-            [e.lower() for e in request.headers.values("content-encoding") if e]
-            if "content-encoding" in present
-            else ()
-        )
+        encodings = [e.lower() for e in request.headers.values("content-encoding") if e]
         if encodings and any(e not in policy.content_encodings for e in encodings):
             response = make_response(request, 415)
             response.headers.add("Accept-Encoding", ", ".join(sorted(policy.content_encodings)))
@@ -140,6 +136,10 @@ def check_request(request: Request, policy: UasPolicy) -> Response | None:
     return None
 
 
+_PARSED = frozenset({"via", "from", "to"})
+"""What the parser parses of every request it returns (Message.parse_core), unless one failed."""
+
+
 def _parse_all(request: Request, present: dict[str, str]) -> None:
     """Parse every header the core relies on; a SipParseError means 400 (RFC 3261 §8.2.2).
     ``present``: the request's :meth:`Headers.first_values`."""
@@ -148,13 +148,9 @@ def _parse_all(request: Request, present: dict[str, str]) -> None:
         _ = (request.vias, request.from_, request.to)
     if "contact" in present:
         _ = request.contacts
-    if "route" in present or "record-route" in present:
-        for name in ("route", "record-route"):
-            for value in headers.values(name):
-                Address.parse(value)
-
-
-_PARSED = frozenset({"via", "from", "to"})
+    for name in ("route", "record-route"):
+        for value in headers.values(name):  # none: [] at once
+            Address.parse(value)
 
 
 def _accepts(request: Request, media_type: str) -> bool:
