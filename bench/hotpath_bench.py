@@ -200,7 +200,8 @@ async def drive(runtime: Runtime, args: argparse.Namespace) -> None:
         f"mode={args.mode} command={args.command!r} commands={args.commands} "
         f"per {'challenge' if args.mode == 'pager' else 'session'}={args.per_session} "
         f"cache_seconds={args.cache_seconds} "
-        f"loop={eventloop.name(asyncio.get_running_loop())}"
+        f"loop={eventloop.name(asyncio.get_running_loop())} "
+        f"python={sys.version.split()[0]} ({sys.executable})"
     )
     print(f"datagrams sent by the bot: {wire.count / args.commands:.2f} per command")
     print(

@@ -135,7 +135,8 @@ def main() -> None:
     ok, failed = count(screen, "Successful call"), count(screen, "Failed call")
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-        f"{platform.python_version()}; SIPp and the bot on the same machine"
+        f"{platform.python_version()} ({sys.executable}: the bot runs on the same interpreter, "
+        "whose build moves the figures); SIPp and the bot on the same machine"
     )
     print(
         f"mode={args.mode}{' preauth' if args.preauth else ''} command={args.command!r} "
