@@ -32,10 +32,13 @@ def supported(algorithm: str) -> bool:
 
 
 _PLAIN_PARAM = re.compile(
-    r'[ \t,]*([A-Za-z0-9\-.!%*_+`\'~]+)[ \t]*=[ \t]*(?:"([^"\\]*)"|([^",\s]*)[ \t]*(?=,|\Z))'
+    r"[ \t,]*+([A-Za-z0-9\-.!%*_+`\'~]++)[ \t]*+=[ \t]*+"
+    r'(?:"([^"\\]*+)"|([^",\s]*+)[ \t]*+(?=,|\Z))'
 )
 """One ``name=token`` or ``name="quoted"`` without escapes, as clients write them: the fast
-path of :func:`parse_auth_params` (every request of a pre-authorizing client is parsed)."""
+path of :func:`parse_auth_params` (every request of a pre-authorizing client is parsed).
+Possessive (``*+``, ``++``): what follows each repeat is a character it cannot take, so
+giving some back could never let the rest match, and the engine keeps no place to return to."""
 
 
 def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:

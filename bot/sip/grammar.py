@@ -14,8 +14,10 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 """The token rule as a regular expression, to build others from."""
 _TOKEN_RE = re.compile(TOKEN + r"\Z")
-# parameters that are all ``token [= token]`` with no LWS, the shape nearly every one has
-_TOKEN_PARAMS_RE = re.compile(f"{TOKEN}(?:={TOKEN})?(?:;{TOKEN}(?:={TOKEN})?)*\\Z")
+# parameters that are all ``token [= token]`` with no LWS, the shape nearly every one has;
+# possessive (``++``, ``?+``, ``*+``): a token holds neither "=" nor ";", so giving back what a
+# repeat took could never let the rest match, and the engine keeps no place to return to
+_TOKEN_PARAMS_RE = re.compile(f"{TOKEN}+(?:={TOKEN}+)?+(?:;{TOKEN}+(?:={TOKEN}+)?+)*+\\Z")
 _HEX = "0123456789abcdefABCDEF"
 
 Params = tuple[tuple[str, str | None], ...]

@@ -91,10 +91,6 @@ def _read_lines(lines: list[str]) -> tuple[str, list[tuple[str, str, str]], str 
         if row is not None:  # read before, and the same text reads the same
             rows.append(row)
             continue
-        # a continuation line starts with whitespace, which no header name does: never
-        # known, so only the lines not read before can be one
-        if line.startswith((" ", "\t")):
-            return None
         name, colon, value = line.partition(":")
         key = names.get(name)  # a name seen before, written as usual ("Via:", no space)
         if key is None:
@@ -102,6 +98,10 @@ def _read_lines(lines: list[str]) -> tuple[str, list[tuple[str, str, str]], str 
             key = names.get(name)
         if key is None:
             if not colon or not is_token(name):
+                # a continuation line starts with whitespace, which no header name does:
+                # never known, never a header line, so only a line read as none can be one
+                if line.startswith((" ", "\t")):
+                    return None
                 bad_line = bad_line or line
                 continue
             key = header_key(name)
