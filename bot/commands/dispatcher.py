@@ -8,6 +8,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -79,6 +80,18 @@ _read_kept = functools.lru_cache(maxsize=TEXTS_READ)(_read)
 send the same few commands."""
 
 
+@dataclass(slots=True)
+class _Tally:
+    """The answers of one command (or of messages naming none), for /metrics: counted in
+    plain dicts by outcome - a Counter keyed by (command, outcome) pairs cost a tuple and the
+    Counter's slower item access for every message."""
+
+    outcomes: dict[str, int]
+    """Outcome -> messages answered so."""
+    latency: Histogram
+    """How long its answers took."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -97,10 +110,9 @@ class Dispatcher:
         limit = config.im.rate_limit
         self._limiter = RateLimiter(limit.rate, limit.burst)
         self.memory = memory if memory is not None else SenderMemory()
-        self.answered: Counter[tuple[str, str]] = Counter()
-        """(command name or UNKNOWN, outcome) -> messages answered so: for /metrics."""
-        self.latency: dict[str, Histogram] = {}
-        """Command name or UNKNOWN -> how long its answers took: for /metrics."""
+        self._tallies: dict[str, _Tally] = {}
+        """Command name or UNKNOWN -> its answers: one record per command, found once per
+        message (read by /metrics as :attr:`answered` and :attr:`latency`)."""
         self._log = resolved(log)
         """Where the line of each command goes (bot.logs.resolved)."""
 
@@ -110,6 +122,19 @@ class Dispatcher:
         self._domains = _lowered(config.acl.allowed_domains)
         self._limiter.rate = config.im.rate_limit.rate
         self._limiter.burst = config.im.rate_limit.burst
+
+    @property
+    def answered(self) -> Counter[tuple[str, str]]:
+        """(command name or UNKNOWN, outcome) -> messages answered so: for /metrics."""
+        return Counter(
+            {(label, outcome): count for label, tally in self._tallies.items()
+             for outcome, count in tally.outcomes.items()}
+        )  # fmt: skip
+
+    @property
+    def latency(self) -> dict[str, Histogram]:
+        """Command name or UNKNOWN -> how long its answers took: for /metrics."""
+        return {label: tally.latency for label, tally in self._tallies.items()}
 
     def is_admin(self, address: str) -> bool:
         """``address`` (``user@domain``) is one of ``acl.admins``."""
@@ -130,7 +155,10 @@ class Dispatcher:
         address = sender.address
         answer, command, outcome = await self._answer(sender, address, text, started)
         label = command or UNKNOWN
-        self.answered[(label, outcome)] += 1
+        tally = self._tallies.get(label)
+        if tally is None:
+            tally = self._tallies[label] = _Tally({}, Histogram())
+        tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
         if isinstance(answer, Paged) or size(answer) > MAX_REPLY_BYTES:
             # the sender's memory as of this command (the one _answer got, unless it was
             # forgotten meanwhile: a long command)
@@ -138,10 +166,7 @@ class Dispatcher:
         else:
             reply = answer
         took = self._clock() - started
-        latency = self.latency.get(label)
-        if latency is None:
-            latency = self.latency[label] = Histogram()
-        latency.observe(took)
+        tally.latency.observe(took)
         self._log.info(
             "im.command.answered",
             call_id=call_id,

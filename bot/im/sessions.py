@@ -18,6 +18,7 @@ from bot.im.content import ImContent
 from bot.im.incoming import UNREADABLE, read_request
 from bot.im.loops import AUTO_SUBMITTED
 from bot.im.outgoing import Payload
+from bot.logs import resolved
 from bot.sender import Sender
 from bot.services.identity import Identified
 from bot.sip.dialog import Dialog, DialogId
@@ -93,6 +94,9 @@ class ImSessions:
         self._by_sender: dict[Sender, dict[DialogId, ImSession]] = {}
         self._uri = str(identity.uri)
         """The bot's URI as our SDP answers name it (formatted once: the identity is fixed)."""
+        self._log = resolved(log)
+        """Where each session's opening and closing are logged (bot.logs.resolved: two lines
+        per session, not through structlog's lazy proxy each time)."""
         self._contacts: dict[tuple[str, str], str] = {}
         """(our user, transport) -> the Contact of our 200s: the endpoint's addresses are fixed
         once it listens, before any session (made once, not for every session)."""
@@ -141,7 +145,7 @@ class ImSessions:
         if text is not None:  # said with Supported, so the client does not send it again
             response.headers.add("Supported", "ms-text-format")
             self._received(ImContent("text", text), sender, request, session, now)
-        log.info("im.session.opened", call_id=request.call_id, sender=sender.address)
+        self._log.info("im.session.opened", call_id=request.call_id, sender=sender.address)
         return response
 
     def _open(self, session: ImSession) -> None:
@@ -188,7 +192,7 @@ class ImSessions:
         session.last_activity = now
         if request.method == "BYE":
             self.forget(session)
-            log.info("im.session.closed", call_id=request.call_id, by="user")
+            self._log.info("im.session.closed", call_id=request.call_id, by="user")
             return make_response(request, 200)
         if request.method == "INVITE":  # a session refresh: same answer (RFC 3264 §8)
             return self._session_ok(request, session, None)
@@ -224,7 +228,7 @@ class ImSessions:
         self.forget(session)  # (again, harmless: the session may be forgotten already)
         bye = session.dialog.create_request("BYE")
         response = await self.endpoint.request(bye, destination=session.peer)
-        log.info(
+        self._log.info(
             "im.session.closed",
             call_id=session.dialog.call_id,
             by="bot",

@@ -10,8 +10,10 @@ from bot.config import Config
 from bot.runtime import Runtime
 from bot.sip import Headers, Request, Response, make_response, parse_uri
 from bot.sip.digest import DigestClient
+from bot.sip.headers import Address
 from bot.sip.message import new_tag
 from bot.sip.transaction import Peer, TimerConfig
+from bot.sip.uri import SipUri
 from bot.transport.endpoint import EndpointConfig, Listen, ServerRequest, SipEndpoint
 
 FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
@@ -76,6 +78,15 @@ async def test_replies_try_every_binding_at_once(tmp_path: Path) -> None:
             # one by one, the dead contact would hold the reply for 64*T1 = 32 s
             reply = await asyncio.wait_for(inbox.get(), 5)
             assert reply.method == "MESSAGE" and reply.body.startswith(b"Commands:")
+            # From: the bot's identity with a fresh tag, written as the tagged Address renders
+            tag = reply.from_.tag
+            assert tag is not None and len(tag) >= 8  # RFC 3261 §19.3: 32 random bits at least
+            bot_identity = Address(
+                uri=SipUri(user=config.sip.user, host=config.sip.domain),
+                display_name=config.sip.display_name,
+                params=(("tag", tag),),
+            )
+            assert reply.headers.get("From") == str(bot_identity)
     finally:
         silent.close()
         await runtime.stop()
