@@ -260,7 +260,7 @@ class ClientTransaction(Transaction):
     )
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer):
-        super().__init__(key, request, peer)
+        Transaction.__init__(self, key, request, peer)  # no super object: one per request
         self.request: Request | None = request
         """The request (an INVITE's is kept for its CANCEL and ACK)."""
         self.last_response: Response | None = None
@@ -282,7 +282,7 @@ class ServerTransaction(Transaction):
     )
 
     def __init__(self, key: tuple[object, ...], request: Request, peer: Peer, reply_to: Peer):
-        super().__init__(key, request, peer)
+        Transaction.__init__(self, key, request, peer)
         self.request: Request | None = request
         """The request; dropped (None) once the transaction has its final response, when only
         ``wire`` is needed to absorb retransmissions (and ``dialog_key`` to match the ACK of an
