@@ -150,18 +150,20 @@ class BotCollector(Collector):
             "Messages answered, by command (unknown: none named) and outcome",
             labels=["command", "outcome"],
         )
-        names = sorted({*dispatcher.command_names(), *(c for c, _ in dispatcher.answered)})
+        answered = dispatcher.answered  # built from the per-command tallies: read once
+        names = sorted({*dispatcher.command_names(), *(c for c, _ in answered)})
         for command in names:
             for outcome in OUTCOMES:
-                commands.add_metric([command, outcome], dispatcher.answered[(command, outcome)])
+                commands.add_metric([command, outcome], answered[(command, outcome)])
         yield commands
         latency = HistogramMetricFamily(
             "sipbot_im_command_seconds",
             "Seconds from a message to its reply, by command (unknown: none named)",
             labels=["command"],
         )
+        latencies = dispatcher.latency
         for command in names:
-            took = dispatcher.latency.get(command) or Histogram()
+            took = latencies.get(command) or Histogram()
             latency.add_metric([command], took.cumulative(), took.total)
         yield latency
 
