@@ -45,12 +45,10 @@ class PagerDelivery:
         self.endpoint = endpoint
         self.config = config
         self.registrar = registrar
-        self.identity = identity
-        """The bot's own address: the From of what it sends."""
         self._from = str(identity)
-        """``identity`` as text, formatted once (it is fixed): the From of each reply with a
-        fresh tag appended (bot.sip.message.new_request) - given the Address, every reply
-        would make and render a tagged copy of it."""
+        """The bot's own address (``identity``) as text, formatted once (it is fixed): the From
+        of each reply with a fresh tag appended (bot.sip.message.new_request) - given the
+        Address, every reply would make and render a tagged copy of it."""
         self._loop = asyncio.get_running_loop()
         self._log = resolved(log)
         """Where each delivery is logged (bot.logs.resolved)."""
